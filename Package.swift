@@ -1,0 +1,108 @@
+// swift-tools-version:6.0
+// Pagoda: an LLM serving system in Swift. Modules and layers follow docs/DESIGN (shared/DESIGN.md §2);
+// dependencies point downward only.
+import Foundation
+import PackageDescription
+
+// The CPU the numeric code is compiled for. AVX-512 (znver4: AVX-512 with bf16/VNNI) by default, runs on the Zen 5 machines
+// Pagoda is developed and benchmarked on; set PAGODA_TARGET_CPU=haswell (AVX2) or `native` to build
+// for another server. A binary built for AVX-512 does not start on a CPU without it.
+let targetCPU = ProcessInfo.processInfo.environment["PAGODA_TARGET_CPU"] ?? "znver4"
+
+// Numeric targets are optimized even in debug (test) builds: unoptimized Swift runs kernels ~100x slower.
+let numericSwift: [SwiftSetting] = [
+    .unsafeFlags(["-O", "-target-cpu", targetCPU]),
+]
+let numericC: [CSetting] = [
+    .unsafeFlags(["-O3", "-march=\(targetCPU)"]),
+]
+
+let package = Package(
+    name: "Pagoda",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pagoda", targets: ["pagoda"]),
+        .library(name: "PagodaEngine", targets: ["PagodaEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
+    ],
+    targets: [
+        // Layer 0
+        .target(name: "CPagodaKernels", cSettings: numericC),
+        .target(
+            name: "PagodaKernels", dependencies: ["CPagodaKernels"],
+            swiftSettings: numericSwift),
+        .target(name: "PagodaTokenizer"),
+        .target(name: "PagodaOpenAI"),
+        // Layer 1
+        .target(
+            name: "PagodaDistributed",
+            dependencies: ["CPagodaKernels", "PagodaKernels", .product(name: "Atomics", package: "swift-atomics")],
+            swiftSettings: numericSwift),
+        // Layer 2
+        .target(
+            name: "PagodaModel", dependencies: ["PagodaKernels", "PagodaDistributed"],
+            swiftSettings: numericSwift),
+        // Layer 3
+        .target(
+            name: "PagodaEngine",
+            dependencies: [
+                "PagodaModel", "PagodaDistributed", "PagodaTokenizer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Collections", package: "swift-collections"),
+            ]),
+        // Layer 4
+        .target(
+            name: "PagodaServer",
+            dependencies: [
+                "PagodaEngine", "PagodaOpenAI", "PagodaTokenizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .target(
+            name: "PagodaRouter",
+            dependencies: [
+                "PagodaOpenAI", "PagodaTokenizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .target(
+            name: "PagodaBench",
+            dependencies: [
+                "PagodaOpenAI", "PagodaTokenizer", "PagodaEngine",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
+        // Layer 5
+        .executableTarget(
+            name: "pagoda",
+            dependencies: [
+                "PagodaEngine", "PagodaServer", "PagodaRouter", "PagodaBench", "PagodaTokenizer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(name: "PagodaTestSupport", dependencies: ["PagodaModel"]),
+        // Tests mirror the modules one to one.
+        .testTarget(name: "PagodaKernelsTests", dependencies: ["PagodaKernels"], swiftSettings: numericSwift),
+        .testTarget(name: "PagodaTokenizerTests", dependencies: ["PagodaTokenizer"]),
+        .testTarget(name: "PagodaDistributedTests", dependencies: ["PagodaDistributed"]),
+        .testTarget(name: "PagodaModelTests", dependencies: ["PagodaModel", "PagodaTestSupport"]),
+        .testTarget(name: "PagodaEngineTests", dependencies: ["PagodaEngine", "PagodaTestSupport"]),
+        .testTarget(name: "PagodaServerTests", dependencies: ["PagodaServer", "PagodaOpenAI"]),
+        .testTarget(name: "PagodaRouterTests", dependencies: ["PagodaRouter"]),
+        .testTarget(name: "PagodaBenchTests", dependencies: ["PagodaBench"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

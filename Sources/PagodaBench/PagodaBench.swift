@@ -1,0 +1,1 @@
+// PagodaBench: see shared/DESIGN.md §2 for what this module owns.

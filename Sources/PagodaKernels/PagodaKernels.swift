@@ -1,0 +1,1 @@
+// PagodaKernels: see shared/DESIGN.md §2 for what this module owns.

@@ -1,0 +1,1 @@
+// PagodaRouter: see shared/DESIGN.md §2 for what this module owns.
