@@ -61,7 +61,7 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def signal(self, sig):
+    def send(self, sig):
         if self.alive():
             self.popen.send_signal(sig)
 

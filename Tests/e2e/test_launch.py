@@ -75,7 +75,7 @@ def test_two_ranks_start_answer_through_the_proxy_and_stop_cleanly(pagoda, tmp_p
     for i in range(4):
         assert c.completions.create(model="m", prompt=f"hello {i}", max_tokens=4).choices[0].text
 
-    launcher.signal(signal.SIGTERM)
+    launcher.send(signal.SIGTERM)
     assert launcher.popen.wait(timeout=20) == 0, launcher.output()
     assert "stopping all ranks" in launcher.output()
     assert not any(pid_alive(p) for p in pids)
@@ -113,8 +113,13 @@ def test_killed_launcher_leaves_no_ranks_behind(pagoda, tmp_path, procs):
     wait_for(lambda: "Front them with" in launcher.output() or not launcher.alive(), 60, launcher.output)
     pids = rank_pids(launcher.output())
     assert len(pids) == 2
-    launcher.stop(signal.SIGKILL, group=False)  # no chance to clean up: the kernel's parent-death signal must do it
-    wait_for(lambda: not any(pid_alive(p) for p in pids), 10, lambda: f"ranks {pids} outlived the launcher")
+    try:
+        launcher.stop(signal.SIGKILL, group=False)  # no chance to clean up: the kernel's parent-death signal must do it
+        wait_for(lambda: not any(pid_alive(p) for p in pids), 10, lambda: f"ranks {pids} outlived the launcher")
+    finally:
+        for p in pids:
+            if pid_alive(p):
+                os.kill(p, signal.SIGKILL)
 
 
 def test_bad_flags_fail_with_one_line(pagoda):

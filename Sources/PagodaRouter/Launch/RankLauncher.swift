@@ -6,6 +6,9 @@ import NIOCore
 import Glibc
 #endif
 
+/// Write end of the launcher's signal self-pipe (a global: a C signal handler can capture nothing).
+private var launcherSignalPipe: Int32 = -1
+
 /// Why `pagoda launch` stopped with an error, as one line for the user.
 public struct LaunchError: Error, CustomStringConvertible {
     public let description: String
@@ -47,7 +50,6 @@ public final class RankLauncher: @unchecked Sendable {
     private var events: [Event] = []
     private var children: [Child] = []
     private let outputLock = NSLock()
-    private var signalSources: [DispatchSourceSignal] = []
 
     public init(plan: LaunchPlan, options: Options) {
         self.plan = plan
@@ -69,6 +71,11 @@ public final class RankLauncher: @unchecked Sendable {
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
+            // Children inherit the spawning thread's signal mask, and Foundation threads start with most
+            // signals blocked: a rank spawned from here would never see SIGTERM. Unblock everything first.
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
             outcome.result = Result { try self.supervise() }
             done.signal()
         }
@@ -230,14 +237,29 @@ public final class RankLauncher: @unchecked Sendable {
 
     // MARK: Events
 
+    /// SIGINT/SIGTERM reach the supervisor through a self-pipe. A real handler (not SIG_IGN plus a dispatch
+    /// source) on purpose: an ignored signal stays ignored across exec, so the ranks would ignore SIGTERM too,
+    /// while a handler is reset to the default in the child.
     private func installSignalHandlers() {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in self?.post(.signal(sig)) }
-            source.resume()
-            signalSources.append(source)
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        launcherSignalPipe = fds[1]
+        let handler: @convention(c) (Int32) -> Void = { sig in
+            var byte = UInt8(truncatingIfNeeded: sig)
+            _ = write(launcherSignalPipe, &byte, 1)
         }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+        let readFD = fds[0]
+        let reader = Thread { [weak self] in
+            var byte: UInt8 = 0
+            while read(readFD, &byte, 1) == 1 {
+                self?.post(.signal(Int32(byte)))
+            }
+        }
+        reader.name = "pagoda-launch-signals"
+        reader.start()
     }
 
     private func post(_ event: Event) {

@@ -144,7 +144,6 @@ struct CompletionForwarder: Sendable {
     private func streamBody(
         first: ByteBuffer, rest: BackendStream, token: LeaseToken, backend: BackendAddress, requestID: String
     ) -> ResponseBody {
-        let shared = self.shared
         let logger = self.logger
         return ResponseBody { writer in
             var outcome = LoadBalancer.Outcome.abandoned  // stays so if the client goes (a write throws)
@@ -156,9 +155,9 @@ struct CompletionForwarder: Sendable {
                     chunk = try await rest.next()
                 } catch {
                     // Bytes already reached the client: no retry. Say so in-band, never end silently.
+                    // One broken stream does not take the backend out of rotation; the probes decide that.
                     outcome = .backendFailed
                     logger.error("request \(requestID): backend \(backend) failed mid-stream: \(error)")
-                    _ = shared.withLock { $0.connectionFailed(backend: token.lease.backend, error: "\(error)") }
                     try await writer.write(ProxyErrorBody.sseEvent(
                         status: 502, type: "BadGatewayError",
                         message: "backend \(backend) failed after the stream started (request \(requestID)): \(error)"))
