@@ -194,3 +194,22 @@ def stream_events(port, path, body, headers=None, timeout=10, stop_after=None):
         return r.status, {k.lower(): v for k, v in r.getheaders()}, events
     finally:
         conn.close()
+
+
+def serve_unavailable_reason(pagoda) -> str:
+    """Why real `pagoda serve` backends cannot be used yet ("" when they can)."""
+    r = subprocess.run([pagoda, "serve", "--help"], capture_output=True, text=True, timeout=60)
+    if "--port" not in r.stdout + r.stderr:
+        return "`pagoda serve` is not built yet"
+    return ""
+
+
+def start_serve(pagoda, log_dir, model, rank=0, size=1, timeout=180) -> tuple:
+    """A real `pagoda serve` on a free loopback port, ready (GET /health 200)."""
+    port = free_port()
+    args = [pagoda, "serve", model, "--host", "127.0.0.1", "--port", str(port)]
+    if size > 1:
+        args += ["--data-parallel-size", str(size), "--data-parallel-rank", str(rank)]
+    proc = Proc(args, log_dir, f"serve{rank}-{port}")
+    wait_http(f"http://127.0.0.1:{port}/health", timeout, proc)
+    return proc, port
