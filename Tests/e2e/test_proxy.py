@@ -315,3 +315,27 @@ def test_bad_command_lines_fail_with_one_line(pagoda):
         r = subprocess.run([pagoda, "proxy", *args], capture_output=True, text=True, timeout=30)
         assert r.returncode != 0
         assert needle in r.stderr, r.stderr
+
+
+def test_cache_aware_sends_a_shared_prefix_back_to_the_same_backend(pagoda, tmp_path, procs):
+    backends = []
+    for rank in range(3):
+        proc, port = start_fake(tmp_path, rank=rank, size=3)
+        procs.append(proc)
+        backends.append(port)
+    proxy, pport = start_proxy(pagoda, tmp_path, backends, policy="cache-aware")
+    procs.append(proxy)
+    c = client(pport)
+    system = "You are a careful assistant who answers in one short sentence. " * 4
+    for i in range(6):
+        c.chat.completions.create(model="m", max_tokens=4, messages=[
+            {"role": "system", "content": system}, {"role": "user", "content": f"question {i}"}])
+    m = assert_no_leak(pport, backends)
+    routed = per_backend(m, "pagoda_proxy_backend_requests_routed_total", backends)
+    assert sorted(routed) == [0, 0, 6], routed
+    assert m[("pagoda_proxy_cache_affinity_hits_total", None)] == 5
+    # Unrelated prompts are spread by load.
+    for i in range(6):
+        c.completions.create(model="m", prompt=f"{i} unrelated " * 30 + str(i), max_tokens=2)
+    routed = per_backend(metrics(pport), "pagoda_proxy_backend_requests_routed_total", backends)
+    assert min(routed) >= 1, routed
