@@ -86,6 +86,8 @@ let package = Package(
             dependencies: [
                 "PagodaOpenAI", "PagodaTokenizer", "PagodaEngine",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         // Layer 5
         .executableTarget(
