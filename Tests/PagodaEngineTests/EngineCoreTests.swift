@@ -92,7 +92,8 @@ final class EngineCoreTests: XCTestCase {
         let lock = NSLock()
         var tokens: [String: [Int]] = [:]
         var finishes: [String: FinishReason] = [:]
-        let thread = EngineCoreThread(core: core) { outs in
+        let thread = EngineCoreThread(core: core)
+        thread.start { outs in
             lock.lock(); defer { lock.unlock() }
             for o in outs {
                 tokens[o.requestId, default: []] += o.newTokenIds
@@ -100,12 +101,13 @@ final class EngineCoreTests: XCTestCase {
             }
             if finishes["a"] != nil { done.fulfill() }
         }
-        thread.start()
         try thread.addRequest(request("a", prompts[1], greedy(maxTokens: 8)))
         try thread.addRequest(request("b", prompts[2], greedy(maxTokens: 10_000 - 50)))
         XCTAssertThrowsError(try thread.addRequest(request("c", toyPrompt(9, length: 500), greedy(maxTokens: 1))))
         wait(for: [done], timeout: 10)
         thread.abortRequests(["b"])
+        XCTAssertTrue(try thread.utility(method: "model_info", arguments: []).contains("\"num_blocks\":64"))
+        XCTAssertThrowsError(try thread.utility(method: "nope", arguments: []))
         thread.shutdown()
         XCTAssertEqual(tokens["a"], try runAlone(prompts[1], greedy(maxTokens: 8)))
         XCTAssertTrue(core.kvCacheIsWhole)

@@ -7,24 +7,25 @@ import Foundation
 /// The loop sleeps on a condition variable while there is nothing to do.
 public final class EngineCoreThread: @unchecked Sendable {
     public let core: EngineCore
-    private let onOutputs: ([EngineOutput]) -> Void
+    private var onOutputs: ([EngineOutput]) -> Void = { _ in }
     private let cond = NSCondition()
     // Guarded by `cond`:
     private var pendingAdds: [EngineRequest] = []
     private var pendingAborts: [String] = []
+    private var pendingCalls: [() -> Void] = []
     private var stopping = false
     private var latestStats = SchedulerStats()
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
-    /// `onOutputs` receives every step's outputs, including `.error` finishes for requests the engine
-    /// rejected after queueing or that a failed step ended.
-    public init(core: EngineCore, onOutputs: @escaping ([EngineOutput]) -> Void) {
+    public init(core: EngineCore) {
         self.core = core
-        self.onOutputs = onOutputs
     }
 
-    public func start() {
+    /// Starts the loop. `onOutputs` receives every step's outputs (on the engine thread), including
+    /// `.error` finishes for requests the engine rejected after queueing or that a failed step ended.
+    public func start(onOutputs: @escaping ([EngineOutput]) -> Void) {
+        self.onOutputs = onOutputs
         let t = Thread { [self] in loop() }
         t.name = "pagoda-engine-core"
         t.stackSize = 8 << 20
@@ -53,6 +54,22 @@ public final class EngineCoreThread: @unchecked Sendable {
         return latestStats
     }
 
+    /// Runs `body` on the engine thread between steps and returns its result (utility calls).
+    public func call<T>(_ body: @escaping (EngineCore) throws -> T) throws -> T {
+        var result: Result<T, Error>? = nil
+        let done = DispatchSemaphore(value: 0)
+        cond.lock()
+        if stopping { cond.unlock(); throw EngineError.engineDead("shut down") }
+        pendingCalls.append { [core] in
+            result = Result { try body(core) }
+            done.signal()
+        }
+        cond.signal()
+        cond.unlock()
+        done.wait()
+        return try result!.get()
+    }
+
     /// Stops the loop after the current step and waits for it; unfinished requests are aborted.
     public func shutdown() {
         cond.lock()
@@ -67,13 +84,15 @@ public final class EngineCoreThread: @unchecked Sendable {
     private func loop() {
         while true {
             cond.lock()
-            while pendingAdds.isEmpty && pendingAborts.isEmpty && !stopping && !core.hasUnfinishedRequests {
+            while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && !stopping
+                && !core.hasUnfinishedRequests {
                 latestStats = core.stats
                 cond.wait()
             }
-            let adds = pendingAdds, aborts = pendingAborts, stop = stopping
-            pendingAdds.removeAll(); pendingAborts.removeAll()
+            let adds = pendingAdds, aborts = pendingAborts, calls = pendingCalls, stop = stopping
+            pendingAdds.removeAll(); pendingAborts.removeAll(); pendingCalls.removeAll()
             cond.unlock()
+            for c in calls { c() }
             if stop {
                 core.abortRequests(core.scheduler.unfinishedRequestIds)
                 finished.signal()
