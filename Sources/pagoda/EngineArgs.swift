@@ -33,8 +33,8 @@ struct EngineArgs: ParsableArguments {
             help: "auto|float32|bfloat16|float16. Weights stay in their file dtype; Pagoda computes in float32 whatever is chosen.")
     var dtype: String = "auto"
 
-    @Option(name: .customLong("seed"), help: "Seed of the sampler for requests without their own seed.")
-    var seed: UInt64 = 0
+    @Option(name: .customLong("seed"), help: "Random seed (the engine's sampler; generate also seeds each request with it).")
+    var seed: UInt64?
 
     @Option(name: .customLong("threads"), help: "Threads of the numeric thread pool (default: all cores).")
     var threads: Int?
@@ -72,7 +72,7 @@ struct EngineArgs: ParsableArguments {
                                        enableChunkedPrefill: enableChunkedPrefill),
             parallel: ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
                                      distributedExecutorBackend: backend),
-            seed: seed)
+            seed: seed ?? 0)
         do { try config.validate() } catch let e as EngineConfigError { throw ValidationError(e.description) }
         return config
     }
