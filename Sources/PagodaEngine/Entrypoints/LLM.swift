@@ -50,11 +50,13 @@ public final class LLM {
         try generate(promptTokenIds: promptTokenIds, sampling: Array(repeating: sampling, count: promptTokenIds.count))
     }
 
-    /// One SamplingParams per prompt.
-    public func generate(promptTokenIds: [[Int]], sampling: [SamplingParams]) throws -> [RequestResult] {
+    /// One SamplingParams per prompt; `extraEOS` (e.g. the tokenizer's EOS) ends requests besides the model's EOS ids.
+    public func generate(promptTokenIds: [[Int]], sampling: [SamplingParams], extraEOS: [Int] = []) throws -> [RequestResult] {
         precondition(sampling.count == promptTokenIds.count)
         var results: [RequestResult] = []
         var index: [String: Int] = [:]
+        var eos = engine.modelInfo.eosTokenIds
+        for t in extraEOS where !eos.contains(t) { eos.append(t) }
         for (i, ids) in promptTokenIds.enumerated() {
             let id = "llm-\(nextId)"
             nextId += 1
@@ -63,7 +65,7 @@ public final class LLM {
             index[id] = i
             do {
                 try engine.addRequest(EngineRequest(requestId: id, promptTokenIds: ids, sampling: sampling[i],
-                                                    eosTokenIds: engine.modelInfo.eosTokenIds,
+                                                    eosTokenIds: eos,
                                                     arrivalTime: Date().timeIntervalSince1970))
             } catch {
                 engine.abortRequests(Array(index.keys))
