@@ -147,6 +147,9 @@ public struct ServeMain {
             ])
             if case .object(let pairs) = report.result() { for (key, value) in pairs { json.set(key, value) } }
             results.append(json)
+            log(
+                "Concurrency \(level): \(metrics.completed) completed, \(metrics.failed) failed in "
+                    + String(format: "%.2f s, %.2f req/s, %.2f output tok/s", run.duration, metrics.requestThroughput, metrics.outputThroughput))
             rows.append(ServeSweepTable.Row(concurrency: level, prompts: count, run: run, metrics: metrics))
         }
         ServeSweepTable(rows: rows, percentiles: config.selectedPercentiles).lines().forEach(log)
