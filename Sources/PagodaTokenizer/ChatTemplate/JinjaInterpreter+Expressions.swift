@@ -78,9 +78,9 @@ extension JinjaInterpreter {
     }
 
     func evaluateArgs(_ args: JinjaCallArgs, _ scope: JinjaScope) throws -> JinjaArguments {
-        JinjaArguments(
-            try args.positional.map { try evaluate($0, scope) },
-            keyword: try args.keyword.map { ($0.0, try evaluate($0.1, scope)) })
+        var positional = try args.positional.map { try evaluate($0, scope) }
+        if let splat = args.splat { positional += try iterate(try evaluate(splat, scope)) }
+        return JinjaArguments(positional, keyword: try args.keyword.map { ($0.0, try evaluate($0.1, scope)) })
     }
 
     func call(_ callee: JinjaValue, _ args: JinjaArguments) throws -> JinjaValue {

@@ -591,7 +591,12 @@ struct JinjaParser {
             if !first { try expectOp(",") }
             first = false
             if isOp(")") { break }
-            if isOp("*") || isOp("**") { throw fail("*args and **kwargs in calls are not supported") }
+            if isOp("*"), args.splat == nil {
+                pos += 1
+                args.splat = try parseExpression()
+                continue
+            }
+            if isOp("*") || isOp("**") { throw fail("**kwargs and repeated *args in calls are not supported") }
             if case .name(let n) = current.kind, peek() == .op("=") {
                 pos += 2
                 args.keyword.append((n, try parseExpression()))
