@@ -132,6 +132,6 @@ final class ChatTemplateErrorTests: XCTestCase {
             XCTAssertThrowsError(try JinjaValue(jsonString: bad), bad)
         }
         let foundation = try JinjaValue(foundation: ["k": [1, 2.5, "s", true, NSNull()] as [Any]])
-        XCTAssertEqual(foundation, ["k": [1, 2.5, "s", true, .none]])
+        XCTAssertEqual(foundation, ["k": [1, 2.5, "s", true, .null]])
     }
 }

@@ -440,7 +440,7 @@ struct JinjaParser {
             switch n {
             case "true", "True": return .literal(.bool(true))
             case "false", "False": return .literal(.bool(false))
-            case "none", "None": return .literal(.none)
+            case "none", "None": return .literal(.null)
             default: return .name(n)
             }
         case .string(var s):
@@ -580,7 +580,7 @@ struct JinjaParser {
         } else {
             parts.append(nil)
         }
-        return .slice(.literal(.none), start: parts[0], stop: parts[1], step: parts[2])
+        return .slice(.literal(.null), start: parts[0], stop: parts[1], step: parts[2])
     }
 
     private mutating func parseCallArgs() throws -> JinjaCallArgs {
