@@ -81,7 +81,7 @@ struct OrderedJSONParser {
     }
 
     private mutating func parseValue(depth: Int) throws -> JinjaValue {
-        guard depth < 512 else { throw fail("nesting too deep") }
+        guard depth < 256 else { throw fail("nesting deeper than 256 levels") }
         guard pos < bytes.count else { throw fail("unexpected end of input") }
         switch bytes[pos] {
         case UInt8(ascii: "{"):
