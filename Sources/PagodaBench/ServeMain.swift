@@ -44,7 +44,7 @@ public struct ServeMain {
 
     private func run(options: ServeOptions, baseURL: String, apiURL: String, client: HTTPClient) async throws -> ServeJSON {
         // Reach the server first, so a server that is down is one clear line, not N failed requests.
-        let served = try await Self.fetchModels(baseURL: baseURL, client: client)
+        let served = try await Self.probe(baseURL: baseURL)
         var modelId: String
         var modelName = options.servedModelName
         if let model = options.model {
@@ -147,6 +147,9 @@ public struct ServeMain {
             ])
             if case .object(let pairs) = report.result() { for (key, value) in pairs { json.set(key, value) } }
             results.append(json)
+            log(
+                "Concurrency \(level): \(metrics.completed) completed, \(metrics.failed) failed in "
+                    + String(format: "%.2f s, %.2f req/s, %.2f output tok/s", run.duration, metrics.requestThroughput, metrics.outputThroughput))
             rows.append(ServeSweepTable.Row(concurrency: level, prompts: count, run: run, metrics: metrics))
         }
         ServeSweepTable(rows: rows, percentiles: config.selectedPercentiles).lines().forEach(log)
@@ -208,6 +211,19 @@ public struct ServeMain {
         log("Results saved to \(name)")
     }
 
+    /// A short reason for a failed connection ("connection refused", "connect timeout", ...).
+    static func connectionProblem(_ error: Error) -> String {
+        let text = String(describing: error)
+        for (needle, reason) in [
+            ("Connection refused", "connection refused"), ("connectTimeout", "connect timeout"),
+            ("No route to host", "no route to host"), ("Name or service not known", "unknown host"),
+            ("Network is unreachable", "network is unreachable"),
+        ] where text.contains(needle) {
+            return reason
+        }
+        return text.replacingOccurrences(of: "\n", with: " ")
+    }
+
     static func timestamp() -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -224,6 +240,22 @@ public struct ServeMain {
         var root: String?
     }
 
+    /// GET `/v1/models` once, without the pool's connection retries, so a server that is down fails at once.
+    static func probe(baseURL: String) async throws -> [ServedModel] {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = .init(connect: .seconds(5))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        do {
+            let models = try await fetchModels(baseURL: baseURL, client: client)
+            try await client.shutdown()
+            return models
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
     /// GET `/v1/models`. A connection failure is the one-line "server unreachable" error; a server that answers
     /// but has no such route gives an empty list.
     static func fetchModels(baseURL: String, client: HTTPClient) async throws -> [ServedModel] {
@@ -238,7 +270,7 @@ public struct ServeMain {
             response = try await client.execute(request, timeout: .seconds(30))
             body = try await response.body.collect(upTo: 16 << 20)
         } catch {
-            throw ServeBenchError("cannot reach the server at \(baseURL): \(ServeRequestFunc.describe(error))")
+            throw ServeBenchError("cannot reach the server at \(baseURL): \(Self.connectionProblem(error))")
         }
         guard response.status == .ok,
             let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],

@@ -172,7 +172,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             let main = ServeMain(options: try options(), loadTokenizer: BenchTokenizerLoader.load)
             try await main.run()
         } catch let error as ServeBenchError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            let line = error.description.replacingOccurrences(of: "\n", with: " ")
+            FileHandle.standardError.write(Data("error: \(line)\n".utf8))
             throw ExitCode.failure
         }
     }

@@ -228,3 +228,23 @@ def test_concurrency_sweep_one_row_per_level(pagoda, fake, tmp_path):
     table = lines[start + 3:start + 6]
     assert [row.split()[:4] for row in table] == [["1", "2", "2", "0"], ["2", "4", "4", "0"], ["4", "8", "8", "0"]]
     assert lines[start + 6].startswith("=====")
+
+
+def test_progress_bar_only_on_a_terminal(pagoda, fake, tmp_path):
+    import shlex
+    import shutil
+    if shutil.which("script") is None:
+        pytest.skip("`script` (util-linux) is needed to run under a pseudo-terminal")
+    s = fake("--token-delay-ms", "1")
+    args = [pagoda, "bench", "serve", "--port", str(s.port), "--model", str(MODEL_DIR), "--served-model-name",
+            "fake-model", "--num-prompts", "5", "--random-input-len", "8", "--random-output-len", "3"]
+    tty = subprocess.run(["script", "-qec", shlex.join(args), "/dev/null"], capture_output=True, text=True,
+                         timeout=120)
+    assert tty.returncode == 0, tty.stdout + tty.stderr
+    assert "100%|██████████| 5/5 [" in tty.stdout
+    piped = bench(pagoda, "--port", s.port, "--model", MODEL_DIR, "--served-model-name", "fake-model",
+                  "--num-prompts", 5, "--random-input-len", 8, "--random-output-len", 3)
+    assert piped.returncode == 0 and "5/5 [" not in piped.stdout + piped.stderr
+    quiet = subprocess.run(["script", "-qec", shlex.join(args + ["--disable-tqdm"]), "/dev/null"],
+                           capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and "5/5 [" not in quiet.stdout
