@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int pagoda_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns) {
+int pagoda_shm_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns) {
     struct timespec ts, *tsp = NULL;
     if (timeout_ns > 0) {
         ts.tv_sec = timeout_ns / 1000000000LL;
@@ -22,7 +22,7 @@ int pagoda_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns) {
     return errno;
 }
 
-int pagoda_futex_wake(uint32_t *word, int n) {
+int pagoda_shm_futex_wake(uint32_t *word, int n) {
     long r = syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
     return r < 0 ? 0 : (int)r;
 }

@@ -77,7 +77,7 @@ public final class SharedMemoryCommunicator: Communicator {
             w[1] = UInt32(worldSize)
             w[2] = UInt32(slotBytes)
             w[3] = UInt32(mailboxBytes)
-            pagoda_atomic_store_u32(w, SharedMemorySegment.magic)
+            pagoda_shm_store_u32(w, SharedMemorySegment.magic)
         } else {
             segment = try SharedMemorySegment(open: name, size: size, rank: rank, timeout: timeout)
             let w = segment.word(at: 0)
@@ -86,7 +86,7 @@ public final class SharedMemoryCommunicator: Communicator {
                     rank: rank, detail: "segment \(name) was created for \(w[1]) ranks / slot \(w[2]) / mailbox \(w[3])")
             }
         }
-        pagoda_atomic_store_u32(pidWord(rank), UInt32(bitPattern: getpid()))
+        pagoda_shm_store_u32(pidWord(rank), UInt32(bitPattern: getpid()))
         // Join: a barrier; pids of ranks still starting are 0 and not checked.
         do {
             try barrier(operation: "join")
@@ -94,7 +94,7 @@ public final class SharedMemoryCommunicator: Communicator {
             if rank == 0 { segment.unlinkName() }
             throw error
         }
-        for r in 0..<n { peerPids[r] = Int32(bitPattern: pagoda_atomic_load_u32(pidWord(r))) }
+        for r in 0..<n { peerPids[r] = Int32(bitPattern: pagoda_shm_load_u32(pidWord(r))) }
         if rank == 0 { segment.unlinkName() }
     }
 
@@ -123,18 +123,18 @@ public final class SharedMemoryCommunicator: Communicator {
     /// Raises `word` to `value` and wakes sleepers if any (the waiter count sits in the next u32).
     @inline(__always)
     private func publish(_ word: UnsafeMutablePointer<UInt32>, _ value: UInt32) {
-        pagoda_atomic_store_u32(word, value)
-        if pagoda_atomic_load_u32(word + 1) != 0 { _ = pagoda_futex_wake(word, Int32.max) }
+        pagoda_shm_store_u32(word, value)
+        if pagoda_shm_load_u32(word + 1) != 0 { _ = pagoda_shm_futex_wake(word, Int32.max) }
     }
 
     /// Waits until `word` (a wrapping counter) reaches `target`. `peer` is the rank that raises it.
     @inline(__always)
     private func wait(_ word: UnsafeMutablePointer<UInt32>, reaches target: UInt32, peer: Int, operation: String) throws {
         @inline(__always) func reached(_ v: UInt32) -> Bool { Int32(bitPattern: v &- target) >= 0 }
-        if reached(pagoda_atomic_load_u32(word)) { return }
+        if reached(pagoda_shm_load_u32(word)) { return }
         for _ in 0..<spinCount {
-            pagoda_cpu_relax()
-            if reached(pagoda_atomic_load_u32(word)) { return }
+            pagoda_shm_pause()
+            if reached(pagoda_shm_load_u32(word)) { return }
         }
         try sleepWait(word, target: target, peer: peer, operation: operation)
     }
@@ -144,15 +144,15 @@ public final class SharedMemoryCommunicator: Communicator {
         let start = Date()
         let waiters = word + 1
         while true {
-            _ = pagoda_atomic_add_u32(waiters, 1)
-            let v = pagoda_atomic_load_u32(word)
+            _ = pagoda_shm_add_u32(waiters, 1)
+            let v = pagoda_shm_load_u32(word)
             if reached(v) {
-                _ = pagoda_atomic_add_u32(waiters, UInt32.max)
+                _ = pagoda_shm_add_u32(waiters, UInt32.max)
                 return
             }
-            _ = pagoda_futex_wait(word, v, 50_000_000)
-            _ = pagoda_atomic_add_u32(waiters, UInt32.max)
-            if reached(pagoda_atomic_load_u32(word)) { return }
+            _ = pagoda_shm_futex_wait(word, v, 50_000_000)
+            _ = pagoda_shm_add_u32(waiters, UInt32.max)
+            if reached(pagoda_shm_load_u32(word)) { return }
             try checkPeersAlive()
             let waited = Date().timeIntervalSince(start)
             if waited > timeoutSeconds {
@@ -164,7 +164,7 @@ public final class SharedMemoryCommunicator: Communicator {
     private func checkPeersAlive() throws {
         for r in 0..<n where r != rank {
             var pid = peerPids[r]
-            if pid == 0 { pid = Int32(bitPattern: pagoda_atomic_load_u32(pidWord(r))) }
+            if pid == 0 { pid = Int32(bitPattern: pagoda_shm_load_u32(pidWord(r))) }
             if pid != 0 && pagoda_process_alive(pid) == 0 {
                 throw CommunicatorError.peerDied(rank: r, detail: "process \(pid) exited")
             }
@@ -306,4 +306,10 @@ public final class SharedMemoryCommunicator: Communicator {
             offset += len
         } while offset < count
     }
+}
+
+extension SharedMemoryCommunicator {
+    /// Removes the segment name of a group that may not have finished joining (after a crash at start-up).
+    /// Harmless when the name is already gone.
+    public static func removeSegment(name: String) { SharedMemorySegment.unlink(name: name) }
 }

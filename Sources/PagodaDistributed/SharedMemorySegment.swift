@@ -51,7 +51,7 @@ final class SharedMemorySegment {
                     let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED
                 {
                     close(fd)
-                    if pagoda_atomic_load_u32(p.assumingMemoryBound(to: UInt32.self)) == Self.magic {
+                    if pagoda_shm_load_u32(p.assumingMemoryBound(to: UInt32.self)) == Self.magic {
                         base = p
                         return
                     }

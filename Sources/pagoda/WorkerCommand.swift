@@ -2,6 +2,7 @@ import ArgumentParser
 import CPagodaKernels
 import Foundation
 import PagodaDistributed
+import PagodaEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -19,6 +20,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @Option(help: "Unix socket of the engine that started this worker (executor mode).")
     var engineSocket: String?
+
+    @Option(help: "Pid of the engine process; the worker dies with it.")
+    var parentPid: Int?
 
     @Option(help: "This process's rank.")
     var rank: Int?
@@ -130,6 +134,7 @@ struct WorkerCommand: AsyncParsableCommand {
 extension WorkerCommand {
     /// Executor mode: serves the engine at `socketPath` until it says shut down.
     func runEngineWorker(socketPath: String) throws {
-        throw ValidationError("pagoda worker: the multiprocess executor's worker mode is not in this build yet")
+        guard let rank else { throw ValidationError("--rank is required with --engine-socket") }
+        MultiprocWorker.run(socketPath: socketPath, rank: rank, parentPid: parentPid.map { Int32($0) })
     }
 }
