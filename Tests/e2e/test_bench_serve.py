@@ -6,6 +6,7 @@ the chat backend, ShareGPT files and the concurrency sweep. Every process is bou
 """
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -106,7 +107,10 @@ def test_random_dataset_counts_block_and_json(pagoda, fake, tmp_path):
         assert body["model"] == "fake-model" and body["max_tokens"] == 6 and body["stream"] is True
         assert body["ignore_eos"] is True, "random prompts ask for exactly their output length"
         assert body["stream_options"] == {"include_usage": True}
-    assert sorted(req["request_id"] for req in sent) == sorted(f"bench-{i}" for i in range(8))
+    ids = [req["request_id"] for req in sent]
+    prefix = ids[0].rsplit("-", 1)[0] + "-"
+    assert re.fullmatch(r"bench-[0-9a-f]+-", prefix), prefix
+    assert sorted(ids) == sorted(f"{prefix}{i}" for i in range(8))
     # The prompts have exactly 32 tokens under the model's tokenizer (checked with HF tokenizers when present).
     tokenizers = pytest.importorskip("tokenizers")
     tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
@@ -220,7 +224,9 @@ def test_concurrency_sweep_one_row_per_level(pagoda, fake, tmp_path):
     assert [row["num_prompts"] for row in rows] == [2, 4, 8]
     assert [row["completed"] for row in rows] == [2, 4, 8]
     assert all(row["total_output_tokens"] == 4 * row["num_prompts"] for row in rows)
-    assert len(s.requests()) == 14
+    sent = s.requests()
+    assert len(sent) == 14
+    assert len({req["request_id"] for req in sent}) == 14, "request ids are unique across levels"
     lines = r.stdout.splitlines()
     start = next(i for i, l in enumerate(lines) if "Concurrency Sweep Result" in l)
     header = lines[start + 1].split()
