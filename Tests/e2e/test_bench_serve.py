@@ -254,3 +254,26 @@ def test_progress_bar_only_on_a_terminal(pagoda, fake, tmp_path):
     quiet = subprocess.run(["script", "-qec", shlex.join(args + ["--disable-tqdm"]), "/dev/null"],
                            capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and "5/5 [" not in quiet.stdout
+
+
+def test_prefix_repetition_goodput_and_poisson_rate(pagoda, fake, tmp_path):
+    s = fake("--token-delay-ms", "1")
+    r = bench(pagoda, *common(s.port, tmp_path), "--dataset-name", "prefix_repetition", "--num-prompts", 6,
+              "--prefix-repetition-prefix-len", 24, "--prefix-repetition-suffix-len", 8,
+              "--prefix-repetition-num-prefixes", 2, "--prefix-repetition-output-len", 3,
+              "--request-rate", 40, "--burstiness", 0.5, "--goodput", "ttft:60000", "e2el:60000")
+    assert r.returncode == 0, r.stdout + r.stderr
+    result = json.loads((tmp_path / "results" / "r.json").read_text())
+    assert result["completed"] == 6 and result["burstiness"] == 0.5 and result["request_rate"] == 40.0
+    assert result["request_goodput"] == pytest.approx(result["request_throughput"]), "generous SLOs: all good"
+    assert "Request goodput (req/s):" in r.stdout
+    assert "Burstiness factor: 0.5 (Gamma distribution)" in r.stdout
+    prompts = [req["body"]["prompt"] for req in s.requests()]
+    assert len({p[:30] for p in prompts}) == 2, "two shared prefixes"
+    assert all(req["body"]["max_tokens"] == 3 for req in s.requests())
+    # Prompt lengths: prefix + suffix, give or take a merge at the seam.
+    assert all(31 <= n <= 33 for n in result["input_lens"]), result["input_lens"]
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+    counts = sorted(len(tok.encode(p, add_special_tokens=True).ids) for p in prompts)
+    assert counts == sorted(result["input_lens"])
