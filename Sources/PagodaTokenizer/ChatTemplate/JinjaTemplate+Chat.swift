@@ -13,8 +13,8 @@ extension JinjaTemplate {
         for (name, token) in specialTokens { context[name] = .string(token) }
         for (name, value) in extraContext { context[name] = value }
         context["messages"] = .list(messages)
-        context["tools"] = tools.map { .list($0) } ?? .none
-        context["documents"] = JinjaValue.none
+        context["tools"] = tools.map { .list($0) } ?? .null
+        context["documents"] = JinjaValue.null
         context["add_generation_prompt"] = .bool(addGenerationPrompt)
         return try render(context)
     }
