@@ -44,6 +44,18 @@ final class EngineCoreTests: XCTestCase {
         XCTAssertGreaterThan(small.stats.numPreemptions, 0)
     }
 
+    func testIdenticalPromptsInOneStepShareBlocks() throws {
+        let g = greedy(maxTokens: 6)
+        let alone = try runAlone(prompts[2], g)
+        let core = try makeToyEngine()
+        for i in 0..<3 { try core.addRequest(request("same\(i)", prompts[2], g)) }
+        let r = try runToCompletion(core)
+        for i in 0..<3 { XCTAssertEqual(r["same\(i)"]!.tokens, alone) }
+        // The 2nd and 3rd find the 1st one's full blocks (40 tokens: 9 full blocks of 4, at most 39 tokens reused).
+        XCTAssertEqual(core.stats.prefixCacheHits, 2 * 36)
+        XCTAssertTrue(core.kvCacheIsWhole)
+    }
+
     func testSeededSamplingIsTheSameAloneAndInABatch() throws {
         var p = SamplingParams()
         p.temperature = 0.9; p.topP = 0.9; p.topK = 20; p.seed = 42; p.maxTokens = 10; p.ignoreEOS = true

@@ -1,0 +1,236 @@
+/// out[M, N] = x[M, K] · wᵀ, with w a [N, K] weight matrix (bf16 or f32), in float32.
+///
+/// One call per weight matrix for the whole flattened batch (batched decode is a GEMM, not M GEMVs).
+/// Tiling: 4 weight rows × 4 activation rows of SIMD16 accumulators; a 4-row weight block stays in L1
+/// while every activation tile of a 64-row M block passes over it. Work is split by weight rows across
+/// the pool. bf16 rows are read as UInt32 pairs: the even element is `v << 16`, the odd one
+/// `v & 0xFFFF0000` (CPU-FACTS), so activations are first permuted per 32-element block into
+/// [16 even | 16 odd] order in `workspace`.
+public enum Gemm {
+    /// - Parameters:
+    ///   - x: activations [m, k], row stride `ldx` (default k).
+    ///   - out: [m, w.rows], row stride `ldo` (default w.rows).
+    ///   - workspace: scratch, grown to m × k floats when needed.
+    public static func run(
+        x: UnsafePointer<Float>, m: Int, ldx: Int? = nil, weight w: WeightMatrix,
+        out: UnsafeMutablePointer<Float>, ldo: Int? = nil, workspace: AlignedBuffer<Float>, pool: ThreadPool
+    ) {
+        let k = w.cols
+        let n = w.rows
+        let ldx = ldx ?? k
+        let ldo = ldo ?? n
+        if m == 0 || n == 0 { return }
+        // Activations, contiguous and (for bf16) permuted to match the even/odd weight split.
+        workspace.reserve(m * k)
+        let xp = workspace.pointer
+        let blocks = k / 32
+        for r in 0..<m {
+            let src = x + r * ldx
+            let dst = xp + r * k
+            if w.dtype == .bf16 {
+                for b in 0..<blocks {
+                    let s = src + b * 32
+                    let d = dst + b * 32
+                    for j in 0..<16 {
+                        d[j] = s[2 * j]
+                        d[16 + j] = s[2 * j + 1]
+                    }
+                }
+                for c in (blocks * 32)..<k { dst[c] = src[c] }
+            } else {
+                dst.update(from: src, count: k)
+            }
+        }
+        let xq = UnsafePointer(xp)
+        // Split weight rows into tasks of a multiple of 4 rows.
+        let quads = (n + 3) / 4
+        let tasks = min(quads, max(1, pool.threads * 4))
+        let quadsPerTask = (quads + tasks - 1) / tasks
+        let taskCount = (quads + quadsPerTask - 1) / quadsPerTask
+        pool.parallelFor(taskCount) { t in
+            let n0 = t * quadsPerTask * 4
+            let n1 = min(n, n0 + quadsPerTask * 4)
+            switch w.dtype {
+            case .bf16: gemmRows(BF16Loader.self, xq, m, k, w, n0, n1, out, ldo)
+            case .f32: gemmRows(F32Loader.self, xq, m, k, w, n0, n1, out, ldo)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func gemmRows<L: WeightLoader>(
+        _: L.Type, _ x: UnsafePointer<Float>, _ m: Int, _ k: Int, _ w: WeightMatrix, _ n0: Int, _ n1: Int,
+        _ out: UnsafeMutablePointer<Float>, _ ldo: Int
+    ) {
+        let mBlock = 64
+        var mb = 0
+        while mb < m {
+            let mEnd = min(m, mb + mBlock)
+            var n = n0
+            while n + 4 <= n1 {
+                var r = mb
+                while r + 4 <= mEnd {
+                    tile4x4(L.self, x + r * k, k, w, n, out + r * ldo + n, ldo)
+                    r += 4
+                }
+                while r < mEnd {
+                    tile1x4(L.self, x + r * k, k, w, n, out + r * ldo + n)
+                    r += 1
+                }
+                n += 4
+            }
+            while n < n1 {
+                for r in mb..<mEnd { out[r * ldo + n] = dot1(L.self, x + r * k, k, w.row(n)) }
+                n += 1
+            }
+            mb = mEnd
+        }
+    }
+
+    @inline(__always)
+    static func tile4x4<L: WeightLoader>(
+        _: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: WeightMatrix, _ n: Int,
+        _ out: UnsafeMutablePointer<Float>, _ ldo: Int
+    ) {
+        let w0 = w.row(n), w1 = w.row(n + 1), w2 = w.row(n + 2), w3 = w.row(n + 3)
+        let x0 = UnsafeRawPointer(x), x1 = UnsafeRawPointer(x + k), x2 = UnsafeRawPointer(x + 2 * k)
+        let x3 = UnsafeRawPointer(x + 3 * k)
+        var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a02 = SIMD16<Float>(), a03 = SIMD16<Float>()
+        var a10 = SIMD16<Float>(), a11 = SIMD16<Float>(), a12 = SIMD16<Float>(), a13 = SIMD16<Float>()
+        var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a22 = SIMD16<Float>(), a23 = SIMD16<Float>()
+        var a30 = SIMD16<Float>(), a31 = SIMD16<Float>(), a32 = SIMD16<Float>(), a33 = SIMD16<Float>()
+        let blocks = k / 32
+        for b in 0..<blocks {
+            let (e0, o0) = L.load(w0, b)
+            let (e1, o1) = L.load(w1, b)
+            let (e2, o2) = L.load(w2, b)
+            let (e3, o3) = L.load(w3, b)
+            let off = b * 128
+            var xe = x0.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
+            var xo = x0.loadUnaligned(fromByteOffset: off + 64, as: SIMD16<Float>.self)
+            a00.addProduct(xe, e0); a00.addProduct(xo, o0)
+            a01.addProduct(xe, e1); a01.addProduct(xo, o1)
+            a02.addProduct(xe, e2); a02.addProduct(xo, o2)
+            a03.addProduct(xe, e3); a03.addProduct(xo, o3)
+            xe = x1.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
+            xo = x1.loadUnaligned(fromByteOffset: off + 64, as: SIMD16<Float>.self)
+            a10.addProduct(xe, e0); a10.addProduct(xo, o0)
+            a11.addProduct(xe, e1); a11.addProduct(xo, o1)
+            a12.addProduct(xe, e2); a12.addProduct(xo, o2)
+            a13.addProduct(xe, e3); a13.addProduct(xo, o3)
+            xe = x2.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
+            xo = x2.loadUnaligned(fromByteOffset: off + 64, as: SIMD16<Float>.self)
+            a20.addProduct(xe, e0); a20.addProduct(xo, o0)
+            a21.addProduct(xe, e1); a21.addProduct(xo, o1)
+            a22.addProduct(xe, e2); a22.addProduct(xo, o2)
+            a23.addProduct(xe, e3); a23.addProduct(xo, o3)
+            xe = x3.loadUnaligned(fromByteOffset: off, as: SIMD16<Float>.self)
+            xo = x3.loadUnaligned(fromByteOffset: off + 64, as: SIMD16<Float>.self)
+            a30.addProduct(xe, e0); a30.addProduct(xo, o0)
+            a31.addProduct(xe, e1); a31.addProduct(xo, o1)
+            a32.addProduct(xe, e2); a32.addProduct(xo, o2)
+            a33.addProduct(xe, e3); a33.addProduct(xo, o3)
+        }
+        var t00 = a00.sum(), t01 = a01.sum(), t02 = a02.sum(), t03 = a03.sum()
+        var t10 = a10.sum(), t11 = a11.sum(), t12 = a12.sum(), t13 = a13.sum()
+        var t20 = a20.sum(), t21 = a21.sum(), t22 = a22.sum(), t23 = a23.sum()
+        var t30 = a30.sum(), t31 = a31.sum(), t32 = a32.sum(), t33 = a33.sum()
+        for c in (blocks * 32)..<k {
+            let v0 = L.scalar(w0, c), v1 = L.scalar(w1, c), v2 = L.scalar(w2, c), v3 = L.scalar(w3, c)
+            let p0 = x[c], p1 = x[k + c], p2 = x[2 * k + c], p3 = x[3 * k + c]
+            t00 += p0 * v0; t01 += p0 * v1; t02 += p0 * v2; t03 += p0 * v3
+            t10 += p1 * v0; t11 += p1 * v1; t12 += p1 * v2; t13 += p1 * v3
+            t20 += p2 * v0; t21 += p2 * v1; t22 += p2 * v2; t23 += p2 * v3
+            t30 += p3 * v0; t31 += p3 * v1; t32 += p3 * v2; t33 += p3 * v3
+        }
+        out[0] = t00; out[1] = t01; out[2] = t02; out[3] = t03
+        out[ldo] = t10; out[ldo + 1] = t11; out[ldo + 2] = t12; out[ldo + 3] = t13
+        out[2 * ldo] = t20; out[2 * ldo + 1] = t21; out[2 * ldo + 2] = t22; out[2 * ldo + 3] = t23
+        out[3 * ldo] = t30; out[3 * ldo + 1] = t31; out[3 * ldo + 2] = t32; out[3 * ldo + 3] = t33
+    }
+
+    @inline(__always)
+    static func tile1x4<L: WeightLoader>(
+        _: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: WeightMatrix, _ n: Int, _ out: UnsafeMutablePointer<Float>
+    ) {
+        let w0 = w.row(n), w1 = w.row(n + 1), w2 = w.row(n + 2), w3 = w.row(n + 3)
+        let x0 = UnsafeRawPointer(x)
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
+        let blocks = k / 32
+        for b in 0..<blocks {
+            let (e0, o0) = L.load(w0, b)
+            let (e1, o1) = L.load(w1, b)
+            let (e2, o2) = L.load(w2, b)
+            let (e3, o3) = L.load(w3, b)
+            let xe = x0.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
+            let xo = x0.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
+            a0.addProduct(xe, e0); b0.addProduct(xo, o0)
+            a1.addProduct(xe, e1); b1.addProduct(xo, o1)
+            a2.addProduct(xe, e2); b2.addProduct(xo, o2)
+            a3.addProduct(xe, e3); b3.addProduct(xo, o3)
+        }
+        var t0 = (a0 + b0).sum(), t1 = (a1 + b1).sum(), t2 = (a2 + b2).sum(), t3 = (a3 + b3).sum()
+        for c in (blocks * 32)..<k {
+            let p = x[c]
+            t0 += p * L.scalar(w0, c); t1 += p * L.scalar(w1, c)
+            t2 += p * L.scalar(w2, c); t3 += p * L.scalar(w3, c)
+        }
+        out[0] = t0; out[1] = t1; out[2] = t2; out[3] = t3
+    }
+
+    @inline(__always)
+    static func dot1<L: WeightLoader>(_: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: UnsafeRawPointer) -> Float {
+        let x0 = UnsafeRawPointer(x)
+        var a = SIMD16<Float>(), b = SIMD16<Float>()
+        let blocks = k / 32
+        for i in 0..<blocks {
+            let (e, o) = L.load(w, i)
+            a.addProduct(x0.loadUnaligned(fromByteOffset: i * 128, as: SIMD16<Float>.self), e)
+            b.addProduct(x0.loadUnaligned(fromByteOffset: i * 128 + 64, as: SIMD16<Float>.self), o)
+        }
+        var t = (a + b).sum()
+        for c in (blocks * 32)..<k { t += x[c] * L.scalar(w, c) }
+        return t
+    }
+}
+
+/// How a GEMM tile reads 32 consecutive weights of a row as two SIMD16<Float> halves.
+protocol WeightLoader {
+    /// Elements [32b, 32b+32) of the row starting at `row`, as the two halves the activations are laid out in.
+    static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>)
+    /// Element `c` of the row.
+    static func scalar(_ row: UnsafeRawPointer, _ c: Int) -> Float
+}
+
+/// bf16 weights: the even/odd split of UInt32 pairs (activations permuted to match).
+enum BF16Loader: WeightLoader {
+    @inline(__always)
+    static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>) {
+        let v = row.loadUnaligned(fromByteOffset: b * 64, as: SIMD16<UInt32>.self)
+        let even = unsafeBitCast(v &<< 16, to: SIMD16<Float>.self)
+        let odd = unsafeBitCast(v & 0xFFFF_0000, to: SIMD16<Float>.self)
+        return (even, odd)
+    }
+
+    @inline(__always)
+    static func scalar(_ row: UnsafeRawPointer, _ c: Int) -> Float {
+        BFloat16.toFloat(row.loadUnaligned(fromByteOffset: c * 2, as: UInt16.self))
+    }
+}
+
+/// f32 weights: plain consecutive halves (activations not permuted).
+enum F32Loader: WeightLoader {
+    @inline(__always)
+    static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>) {
+        (
+            row.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self),
+            row.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
+        )
+    }
+
+    @inline(__always)
+    static func scalar(_ row: UnsafeRawPointer, _ c: Int) -> Float {
+        row.loadUnaligned(fromByteOffset: c * 4, as: Float.self)
+    }
+}

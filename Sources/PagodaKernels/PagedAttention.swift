@@ -1,0 +1,104 @@
+import Foundation
+
+/// Attention over a block-paged KV cache (vLLM's PagedAttention, for the CPU).
+///
+/// Cache layout per layer (K and V alike): [numBlocks, blockSize, numKVHeads, headDim] float32, so the
+/// slot `blockId × blockSize + offset` addresses one token's [numKVHeads, headDim] row. Query token t
+/// of request r (position p) attends to positions 0...p of r, read through r's block table: causal
+/// within a prefill chunk and over the cached prefix alike. GQA: query head h reads KV head
+/// h / queriesPerKVHead.
+public enum PagedAttention {
+    /// Writes this step's K and V rows ([count, numKVHeads × headDim]) into their cache slots.
+    /// Negative slots (padding) are skipped.
+    public static func writeKV(
+        key: UnsafePointer<Float>, value: UnsafePointer<Float>, ldKey: Int, ldValue: Int,
+        slotMapping: UnsafePointer<Int32>, count: Int, keyCache: UnsafeMutablePointer<Float>,
+        valueCache: UnsafeMutablePointer<Float>, rowSize: Int
+    ) {
+        for t in 0..<count {
+            let slot = Int(slotMapping[t])
+            if slot < 0 { continue }
+            (keyCache + slot * rowSize).update(from: key + t * ldKey, count: rowSize)
+            (valueCache + slot * rowSize).update(from: value + t * ldValue, count: rowSize)
+        }
+    }
+
+    /// The shape and cache of one layer's attention call.
+    public struct Layout {
+        public var numHeads: Int
+        public var numKVHeads: Int
+        public var headDim: Int
+        public var queriesPerKVHead: Int
+        public var blockSize: Int
+        public var scale: Float
+
+        public init(numHeads: Int, numKVHeads: Int, headDim: Int, queriesPerKVHead: Int, blockSize: Int, scale: Float) {
+            self.numHeads = numHeads
+            self.numKVHeads = numKVHeads
+            self.headDim = headDim
+            self.queriesPerKVHead = queriesPerKVHead
+            self.blockSize = blockSize
+            self.scale = scale
+        }
+    }
+
+    /// out[t, h·headDim ..< (h+1)·headDim] = softmax(q·Kᵀ·scale) · V for every token and head.
+    /// - q: [count, ldq], head h at h·headDim. out: [count, numHeads × headDim].
+    /// - tokenRequest: [count] request index of each token; positions: [count].
+    /// - scores: scratch of at least `pool.threads × maxContext` floats.
+    public static func run(
+        q: UnsafePointer<Float>, ldq: Int, out: UnsafeMutablePointer<Float>, count: Int,
+        positions: UnsafePointer<Int32>, tokenRequest: UnsafePointer<Int32>, blockTables: [[Int32]],
+        keyCache: UnsafePointer<Float>, valueCache: UnsafePointer<Float>, layout: Layout,
+        scores: UnsafeMutablePointer<Float>, maxContext: Int, pool: ThreadPool
+    ) {
+        let pairs = count * layout.numHeads
+        let workers = min(pool.threads, pairs)
+        pool.parallelFor(workers) { w in
+            let s = scores + w * maxContext
+            var pair = w
+            while pair < pairs {
+                let t = pair / layout.numHeads
+                let h = pair % layout.numHeads
+                blockTables[Int(tokenRequest[t])].withUnsafeBufferPointer { table in
+                    attendOne(
+                        q: q + t * ldq + h * layout.headDim, out: out + (t * layout.numHeads + h) * layout.headDim,
+                        contextLen: Int(positions[t]) + 1, table: table.baseAddress!,
+                        kvHead: h / layout.queriesPerKVHead, keyCache: keyCache, valueCache: valueCache,
+                        layout: layout, scores: s)
+                }
+                pair += workers
+            }
+        }
+    }
+
+    @inline(__always)
+    static func attendOne(
+        q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, contextLen: Int, table: UnsafePointer<Int32>,
+        kvHead: Int, keyCache: UnsafePointer<Float>, valueCache: UnsafePointer<Float>, layout: Layout,
+        scores: UnsafeMutablePointer<Float>
+    ) {
+        let d = layout.headDim
+        let rowSize = layout.numKVHeads * d
+        let bs = layout.blockSize
+        var maxScore = -Float.infinity
+        for p in 0..<contextLen {
+            let slot = Int(table[p / bs]) * bs + p % bs
+            let s = Vector.dot(q, keyCache + slot * rowSize + kvHead * d, d) * layout.scale
+            scores[p] = s
+            if s > maxScore { maxScore = s }
+        }
+        var sum: Float = 0
+        for p in 0..<contextLen {
+            let e = expf(scores[p] - maxScore)
+            scores[p] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        out.initialize(repeating: 0, count: d)
+        for p in 0..<contextLen {
+            let slot = Int(table[p / bs]) * bs + p % bs
+            Vector.axpy(scores[p] * inv, valueCache + slot * rowSize + kvHead * d, out, d)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// PagodaKernels: see shared/DESIGN.md §2 for what this module owns.

@@ -1,0 +1,40 @@
+/// Small SIMD helpers over Float rows shared by the kernels.
+enum Vector {
+    /// Σ a[i]·b[i] for i < n.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var acc = SIMD16<Float>()
+        var i = 0
+        while i + 16 <= n {
+            acc.addProduct(
+                ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self),
+                rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+            i += 16
+        }
+        var s = acc.sum()
+        while i < n {
+            s += a[i] * b[i]
+            i += 1
+        }
+        return s
+    }
+
+    /// y[i] += alpha · x[i] for i < n.
+    @inline(__always)
+    static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
+        let va = SIMD16<Float>(repeating: alpha)
+        var i = 0
+        while i + 16 <= n {
+            var v = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            v.addProduct(va, rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+            ry.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n {
+            y[i] += alpha * x[i]
+            i += 1
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import PagodaDistributed
+import PagodaKernels
+
+/// A decoder-only language model of the Llama family (llama, mistral, qwen2, qwen3, mixtral, qwen3_moe)
+/// loaded from a Hugging Face folder: this rank's shard of this pipeline stage's layers, bf16/f32
+/// weights memory-mapped, float32 compute, a block-paged float32 KV cache.
+///
+/// Forward runs one flattened `ForwardBatch` (see `CausalLM+Forward.swift`).
+public final class CausalLM {
+    public let config: ModelConfig
+    public let parallelism: ModelParallelism
+    public let plan: ShardPlan
+    /// Global indices of the layers this stage runs.
+    public let layerRange: Range<Int>
+    public let threadPool: ThreadPool
+    /// generation_config.json's eos_token_id, else config.json's.
+    public let eosTokenIds: [Int]
+
+    let store: WeightStore
+    let layers: [DecoderLayer]
+    /// Vocabulary shard of the embedding (first stage) [vocabRange.count, H]; nil on other stages.
+    let embedding: WeightMatrix?
+    /// Vocabulary shard of the LM head (last stage) [vocabRange.count, H]; nil on other stages.
+    let lmHead: WeightMatrix?
+    let finalNorm: [Float]?
+    let rope: RotaryEmbedding
+    let scratch = ForwardScratch()
+    let dims: ModelDims
+
+    // KV cache: per local layer K and V [numBlocks, blockSize, kvHeadsLocal, headDim].
+    var keyCaches: [AlignedBuffer<Float>] = []
+    var valueCaches: [AlignedBuffer<Float>] = []
+    public private(set) var numBlocks = 0
+    public private(set) var blockSize = 0
+
+    public var vocabSize: Int { config.vocabSize }
+    /// Layers of this pipeline stage.
+    public var numLayers: Int { layers.count }
+    public var numKVHeadsLocal: Int { plan.kvHeadsLocal }
+    public var headDim: Int { plan.headDim }
+    public var hiddenSize: Int { config.hiddenSize }
+    /// Bytes of weights this rank reads per forward step (for bandwidth figures): every matrix once.
+    public private(set) var weightBytes = 0
+
+    public init(directory: String, parallelism: ModelParallelism = .single, threadPool: ThreadPool) throws {
+        let config = try ModelConfig.load(directory: directory)
+        try parallelism.validate()
+        self.config = config
+        self.parallelism = parallelism
+        self.threadPool = threadPool
+        plan = try ShardPlan(config: config, tpRank: parallelism.tpRank, tpSize: parallelism.tpSize)
+        layerRange = try parallelism.layerRange(numLayers: config.numHiddenLayers)
+        eosTokenIds = CausalLM.readEosTokenIds(directory: directory) ?? config.eosTokenIds
+        rope = RotaryEmbedding(
+            headDim: plan.headDim, theta: config.resolvedRopeTheta,
+            scaling: try config.ropeScalingKind(path: (directory as NSString).appendingPathComponent("config.json")))
+
+        store = try WeightStore(directory: directory)
+        let h = config.hiddenSize, vocab = config.vocabSize
+        let needsEmbedding = parallelism.isFirstStage || (parallelism.isLastStage && config.resolvedTieWordEmbeddings)
+        let fullEmbedding = needsEmbedding ? try store.matrix("model.embed_tokens.weight", shape: [vocab, h]) : nil
+        embedding = parallelism.isFirstStage ? fullEmbedding!.slicingRows(plan.vocabRange) : nil
+        if parallelism.isLastStage {
+            if config.resolvedTieWordEmbeddings {
+                lmHead = fullEmbedding!.slicingRows(plan.vocabRange)
+            } else {
+                lmHead = try store.matrix("lm_head.weight", shape: [vocab, h]).slicingRows(plan.vocabRange)
+            }
+            finalNorm = try store.vector("model.norm.weight", count: h)
+        } else {
+            (lmHead, finalNorm) = (nil, nil)
+        }
+        let (plan, store) = (self.plan, self.store)
+        layers = try layerRange.map { try DecoderLayer(index: $0, config: config, plan: plan, store: store) }
+
+        dims = ModelDims(
+            hidden: h, qSize: plan.headsLocal * plan.headDim, kvSize: plan.kvHeadsLocal * plan.headDim,
+            headDim: plan.headDim, intermediate: max(plan.intermediateLocal, plan.expertIntermediateLocal),
+            experts: config.resolvedNumExperts, vocabShard: plan.vocabShardSize, tpSize: parallelism.tpSize,
+            threads: threadPool.threads)
+        weightBytes = computeWeightBytes()
+    }
+
+    private func computeWeightBytes() -> Int {
+        func b(_ w: WeightMatrix) -> Int { w.rows * w.cols * w.dtype.byteSize }
+        var total = lmHead.map(b) ?? 0
+        for l in layers {
+            total += b(l.qProj) + b(l.kProj) + b(l.vProj) + b(l.oProj)
+            switch l.feedForward {
+            case .dense(let g, let u, let d): total += b(g) + b(u) + b(d)
+            case .experts(let m):
+                total += b(m.router)
+                for i in 0..<m.numExperts { total += b(m.gate[i]) + b(m.up[i]) + b(m.down[i]) }
+            }
+        }
+        return total
+    }
+
+    static func readEosTokenIds(directory: String) -> [Int]? {
+        let path = (directory as NSString).appendingPathComponent("generation_config.json")
+        guard let data = FileManager.default.contents(atPath: path),
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        if let one = json["eos_token_id"] as? Int { return [one] }
+        if let many = json["eos_token_id"] as? [Int] { return many }
+        return nil
+    }
+
+    // MARK: KV cache
+
+    /// Bytes one KV block takes on this rank (K and V, all layers of this stage, float32).
+    public func kvCacheBytesPerBlock(blockSize: Int) -> Int {
+        2 * layers.count * blockSize * plan.kvHeadsLocal * plan.headDim * MemoryLayout<Float>.stride
+    }
+
+    /// Allocates (zeroed) K and V caches [numBlocks, blockSize, kvHeadsLocal, headDim] per layer.
+    public func allocateKVCache(numBlocks: Int, blockSize: Int) throws {
+        guard numBlocks > 0, blockSize > 0 else {
+            throw ModelLoadError.invalidParallelism(reason: "KV cache needs numBlocks > 0 and blockSize > 0")
+        }
+        let count = numBlocks * blockSize * plan.kvHeadsLocal * plan.headDim
+        keyCaches = layers.map { _ in AlignedBuffer<Float>(capacity: count) }
+        valueCaches = layers.map { _ in AlignedBuffer<Float>(capacity: count) }
+        self.numBlocks = numBlocks
+        self.blockSize = blockSize
+    }
+}

@@ -1,0 +1,166 @@
+import PagodaDistributed
+import PagodaKernels
+
+/// What one step's layers share: the batch as raw pointers, scratch, the cache of this layer, the pool.
+struct LayerContext {
+    var n: Int  // tokens
+    var positions: UnsafePointer<Int32>
+    var slotMapping: UnsafePointer<Int32>
+    var blockTables: [[Int32]]
+    var maxContext: Int
+    var scratch: ForwardScratch
+    var pool: ThreadPool
+    var tpGroup: Communicator?
+    var plan: ShardPlan
+    var hidden: Int
+    var eps: Float
+    var blockSize: Int
+}
+
+extension DecoderLayer {
+    /// One decoder layer in vLLM's residual form: on entry the stream is `residual + hidden`; on exit
+    /// `residual` holds the stream before the MLP and `hidden` the MLP output.
+    ///
+    ///     residual += hidden; x = input_norm(residual)
+    ///     hidden = o_proj(attention(rope(q(x)), rope(k(x)), v(x)))      all-reduce over TP
+    ///     residual += hidden; x = post_attention_norm(residual)
+    ///     hidden = mlp(x)  (dense SwiGLU or top-k experts)               all-reduce over TP
+    func forward(_ c: LayerContext, keyCache: UnsafeMutablePointer<Float>, valueCache: UnsafeMutablePointer<Float>) throws {
+        let s = c.scratch
+        let n = c.n, h = c.hidden
+        let plan = c.plan
+        let d = plan.headDim
+        let qSize = plan.headsLocal * d, kvSize = plan.kvHeadsLocal * d
+        let residual = s.residual.pointer, hidden = s.hidden.pointer, normed = s.normed.pointer
+
+        // Attention block.
+        Elementwise.add(hidden, into: residual, count: n * h)
+        inputNorm.withUnsafeBufferPointer {
+            RMSNorm.run(x: residual, weight: $0.baseAddress!, out: normed, rows: n, dim: h, eps: c.eps)
+        }
+        let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
+        Gemm.run(x: normed, m: n, weight: qProj, out: q, workspace: s.gemmWorkspace, pool: c.pool)
+        Gemm.run(x: normed, m: n, weight: kProj, out: k, workspace: s.gemmWorkspace, pool: c.pool)
+        Gemm.run(x: normed, m: n, weight: vProj, out: v, workspace: s.gemmWorkspace, pool: c.pool)
+        if let qBias, let kBias, let vBias {
+            qBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: q, rows: n, dim: qSize) }
+            kBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: k, rows: n, dim: kvSize) }
+            vBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: v, rows: n, dim: kvSize) }
+        }
+        if let qNorm, let kNorm {  // per head, [n·heads, headDim]
+            qNorm.withUnsafeBufferPointer {
+                RMSNorm.run(x: q, weight: $0.baseAddress!, out: q, rows: n * plan.headsLocal, dim: d, eps: c.eps)
+            }
+            kNorm.withUnsafeBufferPointer {
+                RMSNorm.run(x: k, weight: $0.baseAddress!, out: k, rows: n * plan.kvHeadsLocal, dim: d, eps: c.eps)
+            }
+        }
+        ropeApply(c, q, heads: plan.headsLocal)
+        ropeApply(c, k, heads: plan.kvHeadsLocal)
+        PagedAttention.writeKV(
+            key: k, value: v, ldKey: kvSize, ldValue: kvSize, slotMapping: c.slotMapping, count: n,
+            keyCache: keyCache, valueCache: valueCache, rowSize: kvSize)
+        let layout = PagedAttention.Layout(
+            numHeads: plan.headsLocal, numKVHeads: plan.kvHeadsLocal, headDim: d,
+            queriesPerKVHead: plan.queriesPerKVHead, blockSize: c.blockSize, scale: 1 / Float(d).squareRoot())
+        PagedAttention.run(
+            q: q, ldq: qSize, out: s.attn.pointer, count: n, positions: c.positions,
+            tokenRequest: s.tokenRequest.pointer, blockTables: c.blockTables, keyCache: keyCache,
+            valueCache: valueCache, layout: layout, scores: s.scores.pointer, maxContext: c.maxContext, pool: c.pool)
+        Gemm.run(x: s.attn.pointer, m: n, weight: oProj, out: hidden, workspace: s.gemmWorkspace, pool: c.pool)
+        try c.tpGroup?.allReduceSum(hidden, count: n * h)
+        if let oBias { oBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: hidden, rows: n, dim: h) } }
+
+        // MLP block.
+        Elementwise.add(hidden, into: residual, count: n * h)
+        postAttentionNorm.withUnsafeBufferPointer {
+            RMSNorm.run(x: residual, weight: $0.baseAddress!, out: normed, rows: n, dim: h, eps: c.eps)
+        }
+        switch feedForward {
+        case .dense(let gate, let up, let down):
+            swiGLU(c, x: normed, rows: n, gate: gate, up: up, down: down, out: hidden)
+        case .experts(let moe):
+            moe.forward(c, x: normed, out: hidden)
+        }
+        try c.tpGroup?.allReduceSum(hidden, count: n * h)
+    }
+
+    private func ropeApply(_ c: LayerContext, _ x: UnsafeMutablePointer<Float>, heads: Int) {
+        let d = c.plan.headDim
+        let half = d / 2
+        let cosT = c.scratch.ropeCos.pointer, sinT = c.scratch.ropeSin.pointer
+        for t in 0..<c.n {
+            let cs = cosT + t * half, sn = sinT + t * half
+            for hd in 0..<heads {
+                let v = x + (t * heads + hd) * d
+                for i in 0..<half {
+                    let x1 = v[i], x2 = v[i + half]
+                    v[i] = x1 * cs[i] - x2 * sn[i]
+                    v[i + half] = x2 * cs[i] + x1 * sn[i]
+                }
+            }
+        }
+    }
+}
+
+/// out = down(silu(gate(x)) · up(x)) for `rows` rows of x [rows, H]; uses scratch gate/up.
+func swiGLU(
+    _ c: LayerContext, x: UnsafePointer<Float>, rows: Int, gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix,
+    out: UnsafeMutablePointer<Float>
+) {
+    let s = c.scratch
+    let inter = gate.rows
+    Gemm.run(x: x, m: rows, weight: gate, out: s.gate.pointer, workspace: s.gemmWorkspace, pool: c.pool)
+    Gemm.run(x: x, m: rows, weight: up, out: s.up.pointer, workspace: s.gemmWorkspace, pool: c.pool)
+    Elementwise.siluMul(gate: s.gate.pointer, up: s.up.pointer, out: s.gate.pointer, rows: rows, dim: inter)
+    Gemm.run(x: s.gate.pointer, m: rows, weight: down, out: out, workspace: s.gemmWorkspace, pool: c.pool)
+}
+
+extension SparseMoeBlock {
+    /// Top-k routing: softmax over the router logits, the k largest, renormalized when configured; each
+    /// expert runs one GEMM over the tokens routed to it, its output added with the routing weight.
+    func forward(_ c: LayerContext, x: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let s = c.scratch
+        let n = c.n, h = c.hidden, e = numExperts
+        let logits = s.routerLogits.pointer
+        Gemm.run(x: x, m: n, weight: router, out: logits, workspace: s.gemmWorkspace, pool: c.pool)
+        let counts = s.expertCounts.pointer
+        counts.initialize(repeating: 0, count: e)
+        let tokens = s.expertTokens.pointer, weights = s.expertWeights.pointer
+        for t in 0..<n {
+            let p = logits + t * e
+            Elementwise.softmax(p, count: e)
+            // Select top-k by repeated max (k is small); chosen entries are marked -1 afterwards.
+            var total: Float = 0
+            for _ in 0..<topK {
+                var best = 0
+                var bestValue = -Float.infinity
+                for j in 0..<e where p[j] > bestValue {
+                    best = j
+                    bestValue = p[j]
+                }
+                total += bestValue
+                tokens[best * n + counts[best]] = Int32(t)
+                weights[best * n + counts[best]] = bestValue
+                counts[best] += 1
+                p[best] = -1
+            }
+            if renormalize {
+                // The last entry appended for each chosen expert belongs to token t.
+                for j in 0..<e where p[j] == -1 {
+                    weights[j * n + counts[j] - 1] /= total
+                }
+            }
+        }
+        out.initialize(repeating: 0, count: n * h)
+        let xin = s.expertIn.pointer, yout = s.expertOut.pointer
+        for j in 0..<e where counts[j] > 0 {
+            let m = counts[j]
+            for i in 0..<m { (xin + i * h).update(from: x + Int(tokens[j * n + i]) * h, count: h) }
+            swiGLU(c, x: xin, rows: m, gate: gate[j], up: up[j], down: down[j], out: yout)
+            for i in 0..<m {
+                Elementwise.axpy(weights[j * n + i], yout + i * h, out + Int(tokens[j * n + i]) * h, h)
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import PagodaKernels
+
+/// The weights of one decoder layer of the Llama family, this rank's shard, loaded from the mmapped
+/// checkpoint. The differences between architectures are fields (bias, q/k norm, dense vs. experts),
+/// read by the single forward in `DecoderLayer+Forward.swift`.
+final class DecoderLayer {
+    let inputNorm: [Float]  // [hidden]
+    let postAttentionNorm: [Float]  // [hidden]
+    let qProj: WeightMatrix  // [headsLocal·headDim, hidden]
+    let kProj: WeightMatrix  // [kvHeadsLocal·headDim, hidden]
+    let vProj: WeightMatrix
+    let qBias: [Float]?
+    let kBias: [Float]?
+    let vBias: [Float]?
+    let oProj: WeightMatrix  // [hidden, headsLocal·headDim] (column slice of the full o_proj)
+    let oBias: [Float]?  // added once, after the all-reduce
+    let qNorm: [Float]?  // [headDim], shared by all heads
+    let kNorm: [Float]?
+    let feedForward: FeedForward
+
+    /// Dense SwiGLU MLP or a sparse mixture of experts.
+    enum FeedForward {
+        case dense(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)  // [iLocal, H], [iLocal, H], [H, iLocal]
+        case experts(SparseMoeBlock)
+    }
+
+    init(index i: Int, config c: ModelConfig, plan: ShardPlan, store: WeightStore) throws {
+        let p = "model.layers.\(i)"
+        let h = c.hiddenSize
+        let d = plan.headDim
+        inputNorm = try store.vector("\(p).input_layernorm.weight", count: h)
+        postAttentionNorm = try store.vector("\(p).post_attention_layernorm.weight", count: h)
+        let qFull = plan.numHeads * d, kvFull = plan.numKVHeads * d
+        qProj = try store.matrix("\(p).self_attn.q_proj.weight", shape: [qFull, h]).slicingRows(plan.qRows)
+        kProj = try store.matrix("\(p).self_attn.k_proj.weight", shape: [kvFull, h]).slicingRows(plan.kvRows)
+        vProj = try store.matrix("\(p).self_attn.v_proj.weight", shape: [kvFull, h]).slicingRows(plan.kvRows)
+        if c.resolvedAttentionBias {
+            qBias = try store.vector("\(p).self_attn.q_proj.bias", count: qFull, range: plan.qRows)
+            kBias = try store.vector("\(p).self_attn.k_proj.bias", count: kvFull, range: plan.kvRows)
+            vBias = try store.vector("\(p).self_attn.v_proj.bias", count: kvFull, range: plan.kvRows)
+        } else {
+            (qBias, kBias, vBias) = (nil, nil, nil)
+        }
+        oProj = try store.matrix("\(p).self_attn.o_proj.weight", shape: [h, qFull]).slicingColumns(plan.qRows)
+        oBias = store.contains("\(p).self_attn.o_proj.bias") ? try store.vector("\(p).self_attn.o_proj.bias", count: h) : nil
+        if c.architecture.qkNorm {
+            qNorm = try store.vector("\(p).self_attn.q_norm.weight", count: d)
+            kNorm = try store.vector("\(p).self_attn.k_norm.weight", count: d)
+        } else {
+            (qNorm, kNorm) = (nil, nil)
+        }
+        if c.isMoELayer(i) {
+            feedForward = .experts(try SparseMoeBlock(prefix: p, config: c, plan: plan, store: store))
+        } else {
+            let inter = c.intermediateSize ?? 0
+            let r = plan.intermediateRange
+            feedForward = .dense(
+                gate: try store.matrix("\(p).mlp.gate_proj.weight", shape: [inter, h]).slicingRows(r),
+                up: try store.matrix("\(p).mlp.up_proj.weight", shape: [inter, h]).slicingRows(r),
+                down: try store.matrix("\(p).mlp.down_proj.weight", shape: [h, inter]).slicingColumns(r))
+        }
+    }
+}
+
+/// A sparse mixture-of-experts block (Mixtral, Qwen3-MoE): a replicated router and this rank's
+/// intermediate slice of every expert.
+final class SparseMoeBlock {
+    let router: WeightMatrix  // [numExperts, hidden]
+    let gate: [WeightMatrix]  // per expert [eLocal, hidden]
+    let up: [WeightMatrix]
+    let down: [WeightMatrix]  // per expert [hidden, eLocal]
+    let topK: Int
+    /// Renormalize the top-k softmax weights to sum 1 (Mixtral always; Qwen when norm_topk_prob).
+    let renormalize: Bool
+
+    var numExperts: Int { gate.count }
+
+    init(prefix p: String, config c: ModelConfig, plan: ShardPlan, store: WeightStore) throws {
+        let h = c.hiddenSize
+        let e = c.resolvedNumExperts
+        let inter = c.resolvedExpertIntermediateSize
+        let r = plan.expertIntermediateRange
+        router = try store.matrix(c.architecture.routerName(p), shape: [e, h])
+        var g: [WeightMatrix] = [], u: [WeightMatrix] = [], d: [WeightMatrix] = []
+        for x in 0..<e {
+            let names = c.architecture.expertNames(p, x)
+            g.append(try store.matrix(names.gate, shape: [inter, h]).slicingRows(r))
+            u.append(try store.matrix(names.up, shape: [inter, h]).slicingRows(r))
+            d.append(try store.matrix(names.down, shape: [h, inter]).slicingColumns(r))
+        }
+        (gate, up, down) = (g, u, d)
+        topK = c.numExpertsPerTok ?? 1
+        renormalize = c.architecture.alwaysRenormalizeTopK || (c.normTopkProb ?? false)
+    }
+}

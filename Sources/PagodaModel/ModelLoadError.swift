@@ -1,0 +1,34 @@
+/// Why a model folder could not be loaded or run; every case names the file (or parameter) and problem.
+public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
+    case fileNotFound(path: String)
+    case invalidConfig(path: String, reason: String)
+    case unsupportedArchitecture(path: String, modelType: String, supported: [String])
+    case invalidSafetensors(path: String, reason: String)
+    case truncatedFile(path: String, tensor: String, needed: Int, actual: Int)
+    case missingTensor(name: String, searched: String)
+    case wrongShape(name: String, path: String, expected: [Int], actual: [Int])
+    case unsupportedDType(name: String, path: String, dtype: String)
+    case invalidParallelism(reason: String)
+    case invalidBatch(reason: String)
+    case kvCacheNotAllocated
+
+    public var description: String {
+        switch self {
+        case .fileNotFound(let path): return "\(path): file not found"
+        case .invalidConfig(let path, let reason): return "\(path): invalid config: \(reason)"
+        case .unsupportedArchitecture(let path, let type, let supported):
+            return "\(path): unsupported architecture model_type \"\(type)\" (supported: \(supported.joined(separator: ", ")))"
+        case .invalidSafetensors(let path, let reason): return "\(path): invalid safetensors file: \(reason)"
+        case .truncatedFile(let path, let tensor, let needed, let actual):
+            return "\(path): truncated file: tensor \(tensor) needs \(needed) bytes but the file has \(actual)"
+        case .missingTensor(let name, let searched): return "\(searched): missing tensor \(name)"
+        case .wrongShape(let name, let path, let expected, let actual):
+            return "\(path): tensor \(name) has shape \(actual), expected \(expected)"
+        case .unsupportedDType(let name, let path, let dtype):
+            return "\(path): tensor \(name) has unsupported dtype \(dtype) (supported: BF16, F16, F32)"
+        case .invalidParallelism(let reason): return "invalid parallelism: \(reason)"
+        case .invalidBatch(let reason): return "invalid forward batch: \(reason)"
+        case .kvCacheNotAllocated: return "forward called before allocateKVCache"
+        }
+    }
+}

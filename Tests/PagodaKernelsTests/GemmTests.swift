@@ -1,0 +1,49 @@
+import XCTest
+@testable import PagodaKernels
+
+/// The tiled GEMM against its naive twin. Tolerance: 1e-4 relative to the row's Σ|x·w| (float32
+/// accumulation in a different order than the Double oracle; observed ~1e-6).
+final class GemmTests: XCTestCase {
+    func check(m: Int, n: Int, k: Int, dtype: WeightDType, threads: Int, columnSlice: Range<Int>? = nil) {
+        var rng = SeededRandom(UInt64(m * 1000 + n * 10 + k))
+        let fullCols = k + (columnSlice == nil ? 0 : 7)
+        let w = TestWeights(rows: n, cols: fullCols, dtype: dtype, values: rng.floats(n * fullCols))
+        let matrix = columnSlice.map { w.matrix.slicingColumns($0) } ?? w.matrix
+        let x = rng.floats(m * k)
+        let ref = ReferenceKernels.gemm(x: x, m: m, weight: matrix)
+        var out = [Float](repeating: .nan, count: m * n)
+        let pool = ThreadPool(threads: threads)
+        let ws = AlignedBuffer<Float>()
+        x.withUnsafeBufferPointer { xp in
+            out.withUnsafeMutableBufferPointer { op in
+                Gemm.run(x: xp.baseAddress!, m: m, weight: matrix, out: op.baseAddress!, workspace: ws, pool: pool)
+            }
+        }
+        let tol = Float(k) * 1e-5 + 1e-5
+        XCTAssertLessThan(maxAbsDiff(out, ref), tol, "m=\(m) n=\(n) k=\(k) \(dtype) threads=\(threads)")
+        XCTAssertFalse(out.contains { $0.isNaN })
+    }
+
+    func testBF16Shapes() {
+        for (m, n, k) in [(1, 1, 32), (1, 7, 64), (3, 9, 96), (4, 8, 32), (8, 36, 128), (5, 13, 40), (17, 33, 200), (70, 12, 64)] {
+            check(m: m, n: n, k: k, dtype: .bf16, threads: 2)
+        }
+    }
+
+    func testF32Shapes() {
+        for (m, n, k) in [(1, 5, 32), (4, 8, 48), (9, 17, 100), (66, 4, 64)] {
+            check(m: m, n: n, k: k, dtype: .f32, threads: 2)
+        }
+    }
+
+    func testColumnSliceAndSingleThread() {
+        check(m: 6, n: 10, k: 64, dtype: .bf16, threads: 1, columnSlice: 3..<67)
+        check(m: 2, n: 10, k: 32, dtype: .f32, threads: 2, columnSlice: 7..<39)
+    }
+
+    func testBF16RoundTrip() {
+        XCTAssertEqual(BFloat16.toFloat(BFloat16.fromFloat(1.5)), 1.5)
+        XCTAssertEqual(BFloat16.fromFloat(1.0 + 1.0 / 256), 0x3F80)  // ties to even
+        XCTAssertEqual(BFloat16.toFloat(BFloat16.fromFloat(-3.0)), -3.0)
+    }
+}
