@@ -77,6 +77,8 @@ let package = Package(
                 "PagodaOpenAI", "PagodaTokenizer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
@@ -85,6 +87,8 @@ let package = Package(
             dependencies: [
                 "PagodaOpenAI", "PagodaTokenizer", "PagodaEngine",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         // Layer 5
         .executableTarget(

@@ -1,1 +1,0 @@
-// PagodaBench: see shared/DESIGN.md §2 for what this module owns.

@@ -1,0 +1,167 @@
+import Foundation
+
+/// Everything an engine needs, built once by the command line (or `LLM`) and validated once;
+/// each component receives only its part (vLLM's `VllmConfig`).
+public struct EngineConfig: Sendable, Codable, Equatable {
+    public var model: ModelLoadConfig
+    public var cache: CacheConfig
+    public var scheduler: SchedulerConfig
+    public var parallel: ParallelConfig
+    /// Seeds the sampler's generator for requests without their own seed.
+    public var seed: UInt64
+
+    public init(model: ModelLoadConfig, cache: CacheConfig = CacheConfig(), scheduler: SchedulerConfig = SchedulerConfig(),
+                parallel: ParallelConfig = ParallelConfig(), seed: UInt64 = 0) {
+        self.model = model; self.cache = cache; self.scheduler = scheduler; self.parallel = parallel; self.seed = seed
+    }
+
+    /// Checks every value that does not need the model; throws the first problem as a one-line error.
+    public func validate() throws {
+        try model.validate()
+        try cache.validate()
+        try scheduler.validate()
+        try parallel.validate()
+        if !scheduler.enableChunkedPrefill, let len = model.maxModelLen, scheduler.maxNumBatchedTokens < len {
+            throw EngineConfigError.invalid(
+                "--max-num-batched-tokens", "\(scheduler.maxNumBatchedTokens) is smaller than --max-model-len \(len); "
+                    + "without --enable-chunked-prefill a whole prompt must fit in one step")
+        }
+    }
+}
+
+/// A configuration value that is out of range; names the flag.
+public enum EngineConfigError: Error, CustomStringConvertible, Equatable {
+    case invalid(_ flag: String, _ reason: String)
+    public var description: String {
+        switch self {
+        case .invalid(let flag, let reason): return "invalid \(flag): \(reason)"
+        }
+    }
+}
+
+/// The activation dtype flag. Pagoda computes in float32 whatever is chosen (weights stay in their
+/// file dtype, bf16/f16 are widened exactly); the flag exists so vLLM command lines parse.
+public enum ModelDType: String, Sendable, Codable, CaseIterable {
+    case auto, float32, bfloat16, float16
+}
+
+/// Where the model is and how it is loaded.
+public struct ModelLoadConfig: Sendable, Codable, Equatable {
+    /// A Hugging Face model folder (config.json, *.safetensors, tokenizer files).
+    public var path: String
+    public var dtype: ModelDType
+    /// nil: the model's `max_position_embeddings`.
+    public var maxModelLen: Int?
+    /// Threads of the numeric thread pool; nil: all cores.
+    public var threads: Int?
+
+    public init(path: String, dtype: ModelDType = .auto, maxModelLen: Int? = nil, threads: Int? = nil) {
+        self.path = path; self.dtype = dtype; self.maxModelLen = maxModelLen; self.threads = threads
+    }
+
+    func validate() throws {
+        if let len = maxModelLen, len < 1 { throw EngineConfigError.invalid("--max-model-len", "must be at least 1, got \(len)") }
+        if let t = threads, t < 1 { throw EngineConfigError.invalid("--threads", "must be at least 1, got \(t)") }
+    }
+}
+
+/// The paged KV cache: block size, memory budget and prefix caching.
+public struct CacheConfig: Sendable, Codable, Equatable {
+    /// Tokens per KV block.
+    public var blockSize: Int = 16
+    /// Exact KV-cache budget in bytes (all layers, K and V); wins over `gpuMemoryUtilization`.
+    public var kvCacheMemoryBytes: Int? = nil
+    /// Fraction of system memory the engine may use (weights + KV cache) when no byte budget is given.
+    public var gpuMemoryUtilization: Double = 0.9
+    public var enablePrefixCaching: Bool = true
+    /// Test hook: exact number of KV blocks (wins over both budgets).
+    public var numBlocksOverride: Int? = nil
+
+    public init(blockSize: Int = 16, kvCacheMemoryBytes: Int? = nil, gpuMemoryUtilization: Double = 0.9,
+                enablePrefixCaching: Bool = true, numBlocksOverride: Int? = nil) {
+        self.blockSize = blockSize; self.kvCacheMemoryBytes = kvCacheMemoryBytes
+        self.gpuMemoryUtilization = gpuMemoryUtilization; self.enablePrefixCaching = enablePrefixCaching
+        self.numBlocksOverride = numBlocksOverride
+    }
+
+    func validate() throws {
+        if ![1, 2, 4, 8, 16, 32, 64, 128, 256].contains(blockSize) {
+            throw EngineConfigError.invalid("--block-size", "must be a power of two from 1 to 256, got \(blockSize)")
+        }
+        if let b = kvCacheMemoryBytes, b <= 0 { throw EngineConfigError.invalid("--kv-cache-memory-bytes", "must be positive, got \(b)") }
+        if !(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1) {
+            throw EngineConfigError.invalid("--gpu-memory-utilization", "must be in (0, 1], got \(gpuMemoryUtilization)")
+        }
+        if let n = numBlocksOverride, n < 1 { throw EngineConfigError.invalid("num-blocks", "must be at least 1, got \(n)") }
+    }
+}
+
+/// The scheduler's per-step limits.
+public struct SchedulerConfig: Sendable, Codable, Equatable {
+    /// Most requests in one step (and running at once).
+    public var maxNumSeqs: Int = 256
+    /// Token budget of one step (prefill chunks + decodes).
+    public var maxNumBatchedTokens: Int = 2048
+    /// Split long prompts into chunks across steps (vLLM v1's default).
+    public var enableChunkedPrefill: Bool = true
+
+    public init(maxNumSeqs: Int = 256, maxNumBatchedTokens: Int = 2048, enableChunkedPrefill: Bool = true) {
+        self.maxNumSeqs = maxNumSeqs; self.maxNumBatchedTokens = maxNumBatchedTokens; self.enableChunkedPrefill = enableChunkedPrefill
+    }
+
+    func validate() throws {
+        if maxNumSeqs < 1 { throw EngineConfigError.invalid("--max-num-seqs", "must be at least 1, got \(maxNumSeqs)") }
+        if maxNumBatchedTokens < 1 {
+            throw EngineConfigError.invalid("--max-num-batched-tokens", "must be at least 1, got \(maxNumBatchedTokens)")
+        }
+        if maxNumBatchedTokens < maxNumSeqs {
+            throw EngineConfigError.invalid(
+                "--max-num-batched-tokens", "\(maxNumBatchedTokens) is smaller than --max-num-seqs \(maxNumSeqs)")
+        }
+    }
+}
+
+/// How the model is spread over processes (tensor × pipeline inside one engine; data-parallel rank).
+public struct ParallelConfig: Sendable, Codable, Equatable {
+    public enum ExecutorBackend: String, Sendable, Codable, CaseIterable {
+        /// The model runs in the engine-core process (TP = PP = 1).
+        case uni
+        /// One worker process per (pipeline stage, tensor rank).
+        case mp
+    }
+    public var tensorParallelSize: Int = 1
+    public var pipelineParallelSize: Int = 1
+    /// nil: `uni` when TP × PP = 1, else `mp`.
+    public var distributedExecutorBackend: ExecutorBackend? = nil
+    public var dataParallelSize: Int = 1
+    public var dataParallelRank: Int = 0
+
+    public init(tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
+                dataParallelSize: Int = 1, dataParallelRank: Int = 0) {
+        self.tensorParallelSize = tensorParallelSize; self.pipelineParallelSize = pipelineParallelSize
+        self.distributedExecutorBackend = distributedExecutorBackend
+        self.dataParallelSize = dataParallelSize; self.dataParallelRank = dataParallelRank
+    }
+
+    /// Workers inside one engine (TP × PP).
+    public var worldSize: Int { tensorParallelSize * pipelineParallelSize }
+    /// The backend actually used.
+    public var executorBackend: ExecutorBackend { distributedExecutorBackend ?? (worldSize == 1 ? .uni : .mp) }
+
+    func validate() throws {
+        if tensorParallelSize < 1 {
+            throw EngineConfigError.invalid("--tensor-parallel-size", "must be at least 1, got \(tensorParallelSize)")
+        }
+        if pipelineParallelSize < 1 {
+            throw EngineConfigError.invalid("--pipeline-parallel-size", "must be at least 1, got \(pipelineParallelSize)")
+        }
+        if distributedExecutorBackend == .uni && worldSize > 1 {
+            throw EngineConfigError.invalid(
+                "--distributed-executor-backend", "uni runs one process; tensor × pipeline parallel size \(worldSize) needs mp")
+        }
+        if dataParallelSize < 1 { throw EngineConfigError.invalid("--data-parallel-size", "must be at least 1, got \(dataParallelSize)") }
+        if dataParallelRank < 0 || dataParallelRank >= dataParallelSize {
+            throw EngineConfigError.invalid("--data-parallel-rank", "must be in 0..<\(dataParallelSize), got \(dataParallelRank)")
+        }
+    }
+}

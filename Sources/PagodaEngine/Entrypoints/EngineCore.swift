@@ -1,0 +1,105 @@
+import Logging
+
+/// The engine: a scheduler with its KV cache manager and an executor, advanced one step at a time
+/// (vLLM's `EngineCore`). Not thread-safe: one thread drives it (`EngineCoreThread` or a loop).
+public final class EngineCore {
+    /// The configuration with `maxModelLen` resolved.
+    public let config: EngineConfig
+    public let modelInfo: ModelInfo
+    public let maxModelLen: Int
+    public let numBlocks: Int
+    public let scheduler: Scheduler
+    public let executor: Executor
+    private let logger = Logger(label: "pagoda.engine")
+
+    /// Loads the model through the executor the config names and sizes the KV cache.
+    public convenience init(config: EngineConfig) throws {
+        try config.validate()
+        try self.init(config: config, executor: ExecutorFactory.make(config))
+    }
+
+    /// Uses an executor that already holds the model.
+    public init(config: EngineConfig, executor: Executor) throws {
+        try config.validate()
+        let info = executor.modelInfo
+        let maxModelLen = config.model.maxModelLen ?? info.maxPositionEmbeddings
+        if maxModelLen > info.maxPositionEmbeddings {
+            throw EngineConfigError.invalid(
+                "--max-model-len", "\(maxModelLen) exceeds the model's max_position_embeddings \(info.maxPositionEmbeddings)")
+        }
+        let bs = config.cache.blockSize
+        let blocksPerSeq = (maxModelLen + bs - 1) / bs
+        var numBlocks = try executor.determineNumAvailableBlocks(config.cache)
+        if config.cache.kvCacheMemoryBytes == nil && config.cache.numBlocksOverride == nil {
+            // A share of system memory: never more than max-num-seqs requests at max-model-len can use.
+            numBlocks = min(numBlocks, blocksPerSeq * config.scheduler.maxNumSeqs)
+        }
+        if numBlocks < blocksPerSeq {
+            throw EngineError.insufficientMemory(
+                "the KV cache holds \(numBlocks) blocks (\(numBlocks * bs) tokens), less than one request of "
+                    + "--max-model-len \(maxModelLen) needs; raise --kv-cache-memory-bytes or lower --max-model-len")
+        }
+        try executor.initializeCache(numBlocks: numBlocks)
+        var resolved = config
+        resolved.model.maxModelLen = maxModelLen
+        self.config = resolved
+        self.modelInfo = info
+        self.maxModelLen = maxModelLen
+        self.numBlocks = numBlocks
+        self.executor = executor
+        let kv = KVCacheManager(numBlocks: numBlocks, blockSize: bs, enableCaching: config.cache.enablePrefixCaching)
+        scheduler = Scheduler(config: config.scheduler, maxModelLen: maxModelLen, kvCacheManager: kv)
+        logger.info("# CPU blocks: \(numBlocks)")
+        let concurrency = Double(numBlocks * bs) / Double(maxModelLen)
+        logger.info("Maximum concurrency for \(maxModelLen) tokens per request: \(String(format: "%.2f", concurrency))x")
+    }
+
+    /// Checks a request against the model and the limits; pure, so any thread may call it.
+    public func validate(_ r: EngineRequest) throws {
+        try RequestValidator.validate(r, vocabSize: modelInfo.vocabSize, maxModelLen: maxModelLen)
+    }
+
+    /// Queues a request; throws if it is invalid (nothing is queued then).
+    public func addRequest(_ r: EngineRequest) throws {
+        try validate(r)
+        if scheduler.request(r.requestId) != nil { throw EngineError.duplicateRequestId(r.requestId) }
+        scheduler.addRequest(r)
+    }
+
+    /// Ends requests and frees their blocks; they produce no further output. Unknown ids are ignored.
+    public func abortRequests(_ ids: [String]) {
+        scheduler.finishRequests(ids, status: .finishedAborted)
+        try? flushFinishedIfIdle()
+    }
+
+    /// One engine step: schedule → execute → update. Returns the new tokens (and finishes) of this step.
+    public func step() throws -> [EngineOutput] {
+        guard scheduler.hasUnfinishedRequests else { return [] }
+        let schedulerOutput = scheduler.schedule()
+        let runnerOutput = schedulerOutput.isEmpty ? .empty : try executor.executeModel(schedulerOutput)
+        let outputs = scheduler.updateFromOutput(runnerOutput)
+        try flushFinishedIfIdle()
+        return outputs
+    }
+
+    /// When the last requests have just finished, tells the workers right away (an empty step), so
+    /// that no request state outlives its request while the engine is idle.
+    private func flushFinishedIfIdle() throws {
+        guard !scheduler.hasUnfinishedRequests, scheduler.hasFinishedRequestsToReport else { return }
+        _ = try executor.executeModel(scheduler.schedule())
+    }
+
+    /// Ends every unfinished request with `finishReason == .error` (after a failed step).
+    public func failAllRequests(_ message: String) -> [EngineOutput] {
+        let ids = scheduler.unfinishedRequestIds
+        scheduler.finishRequests(ids, status: .finishedError)
+        return ids.map { EngineOutput(requestId: $0, newTokenIds: [], finishReason: .error, error: message) }
+    }
+
+    public var hasUnfinishedRequests: Bool { scheduler.hasUnfinishedRequests }
+    public var stats: SchedulerStats { scheduler.makeStats() }
+    /// True when no request holds a KV block (tests: "the block pool is whole again").
+    public var kvCacheIsWhole: Bool { scheduler.kvCacheManager.isWhole }
+
+    public func shutdown() { executor.shutdown() }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+/// Runs an `EngineCore`'s loop on one dedicated thread (vLLM's `EngineCoreProc` busy loop, in-process).
+///
+/// Any thread may add or abort requests; they are queued and applied by the loop between steps.
+/// Outputs of each step go to `onOutputs` on the engine thread (keep it short: hand them off).
+/// The loop sleeps on a condition variable while there is nothing to do.
+public final class EngineCoreThread: @unchecked Sendable {
+    public let core: EngineCore
+    private var onOutputs: ([EngineOutput]) -> Void = { _ in }
+    private let cond = NSCondition()
+    // Guarded by `cond`:
+    private var pendingAdds: [EngineRequest] = []
+    private var pendingAborts: [String] = []
+    private var pendingCalls: [() -> Void] = []
+    private var stopping = false
+    private var latestStats = SchedulerStats()
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(core: EngineCore) {
+        self.core = core
+    }
+
+    /// Starts the loop. `onOutputs` receives every step's outputs (on the engine thread), including
+    /// `.error` finishes for requests the engine rejected after queueing or that a failed step ended.
+    public func start(onOutputs: @escaping ([EngineOutput]) -> Void) {
+        self.onOutputs = onOutputs
+        let t = Thread { [self] in loop() }
+        t.name = "pagoda-engine-core"
+        t.stackSize = 8 << 20
+        thread = t
+        t.start()
+    }
+
+    /// Validates on the calling thread (throws for a bad request), then queues it.
+    public func addRequest(_ r: EngineRequest) throws {
+        try core.validate(r)
+        cond.lock(); defer { cond.unlock() }
+        if stopping { throw EngineError.engineDead("shut down") }
+        pendingAdds.append(r)
+        cond.signal()
+    }
+
+    public func abortRequests(_ ids: [String]) {
+        cond.lock(); defer { cond.unlock() }
+        pendingAborts.append(contentsOf: ids)
+        cond.signal()
+    }
+
+    /// The statistics after the latest step.
+    public var stats: SchedulerStats {
+        cond.lock(); defer { cond.unlock() }
+        return latestStats
+    }
+
+    /// Runs `body` on the engine thread between steps and returns its result (utility calls).
+    public func call<T>(_ body: @escaping (EngineCore) throws -> T) throws -> T {
+        var result: Result<T, Error>? = nil
+        let done = DispatchSemaphore(value: 0)
+        cond.lock()
+        if stopping { cond.unlock(); throw EngineError.engineDead("shut down") }
+        pendingCalls.append { [core] in
+            result = Result { try body(core) }
+            done.signal()
+        }
+        cond.signal()
+        cond.unlock()
+        done.wait()
+        return try result!.get()
+    }
+
+    /// Stops the loop after the current step and waits for it; unfinished requests are aborted.
+    public func shutdown() {
+        cond.lock()
+        let wasRunning = thread != nil && !stopping
+        stopping = true
+        cond.signal()
+        cond.unlock()
+        if wasRunning { finished.wait() }
+        core.shutdown()
+    }
+
+    private func loop() {
+        while true {
+            cond.lock()
+            while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && !stopping
+                && !core.hasUnfinishedRequests {
+                latestStats = core.stats
+                cond.wait()
+            }
+            let adds = pendingAdds, aborts = pendingAborts, calls = pendingCalls, stop = stopping
+            pendingAdds.removeAll(); pendingAborts.removeAll(); pendingCalls.removeAll()
+            cond.unlock()
+            for c in calls { c() }
+            if stop {
+                core.abortRequests(core.scheduler.unfinishedRequestIds)
+                finished.signal()
+                return
+            }
+            var outputs: [EngineOutput] = []
+            if !aborts.isEmpty { core.abortRequests(aborts) }
+            for r in adds {
+                do { try core.addRequest(r) } catch {
+                    outputs.append(EngineOutput(requestId: r.requestId, newTokenIds: [], finishReason: .error,
+                                                error: "\(error)"))
+                }
+            }
+            do {
+                outputs += try core.step()
+            } catch {
+                outputs += core.failAllRequests("engine step failed: \(error)")
+            }
+            let s = core.stats
+            cond.lock(); latestStats = s; cond.unlock()
+            if !outputs.isEmpty { onOutputs(outputs) }
+        }
+    }
+}

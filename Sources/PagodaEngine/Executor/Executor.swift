@@ -1,0 +1,79 @@
+import Foundation
+
+/// What the engine core needs to know about the loaded model.
+public struct ModelInfo: Sendable, Codable, Equatable {
+    public var vocabSize: Int
+    public var eosTokenIds: [Int]
+    public var maxPositionEmbeddings: Int
+    /// Bytes per KV block summed over every worker of the engine.
+    public var kvCacheBytesPerBlock: Int
+    public init(vocabSize: Int, eosTokenIds: [Int], maxPositionEmbeddings: Int, kvCacheBytesPerBlock: Int) {
+        self.vocabSize = vocabSize; self.eosTokenIds = eosTokenIds
+        self.maxPositionEmbeddings = maxPositionEmbeddings; self.kvCacheBytesPerBlock = kvCacheBytesPerBlock
+    }
+}
+
+/// Runs the model for the engine core, in this process (`UniProcExecutor`) or in worker processes
+/// (`mp`). The engine core calls, in order: `modelInfo`, `determineNumAvailableBlocks`,
+/// `initializeCache`, then `executeModel` once per step, and `shutdown` at the end.
+public protocol Executor: AnyObject {
+    var modelInfo: ModelInfo { get }
+    /// KV blocks that fit the cache budget (the smallest over all workers).
+    func determineNumAvailableBlocks(_ cache: CacheConfig) throws -> Int
+    func initializeCache(numBlocks: Int) throws
+    func executeModel(_ schedulerOutput: SchedulerOutput) throws -> ModelRunnerOutput
+    func shutdown()
+}
+
+/// Builds executors for the backends the engine core does not construct itself. The multiprocess
+/// backend (helper "dist", `Executor/Multiproc*`) registers its factory here.
+public enum ExecutorFactory {
+    nonisolated(unsafe) public static var multiproc: ((EngineConfig) throws -> Executor)? = { try MultiprocExecutor(config: $0) }
+
+    public static func make(_ config: EngineConfig) throws -> Executor {
+        switch config.parallel.executorBackend {
+        case .uni:
+            return try UniProcExecutor(config: config)
+        case .mp:
+            guard let make = multiproc else {
+                throw EngineError.unsupported("--distributed-executor-backend mp is not available in this build")
+            }
+            return try make(config)
+        }
+    }
+}
+
+/// KV-cache sizing shared by all executors.
+public enum KVCacheSizing {
+    /// Blocks for the budget: `--kv-cache-memory-bytes` if given, else
+    /// `--gpu-memory-utilization` × system memory − the model's weight files.
+    public static func numBlocks(_ cache: CacheConfig, bytesPerBlock: Int, weightBytes: Int) throws -> Int {
+        if let n = cache.numBlocksOverride { return n }
+        let budget: Int
+        if let b = cache.kvCacheMemoryBytes {
+            budget = b
+        } else {
+            let total = Double(ProcessInfo.processInfo.physicalMemory)
+            budget = Int(total * cache.gpuMemoryUtilization) - weightBytes
+        }
+        let n = budget / max(1, bytesPerBlock)
+        if n < 1 {
+            throw EngineError.insufficientMemory(
+                "the KV-cache budget (\(budget) bytes) is smaller than one block (\(bytesPerBlock) bytes); "
+                    + "raise --kv-cache-memory-bytes or --gpu-memory-utilization")
+        }
+        return n
+    }
+
+    /// Total size of the `*.safetensors` files in a model folder.
+    public static func weightBytes(modelPath: String) -> Int {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: modelPath) else { return 0 }
+        var total = 0
+        for n in names where n.hasSuffix(".safetensors") {
+            let attrs = try? fm.attributesOfItem(atPath: (modelPath as NSString).appendingPathComponent(n))
+            total += (attrs?[.size] as? Int) ?? 0
+        }
+        return total
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+
+/// The engine-core side of the engine RPC (vLLM's `EngineCoreProc` I/O): sends the handshake,
+/// then turns incoming messages into backend calls and the backend's outputs and statistics into
+/// outgoing messages, until the front-end says shutdown or goes away.
+///
+/// Threads: the caller's thread reads messages (`run()`); the backend's loop thread sends
+/// outputs; a publisher thread sends statistics when they change (every `statsInterval`).
+public final class EngineCoreRPCServer: @unchecked Sendable {
+    /// Why `run()` returned.
+    public enum Exit: Equatable {
+        case shutdownRequested
+        case frontEndGone(String)
+    }
+
+    private let connection: EngineRPCConnection
+    private let handshake: EngineHandshake
+    private let backend: EngineCoreRPCBackend
+    private let statsInterval: Double
+    private let stopLock = NSLock()
+    private var stopped = false
+
+    public init(connection: EngineRPCConnection, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
+                statsInterval: Double = 0.02) {
+        self.connection = connection; self.handshake = handshake; self.backend = backend; self.statsInterval = statsInterval
+    }
+
+    /// Serves until shutdown or until the front-end disconnects; the backend is shut down on return.
+    public func run() -> Exit {
+        let exit = serve()
+        stopLock.lock(); stopped = true; stopLock.unlock()
+        backend.shutdown()
+        connection.close()
+        return exit
+    }
+
+    private func serve() -> Exit {
+        do {
+            try connection.send(.hello(handshake))
+            switch try connection.receive() {
+            case .helloAck?: break
+            case .failure(let reason)?: return .frontEndGone("front-end refused the handshake: \(reason)")
+            case nil: return .frontEndGone("front-end closed the connection during the handshake")
+            case let other?: return .frontEndGone("expected helloAck, got \(other)")
+            }
+        } catch {
+            return .frontEndGone("\(error)")
+        }
+
+        let connection = self.connection
+        backend.start(onOutputs: { outputs in
+            guard !outputs.isEmpty else { return }
+            try? connection.send(.outputs(outputs))
+        })
+        startStatsPublisher()
+
+        while true {
+            let message: EngineRPCMessage?
+            do { message = try connection.receive() } catch { return .frontEndGone("\(error)") }
+            guard let message else { return .frontEndGone("front-end closed the connection") }
+            switch message {
+            case .addRequest(let request):
+                do {
+                    try backend.addRequest(request)
+                } catch {
+                    let out = EngineOutput(requestId: request.requestId, newTokenIds: [], finishReason: .error, error: "\(error)")
+                    try? connection.send(.outputs([out]))
+                }
+            case .abort(let ids):
+                backend.abortRequests(ids)
+            case .utility(let call):
+                let result: EngineUtilityResult
+                do {
+                    result = EngineUtilityResult(callId: call.callId, result: try backend.utility(method: call.method, arguments: call.arguments), error: nil)
+                } catch {
+                    result = EngineUtilityResult(callId: call.callId, result: nil, error: "\(error)")
+                }
+                try? connection.send(.utilityResult(result))
+            case .shutdown:
+                return .shutdownRequested
+            case .failure(let reason):
+                return .frontEndGone("front-end failed: \(reason)")
+            case .hello, .helloAck, .outputs, .stats, .utilityResult:
+                continue  // not meant for this side; ignore
+            }
+        }
+    }
+
+    private func startStatsPublisher() {
+        let thread = Thread { [self] in
+            var last: SchedulerStats? = nil
+            while true {
+                stopLock.lock(); let done = stopped; stopLock.unlock()
+                if done { return }
+                let s = backend.currentStats()
+                if s != last {
+                    do { try connection.send(.stats(s)) } catch { return }
+                    last = s
+                }
+                Thread.sleep(forTimeInterval: statsInterval)
+            }
+        }
+        thread.name = "engine-rpc-stats"
+        thread.start()
+    }
+}

@@ -1,0 +1,73 @@
+/// What an engine core tells the front-end when it connects (after loading the model and sizing
+/// the KV cache): enough for the front-end to validate requests and label its metrics.
+public struct EngineHandshake: Sendable, Codable, Equatable {
+    /// Must equal `EngineRPCProtocol.version` on both sides.
+    public var protocolVersion: Int
+    /// Model folder the engine loaded.
+    public var model: String
+    public var numBlocks: Int
+    public var blockSize: Int
+    public var maxModelLen: Int
+    public var vocabSize: Int
+    public var eosTokenIds: [Int]
+    public var dataParallelRank: Int
+    public var dataParallelSize: Int
+    /// The engine core's process id (for logs and for the supervisor).
+    public var pid: Int
+
+    public init(protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
+                maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
+                dataParallelSize: Int = 1, pid: Int) {
+        self.protocolVersion = protocolVersion; self.model = model; self.numBlocks = numBlocks; self.blockSize = blockSize
+        self.maxModelLen = maxModelLen; self.vocabSize = vocabSize; self.eosTokenIds = eosTokenIds
+        self.dataParallelRank = dataParallelRank; self.dataParallelSize = dataParallelSize; self.pid = pid
+    }
+}
+
+public enum EngineRPCProtocol {
+    /// Bumped whenever a message changes shape.
+    public static let version = 1
+}
+
+/// A request-response call for anything that is not on the request path (vLLM's "utility"
+/// calls: reset the prefix cache, read the stats, ...). `callId` pairs the result with the call.
+public struct EngineUtilityCall: Sendable, Codable, Equatable {
+    public var callId: UInt64
+    public var method: String
+    public var arguments: [String]
+    public init(callId: UInt64, method: String, arguments: [String] = []) {
+        self.callId = callId; self.method = method; self.arguments = arguments
+    }
+}
+
+public struct EngineUtilityResult: Sendable, Codable, Equatable {
+    public var callId: UInt64
+    public var result: String?
+    public var error: String?
+    public init(callId: UInt64, result: String?, error: String?) { self.callId = callId; self.result = result; self.error = error }
+}
+
+/// Every message of the engine RPC. Direction in brackets: [E→F] engine core to front-end,
+/// [F→E] front-end to engine core.
+public enum EngineRPCMessage: Sendable {
+    /// [E→F] first message after connecting.
+    case hello(EngineHandshake)
+    /// [F→E] the front-end accepts the handshake; requests may follow.
+    case helloAck
+    /// [F→E]
+    case addRequest(EngineRequest)
+    /// [F→E] request ids to abort (client gone, stop string matched).
+    case abort([String])
+    /// [E→F] what one engine step produced.
+    case outputs([EngineOutput])
+    /// [E→F] scheduler statistics, sent when they change.
+    case stats(SchedulerStats)
+    /// [F→E]
+    case utility(EngineUtilityCall)
+    /// [E→F]
+    case utilityResult(EngineUtilityResult)
+    /// [F→E] finish and exit; [E→F] never sent.
+    case shutdown
+    /// Either way: the sender gives up (handshake refused, fatal engine error); the text says why.
+    case failure(String)
+}

@@ -1,0 +1,218 @@
+import Collections
+
+/// Decides, every step, which requests compute how many tokens (vLLM v1's scheduler).
+///
+/// There are no prefill and decode phases. Each request has `numComputedTokens` and `numTokens`
+/// (prompt + generated); a step gives each scheduled request some of the difference, so that the
+/// computed count catches up with the known tokens. That one rule covers a whole prompt, a prefill
+/// chunk, a decode, a prefix-cache hit and a request resumed after preemption. A step has a token
+/// budget (`maxNumBatchedTokens`) and a request limit (`maxNumSeqs`); running requests are served
+/// first in arrival order, then waiting ones. When the KV cache runs out, the newest running
+/// request is preempted: its blocks are freed and it goes back to the front of the waiting queue to
+/// be recomputed (its freed blocks usually come back from the prefix cache).
+public final class Scheduler {
+    public let config: SchedulerConfig
+    public let maxModelLen: Int
+    public let kvCacheManager: KVCacheManager
+    /// Every unfinished request by id.
+    private var requests: [String: Request] = [:]
+    private(set) var waiting = Deque<Request>()
+    /// Oldest first; the last one is preempted first.
+    private(set) var running: [Request] = []
+    /// Finished since the last `schedule()`: the workers are told in the next SchedulerOutput.
+    private var finishedReqIds: [String] = []
+    private var numPreemptions = 0
+
+    public init(config: SchedulerConfig, maxModelLen: Int, kvCacheManager: KVCacheManager) {
+        self.config = config
+        self.maxModelLen = maxModelLen
+        self.kvCacheManager = kvCacheManager
+    }
+
+    public var numUnfinishedRequests: Int { waiting.count + running.count }
+    public var hasUnfinishedRequests: Bool { !waiting.isEmpty || !running.isEmpty }
+    public func request(_ id: String) -> Request? { requests[id] }
+    /// Requests finished since the last `schedule()` that the workers have not been told about.
+    public var hasFinishedRequestsToReport: Bool { !finishedReqIds.isEmpty }
+
+    /// Queues a validated request (see `EngineCore.addRequest`).
+    public func addRequest(_ r: EngineRequest) {
+        let req = Request(r)
+        requests[r.requestId] = req
+        waiting.append(req)
+    }
+
+    /// One step's plan. Also advances `numComputedTokens` of every scheduled request by its share.
+    public func schedule() -> SchedulerOutput {
+        var tokenBudget = config.maxNumBatchedTokens
+        var scheduledRunning: [Request] = []
+        var scheduledNew: [Request] = []
+        var preempted: [Request] = []
+        var numScheduled: [String: Int] = [:]
+        var newBlockIds: [String: [Int]] = [:]
+
+        // 1. Running requests, oldest first: each gets the tokens it is missing, within the budget.
+        var i = 0
+        while i < running.count && tokenBudget > 0 {
+            let req = running[i]
+            let n = min(req.numTokens - req.numComputedTokens, tokenBudget)
+            if n <= 0 { i += 1; continue }
+            var allocated: [Int]? = nil
+            while allocated == nil {
+                if case .allocated(let blocks) = kvCacheManager.allocateSlots(req, numNewTokens: n) {
+                    allocated = blocks.blockIds
+                    break
+                }
+                // Out of blocks: preempt the newest running request (possibly `req` itself) and retry.
+                let victim = running.removeLast()
+                preempt(victim)
+                preempted.append(victim)
+                if victim === req { break }
+            }
+            guard let blocks = allocated else { break }
+            scheduledRunning.append(req)
+            numScheduled[req.requestId] = n
+            newBlockIds[req.requestId] = blocks
+            tokenBudget -= n
+            i += 1
+        }
+
+        // 2. Waiting requests in order (preempted ones first), unless this step had to preempt.
+        if preempted.isEmpty {
+            while let req = waiting.first, tokenBudget > 0, running.count < config.maxNumSeqs {
+                var computed = KVCacheBlocks.empty
+                var numNewComputed = 0
+                if req.numComputedTokens == 0 {
+                    (computed, numNewComputed) = kvCacheManager.getComputedBlocks(req)
+                }
+                var n = req.numTokens - req.numComputedTokens - numNewComputed
+                if !config.enableChunkedPrefill && n > tokenBudget { break }
+                n = min(n, tokenBudget)
+                guard case .allocated = kvCacheManager.allocateSlots(
+                    req, numNewTokens: n, numNewComputedTokens: numNewComputed, newComputedBlocks: computed)
+                else { break }
+                waiting.removeFirst()
+                running.append(req)
+                req.status = .running
+                req.numComputedTokens += numNewComputed
+                if req.numCachedTokens < 0 { req.numCachedTokens = numNewComputed }
+                scheduledNew.append(req)
+                numScheduled[req.requestId] = n
+                tokenBudget -= n
+            }
+        }
+
+        // 3. The message for the workers: new (and resumed) requests in full, the others as a diff.
+        var out = SchedulerOutput()
+        for req in scheduledNew {
+            let resumed = req.numPreemptions > 0
+            out.scheduledNewReqs.append(NewRequestData(
+                reqId: req.requestId, promptTokenIds: req.promptTokenIds,
+                outputTokenIds: resumed ? req.outputTokenIds : [], sampling: req.sampling, eosTokenIds: req.eosTokenIds,
+                blockIds: kvCacheManager.blockIds(of: req.requestId), numComputedTokens: req.numComputedTokens))
+            req.numTokensSentToWorkers = req.numTokens
+        }
+        for req in scheduledRunning {
+            out.scheduledCachedReqs.append(
+                reqId: req.requestId, newTokenIds: Array(req.allTokenIds[req.numTokensSentToWorkers...]),
+                newBlockIds: newBlockIds[req.requestId] ?? [], numComputedTokens: req.numComputedTokens)
+            req.numTokensSentToWorkers = req.numTokens
+        }
+        out.numScheduledTokens = numScheduled
+        out.totalNumScheduledTokens = config.maxNumBatchedTokens - tokenBudget
+        out.finishedReqIds = finishedReqIds
+        out.preemptedReqIds = preempted.map(\.requestId)
+        finishedReqIds.removeAll(keepingCapacity: true)
+
+        // The scheduled tokens count as computed from now on (their K/V are written by this step).
+        for req in scheduledNew { req.numComputedTokens += numScheduled[req.requestId]! }
+        for req in scheduledRunning { req.numComputedTokens += numScheduled[req.requestId]! }
+        return out
+    }
+
+    /// Frees a running request's blocks and puts it back at the front of the waiting queue.
+    private func preempt(_ req: Request) {
+        kvCacheManager.free(req)
+        req.status = .preempted
+        req.numComputedTokens = 0
+        req.numPreemptions += 1
+        req.numTokensSentToWorkers = 0
+        numPreemptions += 1
+        waiting.prepend(req)
+    }
+
+    /// Applies the sampled tokens of one step: appends them, checks stop conditions, frees finished
+    /// requests. Returns one output per request that got a token.
+    public func updateFromOutput(_ runnerOutput: ModelRunnerOutput) -> [EngineOutput] {
+        var outputs: [EngineOutput] = []
+        outputs.reserveCapacity(runnerOutput.reqIds.count)
+        var anyFinished = false
+        for (k, id) in runnerOutput.reqIds.enumerated() {
+            guard let req = requests[id], req.status == .running else { continue }  // aborted meanwhile
+            let token = runnerOutput.sampledTokenIds[k]
+            req.appendOutputToken(token)
+            let status = checkStop(req)
+            var out = EngineOutput(requestId: id, newTokenIds: [token])
+            if let lp = runnerOutput.logprobs[k] { out.newLogprobs = [lp] }
+            if req.numOutputTokensReported == 0 { out.numCachedTokens = max(0, req.numCachedTokens) }
+            req.numOutputTokensReported += 1
+            if let status {
+                req.status = status
+                out.finishReason = status.finishReason
+                out.stopReason = req.stopReason
+                kvCacheManager.free(req)
+                requests[id] = nil
+                finishedReqIds.append(id)
+                anyFinished = true
+            }
+            outputs.append(out)
+        }
+        if anyFinished { running.removeAll { $0.status.isFinished } }
+        return outputs
+    }
+
+    /// vLLM's `check_stop`: length first, then EOS (unless ignored), then stop token ids; nothing stops
+    /// before `minTokens`.
+    private func checkStop(_ req: Request) -> RequestStatus? {
+        let s = req.sampling
+        if req.numOutputTokens < s.minTokens { return nil }
+        if req.numTokens >= maxModelLen || req.numOutputTokens >= s.maxTokens { return .finishedLengthCapped }
+        let last = req.outputTokenIds[req.numOutputTokens - 1]
+        if !s.ignoreEOS && req.eosTokenIds.contains(last) { return .finishedStopped }
+        if s.stopTokenIds.contains(last) {
+            req.stopReason = last
+            return .finishedStopped
+        }
+        return nil
+    }
+
+    /// Ends requests from outside (client abort, error); frees their blocks. Unknown ids are ignored.
+    public func finishRequests(_ ids: [String], status: RequestStatus = .finishedAborted) {
+        precondition(status.isFinished)
+        var removeRunning = false
+        var removeWaiting = false
+        for id in ids {
+            guard let req = requests.removeValue(forKey: id) else { continue }
+            if req.status == .running { removeRunning = true } else { removeWaiting = true }
+            req.status = status
+            kvCacheManager.free(req)
+            finishedReqIds.append(id)
+        }
+        if removeRunning { running.removeAll { $0.status.isFinished } }
+        if removeWaiting { waiting.removeAll { $0.status.isFinished } }
+    }
+
+    /// Ids of all unfinished requests (running first).
+    public var unfinishedRequestIds: [String] { running.map(\.requestId) + waiting.map(\.requestId) }
+
+    public func makeStats() -> SchedulerStats {
+        var s = SchedulerStats()
+        s.numRunning = running.count
+        s.numWaiting = waiting.count
+        s.kvCacheUsage = kvCacheManager.usage
+        s.prefixCacheQueries = kvCacheManager.prefixCacheQueries
+        s.prefixCacheHits = kvCacheManager.prefixCacheHits
+        s.numPreemptions = numPreemptions
+        return s
+    }
+}

@@ -1,0 +1,111 @@
+import PagodaModel
+
+/// Runs one step on the model: keeps per-request state from the SchedulerOutput diffs, flattens the
+/// scheduled tokens into a `ForwardBatch`, runs the forward pass and samples one token for every
+/// request whose scheduled tokens reach the end of its sequence (vLLM's `GPUModelRunner`).
+///
+/// The batch arrays and the logits buffer are kept between steps and reused in place, so a decode
+/// step allocates only its output message.
+public final class ModelRunner {
+    public let model: RunnableModel
+    public let blockSize: Int
+    public let maxNumSeqs: Int
+    public let vocabSize: Int
+    private var requests: [String: CachedRequestState] = [:]
+    private var batch = ForwardBatch(tokenIds: [], positions: [], slotMapping: [], queryStartLoc: [], contextLens: [],
+                                     blockTables: [], logitsIndices: [])
+    /// [maxNumSeqs, vocabSize]: one row per request that samples this step.
+    private let logits: UnsafeMutablePointer<Float>
+    private var sampleStates: [CachedRequestState] = []
+    private let sampler: Sampler
+    /// Seeds the generators of requests without a seed.
+    private var defaultGenerator: SamplingRNG
+    /// Test hook: sees every step's logits rows (request ids in row order) before sampling.
+    public var logitsObserver: ((_ reqIds: [String], _ logits: UnsafePointer<Float>, _ vocabSize: Int) -> Void)?
+
+    public init(model: RunnableModel, blockSize: Int, scheduler: SchedulerConfig, seed: UInt64) {
+        self.model = model
+        self.blockSize = blockSize
+        self.maxNumSeqs = scheduler.maxNumSeqs
+        vocabSize = model.vocabSize
+        logits = .allocate(capacity: scheduler.maxNumSeqs * model.vocabSize)
+        sampler = Sampler(vocabSize: model.vocabSize)
+        defaultGenerator = SamplingRNG(seed: seed)
+        let n = scheduler.maxNumBatchedTokens
+        batch.tokenIds.reserveCapacity(n); batch.positions.reserveCapacity(n); batch.slotMapping.reserveCapacity(n)
+        batch.queryStartLoc.reserveCapacity(maxNumSeqs + 1); batch.contextLens.reserveCapacity(maxNumSeqs)
+        batch.blockTables.reserveCapacity(maxNumSeqs); batch.logitsIndices.reserveCapacity(maxNumSeqs)
+        sampleStates.reserveCapacity(maxNumSeqs)
+    }
+
+    deinit { logits.deallocate() }
+
+    /// Requests whose state this runner holds (tests: finished requests must not linger).
+    public var numCachedRequests: Int { requests.count }
+
+    public func execute(_ s: SchedulerOutput) throws -> ModelRunnerOutput {
+        updateStates(s)
+        if s.isEmpty { return .empty }
+        prepareBatch(s)
+        try model.forward(batch, hiddenIn: nil, hiddenOut: nil, logits: logits)
+        let ids = sampleStates.map(\.reqId)
+        logitsObserver?(ids, logits, vocabSize)
+        var out = ModelRunnerOutput()
+        out.reqIds = ids
+        out.sampledTokenIds.reserveCapacity(ids.count)
+        out.logprobs.reserveCapacity(ids.count)
+        for (r, state) in sampleStates.enumerated() {
+            let (token, lp) = sampler.sample(logits: logits + r * vocabSize, state: state)
+            out.sampledTokenIds.append(token)
+            out.logprobs.append(lp)
+        }
+        return out
+    }
+
+    /// Applies the SchedulerOutput's request changes to the persistent states.
+    private func updateStates(_ s: SchedulerOutput) {
+        for id in s.finishedReqIds { requests[id] = nil }
+        for id in s.preemptedReqIds { requests[id] = nil }
+        for d in s.scheduledNewReqs { requests[d.reqId] = CachedRequestState(d, defaultGenerator: &defaultGenerator) }
+        let c = s.scheduledCachedReqs
+        for k in c.reqIds.indices {
+            guard let st = requests[c.reqIds[k]] else {
+                preconditionFailure("scheduler sent a diff for request \(c.reqIds[k]) this worker does not know")
+            }
+            st.append(newTokenIds: c.newTokenIds[k], newBlockIds: c.newBlockIds[k], numComputedTokens: c.numComputedTokens[k])
+        }
+    }
+
+    /// Flattens the scheduled tokens (new requests, then cached ones) into `batch`.
+    private func prepareBatch(_ s: SchedulerOutput) {
+        batch.tokenIds.removeAll(keepingCapacity: true)
+        batch.positions.removeAll(keepingCapacity: true)
+        batch.slotMapping.removeAll(keepingCapacity: true)
+        batch.queryStartLoc.removeAll(keepingCapacity: true)
+        batch.contextLens.removeAll(keepingCapacity: true)
+        batch.blockTables.removeAll(keepingCapacity: true)
+        batch.logitsIndices.removeAll(keepingCapacity: true)
+        sampleStates.removeAll(keepingCapacity: true)
+        batch.queryStartLoc.append(0)
+        func add(_ id: String) {
+            let st = requests[id]!
+            let n = s.numScheduledTokens[id]!
+            let start = st.numComputedTokens
+            for pos in start..<(start + n) {
+                batch.tokenIds.append(Int32(st.tokenIds[pos]))
+                batch.positions.append(Int32(pos))
+                batch.slotMapping.append(st.blockIds[pos / blockSize] * Int32(blockSize) + Int32(pos % blockSize))
+            }
+            batch.queryStartLoc.append(Int32(batch.tokenIds.count))
+            batch.contextLens.append(Int32(start + n))
+            batch.blockTables.append(st.blockIds)
+            st.numComputedTokens = start + n
+            if start + n == st.tokenIds.count {  // reached the end: this request samples
+                batch.logitsIndices.append(Int32(batch.tokenIds.count - 1))
+                sampleStates.append(st)
+            }
+        }
+        for d in s.scheduledNewReqs { add(d.reqId) }
+        for id in s.scheduledCachedReqs.reqIds { add(id) }
+    }
+}

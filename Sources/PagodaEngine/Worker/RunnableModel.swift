@@ -1,0 +1,17 @@
+import PagodaModel
+
+/// The model as the model runner drives it: `CausalLM` from PagodaModel conforms (see
+/// `CausalLM+RunnableModel.swift`); tests also plug in small deterministic models.
+public protocol RunnableModel: AnyObject {
+    /// Rows of the logits (the embedding's vocabulary, may exceed the tokenizer's).
+    var vocabSize: Int { get }
+    var eosTokenIds: [Int] { get }
+    /// The model's context limit (`max_position_embeddings`).
+    var maxPositionEmbeddings: Int { get }
+    /// Bytes one KV block takes over all layers (K and V) of this process.
+    func kvCacheBytesPerBlock(blockSize: Int) -> Int
+    func allocateKVCache(numBlocks: Int, blockSize: Int) throws
+    /// Writes logits [batch.logitsIndices.count, vocabSize] (last stage) after writing this step's K/V.
+    func forward(_ batch: ForwardBatch, hiddenIn: UnsafePointer<Float>?, hiddenOut: UnsafeMutablePointer<Float>?,
+                 logits: UnsafeMutablePointer<Float>?) throws
+}

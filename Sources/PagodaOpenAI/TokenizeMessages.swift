@@ -1,0 +1,63 @@
+/// vLLM's `POST /tokenize` body: either `prompt` or chat `messages` (rendered with the template).
+public struct TokenizeRequest: Sendable, Codable {
+    public var model: String?
+    public var prompt: String?
+    public var messages: [JSONValue]?
+    public var addSpecialTokens: Bool?
+    public var addGenerationPrompt: Bool?
+    public var continueFinalMessage: Bool?
+    public var chatTemplateKwargs: [String: JSONValue]?
+    public var returnTokenStrs: Bool?
+    public init(model: String? = nil, prompt: String? = nil) { self.model = model; self.prompt = prompt }
+    enum CodingKeys: String, CodingKey {
+        case model, prompt, messages
+        case addSpecialTokens = "add_special_tokens", addGenerationPrompt = "add_generation_prompt"
+        case continueFinalMessage = "continue_final_message", chatTemplateKwargs = "chat_template_kwargs"
+        case returnTokenStrs = "return_token_strs"
+    }
+}
+
+/// `POST /tokenize` answer.
+public struct TokenizeResponse: Sendable, Codable, Equatable {
+    public var count: Int
+    public var maxModelLen: Int
+    public var tokens: [Int]
+    public var tokenStrs: [String]?
+    public init(tokens: [Int], maxModelLen: Int, tokenStrs: [String]?) {
+        self.count = tokens.count; self.tokens = tokens; self.maxModelLen = maxModelLen; self.tokenStrs = tokenStrs
+    }
+    enum CodingKeys: String, CodingKey { case count, tokens, maxModelLen = "max_model_len", tokenStrs = "token_strs" }
+}
+
+/// `POST /detokenize` body.
+public struct DetokenizeRequest: Sendable, Codable {
+    public var model: String?
+    public var tokens: [Int]
+    public init(model: String? = nil, tokens: [Int]) { self.model = model; self.tokens = tokens }
+}
+
+/// `POST /detokenize` answer.
+public struct DetokenizeResponse: Sendable, Codable, Equatable {
+    public var prompt: String
+    public init(prompt: String) { self.prompt = prompt }
+}
+
+/// `GET /load`: the load a router reads (vLLM's `server_load` plus the scheduler's view).
+public struct LoadResponse: Sendable, Codable, Equatable {
+    public var serverLoad: Int
+    public var numRequestsRunning: Int
+    public var numRequestsWaiting: Int
+    public var kvCacheUsagePerc: Double
+    public var dataParallelRank: Int
+    public var dataParallelSize: Int
+    public init(serverLoad: Int, numRequestsRunning: Int, numRequestsWaiting: Int, kvCacheUsagePerc: Double,
+                dataParallelRank: Int, dataParallelSize: Int) {
+        self.serverLoad = serverLoad; self.numRequestsRunning = numRequestsRunning; self.numRequestsWaiting = numRequestsWaiting
+        self.kvCacheUsagePerc = kvCacheUsagePerc; self.dataParallelRank = dataParallelRank; self.dataParallelSize = dataParallelSize
+    }
+    enum CodingKeys: String, CodingKey {
+        case serverLoad = "server_load", numRequestsRunning = "num_requests_running"
+        case numRequestsWaiting = "num_requests_waiting", kvCacheUsagePerc = "kv_cache_usage_perc"
+        case dataParallelRank = "data_parallel_rank", dataParallelSize = "data_parallel_size"
+    }
+}

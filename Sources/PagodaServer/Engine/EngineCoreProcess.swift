@@ -1,0 +1,76 @@
+import Foundation
+import PagodaEngine
+
+/// Starts the engine core as a child process (`pagoda engine-core ...`), waits for it to connect
+/// over the engine RPC and shake hands, and reports how it ended (vLLM's `CoreEngineProcManager`).
+///
+/// The child gets the front-end's RPC address; it loads the model, connects, and sends its hello.
+/// If it exits first (bad model folder, out of memory) `start` throws with its exit status, never
+/// waiting out a timeout.
+public final class EngineCoreProcess: @unchecked Sendable {
+    public let process: Process
+    public let client: EngineCoreRPCClient
+    private let listener: EngineRPCListener
+
+    /// - Parameters:
+    ///   - executable: the `pagoda` binary.
+    ///   - arguments: the engine-core verb and its flags; `--rpc-address <address>` is appended.
+    ///   - address: where the front-end listens.
+    ///   - startupTimeout: seconds to wait for the handshake (model loading included).
+    ///   - waiting: called about every 50 ms while the child loads (progress display).
+    public init(executable: String, arguments: [String], address: EngineRPCAddress, startupTimeout: Double,
+                waiting: () -> Void = {}) throws {
+        listener = try EngineRPCListener(address: address)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments + ["--rpc-address", listener.address.description]
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        process = p
+        let connection: EngineRPCConnection
+        do {
+            connection = try listener.accept(timeout: startupTimeout) {
+                waiting()
+                if !p.isRunning { throw EngineRPCError.handshake("engine core exited during start-up (\(Self.describeExit(p)))") }
+            }
+            client = try EngineCoreRPCClient(connection: connection)
+        } catch {
+            if p.isRunning { p.terminate() }
+            p.waitUntilExit()
+            if case EngineRPCError.handshake = error { throw error }
+            throw EngineRPCError.handshake("\(error); engine core: \(Self.describeExit(p))")
+        }
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Waits up to `timeout` seconds for the child to exit and says how it ended.
+    public func exitDescription(waiting timeout: Double) -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        return Self.describeExit(process)
+    }
+
+    /// Asks the engine core to shut down, then waits (and kills it after `timeout` seconds).
+    public func stop(timeout: Double = 5) {
+        client.shutdown()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            usleep(200_000)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    static func describeExit(_ p: Process) -> String {
+        if p.isRunning { return "still running (pid \(p.processIdentifier))" }
+        switch p.terminationReason {
+        case .exit: return "exited with status \(p.terminationStatus)"
+        case .uncaughtSignal:
+            let name = p.terminationStatus == SIGKILL ? " (SIGKILL)" : p.terminationStatus == SIGSEGV ? " (SIGSEGV)" : p.terminationStatus == SIGTERM ? " (SIGTERM)" : ""
+            return "killed by signal \(p.terminationStatus)\(name)"
+        @unknown default: return "ended (status \(p.terminationStatus))"
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import PagodaEngine
+import Prometheus
+
+/// The server's Prometheus metrics under vLLM's names (`vllm/v1/metrics/loggers.py`), so vLLM
+/// dashboards and routers read `/metrics` unchanged. Every series carries `model_name` and
+/// `engine` (the data-parallel rank) labels, as vLLM's do.
+public final class ServerMetrics: @unchecked Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let labels: [(String, String)]
+    private let lock = NSLock()
+
+    // Scheduler state (gauges, set from the engine core's statistics).
+    private let running: Gauge
+    private let waiting: Gauge
+    private let kvUsage: Gauge
+    // Counters.
+    private let prefixQueries: Counter
+    private let prefixHits: Counter
+    private let preemptions: Counter
+    private let promptTokens: Counter
+    private let generationTokens: Counter
+    private var success: [String: Counter] = [:]
+    // Per-request histograms.
+    private let ttft: ValueHistogram
+    private let tpot: ValueHistogram
+    private let interToken: ValueHistogram
+    private let e2e: ValueHistogram
+    private let promptLen: ValueHistogram
+    private let generationLen: ValueHistogram
+    /// Last cumulative engine counters seen (the engine reports totals; Prometheus counters only go up).
+    private var lastStats = SchedulerStats()
+
+    static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]
+    static let tokenBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]
+    static let e2eBuckets: [Double] = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0]
+
+    public init(modelName: String, dataParallelRank: Int = 0) {
+        labels = [("model_name", modelName), ("engine", String(dataParallelRank))]
+        func d(_ name: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        }
+        running = registry.makeGauge(descriptor: d("vllm:num_requests_running", "Number of requests in model execution batches."), labels: labels)
+        waiting = registry.makeGauge(descriptor: d("vllm:num_requests_waiting", "Number of requests waiting to be processed."), labels: labels)
+        kvUsage = registry.makeGauge(descriptor: d("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."), labels: labels)
+        prefixQueries = registry.makeCounter(descriptor: d("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens."), labels: labels)
+        prefixHits = registry.makeCounter(descriptor: d("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens."), labels: labels)
+        preemptions = registry.makeCounter(descriptor: d("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine."), labels: labels)
+        promptTokens = registry.makeCounter(descriptor: d("vllm:prompt_tokens_total", "Number of prefill tokens processed."), labels: labels)
+        generationTokens = registry.makeCounter(descriptor: d("vllm:generation_tokens_total", "Number of generation tokens processed."), labels: labels)
+        ttft = registry.makeValueHistogram(descriptor: d("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."), labels: labels, buckets: Self.latencyBuckets)
+        tpot = registry.makeValueHistogram(descriptor: d("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds."), labels: labels, buckets: Self.latencyBuckets)
+        interToken = registry.makeValueHistogram(descriptor: d("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds."), labels: labels, buckets: Self.latencyBuckets)
+        e2e = registry.makeValueHistogram(descriptor: d("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds."), labels: labels, buckets: Self.e2eBuckets)
+        promptLen = registry.makeValueHistogram(descriptor: d("vllm:request_prompt_tokens", "Number of prefill tokens processed."), labels: labels, buckets: Self.tokenBuckets)
+        generationLen = registry.makeValueHistogram(descriptor: d("vllm:request_generation_tokens", "Number of generation tokens processed."), labels: labels, buckets: Self.tokenBuckets)
+        for reason in ["stop", "length", "abort", "error"] { _ = successCounter(reason) }
+    }
+
+    private func successCounter(_ reason: String) -> Counter {
+        if let c = success[reason] { return c }
+        let c = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "vllm:request_success_total", unitName: "", helpText: "Count of successfully processed requests."),
+            labels: labels + [("finished_reason", reason)])
+        success[reason] = c
+        return c
+    }
+
+    /// Updates the scheduler gauges and the cumulative counters from the engine's statistics.
+    public func record(stats s: SchedulerStats) {
+        lock.lock(); defer { lock.unlock() }
+        running.set(Double(s.numRunning))
+        waiting.set(Double(s.numWaiting))
+        kvUsage.set(s.kvCacheUsage)
+        func delta(_ now: Int, _ before: Int) -> Int64 { Int64(now >= before ? now - before : now) }
+        let dq = delta(s.prefixCacheQueries, lastStats.prefixCacheQueries)
+        let dh = delta(s.prefixCacheHits, lastStats.prefixCacheHits)
+        let dp = delta(s.numPreemptions, lastStats.numPreemptions)
+        if dq > 0 { prefixQueries.increment(by: dq) }
+        if dh > 0 { prefixHits.increment(by: dh) }
+        if dp > 0 { preemptions.increment(by: dp) }
+        lastStats = s
+    }
+
+    /// Records one finished engine request (one choice).
+    public func record(request r: RequestTiming) {
+        lock.lock(); defer { lock.unlock() }
+        promptTokens.increment(by: Int64(r.promptTokens))
+        generationTokens.increment(by: Int64(r.generationTokens))
+        promptLen.record(Double(r.promptTokens))
+        generationLen.record(Double(r.generationTokens))
+        successCounter(r.finishReason).increment()
+        if let first = r.firstTokenTime {
+            ttft.record(first - r.arrivalTime)
+            if r.generationTokens > 1, let last = r.lastTokenTime {
+                let perToken = (last - first) / Double(r.generationTokens - 1)
+                tpot.record(perToken)
+                interToken.record(perToken)
+            }
+        }
+        e2e.record(r.finishTime - r.arrivalTime)
+    }
+
+    /// Prometheus text exposition of every metric.
+    public func exposition() -> String {
+        lock.lock(); defer { lock.unlock() }
+        return registry.emitToString()
+    }
+}
+
+/// Timestamps and counts of one engine request, for the latency histograms.
+public struct RequestTiming: Sendable {
+    public var arrivalTime: Double
+    public var firstTokenTime: Double?
+    public var lastTokenTime: Double?
+    public var finishTime: Double
+    public var promptTokens: Int
+    public var generationTokens: Int
+    public var finishReason: String
+}

@@ -1,1 +1,0 @@
-// PagodaServer: see shared/DESIGN.md §2 for what this module owns.

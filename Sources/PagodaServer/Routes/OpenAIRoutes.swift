@@ -1,0 +1,78 @@
+import Foundation
+import Hummingbird
+import PagodaOpenAI
+
+/// The HTTP routes of the API server, on Hummingbird. Handlers only move bytes: the work is in
+/// `OpenAIServing`.
+public enum OpenAIRoutes {
+    public static func makeRouter(serving: OpenAIServing) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: OpenAIErrorMiddleware())
+        if let key = serving.config.apiKey { router.add(middleware: APIKeyMiddleware(apiKey: key)) }
+        let limit = serving.config.maxRequestBodyBytes
+
+        router.post("/v1/completions") { request, _ in
+            respond(try await serving.completions(try await body(request, limit: limit)))
+        }
+        router.post("/v1/chat/completions") { request, _ in
+            respond(try await serving.chatCompletions(try await body(request, limit: limit)))
+        }
+        router.get("/v1/models") { _, _ in json(try serving.models()) }
+        router.post("/tokenize") { request, _ in json(try serving.tokenize(try await body(request, limit: limit))) }
+        router.post("/detokenize") { request, _ in json(try serving.detokenize(try await body(request, limit: limit))) }
+        router.get("/health") { _, _ -> Response in
+            if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
+            return Response(status: .ok)
+        }
+        router.get("/ping") { _, _ -> Response in
+            if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
+            return Response(status: .ok)
+        }
+        router.post("/ping") { _, _ -> Response in
+            if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
+            return Response(status: .ok)
+        }
+        router.get("/version") { _, _ in json(try serving.version()) }
+        router.get("/load") { _, _ in json(try serving.load()) }
+        router.get("/metrics") { _, _ -> Response in
+            serving.metrics.record(stats: serving.engine.stats)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: serving.metrics.exposition())))
+        }
+        return router
+    }
+
+    /// The whole request body, or 413 when it exceeds `limit`.
+    static func body(_ request: Request, limit: Int) async throws -> Data {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw OpenAIError.payloadTooLarge("request body of \(length) bytes exceeds the limit of \(limit) bytes")
+        }
+        var request = request
+        do {
+            let buffer = try await request.collectBody(upTo: limit)
+            return Data(buffer: buffer)
+        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
+            throw OpenAIError.payloadTooLarge("request body exceeds the limit of \(limit) bytes")
+        }
+    }
+
+    static func json(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func respond(_ r: ServingResponse) -> Response {
+        switch r {
+        case .json(let data):
+            return json(data)
+        case .stream(let produce):
+            return Response(
+                status: .ok,
+                headers: [.contentType: ServerSentEvents.contentType, .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    await produce { bytes in try await writer.write(ByteBuffer(bytes: bytes)) }
+                    try await writer.finish(nil)
+                })
+        }
+    }
+}

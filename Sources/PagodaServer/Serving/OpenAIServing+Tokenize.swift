@@ -1,0 +1,51 @@
+import Foundation
+import PagodaOpenAI
+
+/// `/tokenize`, `/detokenize`, `/v1/models` and `/load` (vLLM's `OpenAIServingTokenization`,
+/// `OpenAIServingModels` and the `/load` route).
+extension OpenAIServing {
+    public func tokenize(_ body: Data) throws -> Data {
+        let request = try OpenAIJSON.decodeRequest(TokenizeRequest.self, from: body)
+        try checkModel(request.model)
+        let ids: [Int]
+        if let messages = request.messages {
+            guard request.prompt == nil else { throw OpenAIError.badRequest("give either prompt or messages, not both", param: "messages") }
+            ids = try renderChatPrompt(messages: messages, tools: nil, addGenerationPrompt: request.addGenerationPrompt ?? true,
+                                       continueFinalMessage: request.continueFinalMessage ?? false,
+                                       kwargs: request.chatTemplateKwargs ?? [:], template: nil,
+                                       addSpecialTokens: request.addSpecialTokens ?? false)
+        } else if let prompt = request.prompt {
+            ids = tokenizer.encode(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
+        } else {
+            throw OpenAIError.badRequest("missing required field 'prompt' (or 'messages')", param: "prompt")
+        }
+        let strs = (request.returnTokenStrs ?? false) ? ids.map { tokenizer.tokenText($0) } : nil
+        return try OpenAIJSON.encode(TokenizeResponse(tokens: ids, maxModelLen: maxModelLen, tokenStrs: strs))
+    }
+
+    public func detokenize(_ body: Data) throws -> Data {
+        let request = try OpenAIJSON.decodeRequest(DetokenizeRequest.self, from: body)
+        try checkModel(request.model)
+        try checkTokenIds(request.tokens, param: "tokens")
+        return try OpenAIJSON.encode(DetokenizeResponse(prompt: tokenizer.decode(request.tokens, skipSpecialTokens: false)))
+    }
+
+    public func models() throws -> Data {
+        let created = Self.now()
+        let cards = config.servedModelNames.map {
+            ModelCard(id: $0, created: created, root: config.modelPath, maxModelLen: maxModelLen)
+        }
+        return try OpenAIJSON.encode(ModelList(data: cards))
+    }
+
+    public func load() throws -> Data {
+        let s = engine.stats
+        return try OpenAIJSON.encode(LoadResponse(
+            serverLoad: engine.numOpenRequests, numRequestsRunning: s.numRunning, numRequestsWaiting: s.numWaiting,
+            kvCacheUsagePerc: s.kvCacheUsage, dataParallelRank: config.dataParallelRank, dataParallelSize: config.dataParallelSize))
+    }
+
+    public func version() throws -> Data {
+        try OpenAIJSON.encode(["version": config.version])
+    }
+}
