@@ -42,7 +42,8 @@ let package = Package(
         .target(
             name: "PagodaKernels", dependencies: ["CPagodaKernels"],
             swiftSettings: numericSwift),
-        .target(name: "PagodaTokenizer"),
+        // Optimized even in debug: every request is tokenized, and loading a 128k-vocab tokenizer.json at -Onone takes seconds.
+        .target(name: "PagodaTokenizer", swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "PagodaOpenAI"),
         // Layer 1
         .target(

@@ -30,6 +30,8 @@ final class BPEModel: @unchecked Sendable {
     /// Whether `tokenizeByteLevel` applies: no subword prefix/suffix and every byte has a token.
     private(set) var supportsByteLevelWords = false
     static let cacheCapacity = 10_000
+    /// Longer words are not cached: without a pre-tokenizer (Llama 2) a whole prompt is one word.
+    static let maxCachedWordLength = 256
 
     init(json: JSONObject) throws {
         let path = json.path
@@ -142,7 +144,7 @@ final class BPEModel: @unchecked Sendable {
             }
         }
         cacheLock.lock()
-        if byteLevelCache.count < BPEModel.cacheCapacity { byteLevelCache[key] = ids }
+        if byteLevelCache.count < BPEModel.cacheCapacity && utf8.count <= BPEModel.maxCachedWordLength { byteLevelCache[key] = ids }
         cacheLock.unlock()
         out.append(contentsOf: ids)
     }
@@ -160,7 +162,7 @@ final class BPEModel: @unchecked Sendable {
         }
         let ids = tokenizeUncached(word, key: key)
         cacheLock.lock()
-        if cache.count < BPEModel.cacheCapacity { cache[key] = ids }
+        if cache.count < BPEModel.cacheCapacity && word.count <= BPEModel.maxCachedWordLength { cache[key] = ids }
         cacheLock.unlock()
         out.append(contentsOf: ids)
     }

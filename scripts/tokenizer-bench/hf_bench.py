@@ -4,7 +4,7 @@ os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 from tokenizers import Tokenizer
 tok = Tokenizer.from_file(os.path.join(sys.argv[1], "tokenizer.json"))
-docs = open(sys.argv[2], encoding="utf-8").read().split("\n\x1e\n")
+docs = open(sys.argv[2], encoding="utf-8", newline="").read().split("\n\x1e\n")
 nbytes = sum(len(d.encode("utf-8")) for d in docs)
 best = None
 for run in range(3):

@@ -24,4 +24,4 @@ for run in 0..<3 {
     print(String(format: "pagoda run %d: %.3f s", run, dt))
 }
 let name = URL(fileURLWithPath: args[1]).lastPathComponent
-print(String(format: "pagoda %@: %.2f MB/s, %.3f M tokens/s (best of 3; %d tokens, id sum %d)", name, Double(nbytes) / best / 1e6, Double(n) / best / 1e6, n, sum))
+print(String(format: "pagoda %@: %.2f MB/s, %.3f M tokens/s (best of 3; %ld tokens, id sum %ld)", name, Double(nbytes) / best / 1e6, Double(n) / best / 1e6, n, sum))

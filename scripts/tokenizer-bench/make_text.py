@@ -18,5 +18,5 @@ while size < target:
     doc = doc.replace("\x1e", "")
     docs.append(doc)
     size += len(doc.encode("utf-8"))
-open(sys.argv[1], "w", encoding="utf-8").write("\n\x1e\n".join(docs))
+open(sys.argv[1], "w", encoding="utf-8", newline="").write("\n\x1e\n".join(docs))
 print(f"{len(docs)} documents, {size} bytes")
