@@ -35,6 +35,20 @@ final class EngineRPCTests: XCTestCase {
         XCTAssertEqual(rb.promptTokenIds, [1, 2, 3]); XCTAssertEqual(rb.sampling, r.sampling); XCTAssertEqual(rb.arrivalTime, 1.5)
     }
 
+    /// The cost of the JSON frame codec on the hot path: one step's outputs for 64 running requests.
+    func testOutputsFrameCodecCostPerStep() throws {
+        let outputs = (0..<64).map { EngineOutput(requestId: "cmpl-\(UUID().uuidString)-0", newTokenIds: [151_000 + $0]) }
+        let rounds = 200
+        let start = Date()
+        for _ in 0..<rounds {
+            let frame = try EngineRPCFrame.encode(.outputs(outputs))
+            guard case .outputs(let back) = try EngineRPCFrame.decode(body: frame[4...]), back.count == 64 else { return XCTFail() }
+        }
+        let perStep = Date().timeIntervalSince(start) / Double(rounds)
+        print("engine RPC: encode+decode of 64 outputs: \(String(format: "%.1f", perStep * 1e6)) µs per step")
+        XCTAssertLessThan(perStep, 0.02, "the codec must stay far below a model step")
+    }
+
     func testCorruptFramesAreRejected() {
         XCTAssertThrowsError(try EngineRPCFrame.decode(body: [UInt8]([99, 1, 2]))) { error in
             XCTAssertEqual(error as? EngineRPCError, .badFrame("unknown message kind 99"))

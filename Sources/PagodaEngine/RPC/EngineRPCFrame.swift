@@ -2,11 +2,11 @@ import Foundation
 
 /// The engine RPC's frame format: `[u32 big-endian length L][u8 kind][L-1 bytes payload]`.
 ///
-/// The payload is the message's value as compact JSON (Foundation's `JSONEncoder`). Why not
+/// The payload is the message's value as compact JSON (Foundation's `JSONEncoder`), except for
+/// the per-step `outputs` message, which has a small binary layout (`EngineOutputsCodec`). Why not
 /// swift-protobuf: building `protoc-gen-swift` costs ~10 minutes of the shared 2-core build
 /// machine for every fresh checkout, and the messages are few and already `Codable`. The kind
-/// byte keeps the door open for a binary payload per kind (outputs are the hot one) without a
-/// protocol change elsewhere; `EngineRPCProtocol.version` guards the shape.
+/// byte selects the payload format per kind; `EngineRPCProtocol.version` guards the shapes.
 public enum EngineRPCFrame {
     /// Upper bound on one frame; a longer length prefix means a corrupt stream.
     public static let maxFrameBytes = 512 << 20
@@ -27,7 +27,12 @@ public enum EngineRPCFrame {
         case .helloAck: kind = .helloAck; payload = Data()
         case .addRequest(let r): kind = .addRequest; payload = try encoder.encode(r)
         case .abort(let ids): kind = .abort; payload = try encoder.encode(ids)
-        case .outputs(let o): kind = .outputs; payload = try encoder.encode(o)
+        case .outputs(let o):
+            // The per-step message: binary (EngineOutputsCodec), not JSON.
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(8 + o.count * 64)
+            EngineOutputsCodec.encode(o, into: &bytes)
+            kind = .outputs; payload = Data(bytes)
         case .stats(let s): kind = .stats; payload = try encoder.encode(s)
         case .utility(let c): kind = .utility; payload = try encoder.encode(c)
         case .utilityResult(let r): kind = .utilityResult; payload = try encoder.encode(r)
@@ -48,6 +53,7 @@ public enum EngineRPCFrame {
     public static func decode<C: Collection>(body: C) throws -> EngineRPCMessage where C.Element == UInt8 {
         guard let first = body.first else { throw EngineRPCError.badFrame("empty frame") }
         guard let kind = Kind(rawValue: first) else { throw EngineRPCError.badFrame("unknown message kind \(first)") }
+        if kind == .outputs { return .outputs(try EngineOutputsCodec.decode([UInt8](body.dropFirst()))) }
         let payload = Data(body.dropFirst())
         let d = JSONDecoder()
         do {
@@ -56,7 +62,7 @@ public enum EngineRPCFrame {
             case .helloAck: return .helloAck
             case .addRequest: return .addRequest(try d.decode(EngineRequest.self, from: payload))
             case .abort: return .abort(try d.decode([String].self, from: payload))
-            case .outputs: return .outputs(try d.decode([EngineOutput].self, from: payload))
+            case .outputs: return .outputs(try EngineOutputsCodec.decode([UInt8](payload)))
             case .stats: return .stats(try d.decode(SchedulerStats.self, from: payload))
             case .utility: return .utility(try d.decode(EngineUtilityCall.self, from: payload))
             case .utilityResult: return .utilityResult(try d.decode(EngineUtilityResult.self, from: payload))
