@@ -22,6 +22,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "pagoda", targets: ["pagoda"]),
+        .executable(name: "pagoda-model-bench", targets: ["pagoda-model-bench"]),
         .library(name: "PagodaEngine", targets: ["PagodaEngine"]),
     ],
     dependencies: [
@@ -99,6 +100,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "PagodaTestSupport", dependencies: ["PagodaModel"]),
+        // Raw model forward benchmark (no engine): `swift build -c release --product pagoda-model-bench`.
+        .executableTarget(
+            name: "pagoda-model-bench", dependencies: ["PagodaModel", "PagodaKernels"], path: "Benchmarks/ModelBench",
+            swiftSettings: numericSwift),
         // Tests mirror the modules one to one.
         .testTarget(name: "PagodaKernelsTests", dependencies: ["PagodaKernels"], swiftSettings: numericSwift),
         .testTarget(name: "PagodaTokenizerTests", dependencies: ["PagodaTokenizer"]),

@@ -122,6 +122,15 @@ final class ParallelConformanceTests: XCTestCase {
         for (name, dir) in try models() { try check(modelDir: dir, name: name, tp: 1, pp: 2) }
     }
 
+    /// The same run with the groups over TCP instead of shared memory (ranks on other hosts).
+    func testTensorParallel2OverTCP() throws {
+        try requireWorkerModel()
+        setenv("PAGODA_DIST_TRANSPORT", "tcp", 1)
+        defer { unsetenv("PAGODA_DIST_TRANSPORT") }
+        let dir = Self.conformanceModels
+        try check(modelDir: dir + "/tiny-llama3", name: "tiny-llama3 (tcp)", tp: 2, pp: 2)
+    }
+
     func testTensor2TimesPipeline2() throws {
         try requireWorkerModel()
         for (name, dir) in try models() { try check(modelDir: dir, name: name, tp: 2, pp: 2) }

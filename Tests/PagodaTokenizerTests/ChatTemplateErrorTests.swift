@@ -176,6 +176,12 @@ final class ChatTemplateErrorTests: XCTestCase {
         for bad in ["", "{", "[1,]", "{\"a\" 1}", "tru", "\"abc", "[1] x", "{\"a\": 01x}", "\"\\q\""] {
             XCTAssertThrowsError(try JinjaValue(jsonString: bad), bad)
         }
+        XCTAssertEqual(v["m"]?["y"]?.stringValue, "é🌍\n")
+        XCTAssertEqual(v["a"]?.arrayValue?.count, 5)
+        XCTAssertEqual(v["m"]?.dictValue?.keys, ["y", "b"])
+        XCTAssertNil(v["a"]?["x"])
+        XCTAssertEqual(try v["m"]!.jsonText(), #"{"y": "é🌍\n", "b": {}}"#)
+        XCTAssertEqual(try v["a"]!.jsonText(indent: 1), "[\n 1.0,\n 2,\n -300.0,\n true,\n null\n]")
         let foundation = try JinjaValue(foundation: ["k": [1, 2.5, "s", true, NSNull()] as [Any]])
         XCTAssertEqual(foundation, ["k": [1, 2.5, "s", true, .null]])
     }

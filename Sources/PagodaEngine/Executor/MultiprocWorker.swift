@@ -108,8 +108,8 @@ public enum MultiprocWorker {
 
 /// One pipeline stage as the `ModelRunner` sees it: receives hidden + residual [2, N, hiddenSize] from
 /// the previous stage, runs this stage's layers, sends its hidden + residual to the next stage. Only the
-/// driver (last stage, TP rank 0) has real logits; other ranks' logits rows are zeroed so their
-/// (discarded) sampling reads defined values.
+/// driver (last stage, TP rank 0) asks for logits; other ranks' logits rows are zeroed so their
+/// (discarded) sampling reads defined values. The runner on every rank keeps the same request states.
 final class PipelineStageModel: RunnableModel {
     let inner: RunnableModel
     let hiddenSize: Int
@@ -152,7 +152,7 @@ final class PipelineStageModel: RunnableModel {
         if stage > 0 { try pp.recv(hiddenIn, count: count, from: stage - 1) }
         let last = stage == stages - 1
         try inner.forward(batch, hiddenIn: stage > 0 ? UnsafePointer(hiddenIn) : nil, hiddenOut: last ? nil : hiddenOut,
-                          logits: last ? logits : nil)
+                          logits: last && producesLogits ? logits : nil)
         if !last { try pp.send(hiddenOut, count: count, to: stage + 1) }
     }
 }

@@ -36,8 +36,5 @@ public final class UniProcExecutor: Executor {
 
     public func shutdown() {}
 
-    /// Model loading hook until `CausalLM` is available in this build.
-    static func loadModel(_ c: ModelLoadConfig) throws -> RunnableModel {
-        throw EngineError.unsupported("loading \(c.path): CausalLM is not available in this build")
-    }
+    static func loadModel(_ c: ModelLoadConfig) throws -> RunnableModel { try loadCausalLM(c) }
 }

@@ -12,10 +12,11 @@ extension Tokenizer {
     ///     nil picks "tool_use" (with tools) / "default" / the only one.
     ///   - extraContext: extra template variables (`chat_template_kwargs`, e.g. `enable_thinking`);
     ///     they override the special tokens, never `messages`/`tools`/`add_generation_prompt`.
+    ///   - continueFinalMessage: end the prompt inside the last message so the model continues it.
     /// - Throws: `ChatTemplateError` — `.raised` carries the template's own `raise_exception` message.
     public func applyChatTemplate(
         messages: [JinjaValue], tools: [JinjaValue]? = nil, addGenerationPrompt: Bool, templateName: String? = nil,
-        extraContext: [String: JinjaValue] = [:]
+        extraContext: [String: JinjaValue] = [:], continueFinalMessage: Bool = false
     ) throws -> String {
         let source = try ChatTemplateSelection.source(templates: config.chatTemplates, name: templateName, hasTools: tools != nil)
         let template = try ChatTemplateCache.shared.template(for: source)
@@ -26,6 +27,6 @@ extension Tokenizer {
         special["unk_token"] = config.unkToken
         return try template.renderChat(
             messages: messages, tools: tools, addGenerationPrompt: addGenerationPrompt, specialTokens: special,
-            extraContext: extraContext)
+            extraContext: extraContext, continueFinalMessage: continueFinalMessage)
     }
 }
