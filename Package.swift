@@ -22,6 +22,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "pagoda", targets: ["pagoda"]),
+        .executable(name: "pagoda-model-bench", targets: ["pagoda-model-bench"]),
         .library(name: "PagodaEngine", targets: ["PagodaEngine"]),
     ],
     dependencies: [
@@ -41,7 +42,8 @@ let package = Package(
         .target(
             name: "PagodaKernels", dependencies: ["CPagodaKernels"],
             swiftSettings: numericSwift),
-        .target(name: "PagodaTokenizer"),
+        // Optimized even in debug: every request is tokenized, and loading a 128k-vocab tokenizer.json at -Onone takes seconds.
+        .target(name: "PagodaTokenizer", swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "PagodaOpenAI"),
         // Layer 1
         .target(
@@ -100,6 +102,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "PagodaTestSupport", dependencies: ["PagodaModel"]),
+        // Raw model forward benchmark (no engine): `swift build -c release --product pagoda-model-bench`.
+        .executableTarget(
+            name: "pagoda-model-bench", dependencies: ["PagodaModel", "PagodaKernels"], path: "Benchmarks/ModelBench",
+            swiftSettings: numericSwift),
         // Tests mirror the modules one to one.
         .testTarget(name: "PagodaKernelsTests", dependencies: ["PagodaKernels"], swiftSettings: numericSwift),
         .testTarget(name: "PagodaTokenizerTests", dependencies: ["PagodaTokenizer"]),

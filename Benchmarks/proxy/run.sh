@@ -5,8 +5,8 @@
 #   Benchmarks/proxy/run.sh [PAGODA_BINARY] [SECONDS]
 # Needs: wrk, nginx (apt-get install wrk nginx-light). Build first: swift build -c release --product pagoda
 set -euo pipefail
+PAGODA="$(realpath "${1:-$(dirname "$0")/../../.build/release/pagoda}")"
 cd "$(dirname "$0")"
-PAGODA="${1:-../../.build/release/pagoda}"
 SECONDS_EACH="${2:-10}"
 WORK="$(mktemp -d)"
 STUB_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')

@@ -130,7 +130,9 @@ public struct ServeMain {
         for level in options.concurrencySweep {
             let count = options.promptsPerConcurrency ?? options.promptsMultiplier.map { $0 * level } ?? options.numPrompts
             log("=== Concurrency \(level): \(count) prompts ===")
-            let requests = try sample(options: options, tokenizer: tokenizer, count: count)
+            var levelOptions = options
+            levelOptions.requestIdPrefix += "c\(level)-"
+            let requests = try sample(options: levelOptions, tokenizer: tokenizer, count: count)
             var levelConfig = config
             levelConfig.maxConcurrency = level
             var benchmark = ServeBenchmark(config: levelConfig, client: client)

@@ -40,6 +40,11 @@ public final class CausalLM {
     public var numKVHeadsLocal: Int { plan.kvHeadsLocal }
     public var headDim: Int { plan.headDim }
     public var hiddenSize: Int { config.hiddenSize }
+    /// The model's context limit (`max_position_embeddings`; 2048 when the config has none).
+    public var maxPositionEmbeddings: Int { config.maxPositionEmbeddings ?? 2048 }
+    /// True on the first pipeline stage (takes token ids) / last stage (produces logits).
+    public var isFirstStage: Bool { parallelism.isFirstStage }
+    public var isLastStage: Bool { parallelism.isLastStage }
     /// Bytes of weights this rank reads per forward step (for bandwidth figures): every matrix once.
     public private(set) var weightBytes = 0
 

@@ -41,6 +41,6 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
     /// The value as compact JSON bytes (for handing to `JSONSerialization`-based consumers).
     public func jsonData() -> Data {
-        (try? JSONEncoder().encode(self)) ?? Data("null".utf8)
+        { let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; return (try? e.encode(self)) ?? Data("null".utf8) }()
     }
 }

@@ -20,6 +20,7 @@ struct AddedTokenMatcher {
     private let tokens: [AddedToken]
     /// Scalars that begin some token, for a quick skip.
     private var firstScalars = Set<UInt32>()
+    private var firstASCII = [Bool](repeating: false, count: 128)
 
     /// `contents[i]` is the text to match for `tokens[i]` (normalized if the token is).
     init(tokens: [AddedToken], contents: [String]) {
@@ -38,7 +39,9 @@ struct AddedTokenMatcher {
                 }
             }
             if tokenIndex[node] < 0 { tokenIndex[node] = Int32(i) }
-            firstScalars.insert(text.unicodeScalars.first!.value)
+            let first = text.unicodeScalars.first!.value
+            firstScalars.insert(first)
+            if first < 128 { firstASCII[Int(first)] = true }
         }
     }
 
@@ -65,7 +68,9 @@ struct AddedTokenMatcher {
         var startOffset = 0
         var i = 0
         while i < s.count {
-            guard firstScalars.contains(s[i].value), let (end, ti) = longest(s, at: i) else {
+            let v = s[i].value
+            let maybe = v < 128 ? firstASCII[Int(v)] : firstScalars.contains(v)
+            guard maybe, let (end, ti) = longest(s, at: i) else {
                 i += 1
                 continue
             }

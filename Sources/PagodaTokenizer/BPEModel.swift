@@ -23,7 +23,15 @@ final class BPEModel: @unchecked Sendable {
 
     private let cacheLock = NSLock()
     private var cache: [ExactString: [Int]] = [:]
+    /// Cache of `tokenizeByteLevel`, keyed by the word's raw UTF-8 (a different key space from `cache`).
+    private var byteLevelCache: [ExactString: [Int]] = [:]
+    /// byte -> id of the token for that byte's byte-level scalar, -1 where missing.
+    private var byteLevelIds: [Int] = []
+    /// Whether `tokenizeByteLevel` applies: no subword prefix/suffix and every byte has a token.
+    private(set) var supportsByteLevelWords = false
     static let cacheCapacity = 10_000
+    /// Longer words are not cached: without a pre-tokenizer (Llama 2) a whole prompt is one word.
+    static let maxCachedWordLength = 256
 
     init(json: JSONObject) throws {
         let path = json.path
@@ -103,6 +111,42 @@ final class BPEModel: @unchecked Sendable {
             if let u = Unicode.Scalar(UInt32(v)) { single[v] = vocab[ExactString(String(Character(u)))] ?? -1 }
         }
         singleScalarIds = single
+        byteLevelIds = ByteLevelAlphabet.byteToScalar.map { single[Int($0.value)] }
+        supportsByteLevelWords = continuingSubwordPrefix == nil && endOfWordSuffix == nil && !byteLevelIds.contains(-1)
+    }
+
+    /// Token ids of one word given as raw UTF-8 that a ByteLevel pre-tokenizer would map to its alphabet:
+    /// the same result as `tokenize(mapped scalars)`, without building the mapped text (hot path of byte-level
+    /// tokenizers). Requires `supportsByteLevelWords`.
+    func tokenizeByteLevel(_ utf8: UnsafeBufferPointer<UInt8>, into out: inout [Int]) {
+        if utf8.isEmpty { return }
+        let key = ExactString(String(decoding: utf8, as: UTF8.self))
+        cacheLock.lock()
+        let hit = byteLevelCache[key]
+        cacheLock.unlock()
+        if let hit = hit {
+            out.append(contentsOf: hit)
+            return
+        }
+        var ids: [Int]
+        if utf8.count == 1 {
+            ids = [byteLevelIds[Int(utf8[0])]]
+        } else {
+            ids = []
+            if ignoreMerges {
+                var v = String.UnicodeScalarView()
+                for b in utf8 { v.append(ByteLevelAlphabet.byteToScalar[Int(b)]) }
+                if let id = vocab[ExactString(String(v))] { ids = [id] }
+            }
+            if ids.isEmpty {
+                ids = utf8.map { byteLevelIds[Int($0)] }
+                mergeAll(&ids)
+            }
+        }
+        cacheLock.lock()
+        if byteLevelCache.count < BPEModel.cacheCapacity && utf8.count <= BPEModel.maxCachedWordLength { byteLevelCache[key] = ids }
+        cacheLock.unlock()
+        out.append(contentsOf: ids)
     }
 
     /// Token ids of one pre-tokenized word.
@@ -118,7 +162,7 @@ final class BPEModel: @unchecked Sendable {
         }
         let ids = tokenizeUncached(word, key: key)
         cacheLock.lock()
-        if cache.count < BPEModel.cacheCapacity { cache[key] = ids }
+        if cache.count < BPEModel.cacheCapacity && word.count <= BPEModel.maxCachedWordLength { cache[key] = ids }
         cacheLock.unlock()
         out.append(contentsOf: ids)
     }

@@ -29,11 +29,50 @@ indirect enum Normalizer {
         }
     }
 
+    /// True when NFC leaves `s` unchanged for sure: every scalar is in a range with no decomposition, no
+    /// canonical combining class and no composition with a neighbour in these ranges (below U+0300, Cyrillic,
+    /// CJK ideographs, kana, Hangul syllables not followed by jamo). Saves the ICU call for most text.
+    static func isNFCStable(_ s: String) -> Bool {
+        for c in s.unicodeScalars {
+            let v = c.value
+            if v < 0x300 || (0x400...0x52F).contains(v) || (0x4E00...0x9FFF).contains(v) || (0x3040...0x3096).contains(v)
+                || (0x30A0...0x30FF).contains(v) || (0xAC00...0xD7A3).contains(v)
+                || (0xFF01...0xFF5E).contains(v) || (0x3000...0x3003).contains(v)
+            {
+                continue
+            }
+            return false
+        }
+        return true
+    }
+
+    /// Foundation's NFC on Linux leaves a precomposed LV syllable + trailing jamo (가 + ᆨ) apart; Unicode
+    /// composes them (각). This finishes that one step.
+    static func composeHangulLVT(_ s: String) -> String {
+        let scalars = Array(s.unicodeScalars)
+        guard scalars.contains(where: { (0x11A8...0x11C2).contains($0.value) }) else { return s }
+        var out = String.UnicodeScalarView()
+        var i = 0
+        while i < scalars.count {
+            let v = scalars[i].value
+            if (0xAC00...0xD7A3).contains(v), (v - 0xAC00) % 28 == 0, i + 1 < scalars.count,
+                (0x11A8...0x11C2).contains(scalars[i + 1].value)
+            {
+                out.append(Unicode.Scalar(v + scalars[i + 1].value - 0x11A7)!)
+                i += 2
+                continue
+            }
+            out.append(scalars[i])
+            i += 1
+        }
+        return String(out)
+    }
+
     func normalize(_ s: String) -> String {
         switch self {
-        case .nfc: return s.precomposedStringWithCanonicalMapping
+        case .nfc: return Normalizer.isNFCStable(s) ? s : Normalizer.composeHangulLVT(s.precomposedStringWithCanonicalMapping)
         case .nfd: return s.decomposedStringWithCanonicalMapping
-        case .nfkc: return s.precomposedStringWithCompatibilityMapping
+        case .nfkc: return Normalizer.composeHangulLVT(s.precomposedStringWithCompatibilityMapping)
         case .nfkd: return s.decomposedStringWithCompatibilityMapping
         case .lowercase:
             var out = String.UnicodeScalarView()

@@ -22,6 +22,9 @@ public final class Tokenizer: @unchecked Sendable {
     private let addedByContent: [ExactString: Int]
     private let specialIds: Set<Int>
     private let totalVocabSize: Int
+    /// Set when the pre-tokenizer is "split with this regex (Isolated), then ByteLevel without its own regex or
+    /// prefix space" (GPT-2, Llama 3, Qwen2): words then go straight from the input's UTF-8 to the model.
+    private let byteLevelSplitter: SplitRegex?
 
     /// Loads `directory`/tokenizer.json (required) and the configs next to it.
     public convenience init(directory: String) throws {
@@ -77,6 +80,17 @@ public final class Tokenizer: @unchecked Sendable {
         let norm = normalizer
         normalizedMatcher = AddedTokenMatcher(
             tokens: normTokens, contents: normTokens.map { norm?.normalize($0.content) ?? $0.content })
+        switch preTokenizer {
+        case .byteLevel(addPrefixSpace: false, useRegex: true)? where model.supportsByteLevelWords:
+            byteLevelSplitter = PreTokenizer.gpt2Regex
+        case .sequence(let list)? where model.supportsByteLevelWords && list.count == 2:
+            if case .split(let re, .isolated, invert: false) = list[0], case .byteLevel(addPrefixSpace: false, useRegex: false) = list[1] {
+                byteLevelSplitter = re
+            } else {
+                byteLevelSplitter = nil
+            }
+        default: byteLevelSplitter = nil
+        }
         totalVocabSize = max(model.idToToken.count, (added.map { $0.id }.max() ?? -1) + 1)
     }
 
@@ -135,11 +149,49 @@ public final class Tokenizer: @unchecked Sendable {
     /// Pre-tokenizes one normalized piece and runs the model on each word.
     private func encodeWords(_ piece: PreToken, into ids: inout [Int]) {
         if piece.scalars.isEmpty { return }
+        if let splitter = byteLevelSplitter {
+            encodeByteLevelWords(piece.scalars, splitter: splitter, into: &ids)
+            return
+        }
         guard let pre = preTokenizer else {
             model.tokenize(piece.scalars, into: &ids)
             return
         }
         for w in pre.preTokenize([piece]) { model.tokenize(w.scalars, into: &ids) }
+    }
+
+    /// The byte-level fast path: every match and every gap between matches (Isolated) is one word.
+    private func encodeByteLevelWords(_ s: [Unicode.Scalar], splitter: SplitRegex, into ids: inout [Int]) {
+        var buf = [UInt8](repeating: 0, count: 64)
+        func word(_ r: Range<Int>) {
+            if r.isEmpty { return }
+            if buf.count < r.count * 4 { buf = [UInt8](repeating: 0, count: r.count * 4) }
+            buf.withUnsafeMutableBufferPointer { b in
+                var n = 0
+                for i in r {
+                    let v = s[i].value
+                    if v < 0x80 {
+                        b[n] = UInt8(v); n += 1
+                    } else if v < 0x800 {
+                        b[n] = UInt8(0xC0 | (v >> 6)); b[n + 1] = UInt8(0x80 | (v & 0x3F)); n += 2
+                    } else if v < 0x10000 {
+                        b[n] = UInt8(0xE0 | (v >> 12)); b[n + 1] = UInt8(0x80 | ((v >> 6) & 0x3F))
+                        b[n + 2] = UInt8(0x80 | (v & 0x3F)); n += 3
+                    } else {
+                        b[n] = UInt8(0xF0 | (v >> 18)); b[n + 1] = UInt8(0x80 | ((v >> 12) & 0x3F))
+                        b[n + 2] = UInt8(0x80 | ((v >> 6) & 0x3F)); b[n + 3] = UInt8(0x80 | (v & 0x3F)); n += 4
+                    }
+                }
+                model.tokenizeByteLevel(UnsafeBufferPointer(rebasing: b[0..<n]), into: &ids)
+            }
+        }
+        var last = 0
+        for m in splitter.matches(s) {
+            word(last..<m.lowerBound)
+            word(m)
+            last = m.upperBound
+        }
+        word(last..<s.count)
     }
 
     /// Text of `ids`, as `tokenizers`' decode (unknown ids are left out; no clean-up of spaces, as transformers 5).

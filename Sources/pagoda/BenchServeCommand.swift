@@ -65,8 +65,8 @@ struct BenchServeCommand: AsyncParsableCommand {
     var readyCheckTimeoutSec: Int = 0
     @Flag(name: .customLong("ignore-eos"), help: "Ask the server to ignore EOS (random datasets always do).")
     var ignoreEOS = false
-    @Option(name: .customLong("request-id-prefix"), help: "Prefix of the x-request-id of each request.")
-    var requestIdPrefix: String = "bench-"
+    @Option(name: .customLong("request-id-prefix"), help: "Prefix of the x-request-id of each request (default bench-<random>-).")
+    var requestIdPrefix: String?
 
     // Sampling
     @Option(help: "Sampling temperature sent with each request.") var temperature: Double?
@@ -141,7 +141,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         o.disableTqdm = disableTqdm
         o.numWarmups = numWarmups
         o.readyCheckTimeoutSec = readyCheckTimeoutSec
-        o.requestIdPrefix = requestIdPrefix
+        o.requestIdPrefix = requestIdPrefix ?? "bench-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))-"
         var body: [String: Any] = [:]
         if let temperature { body["temperature"] = temperature }
         if let topP { body["top_p"] = topP }

@@ -1,20 +1,46 @@
-import ArgumentParser
 import Foundation
 import PagodaTokenizer
 
-/// Renders a messages file with the tokenizer's chat template for `pagoda tokenize --messages-file`.
+/// Renders a messages file with the tokenizer's chat template for `pagoda tokenize --messages-file`,
+/// with the variables transformers' `apply_chat_template` passes (special tokens, kwargs, messages).
 enum ChatPromptRenderer {
     static func render(tokenizer: Tokenizer, messagesFile: String, addGenerationPrompt: Bool, kwargsJSON: String?) throws -> String {
         guard let data = FileManager.default.contents(atPath: messagesFile) else {
             throw TokenizerCLIError("\(messagesFile): file not found or unreadable")
         }
-        guard (try? JSONSerialization.jsonObject(with: data)) is [Any] else {
-            throw TokenizerCLIError("\(messagesFile): expected a JSON list of messages")
+        let messages: [JinjaValue]
+        do {
+            guard case .list(let list) = try JinjaValue(json: data) else {
+                throw TokenizerCLIError("\(messagesFile): expected a JSON list of messages")
+            }
+            messages = list
+        } catch let e as TokenizerCLIError {
+            throw e
+        } catch {
+            throw TokenizerCLIError("\(messagesFile): invalid JSON: \(error)")
         }
-        if let k = kwargsJSON, !((try? JSONSerialization.jsonObject(with: Data(k.utf8))) is [String: Any]) {
-            throw TokenizerCLIError("--chat-template-kwargs: expected a JSON object")
+        var extra: [String: JinjaValue] = [:]
+        if let k = kwargsJSON {
+            guard case .dict(let d)? = try? JinjaValue(jsonString: k) else {
+                throw TokenizerCLIError("--chat-template-kwargs: expected a JSON object")
+            }
+            for (key, value) in d.items { extra[key] = value }
         }
-        throw TokenizerCLIError("--messages-file: chat templates are not available in this build (PagodaTokenizer has no Jinja renderer yet)")
+        let templates = tokenizer.config.chatTemplates
+        guard let source = templates["default"] ?? (templates.count == 1 ? templates.first!.value : nil) else {
+            throw TokenizerCLIError("tokenizer_config.json has no chat_template (or several and no \"default\")")
+        }
+        var specials: [String: String] = [:]
+        let c = tokenizer.config
+        for (name, value) in [("bos_token", c.bosToken), ("eos_token", c.eosToken), ("pad_token", c.padToken), ("unk_token", c.unkToken)] {
+            if let v = value { specials[name] = v }
+        }
+        do {
+            return try JinjaTemplate(source: source).renderChat(
+                messages: messages, addGenerationPrompt: addGenerationPrompt, specialTokens: specials, extraContext: extra)
+        } catch {
+            throw TokenizerCLIError("chat template: \(error)")
+        }
     }
 }
 

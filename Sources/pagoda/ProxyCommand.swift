@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PagodaRouter
+import PagodaTokenizer
 
 /// `pagoda proxy`: Request-length-aware load-balancing proxy over data-parallel servers.
 ///
@@ -81,10 +82,15 @@ struct ProxyCommand: AsyncParsableCommand {
         return configuration
     }
 
-    /// Exact prompt-token counting from `--tokenizer`.
+    /// Exact prompt-token counting from `--tokenizer` (PagodaTokenizer; the chat text is counted without its template).
     private func tokenCounter() throws -> (@Sendable (String) -> Int)? {
         guard let tokenizer else { return nil }
-        throw RouterConfigError.invalidValue(
-            flag: "--tokenizer", value: tokenizer, reason: "the tokenizer is not available in this build yet")
+        let loaded: Tokenizer
+        do {
+            loaded = try Tokenizer(directory: tokenizer)
+        } catch {
+            throw RouterConfigError.invalidValue(flag: "--tokenizer", value: tokenizer, reason: "\(error)")
+        }
+        return { loaded.encode($0, addSpecialTokens: false).count }
     }
 }

@@ -1,10 +1,140 @@
 import ArgumentParser
+import CPagodaKernels
+import Foundation
+import PagodaDistributed
+import PagodaEngine
 
-/// `pagoda worker`: Run one tensor/pipeline-parallel worker process (started by the engine; hidden).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `pagoda worker`: one tensor/pipeline-parallel worker process (started by the multiprocess executor;
+/// hidden). Also two diagnostic modes for the communicators:
+///   `pagoda worker --collective-selftest --world-size 4 --transport shm`  checks every collective
+///   `pagoda worker --collective-bench --world-size 2 --transport tcp`     all-reduce latency, 4 KiB and 4 MiB
+/// Without `--rank` those modes start `--world-size` copies of themselves, one per rank, and report.
 struct WorkerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run one tensor/pipeline-parallel worker process (started by the engine; hidden).", shouldDisplay: false)
+    static let configuration = CommandConfiguration(
+        commandName: "worker", abstract: "Run one tensor/pipeline-parallel worker process (started by the engine; hidden).",
+        shouldDisplay: false)
+
+    @Option(help: "Unix socket of the engine that started this worker (executor mode).")
+    var engineSocket: String?
+
+    @Option(help: "Pid of the engine process; the worker dies with it.")
+    var parentPid: Int?
+
+    @Option(help: "This process's rank.")
+    var rank: Int?
+
+    @Flag(help: "Run the collective self-test (every collective vs a single-process computation).")
+    var collectiveSelftest = false
+
+    @Flag(help: "Measure all-reduce latency for 4 KiB and 4 MiB.")
+    var collectiveBench = false
+
+    @Option(help: "Ranks in the group (self-test and bench).")
+    var worldSize: Int = 2
+
+    @Option(help: "shm or tcp (self-test and bench).")
+    var transport: String = "shm"
+
+    @Option(help: "Group address (set by the launcher): shm:/name or tcp:host:port.")
+    var address: String?
+
+    @Option(help: "All-reduce calls per size (bench).")
+    var iterations: Int = 2000
+
+    @Flag(help: "Pin rank r to CPU r mod #CPUs (bench).")
+    var pin = false
+
+    func validate() throws {
+        if !collectiveSelftest && !collectiveBench && engineSocket == nil {
+            throw ValidationError("pagoda worker is started by the engine (--engine-socket), or use --collective-selftest / --collective-bench")
+        }
+        if worldSize < 1 || worldSize > 64 { throw ValidationError("--world-size must be 1...64, got \(worldSize)") }
+        if transport != "shm" && transport != "tcp" { throw ValidationError("--transport must be shm or tcp, got \(transport)") }
+    }
 
     func run() async throws {
-        throw ValidationError("pagoda worker is not built yet")
+        if let engineSocket {
+            try runEngineWorker(socketPath: engineSocket)
+            return
+        }
+        if let rank {
+            try runRank(rank)
+        } else {
+            try launchRanks()
+        }
+    }
+
+    /// One rank of the self-test or bench; prints one line per result.
+    private func runRank(_ rank: Int) throws {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        guard let address else { throw ValidationError("--address is required with --rank") }
+        if pin { _ = pagoda_pin_thread_to_cpu(Int32(rank % Int(pagoda_available_cpus()))) }
+        let comm = try CommunicatorAddress(parsing: address).connect(rank: rank, worldSize: worldSize, timeout: 120)
+        if collectiveSelftest {
+            let failures = try CollectiveSelfTest.run(comm)
+            for f in failures { print("FAIL \(f)") }
+            if rank == 0 && failures.isEmpty {
+                print("collective self-test: \(transport), \(worldSize) ranks, counts \(CollectiveSelfTest.defaultCounts): all equal")
+            }
+            if !failures.isEmpty { throw ExitCode(1) }
+        }
+        if collectiveBench {
+            for bytes in [4 << 10, 4 << 20] {
+                let iters = bytes > 1 << 20 ? max(20, iterations / 20) : iterations
+                let (median, p99) = try CollectiveSelfTest.benchmarkAllReduce(comm, count: bytes / 4, iterations: iters)
+                if rank == 0 {
+                    print(String(format: "all-reduce %@ %d ranks %7d bytes: median %.1f us, p99 %.1f us (%d calls)",
+                                 transport, worldSize, bytes, median, p99, iters))
+                }
+            }
+        }
+    }
+
+    /// Starts one child per rank with the same mode, waits for all, fails if any failed.
+    private func launchRanks() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        let group: String
+        if transport == "shm" {
+            group = "shm:/pagoda-worker-\(getpid())"
+        } else {
+            let l = try TCPCommunicator.makeListener(host: "127.0.0.1")
+            close(l.fd)
+            group = "tcp:127.0.0.1:\(l.port)"
+        }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var children: [Process] = []
+        for r in 0..<worldSize {
+            let p = Process()
+            p.executableURL = exe
+            var args = ["worker", "--rank", "\(r)", "--world-size", "\(worldSize)", "--transport", transport,
+                        "--address", group, "--iterations", "\(iterations)"]
+            if collectiveSelftest { args.append("--collective-selftest") }
+            if collectiveBench { args.append("--collective-bench") }
+            if pin { args.append("--pin") }
+            p.arguments = args
+            try p.run()
+            children.append(p)
+        }
+        var failed: [Int] = []
+        for (r, p) in children.enumerated() {
+            p.waitUntilExit()
+            if p.terminationStatus != 0 { failed.append(r) }
+        }
+        if !failed.isEmpty {
+            print("ranks \(failed) failed")
+            throw ExitCode(1)
+        }
+    }
+}
+
+extension WorkerCommand {
+    /// Executor mode: serves the engine at `socketPath` until it says shut down.
+    func runEngineWorker(socketPath: String) throws {
+        guard let rank else { throw ValidationError("--rank is required with --engine-socket") }
+        MultiprocWorker.run(socketPath: socketPath, rank: rank, parentPid: parentPid.map { Int32($0) })
     }
 }

@@ -137,6 +137,25 @@ final class ChatTemplateConformanceTests: XCTestCase {
         }
     }
 
+    /// continue_final_message: the prompt ends inside the last (assistant) message; when the template trims
+    /// the message (gemma's `| trim`), the cut follows the trimmed text. Expected text from transformers' rule.
+    func testContinueFinalMessage() throws {
+        let messages: [JinjaValue] = [["role": "user", "content": "Count to 3"], ["role": "assistant", "content": "1, 2, "]]
+        let qwen = try template("Qwen-Qwen2.5-7B-Instruct.jinja").renderChat(
+            messages: messages, addGenerationPrompt: false, continueFinalMessage: true)
+        XCTAssertEqual(
+            qwen,
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nCount to 3<|im_end|>\n<|im_start|>assistant\n1, 2, ")
+        let gemma = try template("google-gemma-2-2b-it.jinja").renderChat(
+            messages: messages, addGenerationPrompt: false, specialTokens: ["bos_token": "<bos>"], continueFinalMessage: true)
+        XCTAssertEqual(gemma, "<bos><start_of_turn>user\nCount to 3<end_of_turn>\n<start_of_turn>model\n1, 2,")
+        XCTAssertThrowsError(
+            try template("google-gemma-2-2b-it.jinja").renderChat(messages: messages, addGenerationPrompt: true, continueFinalMessage: true))
+        XCTAssertThrowsError(
+            try JinjaTemplate(source: "nothing").renderChat(messages: messages, addGenerationPrompt: false, continueFinalMessage: true)
+        ) { XCTAssertEqual(($0 as? ChatTemplateError)?.kind, .runtime) }
+    }
+
     /// Qwen3 with `enable_thinking=False` (chat_template_kwargs) closes an empty think block;
     /// expected text from jinja2 3.1.6 with transformers' settings.
     func testQwen3EnableThinkingFalse() throws {

@@ -123,6 +123,51 @@ final class ChatTemplateErrorTests: XCTestCase {
         XCTAssertGreaterThan(parsed, 0)
     }
 
+    /// Hostile templates (a request may carry its own) fail cleanly even on a 512 KiB thread stack:
+    /// deep nesting is a syntax error, runaway macro recursion and huge repetitions are runtime errors.
+    func testHostileTemplatesFailCleanlyOnASmallStack() throws {
+        final class Results: @unchecked Sendable { var byName: [String: String] = [:] }
+        let box = Results()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            var results: [String: String] = [:]
+            func outcome(_ source: String, _ context: [String: JinjaValue] = [:]) -> String {
+                switch Result(catching: { try JinjaTemplate(source: source).render(context) }) {
+                case .success(let text): return "ok:" + text
+                case .failure(let e as ChatTemplateError): return "\(e.kind.rawValue):\(e.message)"
+                case .failure(let e): return "other:\(e)"
+                }
+            }
+            let n = 300
+            results["parens"] = outcome("{{ " + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + " }}")
+            results["lists"] = outcome("{{ " + String(repeating: "[", count: n) + String(repeating: "]", count: n) + " }}")
+            results["nots"] = outcome("{{ " + String(repeating: "not ", count: n) + "1 }}")
+            results["minus"] = outcome("{{ " + String(repeating: "-", count: n) + "1 }}")
+            results["ifs"] = outcome(String(repeating: "{% if true %}", count: n) + "x" + String(repeating: "{% endif %}", count: n))
+            results["realistic"] = outcome(
+                String(repeating: "{% if true %}", count: 12) + "{{ " + String(repeating: "(", count: 20) + "1" + String(repeating: ")", count: 20)
+                    + " }}" + String(repeating: "{% endif %}", count: 12))
+            results["recursion"] = outcome("{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}")
+            results["repeat"] = outcome("{{ 'x' * 1000000000 }}")
+            results["json"] = (try? JinjaValue(jsonString: String(repeating: "[", count: 200) + String(repeating: "]", count: 200))) != nil ? "ok" : "error"
+            results["deepjson"] = (try? JinjaValue(jsonString: String(repeating: "[", count: 100_000))) != nil ? "ok" : "error"
+            box.byName = results
+            done.signal()
+        }
+        thread.stackSize = 512 * 1024
+        thread.start()
+        done.wait()
+        let results = box.byName
+        for key in ["parens", "lists", "nots", "minus", "ifs"] {
+            XCTAssertEqual(results[key], "syntax:template nesting is deeper than 64 levels", key)
+        }
+        XCTAssertEqual(results["realistic"], "ok:1")
+        XCTAssertEqual(results["recursion"], "runtime:maximum macro recursion depth exceeded")
+        XCTAssertEqual(results["repeat"]?.hasPrefix("runtime:repetition result is too large"), true)
+        XCTAssertEqual(results["json"], "ok")
+        XCTAssertEqual(results["deepjson"], "error")
+    }
+
     func testOrderPreservingJSON() throws {
         let v = try JinjaValue(jsonString: #"{"z": 1, "a": [1.0, 2, -3e2, true, null], "m": {"y": "\u00e9\ud83c\udf0d\n", "b": {}}}"#)
         XCTAssertEqual(
@@ -131,7 +176,13 @@ final class ChatTemplateErrorTests: XCTestCase {
         for bad in ["", "{", "[1,]", "{\"a\" 1}", "tru", "\"abc", "[1] x", "{\"a\": 01x}", "\"\\q\""] {
             XCTAssertThrowsError(try JinjaValue(jsonString: bad), bad)
         }
+        XCTAssertEqual(v["m"]?["y"]?.stringValue, "é🌍\n")
+        XCTAssertEqual(v["a"]?.arrayValue?.count, 5)
+        XCTAssertEqual(v["m"]?.dictValue?.keys, ["y", "b"])
+        XCTAssertNil(v["a"]?["x"])
+        XCTAssertEqual(try v["m"]!.jsonText(), #"{"y": "é🌍\n", "b": {}}"#)
+        XCTAssertEqual(try v["a"]!.jsonText(indent: 1), "[\n 1.0,\n 2,\n -300.0,\n true,\n null\n]")
         let foundation = try JinjaValue(foundation: ["k": [1, 2.5, "s", true, NSNull()] as [Any]])
-        XCTAssertEqual(foundation, ["k": [1, 2.5, "s", true, .none]])
+        XCTAssertEqual(foundation, ["k": [1, 2.5, "s", true, .null]])
     }
 }

@@ -163,6 +163,9 @@ final class ChatTemplateInterpreterTests: XCTestCase {
             ("setMessagesSlice",
              "{% set messages = msgs[1:] %}{% for m in messages %}{{ m.role }} {% endfor %}",
              "user assistant "),
+            ("realTemplateIdioms",
+             "{%- set sys = msgs | selectattr('role', 'equalto', 'system') | first -%}{{ sys.content }}|{{ (msgs | map(attribute='role') | list)[-1] }}|{% for m in msgs if m.role != 'system' %}{{ loop.index }}{{ m.role[:1] }}{% endfor %}|{{ msgs[-1].tool_calls[0].function.arguments | tojson(indent=2) }}|{% for k, v in msgs[-1].tool_calls[0].function.arguments | items %}{{ k }}:{{ v is number }}{{ v is iterable }} {% endfor %}",
+             "sys|assistant|1u2a|{\n  \"z\": 1,\n  \"a\": [\n    true,\n    null,\n    1.5\n  ]\n}|z:TrueFalse a:FalseTrue "),
         ])
     }
 
@@ -315,6 +318,9 @@ final class ChatTemplateInterpreterTests: XCTestCase {
             ("rangeDictNamespace",
              "{{ range(3)|list }} {{ range(1, 7, 2)|list }} {{ range(5, 0, -2)|list }} {{ dict(a=1, b='x') }} {{ dict([('k', 1)], z=2) }} {{ namespace(a=1).a }}",
              "[0, 1, 2] [1, 3, 5] [5, 3, 1] {'a': 1, 'b': 'x'} {'k': 1, 'z': 2} 1"),
+            ("joinerAndSplat",
+             "{% set sep = joiner(' | ') %}{% for x in ['a', 'b', 'c'] %}{{ sep() }}{{ x }}{% endfor %} {{ range(*[2, 5]) | list }} {{ none | selectattr('x') | list }} {{ none | select | list }}",
+             "a | b | c [2, 3, 4] [] []"),
         ])
     }
 }

@@ -77,6 +77,17 @@ final class TokenizerComponentTests: XCTestCase {
         XCTAssertEqual(llama2.decode([1, 15043, 1, 29871, 15043, 2]), "<s> Hello<s>  Hello</s>")
     }
 
+    /// Found by differential fuzzing against `tokenizers`: NFC must compose 가 + ᆨ into 각 (Foundation on Linux
+    /// does not), and canonically equivalent vocab entries (U+03AC vs U+1F71) are different tokens.
+    func testNormalizationEdgeCases() throws {
+        let qwen = try Conformance.tokenizer("qwen2")
+        XCTAssertEqual(qwen.encode("\u{AC00}\u{11A8}", addSpecialTokens: false), qwen.encode("\u{AC01}", addSpecialTokens: false))
+        XCTAssertEqual(qwen.encode("\u{2126}", addSpecialTokens: false), qwen.encode("\u{3A9}", addSpecialTokens: false))
+        let llama2 = try Conformance.tokenizer("llama2")
+        XCTAssertNotEqual(llama2.tokenToId("\u{3AC}"), llama2.tokenToId("\u{1F71}"))
+        XCTAssertEqual(llama2.decode(llama2.encode("\u{1F71}\u{3AC}", addSpecialTokens: false)), "\u{1F71}\u{3AC}")
+    }
+
     func testIncrementalWithPromptKeepsLeadingSpace() throws {
         let llama2 = try Conformance.tokenizer("llama2")
         let all = llama2.encode("Hello world, and you", addSpecialTokens: true)

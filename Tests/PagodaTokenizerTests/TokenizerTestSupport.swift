@@ -38,7 +38,7 @@ enum Conformance {
     static func cases(_ name: String) throws -> [Case] {
         let data = try Data(contentsOf: URL(fileURLWithPath: tokenizerDir(name) + "/cases.jsonl"))
         return try String(decoding: data, as: UTF8.self).split(separator: "\n").map { line in
-            let d = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let d = try JSONReader.parse(Data(line.utf8)) as! [String: Any]
             return Case(
                 text: d["text"] as! String, addSpecialTokens: d["add_special_tokens"] as! Bool,
                 ids: (d["ids"] as! [NSNumber]).map { $0.intValue }, decoded: d["decoded"] as! String,

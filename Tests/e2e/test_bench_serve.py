@@ -6,6 +6,7 @@ the chat backend, ShareGPT files and the concurrency sweep. Every process is bou
 """
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -106,7 +107,10 @@ def test_random_dataset_counts_block_and_json(pagoda, fake, tmp_path):
         assert body["model"] == "fake-model" and body["max_tokens"] == 6 and body["stream"] is True
         assert body["ignore_eos"] is True, "random prompts ask for exactly their output length"
         assert body["stream_options"] == {"include_usage": True}
-    assert sorted(req["request_id"] for req in sent) == sorted(f"bench-{i}" for i in range(8))
+    ids = [req["request_id"] for req in sent]
+    prefix = ids[0].rsplit("-", 1)[0] + "-"
+    assert re.fullmatch(r"bench-[0-9a-f]+-", prefix), prefix
+    assert sorted(ids) == sorted(f"{prefix}{i}" for i in range(8))
     # The prompts have exactly 32 tokens under the model's tokenizer (checked with HF tokenizers when present).
     tokenizers = pytest.importorskip("tokenizers")
     tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
@@ -220,7 +224,9 @@ def test_concurrency_sweep_one_row_per_level(pagoda, fake, tmp_path):
     assert [row["num_prompts"] for row in rows] == [2, 4, 8]
     assert [row["completed"] for row in rows] == [2, 4, 8]
     assert all(row["total_output_tokens"] == 4 * row["num_prompts"] for row in rows)
-    assert len(s.requests()) == 14
+    sent = s.requests()
+    assert len(sent) == 14
+    assert len({req["request_id"] for req in sent}) == 14, "request ids are unique across levels"
     lines = r.stdout.splitlines()
     start = next(i for i, l in enumerate(lines) if "Concurrency Sweep Result" in l)
     header = lines[start + 1].split()
@@ -248,3 +254,26 @@ def test_progress_bar_only_on_a_terminal(pagoda, fake, tmp_path):
     quiet = subprocess.run(["script", "-qec", shlex.join(args + ["--disable-tqdm"]), "/dev/null"],
                            capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and "5/5 [" not in quiet.stdout
+
+
+def test_prefix_repetition_goodput_and_poisson_rate(pagoda, fake, tmp_path):
+    s = fake("--token-delay-ms", "1")
+    r = bench(pagoda, *common(s.port, tmp_path), "--dataset-name", "prefix_repetition", "--num-prompts", 6,
+              "--prefix-repetition-prefix-len", 24, "--prefix-repetition-suffix-len", 8,
+              "--prefix-repetition-num-prefixes", 2, "--prefix-repetition-output-len", 3,
+              "--request-rate", 40, "--burstiness", 0.5, "--goodput", "ttft:60000", "e2el:60000")
+    assert r.returncode == 0, r.stdout + r.stderr
+    result = json.loads((tmp_path / "results" / "r.json").read_text())
+    assert result["completed"] == 6 and result["burstiness"] == 0.5 and result["request_rate"] == 40.0
+    assert result["request_goodput"] == pytest.approx(result["request_throughput"]), "generous SLOs: all good"
+    assert "Request goodput (req/s):" in r.stdout
+    assert "Burstiness factor: 0.5 (Gamma distribution)" in r.stdout
+    prompts = [req["body"]["prompt"] for req in s.requests()]
+    assert len({p[:30] for p in prompts}) == 2, "two shared prefixes"
+    assert all(req["body"]["max_tokens"] == 3 for req in s.requests())
+    # Prompt lengths: prefix + suffix, give or take a merge at the seam.
+    assert all(31 <= n <= 33 for n in result["input_lens"]), result["input_lens"]
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+    counts = sorted(len(tok.encode(p, add_special_tokens=True).ids) for p in prompts)
+    assert counts == sorted(result["input_lens"])

@@ -19,6 +19,9 @@ MODEL_DIR = ROOT / "models" / "tiny-qwen3"
 
 @pytest.fixture(scope="module")
 def live_server(pagoda, tmp_path_factory):
+    help_text = subprocess.run([pagoda, "serve", "--help"], capture_output=True, text=True, timeout=60)
+    if "--port" not in help_text.stdout + help_text.stderr:
+        pytest.skip("`pagoda serve` is not built in this tree yet")
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as out:
@@ -30,8 +33,6 @@ def live_server(pagoda, tmp_path_factory):
         while time.time() < deadline:
             if proc.poll() is not None:
                 text = log.read_text()
-                if "not built yet" in text:
-                    pytest.skip("pagoda serve is not built in this tree yet")
                 pytest.fail(f"pagoda serve exited with {proc.returncode}: {text[-2000:]}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as r:

@@ -339,3 +339,25 @@ def test_cache_aware_sends_a_shared_prefix_back_to_the_same_backend(pagoda, tmp_
         c.completions.create(model="m", prompt=f"{i} unrelated " * 30 + str(i), max_tokens=2)
     routed = per_backend(metrics(pport), "pagoda_proxy_backend_requests_routed_total", backends)
     assert min(routed) >= 1, routed
+
+
+def test_tokenizer_counts_prompt_tokens_exactly(pagoda, tmp_path, procs, small_model):
+    import pathlib
+    from conftest import CONFORMANCE
+    cases = [json.loads(line) for line in (CONFORMANCE / "tokenizers" / "qwen2" / "cases.jsonl").read_text().splitlines()]
+    # tiny-qwen3 ships the qwen2 tokenizer: its reference ids are the ground truth.
+    assert (pathlib.Path(small_model) / "tokenizer.json").read_bytes() == \
+        (CONFORMANCE / "tokenizers" / "qwen2" / "tokenizer.json").read_bytes()
+    case = max((c for c in cases if not c["add_special_tokens"]), key=lambda c: len(c["ids"]))
+    assert abs(len(case["ids"]) - (len(case["text"].encode()) + 3) // 4) > 2  # the byte estimate would differ
+    proc, port = start_fake(tmp_path)
+    procs.append(proc)
+    proxy, pport = start_proxy(pagoda, tmp_path, [port], extra=["--tokenizer", small_model])
+    procs.append(proxy)
+    r = request(pport, "POST", "/v1/completions", {"prompt": case["text"], "max_tokens": 10})
+    assert r.status_code == 200, r.text
+    routed = metrics(pport)[("pagoda_proxy_backend_routed_cost_total", f"127.0.0.1:{port}")]
+    assert routed == len(case["ids"]) + 0.5 * 10
+    bad = __import__("subprocess").run([pagoda, "proxy", "--backends", "127.0.0.1:9", "--tokenizer", str(tmp_path)],
+                                       capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "--tokenizer" in bad.stderr, bad.stderr

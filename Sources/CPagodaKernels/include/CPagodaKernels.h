@@ -3,6 +3,7 @@
 #ifndef CPAGODA_KERNELS_H
 #define CPAGODA_KERNELS_H
 #include <stdint.h>
+#include "pagoda_process.h"
 
 /// Pins the calling thread to one CPU. Returns 0 on success, an errno value otherwise.
 int pagoda_pin_thread_to_cpu(int cpu);

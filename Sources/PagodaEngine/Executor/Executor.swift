@@ -28,7 +28,7 @@ public protocol Executor: AnyObject {
 /// Builds executors for the backends the engine core does not construct itself. The multiprocess
 /// backend (helper "dist", `Executor/Multiproc*`) registers its factory here.
 public enum ExecutorFactory {
-    nonisolated(unsafe) public static var multiproc: ((EngineConfig) throws -> Executor)? = nil
+    nonisolated(unsafe) public static var multiproc: ((EngineConfig) throws -> Executor)? = { try MultiprocExecutor(config: $0) }
 
     public static func make(_ config: EngineConfig) throws -> Executor {
         switch config.parallel.executorBackend {

@@ -44,17 +44,24 @@ public enum OpenAIRoutes {
     }
 
     /// The whole request body, or 413 when it exceeds `limit`.
+    /// An oversized body is still read to its end (and dropped, up to `drainLimit` bytes): clients
+    /// such as urllib send the whole body before they read the answer, and would otherwise stall.
     static func body(_ request: Request, limit: Int) async throws -> Data {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
-            throw OpenAIError.payloadTooLarge("request body of \(length) bytes exceeds the limit of \(limit) bytes")
+        let drainLimit = max(limit, 256 << 20)
+        var data = Data()
+        var total = 0
+        for try await chunk in request.body {
+            total += chunk.readableBytes
+            if total <= limit {
+                data.append(contentsOf: chunk.readableBytesView)
+            } else if total > drainLimit {
+                break
+            }
         }
-        var request = request
-        do {
-            let buffer = try await request.collectBody(upTo: limit)
-            return Data(buffer: buffer)
-        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
-            throw OpenAIError.payloadTooLarge("request body exceeds the limit of \(limit) bytes")
+        if total > limit {
+            throw OpenAIError.payloadTooLarge("request body of \(total > drainLimit ? "more than \(drainLimit)" : "\(total)") bytes exceeds the limit of \(limit) bytes")
         }
+        return data
     }
 
     static func json(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {

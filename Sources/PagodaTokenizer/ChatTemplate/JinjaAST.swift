@@ -27,6 +27,8 @@ indirect enum JinjaExpr {
 struct JinjaCallArgs {
     var positional: [JinjaExpr] = []
     var keyword: [(String, JinjaExpr)] = []
+    /// `f(*xs)`: a sequence whose items are appended to the positional arguments.
+    var splat: JinjaExpr? = nil
 }
 
 /// Where a `for` or `set` puts values: a name, a tuple to unpack, or a namespace attribute.

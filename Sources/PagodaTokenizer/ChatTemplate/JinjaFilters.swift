@@ -63,6 +63,7 @@ private func selectFilter(attribute: Bool, keep: Bool) -> JinjaFilter {
         }
         let testName = positional.isEmpty ? nil : positional.removeFirst().pythonStr
         var out: [JinjaValue] = []
+        guard value.isTruthy else { return .list([]) }  // jinja2: `if value:` before iterating (none -> [])
         for item in try interp.iterate(value) {
             let subject = try attr.map { try lookupAttributePath(item, $0, interp) } ?? item
             let passed = try testName.map { try interp.applyTest($0, subject, JinjaArguments(positional, keyword: args.keyword)) } ?? subject.isTruthy

@@ -1,5 +1,5 @@
-// Global functions a chat template can call: jinja2's (range, dict, namespace, cycler-free subset)
-// and the ones transformers adds (raise_exception, strftime_now).
+// Global functions a chat template can call: jinja2's (range, dict, namespace
+// joiner, and the ones transformers adds (raise_exception, strftime_now).
 
 import Foundation
 
@@ -62,6 +62,19 @@ enum JinjaGlobals {
                 let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
                 guard count <= 100_000 else { throw ChatTemplateError(.runtime, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
                 return .list((0..<count).map { .int(start + $0 * step) })
+            })
+        g["joiner"] = .callable(
+            JinjaCallable("joiner") { args, _ in
+                // joiner(sep): a callable returning "" the first time and `sep` afterwards.
+                let sep = args.value(0, "sep")?.pythonStr ?? ", "
+                final class Used { var value = false }
+                let used = Used()
+                return .callable(
+                    JinjaCallable("joiner") { _, _ in
+                        if used.value { return .string(sep) }
+                        used.value = true
+                        return .string("")
+                    })
             })
         return g
     }

@@ -78,9 +78,9 @@ extension JinjaInterpreter {
     }
 
     func evaluateArgs(_ args: JinjaCallArgs, _ scope: JinjaScope) throws -> JinjaArguments {
-        JinjaArguments(
-            try args.positional.map { try evaluate($0, scope) },
-            keyword: try args.keyword.map { ($0.0, try evaluate($0.1, scope)) })
+        var positional = try args.positional.map { try evaluate($0, scope) }
+        if let splat = args.splat { positional += try iterate(try evaluate(splat, scope)) }
+        return JinjaArguments(positional, keyword: try args.keyword.map { ($0.0, try evaluate($0.1, scope)) })
     }
 
     func call(_ callee: JinjaValue, _ args: JinjaArguments) throws -> JinjaValue {
@@ -204,11 +204,11 @@ extension JinjaInterpreter {
         case "*":
             switch (l, r) {
             case (.string(let s), _) where r.integerValue != nil:
-                return .string(String(repeating: s, count: max(0, r.integerValue!)))
+                return .string(String(repeating: s, count: try repeatCount(s.utf8.count, r.integerValue!)))
             case (_, .string(let s)) where l.integerValue != nil:
-                return .string(String(repeating: s, count: max(0, l.integerValue!)))
+                return .string(String(repeating: s, count: try repeatCount(s.utf8.count, l.integerValue!)))
             case (.list(let a), _) where r.integerValue != nil:
-                return .list(Array(repeating: a, count: max(0, r.integerValue!)).flatMap { $0 })
+                return .list(Array(repeating: a, count: try repeatCount(a.count, r.integerValue!)).flatMap { $0 })
             default: break
             }
         case "%":
@@ -317,6 +317,15 @@ extension JinjaInterpreter {
         default: throw ChatTemplateError(.runtime, "argument of type '\(haystack.typeName)' is not iterable")
         }
     }
+}
+
+/// `seq * n` with a size cap: a template (possibly from a request) must not exhaust memory.
+func repeatCount(_ unit: Int, _ n: Int) throws -> Int {
+    let count = max(0, n)
+    guard unit == 0 || count <= 16_000_000 / unit else {
+        throw ChatTemplateError(.runtime, "repetition result is too large (\(unit) × \(count))")
+    }
+    return count
 }
 
 /// Python's ordering of two values (-1, 0, 1), or nil when Python raises TypeError.

@@ -32,8 +32,10 @@ enum JinjaFlow {
 final class JinjaInterpreter {
     /// The template line being executed, attached to errors that have none.
     var line = 0
-    /// Guards against runaway recursion (a macro calling itself forever).
+    /// Guards against runaway recursion (a macro calling itself forever); small enough that a render
+    /// fits in a 512 KiB thread stack in a debug build.
     private var callDepth = 0
+    static let maxCallDepth = 32
 
     func render(_ nodes: [JinjaNode], scope: JinjaScope) throws -> String {
         var out = ""
@@ -220,7 +222,7 @@ final class JinjaInterpreter {
             }
             interp.callDepth += 1
             defer { interp.callDepth -= 1 }
-            guard interp.callDepth < 200 else { throw ChatTemplateError(.runtime, "maximum macro recursion depth exceeded") }
+            guard interp.callDepth <= Self.maxCallDepth else { throw ChatTemplateError(.runtime, "maximum macro recursion depth exceeded") }
             return .string(try interp.capture(def.body, scope))
         }
     }

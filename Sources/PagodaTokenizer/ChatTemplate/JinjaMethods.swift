@@ -202,7 +202,7 @@ private func dictMethod(_ d: JinjaDict, _ name: String) -> JinjaCallable? {
         return method(name) { args in
             guard let key = args.value(0, "key") else { throw ChatTemplateError(.runtime, "get expected at least 1 argument, got 0") }
             if case .string(let k) = key, let v = d[k] { return v }
-            return args.value(1, "default") ?? .none
+            return args.value(1, "default") ?? .null
         }
     default:
         return nil

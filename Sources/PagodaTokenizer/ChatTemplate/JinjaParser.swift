@@ -9,6 +9,15 @@ struct JinjaParser {
     private var pos = 0
     /// How many `for` loops enclose the statement being parsed (break/continue need one).
     private var loopDepth = 0
+    /// Current nesting of expressions and blocks. Bounded so a hostile template (a request may carry
+    /// its own) cannot overflow the stack of the thread that parses or renders it.
+    private var nesting = 0
+    static let maxNesting = 64
+
+    private mutating func enter() throws {
+        nesting += 1
+        if nesting > Self.maxNesting { throw fail("template nesting is deeper than \(Self.maxNesting) levels") }
+    }
 
     static func parse(_ source: String) throws -> [JinjaNode] {
         var parser = JinjaParser(tokens: try JinjaLexer.tokenize(source))
@@ -129,6 +138,8 @@ struct JinjaParser {
     }
 
     private mutating func parseStatement(_ keyword: String) throws -> JinjaNode? {
+        try enter()
+        defer { nesting -= 1 }
         let l = line
         pos += 1  // the keyword
         switch keyword {
@@ -344,6 +355,8 @@ struct JinjaParser {
     }
 
     mutating func parseExpression() throws -> JinjaExpr {
+        try enter()
+        defer { nesting -= 1 }
         var expr = try parseOr()
         while skipName("if") {
             let cond = try parseOr()
@@ -366,7 +379,11 @@ struct JinjaParser {
     }
 
     private mutating func parseNot() throws -> JinjaExpr {
-        if skipName("not") { return .unary("not", try parseNot()) }
+        if skipName("not") {
+            try enter()
+            defer { nesting -= 1 }
+            return .unary("not", try parseNot())
+        }
         return try parseCompare()
     }
 
@@ -420,6 +437,8 @@ struct JinjaParser {
     }
 
     private mutating func parseUnary(withFilter: Bool = true) throws -> JinjaExpr {
+        try enter()
+        defer { nesting -= 1 }
         var node: JinjaExpr
         if skipOp("-") {
             node = .unary("-", try parseUnary(withFilter: false))
@@ -440,7 +459,7 @@ struct JinjaParser {
             switch n {
             case "true", "True": return .literal(.bool(true))
             case "false", "False": return .literal(.bool(false))
-            case "none", "None": return .literal(.none)
+            case "none", "None": return .literal(.null)
             default: return .name(n)
             }
         case .string(var s):
@@ -580,7 +599,7 @@ struct JinjaParser {
         } else {
             parts.append(nil)
         }
-        return .slice(.literal(.none), start: parts[0], stop: parts[1], step: parts[2])
+        return .slice(.literal(.null), start: parts[0], stop: parts[1], step: parts[2])
     }
 
     private mutating func parseCallArgs() throws -> JinjaCallArgs {
@@ -591,7 +610,12 @@ struct JinjaParser {
             if !first { try expectOp(",") }
             first = false
             if isOp(")") { break }
-            if isOp("*") || isOp("**") { throw fail("*args and **kwargs in calls are not supported") }
+            if isOp("*"), args.splat == nil {
+                pos += 1
+                args.splat = try parseExpression()
+                continue
+            }
+            if isOp("*") || isOp("**") { throw fail("**kwargs and repeated *args in calls are not supported") }
             if case .name(let n) = current.kind, peek() == .op("=") {
                 pos += 2
                 args.keyword.append((n, try parseExpression()))

@@ -65,7 +65,7 @@ let jinjaTests: [String: JinjaTest] = {
     t["sameas"] = { v, args, _ in
         let other = try argument(args, "sameas")
         switch (v, other) {
-        case (.none, .none): return true
+        case (.null, .null): return true
         case (.bool(let a), .bool(let b)): return a == b
         case (.namespace(let a), .namespace(let b)): return a === b
         default: return false

@@ -20,7 +20,7 @@ extension JinjaValue {
     /// `init(json:)` when order matters (it does for `tojson` and printed dicts).
     public init(foundation object: Any?) throws {
         guard let object = object, !(object is NSNull) else {
-            self = .none
+            self = .null
             return
         }
         switch object {
@@ -81,7 +81,7 @@ struct OrderedJSONParser {
     }
 
     private mutating func parseValue(depth: Int) throws -> JinjaValue {
-        guard depth < 512 else { throw fail("nesting too deep") }
+        guard depth < 256 else { throw fail("nesting deeper than 256 levels") }
         guard pos < bytes.count else { throw fail("unexpected end of input") }
         switch bytes[pos] {
         case UInt8(ascii: "{"):
@@ -138,7 +138,7 @@ struct OrderedJSONParser {
             return .string(try parseString())
         case UInt8(ascii: "t"): return try literal("true", .bool(true))
         case UInt8(ascii: "f"): return try literal("false", .bool(false))
-        case UInt8(ascii: "n"): return try literal("null", .none)
+        case UInt8(ascii: "n"): return try literal("null", .null)
         default:
             return try parseNumber()
         }
@@ -273,7 +273,7 @@ struct PythonJSONEncoder {
 
     private func write(_ value: JinjaValue, level: Int, into out: inout String) throws {
         switch value {
-        case .none: out += "null"
+        case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .float(let d):

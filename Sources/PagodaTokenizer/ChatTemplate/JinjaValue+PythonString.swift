@@ -18,7 +18,7 @@ extension JinjaValue {
     public var pythonRepr: String {
         switch self {
         case .undefined: return ""
-        case .none: return "None"
+        case .null: return "None"
         case .bool(let b): return b ? "True" : "False"
         case .int(let i): return String(i)
         case .float(let d): return pythonFloatRepr(d)

@@ -8,7 +8,8 @@ public enum JinjaValue {
     /// jinja2's default `Undefined`: prints as "", is falsy, iterates as empty; most other uses raise.
     /// The payload is the message jinja2 would raise with (e.g. "'x' is undefined").
     case undefined(String)
-    case none
+    /// Python's None (JSON null). Named `null`, not `none`, so it never collides with `Optional.none`.
+    case null
     case bool(Bool)
     case int(Int)
     case float(Double)
@@ -96,7 +97,7 @@ extension JinjaValue {
     /// Python truthiness (`bool(x)`); Undefined is false.
     public var isTruthy: Bool {
         switch self {
-        case .undefined, .none: return false
+        case .undefined, .null: return false
         case .bool(let b): return b
         case .int(let i): return i != 0
         case .float(let d): return d != 0
@@ -113,7 +114,7 @@ extension JinjaValue {
     }
 
     public var isNone: Bool {
-        if case .none = self { return true }
+        if case .null = self { return true }
         return false
     }
 
@@ -121,7 +122,7 @@ extension JinjaValue {
     var typeName: String {
         switch self {
         case .undefined: return "Undefined"
-        case .none: return "NoneType"
+        case .null: return "NoneType"
         case .bool: return "bool"
         case .int: return "int"
         case .float: return "float"
@@ -167,7 +168,7 @@ extension JinjaValue: Equatable {
     /// lists/tuples elementwise, dicts regardless of order; Undefined equals only Undefined.
     public static func == (lhs: JinjaValue, rhs: JinjaValue) -> Bool {
         switch (lhs, rhs) {
-        case (.undefined, .undefined), (.none, .none): return true
+        case (.undefined, .undefined), (.null, .null): return true
         case (.string(let a), .string(let b)): return a.unicodeScalars.elementsEqual(b.unicodeScalars)
         case (.list(let a), .list(let b)), (.tuple(let a), .tuple(let b)): return a == b
         case (.dict(let a), .dict(let b)):

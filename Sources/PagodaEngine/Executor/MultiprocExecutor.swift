@@ -1,0 +1,359 @@
+import Foundation
+import PagodaDistributed
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the model in TP × PP worker processes (vLLM's `MultiprocExecutor`, `--distributed-executor-backend mp`).
+///
+/// Start-up: listens on a Unix socket, spawns `pagoda worker --engine-socket … --rank r` for every
+/// worker rank r = ppRank × TP + tpRank, sends each the `EngineConfig` and its group addresses, and waits
+/// until every worker has loaded its shard. Every step the `SchedulerOutput` is sent to all workers;
+/// each runs its stage (pipeline stages pass hidden state + residual by send/recv), and the driver (last
+/// stage, TP rank 0) answers with the `ModelRunnerOutput`.
+///
+/// Failure: while waiting, the executor watches every worker's socket. A socket that closes or a
+/// worker that reports an error ends the executor: the worker to blame is found (a worker that reports
+/// "peer died" blames that peer; else the one whose socket closed first), every worker is killed and
+/// reaped, and `executeModel` throws `MultiprocExecutorError` naming the rank from then on. Workers also
+/// die with the engine: they set PR_SET_PDEATHSIG (the spawning thread lives until `shutdown`) and exit
+/// when their socket closes.
+///
+/// Micro-batches: one step at a time (no overlap of pipeline stages yet).
+public final class MultiprocExecutor: Executor {
+    public private(set) var modelInfo = ModelInfo(vocabSize: 0, eosTokenIds: [], maxPositionEmbeddings: 0, kvCacheBytesPerBlock: 0)
+    public let layout: ParallelLayout
+    /// Worker process ids by rank (tests kill one to check failure handling).
+    public private(set) var workerPids: [Int32] = []
+
+    private let config: EngineConfig
+    private var channels: [MultiprocChannel?] = []
+    private var exitStatus: [Int32?] = []
+    private let socketPath: String
+    private var shmNames: [String] = []
+    private let spawner: WorkerSpawner
+    private var failure: MultiprocExecutorError?
+    private var isShutDown = false
+    private var pollFds: [pollfd] = []
+
+    private static let counterLock = NSLock()
+    nonisolated(unsafe) private static var counter = 0
+
+    /// Starts the workers for `config` (TP × PP of `config.parallel`) and waits until all loaded the model.
+    public init(config: EngineConfig) throws {
+        self.config = config
+        let p = config.parallel
+        layout = ParallelLayout(tensorParallelSize: p.tensorParallelSize, pipelineParallelSize: p.pipelineParallelSize)
+        let n = layout.workersPerEngine
+        Self.counterLock.lock(); Self.counter += 1; let k = Self.counter; Self.counterLock.unlock()
+        let id = "\(getpid())-\(k)"
+        socketPath = NSTemporaryDirectory().appending("pagoda-\(id).sock")
+        spawner = WorkerSpawner()
+        channels = Array(repeating: nil, count: n)
+        exitStatus = Array(repeating: nil, count: n)
+
+        do {
+            let (tpAddresses, ppAddresses) = try Self.groupAddresses(layout: layout, id: id, shmNames: &shmNames)
+            let exe = try Self.workerExecutable()
+            let listener = try MultiprocUnixSocket.listen(path: socketPath)
+            defer { close(listener) }
+            let path = socketPath
+            workerPids = try spawner.spawn(count: n) { rank in
+                [exe, "worker", "--engine-socket", path, "--rank", "\(rank)", "--parent-pid", "\(getpid())"]
+            }
+            try acceptWorkers(listener: listener)
+            let timeout = Double(ProcessInfo.processInfo.environment["PAGODA_COMM_TIMEOUT_S"] ?? "") ?? 600
+            for r in 0..<n {
+                let initMsg = MultiprocWorkerInit(
+                    config: config, tensorGroupAddress: tpAddresses[layout.ppRank(ofWorker: r)],
+                    pipelineGroupAddress: ppAddresses[layout.tpRank(ofWorker: r)], communicatorTimeout: timeout)
+                try send(.initialize(initMsg), to: r)
+            }
+            let replies = try awaitReplies(from: Set(0..<n))
+            var total = 0
+            for r in 0..<n {
+                guard case .ready(let mi) = replies[r] else { throw MultiprocExecutorError.startFailed("rank \(r) answered \(String(describing: replies[r]))") }
+                total += mi.kvCacheBytesPerBlock
+                if r == layout.driverRank { modelInfo = mi }
+            }
+            modelInfo.kvCacheBytesPerBlock = total
+        } catch {
+            killAll()
+            cleanUpNames()
+            if let e = error as? MultiprocExecutorError { throw e }
+            throw MultiprocExecutorError.startFailed("\(error)")
+        }
+    }
+
+    deinit { shutdown() }
+
+    // MARK: Executor
+
+    public func determineNumAvailableBlocks(_ cache: CacheConfig) throws -> Int {
+        try KVCacheSizing.numBlocks(cache, bytesPerBlock: modelInfo.kvCacheBytesPerBlock,
+                                    weightBytes: KVCacheSizing.weightBytes(modelPath: config.model.path))
+    }
+
+    public func initializeCache(numBlocks: Int) throws {
+        try checkAlive()
+        try broadcast(.initializeCache(numBlocks: numBlocks))
+        let replies = try awaitReplies(from: Set(0..<layout.workersPerEngine))
+        for (r, reply) in replies {
+            guard case .ok = reply else { throw fail(MultiprocExecutorError.workerFailed(rank: r, message: "unexpected reply \(reply)")) }
+        }
+    }
+
+    public func executeModel(_ schedulerOutput: SchedulerOutput) throws -> ModelRunnerOutput {
+        try checkAlive()
+        try broadcast(.execute(schedulerOutput))
+        let replies = try awaitReplies(from: [layout.driverRank])
+        guard case .output(let out)? = replies[layout.driverRank] else {
+            throw fail(MultiprocExecutorError.workerFailed(rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
+        }
+        return out
+    }
+
+    public func shutdown() {
+        if isShutDown { return }
+        isShutDown = true
+        if failure == nil {
+            for r in channels.indices { try? channels[r]?.send(MultiprocRequest.shutdown) }
+            let deadline = Date().addingTimeInterval(5)
+            while Date() < deadline && (0..<workerPids.count).contains(where: { reap($0, block: false) == nil }) {
+                usleep(5000)
+            }
+        }
+        killAll()
+        cleanUpNames()
+        spawner.stop()
+    }
+
+    // MARK: Start-up
+
+    /// shm names (one host) or TCP rendezvous ports (`PAGODA_DIST_TRANSPORT=tcp`) for every group.
+    private static func groupAddresses(layout: ParallelLayout, id: String, shmNames: inout [String]) throws -> ([String], [String]) {
+        let tcp = ProcessInfo.processInfo.environment["PAGODA_DIST_TRANSPORT"] == "tcp"
+        func address(_ group: ProcessGroup) throws -> String {
+            if group.size == 1 { return "single" }
+            if tcp {
+                let l = try TCPCommunicator.makeListener(host: "127.0.0.1")
+                close(l.fd)
+                return "tcp:127.0.0.1:\(l.port)"
+            }
+            let name = "/pagoda-\(id)-\(group.name)"
+            shmNames.append(name)
+            return "shm:\(name)"
+        }
+        let tp = try (0..<layout.pipelineParallelSize).map { try address(layout.tensorGroup(ppRank: $0)) }
+        let pp = try (0..<layout.tensorParallelSize).map { try address(layout.pipelineGroup(tpRank: $0)) }
+        return (tp, pp)
+    }
+
+    /// `PAGODA_WORKER_EXECUTABLE`, this process if it is `pagoda`, or a `pagoda` beside this executable
+    /// (the test bundle in `.build/debug`).
+    static func workerExecutable() throws -> String {
+        if let p = ProcessInfo.processInfo.environment["PAGODA_WORKER_EXECUTABLE"] { return p }
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        if me.lastPathComponent == "pagoda" { return me.path }
+        let sibling = me.deletingLastPathComponent().appendingPathComponent("pagoda").path
+        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        throw MultiprocExecutorError.startFailed("no pagoda executable for the workers beside \(me.path); set PAGODA_WORKER_EXECUTABLE")
+    }
+
+    private func acceptWorkers(listener: Int32) throws {
+        let n = layout.workersPerEngine
+        let deadline = Date().addingTimeInterval(120)
+        var connected = 0
+        while connected < n {
+            for r in 0..<n where channels[r] == nil {
+                if let st = reap(r, block: false) {
+                    throw MultiprocExecutorError.workerDied(rank: r, detail: "\(Self.describe(status: st)) before connecting")
+                }
+            }
+            if Date() > deadline { throw MultiprocExecutorError.startFailed("only \(connected) of \(n) workers connected within 120 s") }
+            guard let fd = MultiprocUnixSocket.accept(listener, timeoutMs: 100) else { continue }
+            let ch = MultiprocChannel(fd: fd)
+            let hello = try ch.receive(MultiprocHello.self)
+            guard hello.rank >= 0 && hello.rank < n && channels[hello.rank] == nil else {
+                throw MultiprocExecutorError.startFailed("unexpected hello from rank \(hello.rank)")
+            }
+            channels[hello.rank] = ch
+            connected += 1
+        }
+    }
+
+    // MARK: Messaging
+
+    private func send(_ m: MultiprocRequest, to r: Int) throws {
+        do { try channels[r]!.send(m) } catch {
+            throw fail(MultiprocExecutorError.workerDied(rank: r, detail: "its socket closed"))
+        }
+    }
+
+    /// Encodes once, writes to every worker.
+    private func broadcast(_ m: MultiprocRequest) throws {
+        let body = try JSONEncoder().encode(m)
+        for r in channels.indices {
+            do { try channels[r]!.sendFrame(body) } catch {
+                throw fail(MultiprocExecutorError.workerDied(rank: r, detail: "its socket closed"))
+            }
+        }
+    }
+
+    /// One reply from each rank in `ranks`, while watching every worker for failure.
+    private func awaitReplies(from ranks: Set<Int>) throws -> [Int: MultiprocReply] {
+        var pending = ranks
+        var replies: [Int: MultiprocReply] = [:]
+        while !pending.isEmpty {
+            pollFds.removeAll(keepingCapacity: true)
+            for ch in channels { pollFds.append(pollfd(fd: ch!.fd, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&pollFds, nfds_t(pollFds.count), 1000)
+            if ready <= 0 {
+                // Nothing to read: a worker killed while idle shows here as an exited child.
+                for r in 0..<channels.count {
+                    if let st = reap(r, block: false) {
+                        throw fail(MultiprocExecutorError.workerDied(rank: r, detail: Self.describe(status: st)))
+                    }
+                }
+                continue
+            }
+            for r in 0..<channels.count where pollFds[r].revents != 0 {
+                let reply: MultiprocReply
+                do {
+                    reply = try JSONDecoder().decode(MultiprocReply.self, from: try channels[r]!.receiveFrame())
+                } catch {
+                    throw fail(MultiprocExecutorError.workerDied(rank: r, detail: "its socket closed"))
+                }
+                if case .failed(let message, let blamed) = reply {
+                    if let b = blamed, b != r {
+                        throw fail(MultiprocExecutorError.workerDied(rank: b, detail: "reported by rank \(r): \(message)"))
+                    }
+                    throw fail(MultiprocExecutorError.workerFailed(rank: r, message: message))
+                }
+                guard pending.contains(r) else {
+                    throw fail(MultiprocExecutorError.workerFailed(rank: r, message: "unexpected message \(reply)"))
+                }
+                replies[r] = reply
+                pending.remove(r)
+            }
+        }
+        return replies
+    }
+
+    // MARK: Failure and clean-up
+
+    private func checkAlive() throws {
+        if let failure { throw failure }
+        if isShutDown { throw EngineError.engineDead("the multiprocess executor was shut down") }
+    }
+
+    /// Records the first failure, settles who is to blame, kills every worker. Returns the error to throw.
+    private func fail(_ error: MultiprocExecutorError) -> MultiprocExecutorError {
+        if let failure { return failure }
+        var e = error
+        // A worker that closed its socket: say how it ended (wait briefly for the exit status).
+        if case .workerDied(let r, let detail) = error, r >= 0 && r < workerPids.count {
+            var st: Int32? = nil
+            let deadline = Date().addingTimeInterval(0.5)
+            while st == nil && Date() < deadline {
+                st = reap(r, block: false)
+                if st == nil { usleep(2000) }
+            }
+            if let st { e = .workerDied(rank: r, detail: "pid \(workerPids[r]) \(Self.describe(status: st))" + (detail.hasPrefix("reported") ? " (\(detail))" : "")) }
+        }
+        failure = e
+        killAll()
+        cleanUpNames()
+        return e
+    }
+
+    /// Exit status of worker `r` if it has exited (reaping it), nil while it runs.
+    @discardableResult
+    private func reap(_ r: Int, block: Bool) -> Int32? {
+        if let s = exitStatus[r] { return s }
+        guard r < workerPids.count else { return nil }
+        var status: Int32 = 0
+        let res = waitpid(workerPids[r], &status, block ? 0 : WNOHANG)
+        if res == workerPids[r] { exitStatus[r] = status; return status }
+        if res < 0 && errno == ECHILD { exitStatus[r] = -1; return -1 }
+        return nil
+    }
+
+    private func killAll() {
+        for r in workerPids.indices where reap(r, block: false) == nil { kill(workerPids[r], SIGKILL) }
+        for r in workerPids.indices { reap(r, block: true) }
+        for r in channels.indices { channels[r] = nil }
+        unlink(socketPath)
+    }
+
+    private func cleanUpNames() {
+        for name in shmNames { SharedMemoryCommunicator.removeSegment(name: name) }
+    }
+
+    static func describe(status: Int32) -> String {
+        if status == -1 { return "exited" }
+        let sig = status & 0x7f
+        if sig == 0 { return "exited with status \((status >> 8) & 0xff)" }
+        return "was killed by signal \(sig)"
+    }
+}
+
+/// Spawns the worker processes from one dedicated thread that lives until `stop()`: the kernel sends a
+/// child's PR_SET_PDEATHSIG when the thread that forked it exits, so that must be the engine's lifetime.
+final class WorkerSpawner {
+    private let request = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+    private var job: (() -> Void)?
+    private var stopped = false
+    private var thread: Thread?
+
+    func spawn(count: Int, arguments: @escaping (Int) -> [String]) throws -> [Int32] {
+        if thread == nil {
+            let t = Thread { [unowned self] in
+                while true {
+                    self.request.wait()
+                    if self.stopped { self.done.signal(); return }
+                    self.job?()
+                    self.done.signal()
+                }
+            }
+            t.name = "pagoda-worker-spawner"
+            t.start()
+            thread = t
+        }
+        var pids: [Int32] = []
+        var failure: Error? = nil
+        job = {
+            for r in 0..<count {
+                do { pids.append(try Self.posixSpawn(arguments(r))) } catch { failure = error; return }
+            }
+        }
+        request.signal()
+        done.wait()
+        job = nil
+        if let failure {
+            for p in pids { kill(p, SIGKILL); var s: Int32 = 0; waitpid(p, &s, 0) }
+            throw failure
+        }
+        return pids
+    }
+
+    func stop() {
+        guard thread != nil, !stopped else { return }
+        stopped = true
+        request.signal()
+        done.wait()
+    }
+
+    static func posixSpawn(_ args: [String]) throws -> Int32 {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        let r = posix_spawn(&pid, args[0], nil, nil, argv, environ)
+        guard r == 0 else {
+            throw MultiprocExecutorError.startFailed("posix_spawn \(args[0]): \(String(cString: strerror(r)))")
+        }
+        return pid
+    }
+}

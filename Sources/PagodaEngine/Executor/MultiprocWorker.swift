@@ -1,0 +1,158 @@
+import CPagodaKernels
+import Foundation
+import PagodaDistributed
+import PagodaModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker-process side of `MultiprocExecutor` (vLLM's `WorkerProc`), entered by `pagoda worker`.
+///
+/// Connects to the engine's socket, joins its tensor group and pipeline group, loads its shard
+/// through `MultiprocWorker.loadStage`, then serves requests until `.shutdown` or until the engine's
+/// socket closes. Any error is reported (`.failed`, naming the peer to blame when a peer died) and the
+/// process exits with status 1.
+public enum MultiprocWorker {
+    /// What a worker needs to build its stage of the model.
+    public struct StageSpec {
+        public let model: ModelLoadConfig
+        public let tpRank: Int, tpSize: Int, ppRank: Int, ppSize: Int
+        /// The tensor-parallel group (errors name global worker ranks).
+        public let tensorGroup: Communicator
+    }
+
+    /// A loaded stage: the model (one shard, this stage's layers) and the width of the hidden state that
+    /// pipeline stages pass on (`hiddenSize`; hidden + residual is [2, N, hiddenSize]).
+    public struct LoadedStage {
+        public let model: RunnableModel
+        public let hiddenSize: Int
+        public init(model: RunnableModel, hiddenSize: Int) { self.model = model; self.hiddenSize = hiddenSize }
+    }
+
+    /// Loads this worker's stage; set by `MultiprocWorker+CausalLM.swift` (or a test).
+    nonisolated(unsafe) public static var loadStage: ((StageSpec) throws -> LoadedStage)? = defaultLoadStage
+
+    /// Serves the engine at `socketPath` as worker `rank`. Returns after a clean shutdown; exits the
+    /// process (status 1) after an error, which it first reports to the engine.
+    public static func run(socketPath: String, rank: Int, parentPid: Int32?) {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        if let parentPid, pagoda_set_parent_death_signal(SIGKILL, parentPid) != 0 {
+            exit(0)  // the engine is already gone
+        }
+        let channel: MultiprocChannel
+        do {
+            channel = MultiprocChannel(fd: try MultiprocUnixSocket.connect(path: socketPath))
+            try channel.send(MultiprocHello(rank: rank, pid: getpid()))
+        } catch {
+            fputs("pagoda worker rank \(rank): cannot reach the engine at \(socketPath): \(error)\n", stderr)
+            exit(1)
+        }
+        do {
+            try serve(channel: channel, rank: rank)
+        } catch is MultiprocChannel.Closed {
+            exit(0)  // the engine went away: nothing to report to
+        } catch {
+            var blamed: Int? = nil
+            if case .peerDied(let r, _)? = error as? CommunicatorError { blamed = r }
+            if case .timeout(let r, _, _)? = error as? CommunicatorError { blamed = r }
+            try? channel.send(MultiprocReply.failed(message: "\(error)", blamedRank: blamed))
+            fputs("pagoda worker rank \(rank): \(error)\n", stderr)
+            exit(1)
+        }
+    }
+
+    private static func serve(channel: MultiprocChannel, rank: Int) throws {
+        guard case .initialize(let setup) = try channel.receive(MultiprocRequest.self) else {
+            throw MultiprocExecutorError.startFailed("rank \(rank): first message was not initialize")
+        }
+        let config = setup.config
+        let layout = ParallelLayout(tensorParallelSize: config.parallel.tensorParallelSize,
+                                    pipelineParallelSize: config.parallel.pipelineParallelSize)
+        let tpRank = layout.tpRank(ofWorker: rank), ppRank = layout.ppRank(ofWorker: rank)
+        // Every worker joins its TP group first, then its PP group: no cycle of waits.
+        let tpGroup = try GroupCommunicator.connect(
+            CommunicatorAddress(parsing: setup.tensorGroupAddress), group: layout.tensorGroup(ppRank: ppRank), rank: rank,
+            timeout: setup.communicatorTimeout)
+        let ppGroup = try GroupCommunicator.connect(
+            CommunicatorAddress(parsing: setup.pipelineGroupAddress), group: layout.pipelineGroup(tpRank: tpRank), rank: rank,
+            timeout: setup.communicatorTimeout)
+        guard let load = loadStage else {
+            throw EngineError.unsupported("this build has no model loader for worker processes")
+        }
+        let stage = try load(StageSpec(model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize,
+                                       ppRank: ppRank, ppSize: layout.pipelineParallelSize, tensorGroup: tpGroup))
+        let isDriver = rank == layout.driverRank
+        let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
+                                       producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
+        let runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed)
+        try channel.send(MultiprocReply.ready(ModelInfo(
+            vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
+            kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))))
+        while true {
+            switch try channel.receive(MultiprocRequest.self) {
+            case .initialize:
+                throw MultiprocExecutorError.startFailed("rank \(rank): initialize sent twice")
+            case .initializeCache(let numBlocks):
+                try model.allocateKVCache(numBlocks: numBlocks, blockSize: config.cache.blockSize)
+                try channel.send(MultiprocReply.ok)
+            case .execute(let s):
+                let out = try runner.execute(s)
+                if isDriver { try channel.send(MultiprocReply.output(out)) }
+            case .shutdown:
+                return
+            }
+        }
+    }
+}
+
+/// One pipeline stage as the `ModelRunner` sees it: receives hidden + residual [2, N, hiddenSize] from
+/// the previous stage, runs this stage's layers, sends its hidden + residual to the next stage. Only the
+/// driver (last stage, TP rank 0) asks for logits; other ranks' logits rows are zeroed so their
+/// (discarded) sampling reads defined values. The runner on every rank keeps the same request states.
+final class PipelineStageModel: RunnableModel {
+    let inner: RunnableModel
+    let hiddenSize: Int
+    let pp: Communicator
+    let producesLogits: Bool
+    private var hiddenIn: UnsafeMutablePointer<Float>
+    private var hiddenOut: UnsafeMutablePointer<Float>
+    private var capacityTokens: Int
+
+    init(_ inner: RunnableModel, hiddenSize: Int, pipelineGroup: Communicator, producesLogits: Bool, maxTokens: Int) {
+        self.inner = inner
+        self.hiddenSize = hiddenSize
+        self.pp = pipelineGroup
+        self.producesLogits = producesLogits
+        capacityTokens = pipelineGroup.worldSize > 1 ? max(1, maxTokens) : 0
+        hiddenIn = .allocate(capacity: max(1, 2 * capacityTokens * hiddenSize))
+        hiddenOut = .allocate(capacity: max(1, 2 * capacityTokens * hiddenSize))
+    }
+
+    deinit { hiddenIn.deallocate(); hiddenOut.deallocate() }
+
+    var vocabSize: Int { inner.vocabSize }
+    var eosTokenIds: [Int] { inner.eosTokenIds }
+    var maxPositionEmbeddings: Int { inner.maxPositionEmbeddings }
+    func kvCacheBytesPerBlock(blockSize: Int) -> Int { inner.kvCacheBytesPerBlock(blockSize: blockSize) }
+    func allocateKVCache(numBlocks: Int, blockSize: Int) throws { try inner.allocateKVCache(numBlocks: numBlocks, blockSize: blockSize) }
+
+    func forward(_ batch: ForwardBatch, hiddenIn _: UnsafePointer<Float>?, hiddenOut _: UnsafeMutablePointer<Float>?,
+                 logits: UnsafeMutablePointer<Float>?) throws {
+        let stage = pp.rank, stages = pp.worldSize
+        let n = batch.tokenIds.count
+        if stages > 1 && n > capacityTokens {
+            hiddenIn.deallocate(); hiddenOut.deallocate()
+            capacityTokens = n
+            hiddenIn = .allocate(capacity: 2 * n * hiddenSize)
+            hiddenOut = .allocate(capacity: 2 * n * hiddenSize)
+        }
+        let count = 2 * n * hiddenSize
+        if !producesLogits, let logits { logits.update(repeating: 0, count: batch.logitsIndices.count * inner.vocabSize) }
+        if stage > 0 { try pp.recv(hiddenIn, count: count, from: stage - 1) }
+        let last = stage == stages - 1
+        try inner.forward(batch, hiddenIn: stage > 0 ? UnsafePointer(hiddenIn) : nil, hiddenOut: last ? nil : hiddenOut,
+                          logits: last && producesLogits ? logits : nil)
+        if !last { try pp.send(hiddenOut, count: count, to: stage + 1) }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import XCTest
+
+@testable import PagodaDistributed
+
+/// Every collective over shared memory and TCP equals the single-process result, ranks as threads of
+/// this process (the separate-process runs are in MultiProcessCollectiveTests).
+final class CollectiveThreadTests: XCTestCase {
+    static var counter = 0
+    func uniqueName() -> String {
+        Self.counter += 1
+        return "/pagoda-test-\(getpid())-\(Self.counter)"
+    }
+
+    /// Runs `body(rank)` on `n` threads; returns each rank's result or error.
+    func onRanks(_ n: Int, _ body: @escaping (Int) throws -> [String]) -> [Result<[String], Error>] {
+        final class Box: @unchecked Sendable { var results: [Result<[String], Error>?] = [] }
+        let box = Box()
+        box.results = Array(repeating: nil, count: n)
+        let lock = NSLock()
+        let group = DispatchGroup()
+        for r in 0..<n {
+            group.enter()
+            let t = Thread {
+                let res = Result { try body(r) }
+                lock.lock(); box.results[r] = res; lock.unlock()
+                group.leave()
+            }
+            t.stackSize = 1 << 22
+            t.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 120), .success)
+        return box.results.map { $0 ?? .failure(CommunicatorError.invalidArgument("rank did not finish")) }
+    }
+
+    func assertAllPass(_ results: [Result<[String], Error>], file: StaticString = #filePath, line: UInt = #line) {
+        for (r, res) in results.enumerated() {
+            switch res {
+            case .success(let failures): XCTAssertEqual(failures, [], "rank \(r)", file: file, line: line)
+            case .failure(let e): XCTFail("rank \(r): \(e)", file: file, line: line)
+            }
+        }
+    }
+
+    func testSharedMemoryTwoAndFourRanks() {
+        for n in [2, 4] {
+            let name = uniqueName()
+            assertAllPass(onRanks(n) { r in
+                // A small segment (64 KiB slots) so that large collectives go through many chunks.
+                let c = try SharedMemoryCommunicator(name: name, rank: r, worldSize: n, slotBytes: 64 << 10, mailboxBytes: 32 << 10, timeout: 60, spinCount: 200)
+                return try CollectiveSelfTest.run(c)
+            })
+        }
+    }
+
+    func testTCPTwoAndFourRanks() throws {
+        for n in [2, 4] {
+            let listener = try TCPCommunicator.makeListener(host: "127.0.0.1")
+            assertAllPass(onRanks(n) { r in
+                let c: Communicator
+                if r == 0 {
+                    c = try TCPCommunicator(listener: listener, worldSize: n, timeout: 60)
+                    close(listener.fd)
+                } else {
+                    c = try TCPCommunicator(host: "127.0.0.1", port: listener.port, rank: r, worldSize: n, timeout: 60)
+                }
+                return try CollectiveSelfTest.run(c)
+            })
+        }
+    }
+
+    func testSharedMemorySegmentNameIsRemovedAfterJoin() throws {
+        let name = uniqueName()
+        _ = onRanks(2) { r in
+            let c = try SharedMemoryCommunicator(name: name, rank: r, worldSize: 2, slotBytes: 64 << 10, mailboxBytes: 4096, timeout: 30)
+            try c.barrier()
+            return []
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/dev/shm" + name))
+    }
+
+    func testMissingPeerIsATimeoutNamingTheRank() throws {
+        let name = uniqueName()
+        // Rank 1 of 2 never joins: rank 0 must give up with a typed error naming rank 1.
+        XCTAssertThrowsError(try SharedMemoryCommunicator(name: name, rank: 0, worldSize: 2, slotBytes: 64 << 10, mailboxBytes: 4096, timeout: 0.3)) { e in
+            XCTAssertEqual(e as? CommunicatorError, .timeout(rank: 1, seconds: 0.3, operation: "join"))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/dev/shm" + name))
+        // A closed TCP peer is peerDied(rank:).
+        let listener = try TCPCommunicator.makeListener(host: "127.0.0.1")
+        let results = onRanks(2) { r in
+            if r == 0 {
+                let c = try TCPCommunicator(listener: listener, worldSize: 2, timeout: 10)
+                close(listener.fd)
+                var x: Float = 1
+                do { try c.allReduceSum(&x, count: 1) } catch let e as CommunicatorError { return ["\(e)"] }
+                return ["no error"]
+            } else {
+                _ = try TCPCommunicator(host: "127.0.0.1", port: listener.port, rank: 1, worldSize: 2, timeout: 10)
+                return []  // leaves: the communicator closes its sockets
+            }
+        }
+        guard case .success(let msgs) = results[0] else { return XCTFail("rank 0 failed: \(results[0])") }
+        XCTAssertEqual(msgs.count, 1)
+        XCTAssertTrue(msgs[0].hasPrefix("rank 1 died"), msgs[0])
+    }
+}

@@ -1,0 +1,100 @@
+"""Start and stop real `pagoda serve` processes for end-to-end tests.
+
+A ServeProcess runs `pagoda serve MODEL --host 127.0.0.1 --port P ...` in its own process group
+(so its engine-core child dies with it), logs to a file, waits until /health answers, and is
+always killed by `stop()` (use it from a fixture finalizer).
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+
+class ServeProcess:
+    def __init__(self, binary, model, port, extra_args=(), env=None):
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log = tempfile.NamedTemporaryFile(prefix=f"pagoda-serve-{port}-", suffix=".log", delete=False)
+        args = [binary, "serve"] + ([model] if model else []) + ["--host", "127.0.0.1", "--port", str(port)] + list(extra_args)
+        self.args = args
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, env=env)
+
+    def wait_healthy(self, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pagoda serve exited with {self.proc.returncode} before becoming healthy:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"pagoda serve not healthy within {timeout} s:\n{self.log_text()}")
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log.name, "r", errors="replace") as f:
+            return f.read()
+
+    def engine_core_pids(self):
+        """Pids of this server's `pagoda engine-core` children (from /proc)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+            except OSError:
+                continue
+            if ppid == self.proc.pid and b"engine-core" in cmd:
+                pids.append(int(entry))
+        return pids
+
+    def get(self, path, timeout=10):
+        return request("GET", self.base_url + path, timeout=timeout)
+
+    def post(self, path, body, headers=None, timeout=30):
+        data = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode()
+        return request("POST", self.base_url + path, data=data, headers=headers, timeout=timeout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        # The engine core runs in the same process group; make sure nothing is left.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.log.close()
+
+
+def request(method, url, data=None, headers=None, timeout=10):
+    """(status, headers, body bytes) for one HTTP request; HTTP errors are returned, not raised."""
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
