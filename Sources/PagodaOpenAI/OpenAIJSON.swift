@@ -5,7 +5,7 @@ import Foundation
 public enum OpenAIJSON {
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
         let e = JSONEncoder()
-        e.outputFormatting = [.withoutEscapingSlashes]
+        e.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]  // stable key order for humans and diffs
         return try e.encode(value)
     }
 

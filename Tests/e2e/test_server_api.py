@@ -256,3 +256,22 @@ def test_errors_are_openai_json_with_the_right_status(server, client):
         client.chat.completions.create(model="nope", messages=MESSAGES, max_tokens=2)
     # None of that disturbed the server.
     assert client.completions.create(model=SERVED, prompt="still fine", max_tokens=2).usage.completion_tokens >= 1
+
+
+def counter(text, name):
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_prefix_cache_and_token_counters_reach_metrics(server, client):
+    before = server.get("/metrics")[2].decode()
+    prompt = "A shared prefix that spans several KV blocks of sixteen tokens each, " * 4
+    first = client.completions.create(model=SERVED, prompt=prompt, max_tokens=3, temperature=0)
+    second = client.completions.create(model=SERVED, prompt=prompt, max_tokens=3, temperature=0)
+    assert second.choices[0].text == first.choices[0].text
+    after = server.get("/metrics")[2].decode()
+    assert counter(after, "vllm:prefix_cache_hits_total") - counter(before, "vllm:prefix_cache_hits_total") >= 16, \
+        "the second request reused at least one cached block"
+    assert counter(after, "vllm:prefix_cache_queries_total") > counter(before, "vllm:prefix_cache_queries_total")
+    assert counter(after, "vllm:prompt_tokens_total") - counter(before, "vllm:prompt_tokens_total") == 2 * first.usage.prompt_tokens
+    assert counter(after, "vllm:generation_tokens_total") - counter(before, "vllm:generation_tokens_total") == \
+        first.usage.completion_tokens + second.usage.completion_tokens

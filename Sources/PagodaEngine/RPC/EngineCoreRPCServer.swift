@@ -19,6 +19,8 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
     private let statsInterval: Double
     private let stopLock = NSLock()
     private var stopped = false
+    private let statsLock = NSLock()
+    private var lastStatsSent: SchedulerStats?
 
     public init(connection: EngineRPCConnection, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
                 statsInterval: Double = 0.02) {
@@ -48,8 +50,10 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
         }
 
         let connection = self.connection
-        backend.start(onOutputs: { outputs in
+        backend.start(onOutputs: { [self] outputs in
             guard !outputs.isEmpty else { return }
+            // Statistics first: whoever sees these outputs sees load figures at least as new.
+            try? sendStatsIfChanged()
             try? connection.send(.outputs(outputs))
         })
         startStatsPublisher()
@@ -86,17 +90,21 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
         }
     }
 
+    /// Sends the backend's statistics when they differ from the last ones sent.
+    private func sendStatsIfChanged() throws {
+        statsLock.lock(); defer { statsLock.unlock() }
+        let s = backend.currentStats()
+        guard s != lastStatsSent else { return }
+        try connection.send(.stats(s))
+        lastStatsSent = s
+    }
+
     private func startStatsPublisher() {
         let thread = Thread { [self] in
-            var last: SchedulerStats? = nil
             while true {
                 stopLock.lock(); let done = stopped; stopLock.unlock()
                 if done { return }
-                let s = backend.currentStats()
-                if s != last {
-                    do { try connection.send(.stats(s)) } catch { return }
-                    last = s
-                }
+                do { try sendStatsIfChanged() } catch { return }
                 Thread.sleep(forTimeInterval: statsInterval)
             }
         }

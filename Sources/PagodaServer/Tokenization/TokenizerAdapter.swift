@@ -7,20 +7,8 @@ import PagodaTokenizer
 public final class TokenizerAdapter: ServingTokenizer, @unchecked Sendable {
     public let tokenizer: Tokenizer
 
-    /// The model's chat template (tokenizer_config.json), parsed once.
-    private let defaultTemplate: JinjaTemplate?
-    /// `bos_token`, `eos_token`, ... as the template sees them.
-    private let specialTokens: [String: String]
-
     public init(directory: String) throws {
         tokenizer = try Tokenizer(directory: directory)
-        defaultTemplate = try tokenizer.config.defaultChatTemplate.map { try JinjaTemplate(source: $0) }
-        var special: [String: String] = [:]
-        if let t = tokenizer.config.bosToken { special["bos_token"] = t }
-        if let t = tokenizer.config.eosToken { special["eos_token"] = t }
-        if let t = tokenizer.config.padToken { special["pad_token"] = t }
-        if let t = tokenizer.config.unkToken { special["unk_token"] = t }
-        specialTokens = special
     }
 
     public var vocabSize: Int { tokenizer.vocabSize }
@@ -45,26 +33,11 @@ public final class TokenizerAdapter: ServingTokenizer, @unchecked Sendable {
         let tools = try chat.tools.map { try $0.map(jinja) }
         var extra: [String: JinjaValue] = [:]
         for (k, v) in chat.extraContext { extra[k] = try jinja(v) }
-        let template: JinjaTemplate
-        if let source = chat.template {
-            template = try JinjaTemplate(source: source)
-        } else if let t = defaultTemplate {
-            template = t
-        } else {
-            throw ChatTemplateMissing()
-        }
-        let rendered = try template.renderChat(
-            messages: messages, tools: tools, addGenerationPrompt: chat.addGenerationPrompt,
-            specialTokens: specialTokens, extraContext: extra)
-        guard chat.continueFinalMessage, let last = chat.messages.last?["content"]?.stringValue, !last.isEmpty else { return rendered }
-        // vLLM's continue_final_message: the text ends where the final message's content ends
-        // (the template's end-of-turn markup after it is dropped).
-        guard let r = rendered.range(of: last, options: .backwards) else { return rendered }
-        return String(rendered[..<r.upperBound])
-    }
-
-    struct ChatTemplateMissing: Error, CustomStringConvertible {
-        var description: String { "this model has no chat template (tokenizer_config.json has no chat_template); pass one as 'chat_template'" }
+        // A template in the request is passed as the template name: applyChatTemplate takes a
+        // name from tokenizer_config.json or a template source.
+        return try tokenizer.applyChatTemplate(
+            messages: messages, tools: tools, addGenerationPrompt: chat.addGenerationPrompt, templateName: chat.template,
+            extraContext: extra, continueFinalMessage: chat.continueFinalMessage)
     }
 
     /// Reference wrapper over the value-type `IncrementalDetokenizer`.
