@@ -43,8 +43,8 @@ final class ParallelWorkerFailureTests: XCTestCase {
         guard case .workerDied(let rank, _) = e else { return XCTFail("expected workerDied, got \(e)") }
         XCTAssertEqual(rank, victim, "\(e)")
         XCTAssertTrue("\(e)".contains("worker rank \(victim)"), "\(e)")
-        // Later calls keep failing with the same error; nothing is left running.
-        XCTAssertThrowsError(try core.step())
+        // Later steps keep failing with the same error; nothing is left running.
+        XCTAssertThrowsError(try executor.executeModel(SchedulerOutput())) { XCTAssertEqual($0 as? MultiprocExecutorError, e) }
         core.shutdown()
         for pid in pids { XCTAssertFalse(isRunning(pid), "worker pid \(pid) still running") }
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm"))?.filter { $0.hasPrefix("pagoda-\(getpid())-") } ?? []
