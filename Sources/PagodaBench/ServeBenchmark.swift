@@ -28,7 +28,7 @@ public struct ServeBenchmark {
     }
 
     public func run(_ requests: [SampleRequest]) async throws -> Run {
-        precondition(!requests.isEmpty)
+        guard !requests.isEmpty else { throw ServeBenchError("the dataset produced no requests") }
         let send = ServeRequestFunc(backend: config.backend, client: client)
         let testInput = input(for: requests[0])
 

@@ -23,6 +23,24 @@ public enum Elementwise {
         Vector.axpy(alpha, x, y, count)
     }
 
+    /// Index of the largest of x[0..<count] (the first one on ties); greedy sampling.
+    public static func argmax(_ x: UnsafePointer<Float>, count: Int) -> Int {
+        var best = 0
+        var value = x[0]
+        for i in 1..<max(count, 1) where x[i] > value {
+            best = i
+            value = x[i]
+        }
+        return best
+    }
+
+    /// max |a[i] - b[i]| (for comparing logits in tests and checks).
+    public static func maxAbsDifference(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var m: Float = 0
+        for i in 0..<count { m = max(m, abs(a[i] - b[i])) }
+        return m
+    }
+
     /// y[i] += x[i] for i < count.
     public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         Vector.axpy(1, x, y, count)

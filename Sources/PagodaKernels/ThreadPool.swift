@@ -14,13 +14,20 @@ public final class ThreadPool: @unchecked Sendable {
     private let state: PoolState
 
     /// `threads`: how many threads work (the caller is one of them); default all available CPUs.
-    public init(threads: Int = ThreadPool.availableCPUs) {
+    ///
+    /// `cpus`: the CPU ids workers are pinned to, worker w (1-based) on cpus[w % cpus.count]; default
+    /// 0..<availableCPUs. Processes sharing a host (TP/PP workers) should pass disjoint sets.
+    public convenience init(threads: Int = ThreadPool.availableCPUs) {
+        self.init(threads: threads, cpus: nil)
+    }
+
+    public init(threads: Int, cpus: [Int]?) {
         self.threads = max(1, threads)
         self.state = PoolState(workers: self.threads - 1)
-        let cpus = ThreadPool.availableCPUs
+        let cpuList = (cpus?.isEmpty == false) ? cpus! : Array(0..<ThreadPool.availableCPUs)
         for w in 0..<(self.threads - 1) {
             let state = self.state
-            let cpu = (w + 1) % cpus
+            let cpu = cpuList[(w + 1) % cpuList.count]
             let thread = Thread { state.workerLoop(cpu: cpu) }
             thread.name = "pagoda-pool-\(w + 1)"
             thread.start()

@@ -112,7 +112,16 @@ func swiGLU(
     let inter = gate.rows
     Gemm.run(x: x, m: rows, weight: gate, out: s.gate.pointer, workspace: s.gemmWorkspace, pool: c.pool)
     Gemm.run(x: x, m: rows, weight: up, out: s.up.pointer, workspace: s.gemmWorkspace, pool: c.pool)
-    Elementwise.siluMul(gate: s.gate.pointer, up: s.up.pointer, out: s.gate.pointer, rows: rows, dim: inter)
+    // Row blocks over the pool (prefill: rows × inter exps are worth spreading).
+    let g = s.gate.pointer, u = s.up.pointer
+    let blocks = rows >= 8 ? min(rows, c.pool.threads * 4) : 1
+    let per = (rows + blocks - 1) / blocks
+    c.pool.parallelFor(blocks) { b in
+        let r0 = b * per, r1 = min(rows, r0 + per)
+        if r0 < r1 {
+            Elementwise.siluMul(gate: g + r0 * inter, up: u + r0 * inter, out: g + r0 * inter, rows: r1 - r0, dim: inter)
+        }
+    }
     Gemm.run(x: s.gate.pointer, m: rows, weight: down, out: out, workspace: s.gemmWorkspace, pool: c.pool)
 }
 

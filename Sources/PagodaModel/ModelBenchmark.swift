@@ -55,9 +55,7 @@ public enum ModelBenchmark {
             let p = contextLength + s
             for r in 0..<batchSize {
                 // Greedy: the argmax of the previous step's logits.
-                let row = logits + r * model.vocabSize
-                var best = 0
-                for v in 1..<model.vocabSize where row[v] > row[best] { best = v }
+                let best = Elementwise.argmax(logits + r * model.vocabSize, count: model.vocabSize)
                 step.tokenIds[r] = Int32(best)
                 step.positions[r] = Int32(p)
                 step.slotMapping[r] = slot(r, p)

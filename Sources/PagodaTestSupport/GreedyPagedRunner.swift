@@ -1,3 +1,4 @@
+import PagodaKernels
 import PagodaModel
 
 /// Drives a model like a minimal engine for tests: all prompts in one continuously batched run over a
@@ -63,8 +64,7 @@ public struct GreedyPagedRunner {
                 try logits.withUnsafeBufferPointer { all in
                     let row = UnsafeBufferPointer(rebasing: all[(j * vocabSize)..<((j + 1) * vocabSize)])
                     onLogits(r, generated[r].count, row)
-                    var best = 0
-                    for v in 1..<vocabSize where row[v] > row[best] { best = v }
+                    let best = Elementwise.argmax(row.baseAddress!, count: vocabSize)
                     guard row[best].isFinite else { throw ModelLoadError.invalidBatch(reason: "non-finite logits") }
                     generated[r].append(best)
                     sequences[r].append(best)

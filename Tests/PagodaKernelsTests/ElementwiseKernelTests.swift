@@ -68,7 +68,7 @@ final class ElementwiseKernelTests: XCTestCase {
     }
 
     func testThreadPoolRunsEveryTaskOnce() {
-        let pool = ThreadPool(threads: 3)
+        let pool = ThreadPool(threads: 3, cpus: [0])
         for n in [0, 1, 2, 7, 100] {
             let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
             counts.initialize(repeating: 0, count: max(n, 1))

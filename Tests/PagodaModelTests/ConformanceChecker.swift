@@ -1,4 +1,5 @@
 import Foundation
+import PagodaKernels
 import PagodaModel
 import PagodaTestSupport
 import XCTest
@@ -48,13 +49,13 @@ struct ConformanceChecker {
             }
             if step == 0 && ref.name == "long_300" {
                 XCTAssertEqual(longLogits.count, vocab, file: file, line: line)
-                var maxDiff: Float = 0
-                for v in 0..<min(vocab, longLogits.count) { maxDiff = max(maxDiff, abs(logits[v] - longLogits[v])) }
+                let maxDiff = longLogits.withUnsafeBufferPointer {
+                    Elementwise.maxAbsDifference(logits.baseAddress!, $0.baseAddress!, count: min(vocab, longLogits.count))
+                }
                 worst = max(worst, maxDiff)
                 XCTAssertLessThanOrEqual(maxDiff, Self.logitTolerance, "\(label) long_300 full logits", file: file, line: line)
             }
-            var best = 0
-            for v in 1..<vocab where logits[v] > logits[best] { best = v }
+            let best = Elementwise.argmax(logits.baseAddress!, count: vocab)
             stepTokens[r].append(best)
             if best != ref.generatedIds[step] {
                 if Double(refStep.margin) < 2 * Double(Self.logitTolerance) {

@@ -25,7 +25,9 @@ def live_server(pagoda, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([pagoda, "serve", str(MODEL_DIR), "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([pagoda, "serve", str(MODEL_DIR), "--host", "127.0.0.1", "--port", str(port),
+                                 # A bounded KV cache: the default sizes it from system memory.
+                                 "--kv-cache-memory-bytes", str(64 << 20), "--max-model-len", "2048"],
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 180
