@@ -61,7 +61,9 @@ let package = Package(
                 "PagodaModel", "PagodaDistributed", "PagodaTokenizer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Collections", package: "swift-collections"),
-            ]),
+            ],
+            // The sampler and the batch builder loop over the vocabulary / tokens every step.
+            swiftSettings: numericSwift),
         // Layer 4
         .target(
             name: "PagodaServer",

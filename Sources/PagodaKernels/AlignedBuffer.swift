@@ -1,8 +1,17 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A growable, 64-byte aligned buffer of `T` for kernel scratch and KV caches.
 ///
 /// Sized once and grown only when a bigger batch appears (`reserve`), so the forward pass allocates
 /// nothing per token. Contents are not preserved across growth. Zero-initialized on (re)allocation.
+///
+/// Buffers of `mmapThreshold` bytes or more (KV caches) come from anonymous `mmap`: the kernel hands
+/// out zero pages lazily, so a KV cache sized for the whole budget is resident only where blocks have
+/// been written, instead of every byte being touched (and counted) at start-up.
 public final class AlignedBuffer<T>: @unchecked Sendable {
+    static var mmapThreshold: Int { 1 << 20 }
+
     public private(set) var pointer: UnsafeMutablePointer<T>
     public private(set) var capacity: Int
 
@@ -11,7 +20,7 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
         self.pointer = AlignedBuffer.allocate(self.capacity)
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { AlignedBuffer.free(pointer, capacity) }
 
     /// Ensures room for `count` elements; reallocates (contents lost, zeroed) only when growing.
     @inline(__always)
@@ -20,15 +29,31 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
     }
 
     private func grow(_ count: Int) {
-        UnsafeMutableRawPointer(pointer).deallocate()
+        AlignedBuffer.free(pointer, capacity)
         capacity = count
         pointer = AlignedBuffer.allocate(count)
     }
 
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<T> {
         let bytes = max(count * MemoryLayout<T>.stride, 64)
+        if bytes >= mmapThreshold {
+            let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let raw, raw != MAP_FAILED else {
+                fatalError("AlignedBuffer: cannot map \(bytes) bytes (errno \(errno))")
+            }
+            return raw.bindMemory(to: T.self, capacity: count)
+        }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         return raw.bindMemory(to: T.self, capacity: count)
+    }
+
+    private static func free(_ pointer: UnsafeMutablePointer<T>, _ count: Int) {
+        let bytes = max(count * MemoryLayout<T>.stride, 64)
+        if bytes >= mmapThreshold {
+            munmap(UnsafeMutableRawPointer(pointer), bytes)
+        } else {
+            UnsafeMutableRawPointer(pointer).deallocate()
+        }
     }
 }

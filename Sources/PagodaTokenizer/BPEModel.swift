@@ -45,8 +45,11 @@ final class BPEModel: @unchecked Sendable {
             guard let n = v as? NSNumber else {
                 throw TokenizerError.invalidField(path: path, field: "model.vocab.\(k)", reason: "expected an integer id")
             }
-            let id = n.intValue
-            guard id >= 0 else { throw TokenizerError.invalidField(path: path, field: "model.vocab.\(k)", reason: "negative id") }
+            let d = n.doubleValue
+            guard d >= 0, d < 1e8, d == d.rounded() else {
+                throw TokenizerError.invalidField(path: path, field: "model.vocab.\(k)", reason: "id \(n) is not in 0..<100000000")
+            }
+            let id = Int(d)
             vocab[ExactString(k)] = id
             maxId = max(maxId, id)
         }

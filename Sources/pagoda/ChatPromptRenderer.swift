@@ -1,8 +1,8 @@
 import Foundation
 import PagodaTokenizer
 
-/// Renders a messages file with the tokenizer's chat template for `pagoda tokenize --messages-file`,
-/// with the variables transformers' `apply_chat_template` passes (special tokens, kwargs, messages).
+/// Renders a messages file with the tokenizer's chat template for `pagoda tokenize --messages-file`
+/// (`Tokenizer.applyChatTemplate`, i.e. transformers' `apply_chat_template(tokenize=False)`).
 enum ChatPromptRenderer {
     static func render(tokenizer: Tokenizer, messagesFile: String, addGenerationPrompt: Bool, kwargsJSON: String?) throws -> String {
         guard let data = FileManager.default.contents(atPath: messagesFile) else {
@@ -26,18 +26,8 @@ enum ChatPromptRenderer {
             }
             for (key, value) in d.items { extra[key] = value }
         }
-        let templates = tokenizer.config.chatTemplates
-        guard let source = templates["default"] ?? (templates.count == 1 ? templates.first!.value : nil) else {
-            throw TokenizerCLIError("tokenizer_config.json has no chat_template (or several and no \"default\")")
-        }
-        var specials: [String: String] = [:]
-        let c = tokenizer.config
-        for (name, value) in [("bos_token", c.bosToken), ("eos_token", c.eosToken), ("pad_token", c.padToken), ("unk_token", c.unkToken)] {
-            if let v = value { specials[name] = v }
-        }
         do {
-            return try JinjaTemplate(source: source).renderChat(
-                messages: messages, addGenerationPrompt: addGenerationPrompt, specialTokens: specials, extraContext: extra)
+            return try tokenizer.applyChatTemplate(messages: messages, addGenerationPrompt: addGenerationPrompt, extraContext: extra)
         } catch {
             throw TokenizerCLIError("chat template: \(error)")
         }

@@ -23,8 +23,8 @@ struct EngineArgs: ParsableArguments {
     var kvCacheMemoryBytes: Int?
 
     @Option(name: .customLong("gpu-memory-utilization"),
-            help: "Fraction of system memory for weights + KV cache when --kv-cache-memory-bytes is not given.")
-    var gpuMemoryUtilization: Double = 0.9
+            help: "Fraction of system memory for weights + KV cache when --kv-cache-memory-bytes is not given (default: a 4 GiB KV cache).")
+    var gpuMemoryUtilization: Double?
 
     @Flag(name: .customLong("enable-prefix-caching"), inversion: .prefixedNo, help: "Reuse the KV cache of shared prompt prefixes.")
     var enablePrefixCaching: Bool = true

@@ -125,3 +125,25 @@ final class EngineCoreTests: XCTestCase {
         XCTAssertTrue(core.kvCacheIsWhole)
     }
 }
+
+final class LLMTests: XCTestCase {
+    func testGenerateRunsAllPromptsAsOneBatchInPromptOrder() throws {
+        let llm = LLM(engine: try makeToyEngine(numBlocks: 16, maxModelLen: 64))
+        let prompts = (0..<6).map { toyPrompt($0, length: 5 + 7 * $0) }
+        var p = greedy(maxTokens: 9)
+        p.logprobs = 2
+        let results = try llm.generate(promptTokenIds: prompts, sampling: p)
+        XCTAssertEqual(results.map(\.promptTokenIds), prompts)
+        for (i, r) in results.enumerated() {
+            let alone = LLM(engine: try makeToyEngine())
+            XCTAssertEqual(try alone.generate(promptTokenIds: [prompts[i]], sampling: p)[0].tokenIds, r.tokenIds)
+            XCTAssertEqual(r.finishReason, .length)
+            XCTAssertEqual(r.logprobs?.count, 9)
+            XCTAssertEqual(r.logprobs?.first?.top.count, 2)
+        }
+        XCTAssertGreaterThan(llm.engine.stats.numPreemptions, 0)
+        XCTAssertTrue(llm.engine.kvCacheIsWhole)
+        XCTAssertThrowsError(try llm.generate(promptTokenIds: [[3], []], sampling: p))
+        XCTAssertFalse(llm.engine.hasUnfinishedRequests)
+    }
+}

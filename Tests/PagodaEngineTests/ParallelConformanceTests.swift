@@ -31,10 +31,10 @@ final class ParallelConformanceTests: XCTestCase {
 
     func makeConfig(model: String, tp: Int, pp: Int) -> EngineConfig {
         EngineConfig(
-            model: ModelLoadConfig(path: model, maxModelLen: 352, threads: 1),
-            // 26 blocks of 16 tokens: 22 are one request at max-model-len, far less than the six prompts
-            // need together (the 300-token one alone takes 20), so the scheduler must preempt.
-            cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 26),
+            model: ModelLoadConfig(path: model, maxModelLen: 384, threads: 1),
+            // 28 blocks of 16 tokens: 24 are one request at max-model-len, far less than the prompts need
+            // together (~530 tokens, the long one alone 317-349 + 24), so the scheduler must preempt.
+            cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 28),
             // 64-token budget: the 316-token prompt is prefilled in 5 chunks.
             scheduler: SchedulerConfig(maxNumSeqs: 8, maxNumBatchedTokens: 64, enableChunkedPrefill: true),
             parallel: ParallelConfig(tensorParallelSize: tp, pipelineParallelSize: pp, distributedExecutorBackend: .mp),

@@ -43,8 +43,8 @@ final class ParallelWorkerFailureTests: XCTestCase {
         guard case .workerDied(let rank, _) = e else { return XCTFail("expected workerDied, got \(e)") }
         XCTAssertEqual(rank, victim, "\(e)")
         XCTAssertTrue("\(e)".contains("worker rank \(victim)"), "\(e)")
-        // Later calls keep failing with the same error; nothing is left running.
-        XCTAssertThrowsError(try core.step())
+        // Later steps keep failing with the same error; nothing is left running.
+        XCTAssertThrowsError(try executor.executeModel(SchedulerOutput())) { XCTAssertEqual($0 as? MultiprocExecutorError, e) }
         core.shutdown()
         for pid in pids { XCTAssertFalse(isRunning(pid), "worker pid \(pid) still running") }
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm"))?.filter { $0.hasPrefix("pagoda-\(getpid())-") } ?? []
@@ -54,4 +54,40 @@ final class ParallelWorkerFailureTests: XCTestCase {
     func testKilledTensorWorkerIsNamed() throws { try runAndKill(tp: 2, pp: 1, victim: 1) }
 
     func testKilledPipelineWorkerIsNamed() throws { try runAndKill(tp: 2, pp: 2, victim: 2) }
+
+    /// Children of `pid` (from /proc/*/stat).
+    func children(of pid: Int32) -> [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap { n -> Int32? in
+            guard let child = Int32(n), let stat = try? String(contentsOfFile: "/proc/\(n)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid ? child : nil
+        }
+    }
+
+    /// An engine process killed with SIGKILL takes its workers with it (PR_SET_PDEATHSIG).
+    func testWorkersDieWithTheEngineProcess() throws {
+        let exe = try MultiprocExecutor.workerExecutable()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["generate", modelDir, "--prompt", "Hello", "--max-tokens", "3000", "--max-model-len", "4096",
+                       "--ignore-eos", "-tp", "2", "--threads", "1", "--kv-cache-memory-bytes", "50000000"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        var workers: [Int32] = []
+        let deadline = Date().addingTimeInterval(60)
+        while workers.count < 2 && Date() < deadline && p.isRunning {
+            usleep(50_000)
+            workers = children(of: p.processIdentifier)
+        }
+        XCTAssertEqual(workers.count, 2, "the engine did not start two workers")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let gone = Date().addingTimeInterval(5)
+        while workers.contains(where: isRunning) && Date() < gone { usleep(20_000) }
+        for w in workers { XCTAssertFalse(isRunning(w), "worker \(w) outlived its engine") }
+    }
 }

@@ -99,6 +99,12 @@ final class TokenizerErrorTests: XCTestCase {
         XCTAssertEqual(field, "model.merges[0]")
     }
 
+    func testAbsurdVocabId() throws {
+        try write(tinyJSON(model: #"{"type": "BPE", "vocab": {"a": 1e30}, "merges": []}"#))
+        guard case .invalidField(_, let field, _) = loadError() else { return XCTFail("want invalidField") }
+        XCTAssertEqual(field, "model.vocab.a")
+    }
+
     func testMergesAsPairs() throws {
         try write(tinyJSON(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": [["a", "b"]]}"#))
         XCTAssertEqual(try Tokenizer(directory: dir).encode("ab"), [2])

@@ -196,6 +196,10 @@ def stream_events(port, path, body, headers=None, timeout=10, stop_after=None):
         conn.close()
 
 
+# Bounds for every test server: a small KV cache, a short context, one numeric thread (2 cores, several servers).
+SERVE_LIMITS = ["--kv-cache-memory-bytes", str(32 << 20), "--max-model-len", "512", "--threads", "1"]
+
+
 def serve_unavailable_reason(pagoda) -> str:
     """Why real `pagoda serve` backends cannot be used yet ("" when they can)."""
     r = subprocess.run([pagoda, "serve", "--help"], capture_output=True, text=True, timeout=60)
@@ -207,7 +211,7 @@ def serve_unavailable_reason(pagoda) -> str:
 def start_serve(pagoda, log_dir, model, rank=0, size=1, timeout=180) -> tuple:
     """A real `pagoda serve` on a free loopback port, ready (GET /health 200)."""
     port = free_port()
-    args = [pagoda, "serve", model, "--host", "127.0.0.1", "--port", str(port)]
+    args = [pagoda, "serve", model, "--host", "127.0.0.1", "--port", str(port), *SERVE_LIMITS]
     if size > 1:
         args += ["--data-parallel-size", str(size), "--data-parallel-rank", str(rank)]
     proc = Proc(args, log_dir, f"serve{rank}-{port}")

@@ -7,7 +7,7 @@ import subprocess
 import openai
 import pytest
 
-from router_harness import Proc, free_port_range, start_proxy
+from router_harness import SERVE_LIMITS, Proc, free_port_range, start_proxy
 from test_launch import pid_alive, rank_pids, wait_for
 
 
@@ -17,7 +17,7 @@ def test_two_serve_ranks_answer_through_the_proxy_and_stop(pagoda, small_model, 
         pytest.skip("`pagoda serve` has no --data-parallel-rank yet")
     start = free_port_range(2)
     launcher = Proc([pagoda, "launch", small_model, "--dp-size", "2", "--host", "127.0.0.1", "--start-port", str(start),
-                     "--startup-timeout", "240", "--shutdown-timeout", "10"], tmp_path, "launch-serve")
+                     "--startup-timeout", "240", "--shutdown-timeout", "10", "--", *SERVE_LIMITS], tmp_path, "launch-serve")
     proxy = None
     try:
         wait_for(lambda: "Front them with" in launcher.output() or not launcher.alive(), 300, launcher.output)

@@ -72,12 +72,15 @@ public struct CacheConfig: Sendable, Codable, Equatable {
     /// Exact KV-cache budget in bytes (all layers, K and V); wins over `gpuMemoryUtilization`.
     public var kvCacheMemoryBytes: Int? = nil
     /// Fraction of system memory the engine may use (weights + KV cache) when no byte budget is given.
-    public var gpuMemoryUtilization: Double = 0.9
+    /// nil: the KV cache gets `defaultKVCacheBytes` (at most 0.9 of memory minus weights), like vLLM's CPU
+    /// backend (`VLLM_CPU_KVCACHE_SPACE`, 4 GiB), because the cache is committed memory on a CPU host.
+    public var gpuMemoryUtilization: Double? = nil
+    public static let defaultKVCacheBytes = 4 << 30
     public var enablePrefixCaching: Bool = true
     /// Test hook: exact number of KV blocks (wins over both budgets).
     public var numBlocksOverride: Int? = nil
 
-    public init(blockSize: Int = 16, kvCacheMemoryBytes: Int? = nil, gpuMemoryUtilization: Double = 0.9,
+    public init(blockSize: Int = 16, kvCacheMemoryBytes: Int? = nil, gpuMemoryUtilization: Double? = nil,
                 enablePrefixCaching: Bool = true, numBlocksOverride: Int? = nil) {
         self.blockSize = blockSize; self.kvCacheMemoryBytes = kvCacheMemoryBytes
         self.gpuMemoryUtilization = gpuMemoryUtilization; self.enablePrefixCaching = enablePrefixCaching
@@ -89,8 +92,8 @@ public struct CacheConfig: Sendable, Codable, Equatable {
             throw EngineConfigError.invalid("--block-size", "must be a power of two from 1 to 256, got \(blockSize)")
         }
         if let b = kvCacheMemoryBytes, b <= 0 { throw EngineConfigError.invalid("--kv-cache-memory-bytes", "must be positive, got \(b)") }
-        if !(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1) {
-            throw EngineConfigError.invalid("--gpu-memory-utilization", "must be in (0, 1], got \(gpuMemoryUtilization)")
+        if let u = gpuMemoryUtilization, !(u > 0 && u <= 1) {
+            throw EngineConfigError.invalid("--gpu-memory-utilization", "must be in (0, 1], got \(u)")
         }
         if let n = numBlocksOverride, n < 1 { throw EngineConfigError.invalid("num-blocks", "must be at least 1, got \(n)") }
     }

@@ -31,7 +31,7 @@ public final class EngineCore {
         let blocksPerSeq = (maxModelLen + bs - 1) / bs
         var numBlocks = try executor.determineNumAvailableBlocks(config.cache)
         if config.cache.kvCacheMemoryBytes == nil && config.cache.numBlocksOverride == nil {
-            // A share of system memory: never more than max-num-seqs requests at max-model-len can use.
+            // A default or a share of memory: never more than max-num-seqs requests at max-model-len can use.
             numBlocks = min(numBlocks, blocksPerSeq * config.scheduler.maxNumSeqs)
         }
         if numBlocks < blocksPerSeq {
@@ -49,7 +49,8 @@ public final class EngineCore {
         self.executor = executor
         let kv = KVCacheManager(numBlocks: numBlocks, blockSize: bs, enableCaching: config.cache.enablePrefixCaching)
         scheduler = Scheduler(config: config.scheduler, maxModelLen: maxModelLen, kvCacheManager: kv)
-        logger.info("# CPU blocks: \(numBlocks)")
+        let mib = Double(numBlocks * info.kvCacheBytesPerBlock) / Double(1 << 20)
+        logger.info("# CPU blocks: \(numBlocks) (\(String(format: "%.1f", mib)) MiB of KV cache, \(bs) tokens per block)")
         let concurrency = Double(numBlocks * bs) / Double(maxModelLen)
         logger.info("Maximum concurrency for \(maxModelLen) tokens per request: \(String(format: "%.2f", concurrency))x")
     }

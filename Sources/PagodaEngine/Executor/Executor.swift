@@ -45,16 +45,18 @@ public enum ExecutorFactory {
 
 /// KV-cache sizing shared by all executors.
 public enum KVCacheSizing {
-    /// Blocks for the budget: `--kv-cache-memory-bytes` if given, else
-    /// `--gpu-memory-utilization` × system memory − the model's weight files.
+    /// Blocks for the budget: `--kv-cache-memory-bytes` if given, else `--gpu-memory-utilization` ×
+    /// system memory − the model's weight files, else 4 GiB (capped at 0.9 × memory − weights).
     public static func numBlocks(_ cache: CacheConfig, bytesPerBlock: Int, weightBytes: Int) throws -> Int {
         if let n = cache.numBlocksOverride { return n }
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
         let budget: Int
         if let b = cache.kvCacheMemoryBytes {
             budget = b
+        } else if let u = cache.gpuMemoryUtilization {
+            budget = Int(memory * u) - weightBytes
         } else {
-            let total = Double(ProcessInfo.processInfo.physicalMemory)
-            budget = Int(total * cache.gpuMemoryUtilization) - weightBytes
+            budget = min(CacheConfig.defaultKVCacheBytes, Int(memory * 0.9) - weightBytes)
         }
         let n = budget / max(1, bytesPerBlock)
         if n < 1 {

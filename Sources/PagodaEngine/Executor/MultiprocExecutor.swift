@@ -63,6 +63,7 @@ public final class MultiprocExecutor: Executor {
                 [exe, "worker", "--engine-socket", path, "--rank", "\(rank)", "--parent-pid", "\(getpid())"]
             }
             try acceptWorkers(listener: listener)
+            unlink(socketPath)  // every worker is connected: nothing is left to clean up if the engine is killed
             let timeout = Double(ProcessInfo.processInfo.environment["PAGODA_COMM_TIMEOUT_S"] ?? "") ?? 600
             for r in 0..<n {
                 let initMsg = MultiprocWorkerInit(

@@ -97,13 +97,30 @@ public enum MultiprocWorker {
                 try model.allocateKVCache(numBlocks: numBlocks, blockSize: config.cache.blockSize)
                 try channel.send(MultiprocReply.ok)
             case .execute(let s):
-                let out = try runner.execute(s)
-                if isDriver { try channel.send(MultiprocReply.output(out)) }
+                if isDriver {
+                    try channel.send(MultiprocReply.output(try runner.execute(s)))
+                } else {
+                    _ = try runner.execute(withoutSampling(s))
+                }
             case .shutdown:
                 return
             }
         }
     }
+}
+
+/// The step as a non-driver worker runs it: the same batch, but every new request samples greedily
+/// without logprobs or penalties, since only the driver's tokens count (this worker's runner still
+/// samples after the forward pass; this makes that a cheap argmax over zeroed rows).
+func withoutSampling(_ s: SchedulerOutput) -> SchedulerOutput {
+    if s.scheduledNewReqs.isEmpty { return s }
+    var t = s
+    for i in t.scheduledNewReqs.indices {
+        var p = SamplingParams.greedy
+        p.maxTokens = t.scheduledNewReqs[i].sampling.maxTokens
+        t.scheduledNewReqs[i].sampling = p
+    }
+    return t
 }
 
 /// One pipeline stage as the `ModelRunner` sees it: receives hidden + residual [2, N, hiddenSize] from

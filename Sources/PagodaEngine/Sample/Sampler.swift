@@ -135,14 +135,19 @@ public final class Sampler {
         if p.minP > 0 { cutoff = max(cutoff, m + logf(p.minP)) }
         let useTopK = p.topK > 0 && p.topK < vocabSize
         if !useTopK && p.topP >= 1 {
-            // Plain draw from softmax: inverse CDF over the unsorted row.
-            var total: Double = 0
-            for i in 0..<vocabSize where row[i] >= cutoff { total += Double(expf(row[i] - m)) }
-            let target = u * total
-            var acc: Double = 0
+            // Plain draw from softmax: the row becomes unnormalized probabilities (one exp per token),
+            // then an inverse-CDF scan.
+            var total: Float = 0
+            for i in 0..<vocabSize {
+                let e = row[i] >= cutoff ? expf(row[i] - m) : 0
+                row[i] = e
+                total += e
+            }
+            let target = Float(u) * total
+            var acc: Float = 0
             var last = 0
-            for i in 0..<vocabSize where row[i] >= cutoff {
-                acc += Double(expf(row[i] - m))
+            for i in 0..<vocabSize where row[i] > 0 {
+                acc += row[i]
                 last = i
                 if acc > target { return i }
             }

@@ -1,11 +1,8 @@
 import PagodaKernels
 import PagodaModel
 
-/// The real model behind the model runner.
-extension CausalLM: RunnableModel {
-    /// config.json's `max_position_embeddings` (4096 when a config leaves it out).
-    public var maxPositionEmbeddings: Int { config.maxPositionEmbeddings ?? 4096 }
-}
+/// The real model behind the model runner (CausalLM already has every member RunnableModel asks for).
+extension CausalLM: RunnableModel {}
 
 extension UniProcExecutor {
     /// Loads the model folder with a thread pool of `--threads` threads (default: all cores).
