@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `pagoda` command line: one subcommand per verb, vLLM's flag names.
 @main
@@ -7,4 +8,37 @@ struct Pagoda: AsyncParsableCommand {
         commandName: "pagoda",
         abstract: "Pagoda: LLM serving in Swift (vLLM-compatible command line).",
         subcommands: PagodaSubcommands.all)
+
+    /// Like ArgumentParser's default entry point, except that a usage error (unknown flag, bad
+    /// value) is one line on stderr and a non-zero exit, without the usage text after it; `--help`
+    /// and `help` still print the full help.
+    static func main() async {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exitOneLine(error)
+        }
+        do {
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                var syncCommand = command
+                try syncCommand.run()
+            }
+        } catch {
+            exitOneLine(error)
+        }
+    }
+
+    private static func exitOneLine(_ error: Error) -> Never {
+        let code = exitCode(for: error)
+        // Help, version and clean exits keep ArgumentParser's own output.
+        if code == .success { exit(withError: error) }
+        let message = fullMessage(for: error)
+            .split(separator: "\n", omittingEmptySubsequences: true)
+            .first.map(String.init) ?? "\(error)"
+        FileHandle.standardError.write(Data(((message.hasPrefix("Error") || message.hasPrefix("error")) ? message : "Error: \(message)").utf8 + [10]))
+        Foundation.exit(code.rawValue)
+    }
 }
