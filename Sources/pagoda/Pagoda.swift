@@ -32,6 +32,8 @@ struct Pagoda: AsyncParsableCommand {
     }
 
     private static func exitOneLine(_ error: Error) -> Never {
+        // A command that already reported its failure exits with its code and says nothing more.
+        if let exitCode = error as? ExitCode { Foundation.exit(exitCode.rawValue) }
         let code = exitCode(for: error)
         // Help, version and clean exits keep ArgumentParser's own output.
         if code == .success { exit(withError: error) }

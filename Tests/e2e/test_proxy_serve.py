@@ -101,20 +101,34 @@ def test_mixed_lengths_spread_by_cost_and_early_disconnects_leak_nothing(cluster
 def test_killing_a_backend_loses_no_request_that_had_not_started_streaming(cluster):
     pport, ports, procs, model = cluster["proxy"], cluster["ports"], cluster["procs"], cluster["model"]
     c = client(pport)
+    killed_busy = []
 
     def one(i):
         return c.completions.create(model=model, prompt=f"Count to {i}:", max_tokens=12, temperature=0).choices[0].text
 
     def killer():
-        time.sleep(0.5)
+        # Kill backend 1 while it has requests in flight, so the proxy must fail them over.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            busy = per_backend(metrics(pport), "pagoda_proxy_backend_in_flight_requests", ports)[1]
+            if busy > 0:
+                killed_busy.append(busy)
+                break
+            time.sleep(0.005)
         procs[1].stop(signal.SIGKILL)
 
     t = threading.Thread(target=killer)
     t.start()
     with futures.ThreadPoolExecutor(6) as pool:
-        texts = list(pool.map(one, range(24)))  # raises if any request was lost
+        texts = list(pool.map(one, range(48)))  # raises if any request was lost
     t.join()
-    assert len(texts) == 24
+    assert len(texts) == 48
+    assert killed_busy, "backend 1 never had a request in flight before it was killed"
     m = settled(pport, ports)
     assert per_backend(m, "pagoda_proxy_backend_in_flight_cost", ports) == [0.0] * 3
+    # Health comes from periodic probes (every 0.2 s here): the dead backend is marked down soon after.
+    deadline = time.time() + 10
+    while m[("pagoda_proxy_backend_healthy", f"127.0.0.1:{ports[1]}")] != 0 and time.time() < deadline:
+        time.sleep(0.1)
+        m = metrics(pport)
     assert m[("pagoda_proxy_backend_healthy", f"127.0.0.1:{ports[1]}")] == 0
