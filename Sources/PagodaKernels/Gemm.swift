@@ -1,3 +1,4 @@
+import CPagodaKernels
 /// out[M, N] = x[M, K] · wᵀ, with w a [N, K] weight matrix (bf16 or f32), in float32.
 ///
 /// One call per weight matrix for the whole flattened batch (batched decode is a GEMM, not M GEMVs).
@@ -158,7 +159,10 @@ public enum Gemm {
         var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
         var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
         let blocks = k / 32
+        let ahead = L.prefetchBytes
         for b in 0..<blocks {
+            let pb = b * L.bytesPer32 + ahead
+            pagoda_prefetch(w0 + pb); pagoda_prefetch(w1 + pb); pagoda_prefetch(w2 + pb); pagoda_prefetch(w3 + pb)
             let (e0, o0) = L.load(w0, b)
             let (e1, o1) = L.load(w1, b)
             let (e2, o2) = L.load(w2, b)
@@ -201,10 +205,16 @@ protocol WeightLoader {
     static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>)
     /// Element `c` of the row.
     static func scalar(_ row: UnsafeRawPointer, _ c: Int) -> Float
+    /// Bytes of one 32-element block of a row.
+    static var bytesPer32: Int { get }
+    /// How far ahead of the current block a streaming kernel prefetches a row.
+    static var prefetchBytes: Int { get }
 }
 
 /// bf16 weights: the even/odd split of UInt32 pairs (activations permuted to match).
 enum BF16Loader: WeightLoader {
+    static var bytesPer32: Int { 64 }
+    static var prefetchBytes: Int { 4096 }
     @inline(__always)
     static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>) {
         let v = row.loadUnaligned(fromByteOffset: b * 64, as: SIMD16<UInt32>.self)
@@ -221,6 +231,8 @@ enum BF16Loader: WeightLoader {
 
 /// f32 weights: plain consecutive halves (activations not permuted).
 enum F32Loader: WeightLoader {
+    static var bytesPer32: Int { 128 }
+    static var prefetchBytes: Int { 4096 }
     @inline(__always)
     static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>) {
         (
