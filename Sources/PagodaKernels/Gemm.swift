@@ -214,7 +214,8 @@ protocol WeightLoader {
 /// bf16 weights: the even/odd split of UInt32 pairs (activations permuted to match).
 enum BF16Loader: WeightLoader {
     static var bytesPer32: Int { 64 }
-    static var prefetchBytes: Int { 4096 }
+    // Measured on the 0.5B shape, batch 1, 1 thread: 512 B ahead 94 ms/step, 4 KiB 88, 8 KiB 55, 16 KiB 52, 32 KiB 53.
+    static var prefetchBytes: Int { 16384 }
     @inline(__always)
     static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>) {
         let v = row.loadUnaligned(fromByteOffset: b * 64, as: SIMD16<UInt32>.self)
@@ -232,7 +233,7 @@ enum BF16Loader: WeightLoader {
 /// f32 weights: plain consecutive halves (activations not permuted).
 enum F32Loader: WeightLoader {
     static var bytesPer32: Int { 128 }
-    static var prefetchBytes: Int { 4096 }
+    static var prefetchBytes: Int { 32768 }
     @inline(__always)
     static func load(_ row: UnsafeRawPointer, _ b: Int) -> (SIMD16<Float>, SIMD16<Float>) {
         (

@@ -32,7 +32,7 @@ static inline void pagoda_cpu_relax(void) {
 #endif
 }
 
-/// Hints the CPU to bring the cache line at `p` into L1 (streaming weight rows ahead of use).
-static inline void pagoda_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+/// Hints the CPU to bring the cache line at `p` into L2 (streaming weight rows far ahead of use; an L1 hint evicted lines before use).
+static inline void pagoda_prefetch(const void *p) { __builtin_prefetch(p, 0, 1); }
 
 #endif
