@@ -36,8 +36,37 @@ public final class TCPCommunicator: Communicator {
     private static let magic: UInt32 = 0x5047_5443  // "PGTC"
 
     /// Joins the group whose rank 0 listens on `host:port`. Returns once the full mesh is connected.
-    public init(host: String, port: Int, rank: Int, worldSize: Int, timeout: Double = 300) throws {
+    public convenience init(host: String, port: Int, rank: Int, worldSize: Int, timeout: Double = 300) throws {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
+        self.init(rank: rank, worldSize: worldSize, timeout: timeout)
+        let deadline = Date().addingTimeInterval(timeout)
+        do {
+            try connectMesh(host: host, port: port, deadline: deadline)
+        } catch let f as TCPSocket.Failure {
+            closeAll()
+            throw CommunicatorError.setupFailed(rank: rank, detail: "TCP rendezvous at \(host):\(port): \(f.detail)")
+        } catch {
+            closeAll()
+            throw error
+        }
+        for fd in fds where fd >= 0 { TCPSocket.setNonBlocking(fd) }
+    }
+
+    /// Rank 0 only: listen first on port 0 and pass the bound port to the other ranks (used by tests and the
+    /// executor). `listener` must come from `TCPCommunicator.makeListener`.
+    public convenience init(listener: (fd: Int32, port: Int), worldSize: Int, timeout: Double = 300) throws {
+        self.init(rank: 0, worldSize: worldSize, timeout: timeout)
+        do {
+            try acceptAsRoot(listener: listener.fd, deadline: Date().addingTimeInterval(timeout))
+        } catch let f as TCPSocket.Failure {
+            closeAll()
+            throw CommunicatorError.setupFailed(rank: 0, detail: "TCP rendezvous on port \(listener.port): \(f.detail)")
+        }
+        for fd in fds where fd >= 0 { TCPSocket.setNonBlocking(fd) }
+    }
+
+    /// Peer sockets not yet connected and the per-peer progress state and scratch, sized for `worldSize`.
+    private init(rank: Int, worldSize: Int, timeout: Double) {
         self.rank = rank
         self.worldSize = worldSize
         self.timeoutSeconds = timeout
@@ -54,45 +83,6 @@ public final class TCPCommunicator: Communicator {
         sources = .allocate(capacity: worldSize)
         tokens = .allocate(capacity: worldSize + 1)
         tokens.initialize(repeating: 0, count: worldSize + 1)
-        let deadline = Date().addingTimeInterval(timeout)
-        do {
-            try connectMesh(host: host, port: port, deadline: deadline)
-        } catch let f as TCPSocket.Failure {
-            closeAll()
-            throw CommunicatorError.setupFailed(rank: rank, detail: "TCP rendezvous at \(host):\(port): \(f.detail)")
-        } catch {
-            closeAll()
-            throw error
-        }
-        for fd in fds where fd >= 0 { TCPSocket.setNonBlocking(fd) }
-    }
-
-    /// Rank 0 only: listen first on port 0 and pass the bound port to the other ranks (used by tests and the
-    /// executor). `listener` must come from `TCPCommunicator.makeListener`.
-    public init(listener: (fd: Int32, port: Int), worldSize: Int, timeout: Double = 300) throws {
-        self.rank = 0
-        self.worldSize = worldSize
-        self.timeoutSeconds = timeout
-        fds = Array(repeating: -1, count: worldSize)
-        sendPtr = Array(repeating: nil, count: worldSize)
-        sendLeft = Array(repeating: 0, count: worldSize)
-        recvPtr = Array(repeating: nil, count: worldSize)
-        recvLeft = Array(repeating: 0, count: worldSize)
-        pollFds = []
-        pollFds.reserveCapacity(worldSize)
-        pollPeers = []
-        pollPeers.reserveCapacity(worldSize)
-        scratch = .allocate(capacity: 1)
-        sources = .allocate(capacity: worldSize)
-        tokens = .allocate(capacity: worldSize + 1)
-        tokens.initialize(repeating: 0, count: worldSize + 1)
-        do {
-            try acceptAsRoot(listener: listener.fd, deadline: Date().addingTimeInterval(timeout))
-        } catch let f as TCPSocket.Failure {
-            closeAll()
-            throw CommunicatorError.setupFailed(rank: 0, detail: "TCP rendezvous on port \(listener.port): \(f.detail)")
-        }
-        for fd in fds where fd >= 0 { TCPSocket.setNonBlocking(fd) }
     }
 
     /// A rendezvous listener on host:port (0: a free port), for `init(listener:worldSize:)`.
