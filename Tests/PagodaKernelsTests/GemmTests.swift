@@ -25,19 +25,20 @@ final class GemmTests: XCTestCase {
     }
 
     func testBF16Shapes() {
-        for (m, n, k) in [(1, 1, 32), (1, 7, 64), (3, 9, 96), (4, 8, 32), (8, 36, 128), (5, 13, 40), (17, 33, 200), (70, 12, 64)] {
+        for (m, n, k) in [(1, 1, 32), (1, 7, 64), (1, 9, 96), (1, 6, 200), (2, 5, 64), (3, 9, 96), (4, 8, 32), (8, 36, 128), (5, 13, 40), (17, 33, 200), (70, 12, 64)] {
             check(m: m, n: n, k: k, dtype: .bf16, threads: 2)
         }
     }
 
     func testF32Shapes() {
-        for (m, n, k) in [(1, 5, 32), (4, 8, 48), (9, 17, 100), (66, 4, 64)] {
+        for (m, n, k) in [(1, 5, 32), (1, 3, 72), (4, 8, 48), (9, 17, 100), (66, 4, 64)] {
             check(m: m, n: n, k: k, dtype: .f32, threads: 2)
         }
     }
 
     func testColumnSliceAndSingleThread() {
         check(m: 6, n: 10, k: 64, dtype: .bf16, threads: 1, columnSlice: 3..<67)
+        check(m: 1, n: 10, k: 96, dtype: .bf16, threads: 1, columnSlice: 5..<101)
         check(m: 2, n: 10, k: 32, dtype: .f32, threads: 2, columnSlice: 7..<39)
     }
 
