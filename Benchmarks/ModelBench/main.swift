@@ -1,8 +1,8 @@
 // pagoda-model-bench: raw forward-pass speed of one model folder (no engine): batched decode tokens/s
 // and prefill tokens/s. Build it optimized:
 //   swift build -c release --product pagoda-model-bench
-//   .build/release/pagoda-model-bench MODEL_DIR [--threads N] [--batch 1,8,32] [--steps 32] [--context 16] [--prefill 512]
-//   .build/release/pagoda-model-bench - --gemm 32x4864x896 [--dtype f32] [--reps 50] [--threads N]
+//   .build/release/pagoda-model-bench MODEL_DIR [--threads N] [--batch 1,8,32] [--steps 32] [--context 16] [--prefill 512] [--precision bf16]
+//   .build/release/pagoda-model-bench - --gemm 32x4864x896 [--dtype f32] [--precision bf16] [--reps 50] [--threads N]
 import Foundation
 import PagodaKernels
 import PagodaModel
@@ -23,7 +23,8 @@ let batches = (options["batch"] ?? "1,8").split(separator: ",").compactMap { Int
 let steps = Int(options["steps"] ?? "") ?? 32
 let context = Int(options["context"] ?? "") ?? 16
 let prefillLength = Int(options["prefill"] ?? "") ?? 0
-/// `--gemm MxNxK [--dtype f32] [--reps R]` (MODEL_DIR ignored, e.g. `-`): one GEMM shape of bf16 (or f32)
+let precision: GemmPrecision = options["precision"] == "bf16" ? .bfloat16 : .float32
+/// `--gemm MxNxK [--dtype f32] [--precision bf16] [--reps R]` (MODEL_DIR ignored, e.g. `-`): one GEMM shape of bf16 (or f32)
 /// weights in anonymous memory, repeated; prints ms, GFLOP/s and the weight read rate. Small shapes stay in cache.
 if let shape = options["gemm"] {
     let d = shape.split(separator: "x").compactMap { Int($0) }
@@ -41,9 +42,9 @@ if let shape = options["gemm"] {
     let wm = f32 ? WeightMatrix(base: UnsafeRawPointer(wf), rows: n, cols: k, dtype: .f32)
         : WeightMatrix(base: UnsafeRawPointer(w), rows: n, cols: k, dtype: .bf16)
     let reps = Int(options["reps"] ?? "") ?? 50
-    for _ in 0..<3 { Gemm.run(x: x, m: m, weight: wm, out: out, workspace: ws, pool: pool) }
+    for _ in 0..<3 { Gemm.run(x: x, m: m, weight: wm, out: out, workspace: ws, pool: pool, precision: precision) }
     let t0 = DispatchTime.now().uptimeNanoseconds
-    for _ in 0..<reps { Gemm.run(x: x, m: m, weight: wm, out: out, workspace: ws, pool: pool) }
+    for _ in 0..<reps { Gemm.run(x: x, m: m, weight: wm, out: out, workspace: ws, pool: pool, precision: precision) }
     let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(reps)
     print(String(format: "gemm %dx%dx%d: %.3f ms, %.1f GFLOP/s, weights %.1f GB/s", m, n, k, s * 1000,
                  2 * Double(m * n * k) / s / 1e9, Double(n * k * (f32 ? 4 : 2)) / s / 1e9))
@@ -52,6 +53,7 @@ if let shape = options["gemm"] {
 
 do {
     let model = try CausalLM(directory: directory, threadPool: ThreadPool(threads: threads))
+    model.precision = precision
     let gb = Double(model.weightBytes) / 1e9
     print(String(format: "model %@ (%@), %d threads, %.3f GB of weights read per step", directory, model.config.modelType, threads, gb))
     for b in batches {
