@@ -33,6 +33,11 @@ void pagoda_convert_f32_to_bf16(const float *src, uint16_t *dst, int64_t count) 
     }
 }
 
+/// Prefetches, into L2, the line PREFETCH_AHEAD bytes past byte `off` of four consecutive weight rows.
+static inline void prefetch_rows(const uint16_t *w, int64_t ldw, int64_t off) {
+    for (int i = 0; i < 4; i++) _mm_prefetch((const char *)(w + i * ldw) + off + PREFETCH_AHEAD, _MM_HINT_T1);
+}
+
 #define LOAD(p, off) ((__m512bh)_mm512_loadu_si512((const void *)((const char *)(p) + (off))))
 
 PAGODA_BF16_TARGET
@@ -44,12 +49,7 @@ static inline void tile4x4(const uint16_t *x, int64_t k, const uint16_t *w, int6
     __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
     const int64_t bytes = k * 2;
     for (int64_t off = 0; off < bytes; off += 64) {
-        if (prefetch) {
-            _mm_prefetch((const char *)w0 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-            _mm_prefetch((const char *)w1 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-            _mm_prefetch((const char *)w2 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-            _mm_prefetch((const char *)w3 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-        }
+        if (prefetch) prefetch_rows(w0, ldw, off);
         __m512bh e0 = LOAD(w0, off), e1 = LOAD(w1, off), e2 = LOAD(w2, off), e3 = LOAD(w3, off);
         __m512bh v = LOAD(x0, off);
         a00 = _mm512_dpbf16_ps(a00, v, e0); a01 = _mm512_dpbf16_ps(a01, v, e1);
@@ -83,12 +83,7 @@ static inline void tile1x4(const uint16_t *x, int64_t k, const uint16_t *w, int6
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     const int64_t bytes = k * 2;
     for (int64_t off = 0; off < bytes; off += 64) {
-        if (prefetch) {
-            _mm_prefetch((const char *)w0 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-            _mm_prefetch((const char *)w1 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-            _mm_prefetch((const char *)w2 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-            _mm_prefetch((const char *)w3 + off + PREFETCH_AHEAD, _MM_HINT_T1);
-        }
+        if (prefetch) prefetch_rows(w0, ldw, off);
         __m512bh v = LOAD(x, off);
         a0 = _mm512_dpbf16_ps(a0, v, LOAD(w0, off)); a1 = _mm512_dpbf16_ps(a1, v, LOAD(w1, off));
         a2 = _mm512_dpbf16_ps(a2, v, LOAD(w2, off)); a3 = _mm512_dpbf16_ps(a3, v, LOAD(w3, off));

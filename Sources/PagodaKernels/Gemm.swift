@@ -51,20 +51,27 @@ public enum Gemm {
             }
         }
         let xq = UnsafePointer(xp)
-        // Split weight rows into tasks of a multiple of 4 rows.
-        let quads = (n + 3) / 4
-        let tasks = min(quads, max(1, pool.threads * 4))
-        let quadsPerTask = (quads + tasks - 1) / tasks
-        let taskCount = (quads + quadsPerTask - 1) / quadsPerTask
-        pool.parallelFor(taskCount) { t in
-            let n0 = t * quadsPerTask * 4
-            let n1 = min(n, n0 + quadsPerTask * 4)
+        forEachRowRange(n, pool) { n0, n1 in
             switch (w.dtype, m) {
             case (.bf16, 1): for r in n0..<n1 { out[r] = dotStream(BF16Loader.self, xq, k, w.row(r)) }
             case (.f32, 1): for r in n0..<n1 { out[r] = dotStream(F32Loader.self, xq, k, w.row(r)) }
             case (.bf16, _): gemmRows(BF16Loader.self, xq, m, k, w, n0, n1, out, ldo)
             case (.f32, _): gemmRows(F32Loader.self, xq, m, k, w, n0, n1, out, ldo)
             }
+        }
+    }
+
+    /// Splits weight rows [0, n) into about 4 tasks per pool thread, each a multiple of 4 rows, and runs
+    /// `body(n0, n1)` for each on the pool.
+    @inline(__always)
+    private static func forEachRowRange(_ n: Int, _ pool: ThreadPool, _ body: (Int, Int) -> Void) {
+        let quads = (n + 3) / 4
+        let tasks = min(quads, max(1, pool.threads * 4))
+        let quadsPerTask = (quads + tasks - 1) / tasks
+        let taskCount = (quads + quadsPerTask - 1) / quadsPerTask
+        pool.parallelFor(taskCount) { t in
+            let n0 = t * quadsPerTask * 4
+            body(n0, min(n, n0 + quadsPerTask * 4))
         }
     }
 
@@ -81,13 +88,7 @@ public enum Gemm {
         let xb = UnsafeMutableRawPointer(workspace.pointer).assumingMemoryBound(to: UInt16.self)
         for r in 0..<m { pagoda_convert_f32_to_bf16(x + r * ldx, xb + r * k, Int64(k)) }
         let wb = w.base.assumingMemoryBound(to: UInt16.self)
-        let quads = (n + 3) / 4
-        let tasks = min(quads, max(1, pool.threads * 4))
-        let quadsPerTask = (quads + tasks - 1) / tasks
-        let taskCount = (quads + quadsPerTask - 1) / quadsPerTask
-        pool.parallelFor(taskCount) { t in
-            let n0 = t * quadsPerTask * 4
-            let n1 = min(n, n0 + quadsPerTask * 4)
+        forEachRowRange(n, pool) { n0, n1 in
             pagoda_gemm_bf16_rows(xb, Int64(m), Int64(k), wb, Int64(w.rowStride), Int64(n0), Int64(n1), out, Int64(ldo))
         }
     }
