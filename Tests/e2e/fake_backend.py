@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -119,8 +120,26 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.in_flight -= 1
 
+    def _wait_unless_client_left(self, seconds):
+        """Sleeps like generation would, but raises ConnectionResetError as soon as the client hangs up
+        (what a real server does when it cancels a non-streamed request whose client went away)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.01))
+            if readable:
+                try:
+                    gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                if gone:
+                    raise ConnectionResetError("client left before the answer")
+                time.sleep(min(left, 0.01))  # pipelined bytes of a next request: not a hang-up
+
     def _whole(self, chat, toks, rid, model, delay, break_after, prompt_len):
-        time.sleep(delay * len(toks))
+        self._wait_unless_client_left(delay * len(toks))
         text = "".join(toks)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
