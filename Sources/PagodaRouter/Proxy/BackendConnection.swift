@@ -31,6 +31,7 @@ final class BackendConnection: ChannelInboundHandler {
     /// Why the connection closed, for the observer: the error caught, or the reason given to `close(reporting:)`.
     private var closeReason: String?
     private(set) var isClosed = false
+    private var readingPaused = false
 
     init(backend: Int, pool: BackendConnectionPool) {
         self.backend = backend
@@ -67,7 +68,9 @@ final class BackendConnection: ChannelInboundHandler {
 
     /// Stops or resumes reading from the backend (back-pressure from a slow client).
     func setReading(_ on: Bool) {
-        _ = channel?.setOption(ChannelOptions.autoRead, value: on)
+        guard on == readingPaused, let channel else { return }
+        readingPaused = !on
+        _ = channel.setOption(ChannelOptions.autoRead, value: on)
     }
 
     // MARK: ChannelInboundHandler
@@ -90,6 +93,7 @@ final class BackendConnection: ChannelInboundHandler {
         case .end:
             guard let observer else { return }
             self.observer = nil
+            setReading(true)  // the answer may have ended in the same read as a pause: the next one must be read
             if keepAlive && context.channel.isActive {
                 pool.giveBack(self)
             } else {

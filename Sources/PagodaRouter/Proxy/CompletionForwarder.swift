@@ -166,6 +166,7 @@ final class CompletionForwarder: BackendResponseObserver, ClientExchange {
 
     private func timedOut() {
         guard let connection else { return }
+        reusedConnection = false  // a timeout is the backend's failure, never a stale keep-alive connection
         // Closing makes the connection report a failure, handled like any other by the phase we are in.
         connection.close(reporting: "no complete answer within \(proxy.configuration.requestTimeout) s")
     }
