@@ -308,6 +308,47 @@ def test_clients_that_disconnect_early_leak_no_cost(pagoda, tmp_path, procs):
     assert sum(s["completed"] for s in stats) == 0, stats
 
 
+def test_http_details_continue_http10_unknown_routes_and_sigterm(pagoda, tmp_path, procs):
+    proc, port = start_fake(tmp_path)
+    procs.append(proc)
+    proxy, pport = start_proxy(pagoda, tmp_path, [port])
+    procs.append(proxy)
+
+    def raw(request: bytes, body: bytes = b"", wait_continue=False) -> bytes:
+        with socket.create_connection(("127.0.0.1", pport), timeout=5) as s:
+            s.sendall(request)
+            if wait_continue:  # curl's way for bodies over 1 KiB: the body only after "100 Continue"
+                s.settimeout(0.5)
+                assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+                s.settimeout(5)
+            s.sendall(body)
+            out = b""
+            while b"\r\n0\r\n\r\n" not in out and not (b"content-length" in out.lower() and out.endswith(b"}")):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+            return out
+
+    body = json.dumps({"prompt": "word " * 400, "max_tokens": 3}).encode()
+    out = raw(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body), body, wait_continue=True)
+    assert out.startswith(b"HTTP/1.1 200 OK") and b'"text_completion"' in out, out[:300]
+    # An HTTP/1.0 client gets its stream unchunked, ended by the close.
+    body = json.dumps({"prompt": "hi", "max_tokens": 2, "stream": True}).encode()
+    out = raw(b"POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body),
+              body)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and b"transfer-encoding" not in head.lower(), head
+    assert rest.count(b"data: ") == 3 and rest.endswith(b"data: [DONE]\n\n"), rest
+    r = request(pport, "GET", "/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NotFoundError"
+    r = request(pport, "GET", "/v1/completions")
+    assert r.status_code == 405 and r.json()["error"]["message"]
+    proxy.popen.send_signal(signal.SIGTERM)
+    assert proxy.popen.wait(timeout=10) == 0, proxy.output()
+
+
 def test_bad_command_lines_fail_with_one_line(pagoda):
     for args, needle in [
         (["--dp-hosts", "127.0.0.1", "127.0.0.1", "--dp-ports", "9000"], "--dp-ports"),

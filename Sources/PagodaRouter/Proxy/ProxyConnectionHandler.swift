@@ -25,6 +25,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private var body: ByteBuffer?
     private var bodyTooLarge = false
     private var keepAlive = true
+    /// An HTTP/1.0 client cannot take chunked bodies: its streams end when the connection closes.
+    private var isHTTP10 = false
     private var exchange: ClientExchange?
     private(set) var isClosed = false
 
@@ -43,6 +45,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             self.head = head
             body = nil
             bodyTooLarge = false
+            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                // curl asks before sending a body over 1 KiB; without this it waits a second.
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
         case .body(var buffer):
             guard !bodyTooLarge else { return }
             if (body?.readableBytes ?? 0) + buffer.readableBytes > proxy.configuration.maxBodyBytes {
@@ -57,6 +64,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             guard let head else { return }
             self.head = nil
             keepAlive = head.isKeepAlive
+            isHTTP10 = head.version == .http1_0
             dispatch(head, body: body ?? ByteBuffer())
             body = nil
         }
@@ -129,7 +137,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         headers.add(name: "content-length", value: String(body.readableBytes))
         if let requestID { headers.add(name: "x-request-id", value: requestID) }
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: isHTTP10 ? .http1_0 : .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         finishResponse(context)
     }
@@ -145,10 +153,14 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "cache-control", value: "no-cache")
-        headers.add(name: "transfer-encoding", value: "chunked")
+        if isHTTP10 {
+            keepAlive = false
+        } else {
+            headers.add(name: "transfer-encoding", value: "chunked")
+        }
         headers.add(name: "x-request-id", value: requestID)
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: isHTTP10 ? .http1_0 : .http1_1, status: status, headers: headers))), promise: nil)
     }
 
     func streamChunk(_ buffer: ByteBuffer) {

@@ -57,6 +57,19 @@ public struct ProxyServer: Sendable {
         fflush(stdout)
         onListening(port)
 
+        // SIGINT / SIGTERM: stop listening and return (a clean exit), as a cancellation does.
+        let signalSources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [logger] in
+                logger.notice("pagoda proxy: signal \(number), stopping")
+                channel.close(promise: nil)
+            }
+            source.resume()
+            return source
+        }
+        defer { signalSources.forEach { $0.cancel() } }
+
         do {
             try await withTaskCancellationHandler {
                 try await withThrowingTaskGroup(of: Void.self) { tasks in
