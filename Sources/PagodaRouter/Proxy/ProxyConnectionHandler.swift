@@ -89,7 +89,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
 
     private func dispatch(_ head: HTTPRequestHead, body: ByteBuffer) {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        let requestID = head.headers.first(name: "x-request-id") ?? "proxy-" + UUID().uuidString
+        let requestID = head.headers.first(name: "x-request-id") ?? proxy.makeRequestID()
         switch (head.method, path) {
         case (.POST, "/v1/completions"), (.POST, "/v1/chat/completions"):
             if bodyTooLarge {

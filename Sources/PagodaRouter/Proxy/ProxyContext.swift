@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 
@@ -8,6 +9,11 @@ final class ProxyContext: @unchecked Sendable {
     let configuration: ProxyConfiguration
     let logger: Logger
     private let pools: [ObjectIdentifier: BackendConnectionPool]
+    /// Request ids the proxy makes: `proxy-<random per process>-<counter>` (a UUID per request costs a
+    /// random-number system call).
+    private let requestIDPrefix = "proxy-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16) + "-"
+    private let requestIDLock = NSLock()
+    private var requestCount: UInt64 = 0
 
     init(group: EventLoopGroup, shared: SharedBalancer, configuration: ProxyConfiguration, logger: Logger) {
         self.shared = shared
@@ -20,6 +26,14 @@ final class ProxyContext: @unchecked Sendable {
                 eventLoop: loop, addresses: shared.addresses, connectTimeout: connectTimeout)
         }
         self.pools = pools
+    }
+
+    func makeRequestID() -> String {
+        requestIDLock.lock()
+        requestCount += 1
+        let number = requestCount
+        requestIDLock.unlock()
+        return requestIDPrefix + String(number, radix: 16)
     }
 
     /// The pool of `loop`, which must be a loop of the group this context was built for.
