@@ -12,6 +12,7 @@ extension MultiprocWorker {
             tpGroup: spec.tpSize > 1 ? spec.tensorGroup : nil,
             layerPartition: try ModelParallelism.layerPartitionFromEnvironment())
         let lm = try CausalLM(directory: spec.model.path, parallelism: parallelism, threadPool: ThreadPool(threads: threads))
+        lm.precision = spec.model.dtype.gemmPrecision
         return LoadedStage(model: lm, hiddenSize: lm.hiddenSize)
     }
 }
