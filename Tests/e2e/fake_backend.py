@@ -8,6 +8,7 @@ and ignores the rest. Failure injection by markers in the prompt:
   [[break-after:K]]   send K tokens (stream) or half the body (non-stream), then cut the connection
   [[slow:MS]]         MS milliseconds per token (default --token-delay)
   [[status:N]]        answer HTTP N with an error body
+  [[pad:N]]           N more bytes in every token (big answers from few events)
 (`--inject MARKERS` applies markers to every request of this backend.)
 GET /stats gives {"rank", "in_flight", "completed", "disconnected", "request_ids"}.
 """
@@ -101,6 +102,9 @@ class Handler(BaseHTTPRequestHandler):
         break_after = int(m.group(1)) if m else None
         n = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
         toks = tokens_for(prompt, n)
+        m = re.search(r"\[\[pad:(\d+)\]\]", markers)
+        if m:
+            toks = [t + "." * int(m.group(1)) for t in toks]
         rid = "cmpl-fake-%d-%d" % (st.rank, int(time.time() * 1e6))
         model = body.get("model") or "fake-model"
         with st.lock:

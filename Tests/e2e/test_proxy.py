@@ -349,6 +349,39 @@ def test_http_details_continue_http10_unknown_routes_and_sigterm(pagoda, tmp_pat
     assert proxy.popen.wait(timeout=10) == 0, proxy.output()
 
 
+def test_a_client_that_reads_slowly_holds_the_backend_back(pagoda, tmp_path, procs):
+    """Back-pressure: the proxy stops reading a stream from the backend while its client does not read, instead of
+    buffering the whole answer, and passes on every event once the client reads."""
+    import re
+    proc, port = start_fake(tmp_path, token_delay=0)
+    procs.append(proc)
+    proxy, pport = start_proxy(pagoda, tmp_path, [port])
+    procs.append(proxy)
+    n = 3000  # 10 KB each, 30 MB in all: more than the socket buffers on the way hold
+    body = json.dumps({"prompt": "[[pad:10000]]", "max_tokens": n, "stream": True}).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", pport))
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(2)  # the backend writes all of it in well under a second when nothing holds it back
+        stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats").read())
+        assert stats["in_flight"] == 1 and stats["completed"] == 0, stats
+        chunks = []
+        while True:
+            chunk = s.recv(1 << 20)
+            chunks.append(chunk)
+            if not chunk or chunks[-1].endswith(b"\r\n0\r\n\r\n") or b"".join(chunks[-2:]).endswith(b"\r\n0\r\n\r\n"):
+                break
+    head, _, chunked = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert chunked.endswith(b"\r\n0\r\n\r\n")
+    events = re.sub(rb"(^|\r\n)[0-9a-f]+\r\n", b"", chunked[:-7])  # the events carry no CR: only the framing does
+    assert events.count(b"data: ") == n + 1 and events.endswith(b"data: [DONE]\n\n"), events[-200:]
+    assert_no_leak(pport, [port])
+
+
 def test_bad_command_lines_fail_with_one_line(pagoda):
     for args, needle in [
         (["--dp-hosts", "127.0.0.1", "127.0.0.1", "--dp-ports", "9000"], "--dp-ports"),
