@@ -8,6 +8,7 @@ and ignores the rest. Failure injection by markers in the prompt:
   [[break-after:K]]   send K tokens (stream) or half the body (non-stream), then cut the connection
   [[slow:MS]]         MS milliseconds per token (default --token-delay)
   [[status:N]]        answer HTTP N with an error body
+  [[pad:N]]           N more bytes in every token (big answers from few events)
 (`--inject MARKERS` applies markers to every request of this backend.)
 GET /stats gives {"rank", "in_flight", "completed", "disconnected", "request_ids"}.
 """
@@ -15,6 +16,7 @@ import argparse
 import hashlib
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -100,6 +102,9 @@ class Handler(BaseHTTPRequestHandler):
         break_after = int(m.group(1)) if m else None
         n = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
         toks = tokens_for(prompt, n)
+        m = re.search(r"\[\[pad:(\d+)\]\]", markers)
+        if m:
+            toks = [t + "." * int(m.group(1)) for t in toks]
         rid = "cmpl-fake-%d-%d" % (st.rank, int(time.time() * 1e6))
         model = body.get("model") or "fake-model"
         with st.lock:
@@ -119,8 +124,26 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.in_flight -= 1
 
+    def _wait_unless_client_left(self, seconds):
+        """Sleeps like generation would, but raises ConnectionResetError as soon as the client hangs up
+        (what a real server does when it cancels a non-streamed request whose client went away)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.01))
+            if readable:
+                try:
+                    gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                if gone:
+                    raise ConnectionResetError("client left before the answer")
+                time.sleep(min(left, 0.01))  # pipelined bytes of a next request: not a hang-up
+
     def _whole(self, chat, toks, rid, model, delay, break_after, prompt_len):
-        time.sleep(delay * len(toks))
+        self._wait_unless_client_left(delay * len(toks))
         text = "".join(toks)
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}

@@ -294,7 +294,8 @@ def test_clients_that_disconnect_early_leak_no_cost(pagoda, tmp_path, procs):
                                              for fn in (stream_then_leave, wait_too_little, leave_before_anything)]))
     m = assert_no_leak(pport, backends)
     assert sum(per_backend(m, "pagoda_proxy_backend_requests_routed_total", backends)) == 12
-    # The backends saw the streams go away (the proxy dropped them), and nothing is left running there.
+    # The backends saw every request go away, streamed or not (the proxy dropped them), and nothing is left
+    # running there.
     deadline = time.time() + 15
     while True:
         stats = [json.loads(urllib.request.urlopen(f"http://127.0.0.1:{p}/stats").read()) for p in backends]
@@ -302,7 +303,83 @@ def test_clients_that_disconnect_early_leak_no_cost(pagoda, tmp_path, procs):
             break
         assert time.time() < deadline, stats
         time.sleep(0.1)
-    assert sum(s["disconnected"] for s in stats) >= 4
+    seen = sum(len(s["request_ids"]) for s in stats)  # a client may leave before its request got there
+    assert seen >= 8 and sum(s["disconnected"] for s in stats) == seen, stats
+    assert sum(s["completed"] for s in stats) == 0, stats
+
+
+def test_http_details_continue_http10_unknown_routes_and_sigterm(pagoda, tmp_path, procs):
+    proc, port = start_fake(tmp_path)
+    procs.append(proc)
+    proxy, pport = start_proxy(pagoda, tmp_path, [port])
+    procs.append(proxy)
+
+    def raw(request: bytes, body: bytes = b"", wait_continue=False) -> bytes:
+        with socket.create_connection(("127.0.0.1", pport), timeout=5) as s:
+            s.sendall(request)
+            if wait_continue:  # curl's way for bodies over 1 KiB: the body only after "100 Continue"
+                s.settimeout(0.5)
+                assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+                s.settimeout(5)
+            s.sendall(body)
+            out = b""
+            while b"\r\n0\r\n\r\n" not in out and not (b"content-length" in out.lower() and out.endswith(b"}")):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+            return out
+
+    body = json.dumps({"prompt": "word " * 400, "max_tokens": 3}).encode()
+    out = raw(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body), body, wait_continue=True)
+    assert out.startswith(b"HTTP/1.1 200 OK") and b'"text_completion"' in out, out[:300]
+    # An HTTP/1.0 client gets its stream unchunked, ended by the close.
+    body = json.dumps({"prompt": "hi", "max_tokens": 2, "stream": True}).encode()
+    out = raw(b"POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body),
+              body)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and b"transfer-encoding" not in head.lower(), head
+    assert rest.count(b"data: ") == 3 and rest.endswith(b"data: [DONE]\n\n"), rest
+    r = request(pport, "GET", "/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NotFoundError"
+    r = request(pport, "GET", "/v1/completions")
+    assert r.status_code == 405 and r.json()["error"]["message"]
+    proxy.popen.send_signal(signal.SIGTERM)
+    assert proxy.popen.wait(timeout=10) == 0, proxy.output()
+
+
+def test_a_client_that_reads_slowly_holds_the_backend_back(pagoda, tmp_path, procs):
+    """Back-pressure: the proxy stops reading a stream from the backend while its client does not read, instead of
+    buffering the whole answer, and passes on every event once the client reads."""
+    import re
+    proc, port = start_fake(tmp_path, token_delay=0)
+    procs.append(proc)
+    proxy, pport = start_proxy(pagoda, tmp_path, [port])
+    procs.append(proxy)
+    n = 3000  # 10 KB each, 30 MB in all: more than the socket buffers on the way hold
+    body = json.dumps({"prompt": "[[pad:10000]]", "max_tokens": n, "stream": True}).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", pport))
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(2)  # the backend writes all of it in well under a second when nothing holds it back
+        stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats").read())
+        assert stats["in_flight"] == 1 and stats["completed"] == 0, stats
+        chunks = []
+        while True:
+            chunk = s.recv(1 << 20)
+            chunks.append(chunk)
+            if not chunk or chunks[-1].endswith(b"\r\n0\r\n\r\n") or b"".join(chunks[-2:]).endswith(b"\r\n0\r\n\r\n"):
+                break
+    head, _, chunked = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert chunked.endswith(b"\r\n0\r\n\r\n")
+    events = re.sub(rb"(^|\r\n)[0-9a-f]+\r\n", b"", chunked[:-7])  # the events carry no CR: only the framing does
+    assert events.count(b"data: ") == n + 1 and events.endswith(b"data: [DONE]\n\n"), events[-200:]
+    assert_no_leak(pport, [port])
 
 
 def test_bad_command_lines_fail_with_one_line(pagoda):

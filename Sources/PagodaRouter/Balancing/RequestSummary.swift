@@ -32,8 +32,18 @@ public struct RequestSummary: Equatable, Sendable {
         public var description: String { message }
     }
 
-    /// Reads a `/v1/completions` (`isChat == false`) or `/v1/chat/completions` body.
+    /// Reads a `/v1/completions` (`isChat == false`) or `/v1/chat/completions` body: `RoutingFieldScanner`
+    /// when it takes the body, else (unusual shapes, every error) `JSONDecoder`.
     public init(json body: [UInt8], isChat: Bool) throws {
+        if let summary = RoutingFieldScanner.summary(body, isChat: isChat) {
+            self = summary
+        } else {
+            try self.init(decoding: body, isChat: isChat)
+        }
+    }
+
+    /// The `JSONDecoder` path, which names the field of any error.
+    init(decoding body: [UInt8], isChat: Bool) throws {
         let wire: WireBody
         do {
             wire = try JSONDecoder().decode(WireBody.self, from: Data(body))
