@@ -79,7 +79,6 @@ let package = Package(
             name: "PagodaRouter",
             dependencies: [
                 "PagodaOpenAI", "PagodaTokenizer",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
