@@ -70,6 +70,7 @@ let package = Package(
             dependencies: [
                 "PagodaEngine", "PagodaOpenAI", "PagodaTokenizer",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -3,8 +3,9 @@ import CPagodaKernels
 ///
 /// One call per weight matrix for the whole flattened batch (batched decode is a GEMM, not M GEMVs).
 /// Tiling: 4 weight rows × 4 activation rows of SIMD16 accumulators; a 4-row weight block stays in L1
-/// while every activation tile of a 64-row M block passes over it. Work is split by weight rows across
-/// the pool. bf16 rows are read as UInt32 pairs: the even element is `v << 16`, the odd one
+/// while every activation tile of a 64-row M block passes over it, and the first tile of each block
+/// prefetches the weights `prefetchBytes` ahead. With one activation row (batch-1 decode) the matrix is
+/// read row after row as one stream (`dotStream`). Work is split by weight rows across the pool. bf16 rows are read as UInt32 pairs: the even element is `v << 16`, the odd one
 /// `v & 0xFFFF0000` (CPU-FACTS), so activations are first permuted per 32-element block into
 /// [16 even | 16 odd] order in `workspace`.
 public enum Gemm {
@@ -12,15 +13,22 @@ public enum Gemm {
     ///   - x: activations [m, k], row stride `ldx` (default k).
     ///   - out: [m, w.rows], row stride `ldo` (default w.rows).
     ///   - workspace: scratch, grown to m × k floats when needed.
+    ///   - precision: `.bfloat16` rounds the activations to bf16 and multiplies with AVX512-BF16 when the weights
+    ///     are bf16, k is a multiple of 32 and the CPU has the instructions; float32 otherwise.
     public static func run(
         x: UnsafePointer<Float>, m: Int, ldx: Int? = nil, weight w: WeightMatrix,
-        out: UnsafeMutablePointer<Float>, ldo: Int? = nil, workspace: AlignedBuffer<Float>, pool: ThreadPool
+        out: UnsafeMutablePointer<Float>, ldo: Int? = nil, workspace: AlignedBuffer<Float>, pool: ThreadPool,
+        precision: GemmPrecision = .float32
     ) {
         let k = w.cols
         let n = w.rows
         let ldx = ldx ?? k
         let ldo = ldo ?? n
         if m == 0 || n == 0 { return }
+        if precision == .bfloat16, w.dtype == .bf16, k % 32 == 0, hasAVX512BF16 {
+            runBF16(x: x, m: m, ldx: ldx, weight: w, out: out, ldo: ldo, workspace: workspace, pool: pool)
+            return
+        }
         // Activations, contiguous and (for bf16) permuted to match the even/odd weight split.
         workspace.reserve(m * k)
         let xp = workspace.pointer
@@ -43,18 +51,45 @@ public enum Gemm {
             }
         }
         let xq = UnsafePointer(xp)
-        // Split weight rows into tasks of a multiple of 4 rows.
+        forEachRowRange(n, pool) { n0, n1 in
+            switch (w.dtype, m) {
+            case (.bf16, 1): for r in n0..<n1 { out[r] = dotStream(BF16Loader.self, xq, k, w.row(r)) }
+            case (.f32, 1): for r in n0..<n1 { out[r] = dotStream(F32Loader.self, xq, k, w.row(r)) }
+            case (.bf16, _): gemmRows(BF16Loader.self, xq, m, k, w, n0, n1, out, ldo)
+            case (.f32, _): gemmRows(F32Loader.self, xq, m, k, w, n0, n1, out, ldo)
+            }
+        }
+    }
+
+    /// Splits weight rows [0, n) into about 4 tasks per pool thread, each a multiple of 4 rows, and runs
+    /// `body(n0, n1)` for each on the pool.
+    @inline(__always)
+    private static func forEachRowRange(_ n: Int, _ pool: ThreadPool, _ body: (Int, Int) -> Void) {
         let quads = (n + 3) / 4
         let tasks = min(quads, max(1, pool.threads * 4))
         let quadsPerTask = (quads + tasks - 1) / tasks
         let taskCount = (quads + quadsPerTask - 1) / quadsPerTask
         pool.parallelFor(taskCount) { t in
             let n0 = t * quadsPerTask * 4
-            let n1 = min(n, n0 + quadsPerTask * 4)
-            switch w.dtype {
-            case .bf16: gemmRows(BF16Loader.self, xq, m, k, w, n0, n1, out, ldo)
-            case .f32: gemmRows(F32Loader.self, xq, m, k, w, n0, n1, out, ldo)
-            }
+            body(n0, min(n, n0 + quadsPerTask * 4))
+        }
+    }
+
+    /// Whether `precision: .bfloat16` can take the AVX512-BF16 path on this CPU.
+    public static let hasAVX512BF16 = pagoda_cpu_has_avx512_bf16() != 0
+
+    private static func runBF16(
+        x: UnsafePointer<Float>, m: Int, ldx: Int, weight w: WeightMatrix,
+        out: UnsafeMutablePointer<Float>, ldo: Int, workspace: AlignedBuffer<Float>, pool: ThreadPool
+    ) {
+        let k = w.cols
+        let n = w.rows
+        workspace.reserve((m * k + 1) / 2)
+        let xb = UnsafeMutableRawPointer(workspace.pointer).assumingMemoryBound(to: UInt16.self)
+        for r in 0..<m { pagoda_convert_f32_to_bf16(x + r * ldx, xb + r * k, Int64(k)) }
+        let wb = w.base.assumingMemoryBound(to: UInt16.self)
+        forEachRowRange(n, pool) { n0, n1 in
+            pagoda_gemm_bf16_rows(xb, Int64(m), Int64(k), wb, Int64(w.rowStride), Int64(n0), Int64(n1), out, Int64(ldo))
         }
     }
 
@@ -71,11 +106,11 @@ public enum Gemm {
             while n + 4 <= n1 {
                 var r = mb
                 while r + 4 <= mEnd {
-                    tile4x4(L.self, x + r * k, k, w, n, out + r * ldo + n, ldo)
+                    tile4x4(L.self, x + r * k, k, w, n, out + r * ldo + n, ldo, prefetch: r == mb)
                     r += 4
                 }
                 while r < mEnd {
-                    tile1x4(L.self, x + r * k, k, w, n, out + r * ldo + n)
+                    tile1x4(L.self, x + r * k, k, w, n, out + r * ldo + n, prefetch: r == mb)
                     r += 1
                 }
                 n += 4
@@ -91,9 +126,10 @@ public enum Gemm {
     @inline(__always)
     static func tile4x4<L: WeightLoader>(
         _: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: WeightMatrix, _ n: Int,
-        _ out: UnsafeMutablePointer<Float>, _ ldo: Int
+        _ out: UnsafeMutablePointer<Float>, _ ldo: Int, prefetch: Bool
     ) {
         let w0 = w.row(n), w1 = w.row(n + 1), w2 = w.row(n + 2), w3 = w.row(n + 3)
+        let ahead = L.prefetchBytes
         let x0 = UnsafeRawPointer(x), x1 = UnsafeRawPointer(x + k), x2 = UnsafeRawPointer(x + 2 * k)
         let x3 = UnsafeRawPointer(x + 3 * k)
         var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a02 = SIMD16<Float>(), a03 = SIMD16<Float>()
@@ -102,6 +138,10 @@ public enum Gemm {
         var a30 = SIMD16<Float>(), a31 = SIMD16<Float>(), a32 = SIMD16<Float>(), a33 = SIMD16<Float>()
         let blocks = k / 32
         for b in 0..<blocks {
+            if prefetch {
+                let pb = b * L.bytesPer32 + ahead
+                pagoda_prefetch(w0 + pb); pagoda_prefetch(w1 + pb); pagoda_prefetch(w2 + pb); pagoda_prefetch(w3 + pb)
+            }
             let (e0, o0) = L.load(w0, b)
             let (e1, o1) = L.load(w1, b)
             let (e2, o2) = L.load(w2, b)
@@ -132,10 +172,10 @@ public enum Gemm {
             a32.addProduct(xe, e2); a32.addProduct(xo, o2)
             a33.addProduct(xe, e3); a33.addProduct(xo, o3)
         }
-        var t00 = a00.sum(), t01 = a01.sum(), t02 = a02.sum(), t03 = a03.sum()
-        var t10 = a10.sum(), t11 = a11.sum(), t12 = a12.sum(), t13 = a13.sum()
-        var t20 = a20.sum(), t21 = a21.sum(), t22 = a22.sum(), t23 = a23.sum()
-        var t30 = a30.sum(), t31 = a31.sum(), t32 = a32.sum(), t33 = a33.sum()
+        var t00 = Vector.hsum(a00), t01 = Vector.hsum(a01), t02 = Vector.hsum(a02), t03 = Vector.hsum(a03)
+        var t10 = Vector.hsum(a10), t11 = Vector.hsum(a11), t12 = Vector.hsum(a12), t13 = Vector.hsum(a13)
+        var t20 = Vector.hsum(a20), t21 = Vector.hsum(a21), t22 = Vector.hsum(a22), t23 = Vector.hsum(a23)
+        var t30 = Vector.hsum(a30), t31 = Vector.hsum(a31), t32 = Vector.hsum(a32), t33 = Vector.hsum(a33)
         for c in (blocks * 32)..<k {
             let v0 = L.scalar(w0, c), v1 = L.scalar(w1, c), v2 = L.scalar(w2, c), v3 = L.scalar(w3, c)
             let p0 = x[c], p1 = x[k + c], p2 = x[2 * k + c], p3 = x[3 * k + c]
@@ -152,7 +192,8 @@ public enum Gemm {
 
     @inline(__always)
     static func tile1x4<L: WeightLoader>(
-        _: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: WeightMatrix, _ n: Int, _ out: UnsafeMutablePointer<Float>
+        _: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: WeightMatrix, _ n: Int, _ out: UnsafeMutablePointer<Float>,
+        prefetch: Bool
     ) {
         let w0 = w.row(n), w1 = w.row(n + 1), w2 = w.row(n + 2), w3 = w.row(n + 3)
         let x0 = UnsafeRawPointer(x)
@@ -161,8 +202,10 @@ public enum Gemm {
         let blocks = k / 32
         let ahead = L.prefetchBytes
         for b in 0..<blocks {
-            let pb = b * L.bytesPer32 + ahead
-            pagoda_prefetch(w0 + pb); pagoda_prefetch(w1 + pb); pagoda_prefetch(w2 + pb); pagoda_prefetch(w3 + pb)
+            if prefetch {
+                let pb = b * L.bytesPer32 + ahead
+                pagoda_prefetch(w0 + pb); pagoda_prefetch(w1 + pb); pagoda_prefetch(w2 + pb); pagoda_prefetch(w3 + pb)
+            }
             let (e0, o0) = L.load(w0, b)
             let (e1, o1) = L.load(w1, b)
             let (e2, o2) = L.load(w2, b)
@@ -174,13 +217,43 @@ public enum Gemm {
             a2.addProduct(xe, e2); b2.addProduct(xo, o2)
             a3.addProduct(xe, e3); b3.addProduct(xo, o3)
         }
-        var t0 = (a0 + b0).sum(), t1 = (a1 + b1).sum(), t2 = (a2 + b2).sum(), t3 = (a3 + b3).sum()
+        var t0 = Vector.hsum(a0 + b0), t1 = Vector.hsum(a1 + b1), t2 = Vector.hsum(a2 + b2), t3 = Vector.hsum(a3 + b3)
         for c in (blocks * 32)..<k {
             let p = x[c]
             t0 += p * L.scalar(w0, c); t1 += p * L.scalar(w1, c)
             t2 += p * L.scalar(w2, c); t3 += p * L.scalar(w3, c)
         }
         out[0] = t0; out[1] = t1; out[2] = t2; out[3] = t3
+    }
+
+    /// One row of a GEMV (m = 1): the weight matrix is read as a single sequential stream, row after row, which
+    /// the hardware prefetcher follows on its own. Measured on the 0.5B shape, 1 thread: 53 → 46 ms per decode step
+    /// against 4 rows interleaved (`tile1x4`); a software prefetch here changed nothing on 2 MiB-mapped weights
+    /// (and cost 20 % in a C probe of the same loop).
+    @inline(__always)
+    static func dotStream<L: WeightLoader>(_: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: UnsafeRawPointer) -> Float {
+        let x0 = UnsafeRawPointer(x)
+        var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>(), d = SIMD16<Float>()
+        let blocks = k / 32
+        var i = 0
+        while i + 2 <= blocks {
+            let (e, o) = L.load(w, i)
+            let (e2, o2) = L.load(w, i + 1)
+            a.addProduct(x0.loadUnaligned(fromByteOffset: i * 128, as: SIMD16<Float>.self), e)
+            b.addProduct(x0.loadUnaligned(fromByteOffset: i * 128 + 64, as: SIMD16<Float>.self), o)
+            c.addProduct(x0.loadUnaligned(fromByteOffset: i * 128 + 128, as: SIMD16<Float>.self), e2)
+            d.addProduct(x0.loadUnaligned(fromByteOffset: i * 128 + 192, as: SIMD16<Float>.self), o2)
+            i += 2
+        }
+        while i < blocks {
+            let (e, o) = L.load(w, i)
+            a.addProduct(x0.loadUnaligned(fromByteOffset: i * 128, as: SIMD16<Float>.self), e)
+            b.addProduct(x0.loadUnaligned(fromByteOffset: i * 128 + 64, as: SIMD16<Float>.self), o)
+            i += 1
+        }
+        var t = Vector.hsum((a + b) + (c + d))
+        for cc in (blocks * 32)..<k { t += x[cc] * L.scalar(w, cc) }
+        return t
     }
 
     @inline(__always)
@@ -193,10 +266,16 @@ public enum Gemm {
             a.addProduct(x0.loadUnaligned(fromByteOffset: i * 128, as: SIMD16<Float>.self), e)
             b.addProduct(x0.loadUnaligned(fromByteOffset: i * 128 + 64, as: SIMD16<Float>.self), o)
         }
-        var t = (a + b).sum()
+        var t = Vector.hsum(a + b)
         for c in (blocks * 32)..<k { t += x[c] * L.scalar(w, c) }
         return t
     }
+}
+
+/// The arithmetic of a GEMM: float32 activations (exact products of the widened weights), or activations rounded
+/// to bf16 with f32 accumulation (vLLM's `--dtype bfloat16`; twice the multiply rate on CPUs with AVX512-BF16).
+public enum GemmPrecision: Sendable {
+    case float32, bfloat16
 }
 
 /// How a GEMM tile reads 32 consecutive weights of a row as two SIMD16<Float> halves.
@@ -247,3 +326,5 @@ enum F32Loader: WeightLoader {
         row.loadUnaligned(fromByteOffset: c * 4, as: Float.self)
     }
 }
+
+

@@ -51,7 +51,7 @@ extension CausalLM {
                     n: n, positions: positions.baseAddress!, slotMapping: slots.baseAddress!,
                     blockTables: batch.blockTables, maxContext: maxContext, scratch: s, pool: threadPool,
                     tpGroup: parallelism.tpGroup, plan: plan, hidden: h, eps: config.resolvedRmsNormEps,
-                    blockSize: blockSize)
+                    blockSize: blockSize, precision: precision)
                 for (i, layer) in layers.enumerated() {
                     try layer.forward(context, keyCache: keyCaches[i].pointer, valueCache: valueCaches[i].pointer)
                 }
@@ -85,7 +85,9 @@ extension CausalLM {
         let vocab = config.vocabSize
         if parallelism.tpSize == 1 {
             guard let logits else { return }
-            Gemm.run(x: finalRows, m: rows, weight: lmHead!, out: logits, workspace: s.gemmWorkspace, pool: threadPool)
+            Gemm.run(
+                x: finalRows, m: rows, weight: lmHead!, out: logits, workspace: s.gemmWorkspace, pool: threadPool,
+                precision: precision)
             return
         }
         // Vocabulary-parallel: every rank's [rows, vocabShard] shard (padded), all-gathered by rank.
@@ -94,7 +96,7 @@ extension CausalLM {
         if shardRows > 0 {
             Gemm.run(
                 x: finalRows, m: rows, weight: lmHead!, out: local, ldo: shard, workspace: s.gemmWorkspace,
-                pool: threadPool)
+                pool: threadPool, precision: precision)
         }
         let gathered = s.gathered.pointer
         try parallelism.tpGroup!.allGather(local, count: rows * shard, into: gathered)

@@ -16,6 +16,9 @@ public final class CausalLM {
     public let threadPool: ThreadPool
     /// generation_config.json's eos_token_id, else config.json's.
     public let eosTokenIds: [Int]
+    /// Arithmetic of the weight GEMMs: float32 (default; matches Hugging Face's float32 forward within 1e-3) or
+    /// bf16 activations (`--dtype bfloat16`). Attention, norms and the KV cache stay float32 either way.
+    public var precision: GemmPrecision = .float32
 
     let store: WeightStore
     let layers: [DecoderLayer]

@@ -15,6 +15,8 @@ struct LayerContext {
     var hidden: Int
     var eps: Float
     var blockSize: Int
+    /// Arithmetic of the projection GEMMs (the MoE router stays float32).
+    var precision: GemmPrecision
 }
 
 extension DecoderLayer {
@@ -39,9 +41,9 @@ extension DecoderLayer {
             RMSNorm.run(x: residual, weight: $0.baseAddress!, out: normed, rows: n, dim: h, eps: c.eps)
         }
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
-        Gemm.run(x: normed, m: n, weight: qProj, out: q, workspace: s.gemmWorkspace, pool: c.pool)
-        Gemm.run(x: normed, m: n, weight: kProj, out: k, workspace: s.gemmWorkspace, pool: c.pool)
-        Gemm.run(x: normed, m: n, weight: vProj, out: v, workspace: s.gemmWorkspace, pool: c.pool)
+        Gemm.run(x: normed, m: n, weight: qProj, out: q, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+        Gemm.run(x: normed, m: n, weight: kProj, out: k, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+        Gemm.run(x: normed, m: n, weight: vProj, out: v, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
         if let qBias, let kBias, let vBias {
             qBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: q, rows: n, dim: qSize) }
             kBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: k, rows: n, dim: kvSize) }
@@ -67,7 +69,7 @@ extension DecoderLayer {
             q: q, ldq: qSize, out: s.attn.pointer, count: n, positions: c.positions,
             tokenRequest: s.tokenRequest.pointer, blockTables: c.blockTables, keyCache: keyCache,
             valueCache: valueCache, layout: layout, scores: s.scores.pointer, maxContext: c.maxContext, pool: c.pool)
-        Gemm.run(x: s.attn.pointer, m: n, weight: oProj, out: hidden, workspace: s.gemmWorkspace, pool: c.pool)
+        Gemm.run(x: s.attn.pointer, m: n, weight: oProj, out: hidden, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
         try c.tpGroup?.allReduceSum(hidden, count: n * h)
         if let oBias { oBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: hidden, rows: n, dim: h) } }
 
@@ -110,8 +112,8 @@ func swiGLU(
 ) {
     let s = c.scratch
     let inter = gate.rows
-    Gemm.run(x: x, m: rows, weight: gate, out: s.gate.pointer, workspace: s.gemmWorkspace, pool: c.pool)
-    Gemm.run(x: x, m: rows, weight: up, out: s.up.pointer, workspace: s.gemmWorkspace, pool: c.pool)
+    Gemm.run(x: x, m: rows, weight: gate, out: s.gate.pointer, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+    Gemm.run(x: x, m: rows, weight: up, out: s.up.pointer, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
     // Row blocks over the pool (prefill: rows × inter exps are worth spreading).
     let g = s.gate.pointer, u = s.up.pointer
     let blocks = rows >= 8 ? min(rows, c.pool.threads * 4) : 1
@@ -122,7 +124,7 @@ func swiGLU(
             Elementwise.siluMul(gate: g + r0 * inter, up: u + r0 * inter, out: g + r0 * inter, rows: r1 - r0, dim: inter)
         }
     }
-    Gemm.run(x: s.gate.pointer, m: rows, weight: down, out: out, workspace: s.gemmWorkspace, pool: c.pool)
+    Gemm.run(x: s.gate.pointer, m: rows, weight: down, out: out, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
 }
 
 extension SparseMoeBlock {

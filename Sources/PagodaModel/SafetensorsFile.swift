@@ -38,6 +38,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         mapping = m
         mappedBytes = size
+        // Ask for 2 MiB page-cache folios mapped by huge pages: decode streams every weight once per step, and
+        // with 4 KiB pages the hardware prefetcher stops at each page boundary and the TLB misses every 4 KiB.
+        // Measured (0.5B shape, 1 thread): the file's page cache read with this advice was all PMD-mapped
+        // (FilePmdMapped 942 MB) against 436 MB without it. Advice only: failure changes nothing.
+        _ = madvise(m, size, MADV_HUGEPAGE)
         let headerLength = Int(UInt64(littleEndian: m.loadUnaligned(as: UInt64.self)))
         guard headerLength > 0, headerLength <= size - 8 else {
             munmap(m, size)

@@ -7,20 +7,26 @@ final class JSONPairs {
     init(_ pairs: [(String, Any)]) { self.pairs = pairs }
 }
 
-/// A JSON reader producing Foundation-style values (`[String: Any]`, `[Any]`, `String`, `NSNumber`, `Bool`,
-/// `NSNull`), except that objects under a key listed in `exactKeys` come back as `JSONPairs`.
+/// The package's one JSON reader (RFC 8259, strict; nesting limited to `maxDepth`), producing Foundation-style
+/// values (`[String: Any]`, `[Any]`, `String`, `NSNumber` — Int for integers, Double for numbers with a fraction
+/// or exponent —, `Bool`, `NSNull`), except that objects under a key listed in `exactKeys`, or every object when
+/// `orderedObjects` is set, come back as `JSONPairs` in document order. tokenizer.json and the chat template's
+/// JSON values (`JinjaValue(json:)`) both go through it.
 struct JSONReader {
+    /// Deeper nesting is an error rather than a stack overflow on hostile input.
+    static let maxDepth = 256
+
     struct ParseError: Error, CustomStringConvertible {
         let offset: Int
         let message: String
         var description: String { "\(message) at byte \(offset)" }
     }
 
-    static func parse(_ data: Data, exactKeys: Set<String> = []) throws -> Any {
+    static func parse(_ data: Data, exactKeys: Set<String> = [], orderedObjects: Bool = false) throws -> Any {
         try data.withUnsafeBytes { raw -> Any in
             var r = JSONReader(bytes: raw.bindMemory(to: UInt8.self), exactKeys: exactKeys)
             r.skipSpace()
-            let v = try r.value(exact: false)
+            let v = try r.value(exact: orderedObjects, ordered: orderedObjects, depth: 0)
             r.skipSpace()
             if r.pos != r.bytes.count { throw ParseError(offset: r.pos, message: "unexpected data after the top-level value") }
             return v
@@ -52,11 +58,13 @@ struct JSONReader {
         pos += 1
     }
 
-    private mutating func value(exact: Bool) throws -> Any {
+    /// `exact`: this value, if an object, keeps its pairs; `ordered`: every object below does too.
+    private mutating func value(exact: Bool, ordered: Bool, depth: Int) throws -> Any {
         guard pos < bytes.count else { throw fail("") }
+        guard depth < Self.maxDepth else { throw fail("nesting deeper than \(Self.maxDepth) levels") }
         switch bytes[pos] {
-        case UInt8(ascii: "{"): return try object(exact: exact)
-        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "{"): return try object(exact: exact || ordered, ordered: ordered, depth: depth)
+        case UInt8(ascii: "["): return try array(ordered: ordered, depth: depth)
         case UInt8(ascii: "\""): return try string()
         case UInt8(ascii: "t"): try literal("true"); return true
         case UInt8(ascii: "f"): try literal("false"); return false
@@ -72,7 +80,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func object(exact: Bool) throws -> Any {
+    private mutating func object(exact: Bool, ordered: Bool, depth: Int) throws -> Any {
         pos += 1
         var dict: [String: Any] = [:]
         var pairs: [(String, Any)] = []
@@ -87,7 +95,7 @@ struct JSONReader {
             skipSpace()
             try expect(UInt8(ascii: ":"))
             skipSpace()
-            let v = try value(exact: exactKeys.contains(key))
+            let v = try value(exact: exactKeys.contains(key), ordered: ordered, depth: depth + 1)
             if exact { pairs.append((key, v)) } else { dict[key] = v }
             skipSpace()
             guard pos < bytes.count else { throw fail("") }
@@ -102,7 +110,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func array() throws -> Any {
+    private mutating func array(ordered: Bool, depth: Int) throws -> Any {
         pos += 1
         var out: [Any] = []
         skipSpace()
@@ -112,7 +120,7 @@ struct JSONReader {
         }
         while true {
             skipSpace()
-            out.append(try value(exact: false))
+            out.append(try value(exact: false, ordered: ordered, depth: depth + 1))
             skipSpace()
             guard pos < bytes.count else { throw fail("") }
             if bytes[pos] == UInt8(ascii: ",") {
@@ -138,7 +146,7 @@ struct JSONReader {
                 pos += 1
                 return s
             }
-            if c == UInt8(ascii: "\\") { break }
+            if c == UInt8(ascii: "\\") || c < 0x20 { break }
             pos += 1
         }
         var buf = Array(bytes[start..<pos])
@@ -148,6 +156,7 @@ struct JSONReader {
                 pos += 1
                 return String(decoding: buf, as: UTF8.self)
             }
+            if c < 0x20 { throw fail("control character in string") }
             if c != UInt8(ascii: "\\") {
                 buf.append(c)
                 pos += 1
@@ -171,15 +180,16 @@ struct JSONReader {
                 if (0xD800..<0xDC00).contains(u), pos + 1 < bytes.count, bytes[pos] == UInt8(ascii: "\\"),
                     bytes[pos + 1] == UInt8(ascii: "u")
                 {
+                    let save = pos
                     pos += 2
                     let lo = try hex4()
                     if (0xDC00..<0xE000).contains(lo) {
                         u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
                     } else {
-                        buf.append(contentsOf: [0xEF, 0xBF, 0xBD])
-                        u = lo
+                        pos = save  // the next escape stands on its own
                     }
                 }
+                // A lone surrogate cannot live in a Swift String: it becomes U+FFFD.
                 let scalar = Unicode.Scalar(u) ?? "\u{FFFD}"
                 buf.append(contentsOf: Array(String(Character(scalar)).utf8))
             default: throw fail("invalid escape")
@@ -206,29 +216,33 @@ struct JSONReader {
         return v
     }
 
+    /// `-?digits(.digits)?([eE][+-]?digits)?`: Int when there is neither fraction nor exponent and it fits.
     private mutating func number() throws -> Any {
         let start = pos
         var isInt = true
         if pos < bytes.count && bytes[pos] == UInt8(ascii: "-") { pos += 1 }
-        while pos < bytes.count {
-            let c = bytes[pos]
-            if c >= 0x30 && c <= 0x39 {
-                pos += 1
-            } else if c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") || c == UInt8(ascii: "+")
-                || c == UInt8(ascii: "-")
-            {
-                isInt = false
-                pos += 1
-            } else {
-                break
-            }
+        guard skipDigits() else { throw fail("invalid value") }
+        if pos < bytes.count && bytes[pos] == UInt8(ascii: ".") {
+            isInt = false
+            pos += 1
+            guard skipDigits() else { throw fail("invalid number") }
+        }
+        if pos < bytes.count && (bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E")) {
+            isInt = false
+            pos += 1
+            if pos < bytes.count && (bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-")) { pos += 1 }
+            guard skipDigits() else { throw fail("invalid number") }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         if isInt, let i = Int(text) { return NSNumber(value: i) }
-        guard let d = Double(text) else {
-            pos = start
-            throw fail("invalid value")
-        }
+        guard let d = Double(text) else { throw fail("invalid number") }
         return NSNumber(value: d)
+    }
+
+    /// Skips ASCII digits; false when there was none.
+    private mutating func skipDigits() -> Bool {
+        let start = pos
+        while pos < bytes.count, bytes[pos] >= 0x30, bytes[pos] <= 0x39 { pos += 1 }
+        return pos > start
     }
 }

@@ -19,6 +19,14 @@ final class ConformanceTests: XCTestCase {
         }
     }
 
+    /// `--dtype bfloat16`: bf16 activations in the GEMMs, within the README's bf16-activation tolerance.
+    func testBF16ActivationsMatchReferenceWithinBF16Tolerance() throws {
+        for name in try models() {
+            let worst = try ConformanceChecker(model: name).check(precision: .bfloat16)
+            print("conformance \(name) bf16 activations: max |logit - reference| = \(worst)")
+        }
+    }
+
     func testChunkedPrefillMatchesReference() throws {
         for name in try models() { try ConformanceChecker(model: name).check(chunkSize: 32) }
     }

@@ -102,3 +102,31 @@ def test_64_concurrent_streams_with_early_disconnects(server):
     assert aborted == CONCURRENCY // 4, "each disconnected stream was aborted, not run to its 4000 tokens"
     load = json.loads(server.get("/load")[2])
     assert load["num_requests_running"] == 0 and load["server_load"] == 0
+
+
+def test_non_streamed_request_is_aborted_when_its_client_disconnects(server):
+    """A non-streamed completion whose client leaves is aborted in the engine (not run to its 4000
+    tokens), its KV blocks freed, and the server keeps answering."""
+    aborted_before = metric(server.get("/metrics")[2].decode(),
+                            'vllm:request_success_total{model_name="m",engine="0",finished_reason="abort"}')
+    body = json.dumps({"model": "m", "prompt": "Leave early", "max_tokens": 4000, "ignore_eos": True}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        deadline = time.monotonic() + 10
+        while metric(server.get("/metrics")[2].decode(), "vllm:num_requests_running") < 1:
+            assert time.monotonic() < deadline, "the request never started running"
+            time.sleep(0.05)
+    # The socket is closed here, long before 4000 tokens.
+    deadline = time.monotonic() + 5
+    while True:
+        text = server.get("/metrics")[2].decode()
+        if metric(text, "vllm:num_requests_running") == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert metric(text, "vllm:num_requests_running") == 0, text
+    assert metric(text, "vllm:kv_cache_usage_perc") == 0
+    aborted = metric(text, 'vllm:request_success_total{model_name="m",engine="0",finished_reason="abort"}')
+    assert aborted == aborted_before + 1
+    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="x", max_retries=0, timeout=60)
+    assert client.completions.create(model="m", prompt="Still here", max_tokens=4, temperature=0).usage.completion_tokens == 4

@@ -1,4 +1,5 @@
 import Foundation
+import PagodaKernels
 
 /// Everything an engine needs, built once by the command line (or `LLM`) and validated once;
 /// each component receives only its part (vLLM's `VllmConfig`).
@@ -39,10 +40,14 @@ public enum EngineConfigError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The activation dtype flag. Pagoda computes in float32 whatever is chosen (weights stay in their
-/// file dtype, bf16/f16 are widened exactly); the flag exists so vLLM command lines parse.
+/// The activation dtype flag (`--dtype`). Weights stay in their file dtype. `bfloat16` rounds the activations
+/// entering the weight GEMMs to bf16 (f32 accumulation; AVX512-BF16 where the CPU has it); `auto`, `float32` and
+/// `float16` compute in float32, so that `auto` matches the Hugging Face float32 reference within 1e-3.
 public enum ModelDType: String, Sendable, Codable, CaseIterable {
     case auto, float32, bfloat16, float16
+
+    /// The GEMM arithmetic this flag selects.
+    public var gemmPrecision: GemmPrecision { self == .bfloat16 ? .bfloat16 : .float32 }
 }
 
 /// Where the model is and how it is loaded.

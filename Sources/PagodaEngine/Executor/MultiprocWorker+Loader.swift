@@ -21,6 +21,7 @@ extension MultiprocWorker {
             layerPartition: try ModelParallelism.layerPartitionFromEnvironment())
         let pool = ThreadPool(threads: threads, cpus: placement.cpus, pin: placement.pinned)
         let lm = try CausalLM(directory: spec.model.path, parallelism: parallelism, threadPool: pool)
+        lm.precision = spec.model.dtype.gemmPrecision
         return LoadedStage(model: lm, hiddenSize: lm.hiddenSize)
     }
 }

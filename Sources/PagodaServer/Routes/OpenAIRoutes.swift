@@ -5,17 +5,19 @@ import PagodaOpenAI
 /// The HTTP routes of the API server, on Hummingbird. Handlers only move bytes: the work is in
 /// `OpenAIServing`.
 public enum OpenAIRoutes {
-    public static func makeRouter(serving: OpenAIServing) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public static func makeRouter(serving: OpenAIServing) -> Router<ServerRequestContext> {
+        let router = Router(context: ServerRequestContext.self)
         router.add(middleware: OpenAIErrorMiddleware())
         if let key = serving.config.apiKey { router.add(middleware: APIKeyMiddleware(apiKey: key)) }
         let limit = serving.config.maxRequestBodyBytes
 
-        router.post("/v1/completions") { request, _ in
-            respond(try await serving.completions(try await body(request, limit: limit)))
+        router.post("/v1/completions") { request, context in
+            let data = try await body(request, limit: limit)
+            return respond(try await context.cancellingOnDisconnect { try await serving.completions(data) })
         }
-        router.post("/v1/chat/completions") { request, _ in
-            respond(try await serving.chatCompletions(try await body(request, limit: limit)))
+        router.post("/v1/chat/completions") { request, context in
+            let data = try await body(request, limit: limit)
+            return respond(try await context.cancellingOnDisconnect { try await serving.chatCompletions(data) })
         }
         router.get("/v1/models") { _, _ in json(try serving.models()) }
         router.post("/tokenize") { request, _ in json(try serving.tokenize(try await body(request, limit: limit))) }
