@@ -130,4 +130,15 @@ final class MultiHostTCPTests: XCTestCase {
         XCTAssertEqual(got, expected, "TP=2 across namespaces differs from one process")
         XCTAssertTrue(got.allSatisfy { $0.count == 12 })
     }
+
+    /// A host list that does not name every worker is a clear start-up error (no worker is started).
+    func testWorkerHostsMustNameEveryRank() throws {
+        setenv("PAGODA_WORKER_HOSTS", "10.213.7.1", 1)
+        defer { unsetenv("PAGODA_WORKER_HOSTS") }
+        let c = EngineConfig(model: ModelLoadConfig(path: ParallelConformanceTests.conformanceModels + "/tiny-llama3", threads: 1),
+                             parallel: ParallelConfig(tensorParallelSize: 2, distributedExecutorBackend: .mp))
+        XCTAssertThrowsError(try MultiprocExecutor(config: c)) { error in
+            XCTAssertTrue("\(error)".contains("PAGODA_WORKER_HOSTS must list 2 addresses"), "\(error)")
+        }
+    }
 }
