@@ -56,6 +56,7 @@ final class PipelineBatchQueueTests: XCTestCase {
         let core = try EngineCore(config: c, executor: executor)
         defer { core.shutdown() }
         XCTAssertEqual(core.maxConcurrentBatches, 2)
+        try checkPlacement(executor.workerPids, threads: 1)
         let got = try generate(core, prompts: prompts, maxTokens: maxTokens)
 
         XCTAssertEqual(core.peakBatchesInFlight, 2, "the engine never had 2 batches in flight")
@@ -74,6 +75,24 @@ final class PipelineBatchQueueTests: XCTestCase {
         // A second wave on the same engine: the batch queue is empty and reusable.
         let again = try generate(core, prompts: Array(prompts.prefix(3)), maxTokens: 4)
         for i in 0..<3 { XCTAssertEqual(again[i], Array(expected[i].prefix(4))) }
+    }
+
+    /// Each worker's forward-pass thread (`pagoda-stage`) runs on its own CPU (`WorkerCPUPlacement`), or
+    /// anywhere when the workers oversubscribe this host.
+    func checkPlacement(_ pids: [Int32], threads: Int) throws {
+        let allowed = WorkerCPUPlacement.allowedCPUs()
+        for (rank, pid) in pids.enumerated() {
+            var stage: [Int]? = nil
+            for tid in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") {
+                let comm = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8)) ?? ""
+                guard comm.hasPrefix("pagoda-stage") else { continue }
+                let status = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)
+                let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
+                stage = WorkerCPUPlacement.parseCPUList(String(line?.dropFirst("Cpus_allowed_list:".count) ?? ""))
+            }
+            let p = WorkerCPUPlacement.make(localRank: rank, localWorldSize: pids.count, threads: threads, allowed: allowed)
+            XCTAssertEqual(stage, p.pinned ? [p.cpus[0]] : allowed, "rank \(rank)'s pagoda-stage thread affinity")
+        }
     }
 
     /// One request alone cannot overlap (each token needs the previous one): one batch in flight.
