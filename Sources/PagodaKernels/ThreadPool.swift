@@ -17,18 +17,21 @@ public final class ThreadPool: @unchecked Sendable {
     ///
     /// `cpus`: the CPU ids workers are pinned to, worker w (1-based) on cpus[w % cpus.count]; default
     /// 0..<availableCPUs. Processes sharing a host (TP/PP workers) should pass disjoint sets.
+    ///
+    /// `pin`: false leaves the workers unpinned (processes oversubscribing the host's CPUs, where a
+    /// thread pinned to a CPU another process also uses would wait for it).
     public convenience init(threads: Int = ThreadPool.availableCPUs) {
         self.init(threads: threads, cpus: nil)
     }
 
-    public init(threads: Int, cpus: [Int]?) {
+    public init(threads: Int, cpus: [Int]?, pin: Bool = true) {
         self.threads = max(1, threads)
         self.state = PoolState(workers: self.threads - 1)
         let cpuList = (cpus?.isEmpty == false) ? cpus! : Array(0..<ThreadPool.availableCPUs)
         for w in 0..<(self.threads - 1) {
             let state = self.state
             let cpu = cpuList[(w + 1) % cpuList.count]
-            let thread = Thread { state.workerLoop(cpu: cpu) }
+            let thread = Thread { state.workerLoop(cpu: pin ? cpu : nil) }
             thread.name = "pagoda-pool-\(w + 1)"
             thread.start()
         }
@@ -98,8 +101,8 @@ final class PoolState: @unchecked Sendable {
         }
     }
 
-    func workerLoop(cpu: Int) {
-        _ = pagoda_pin_thread_to_cpu(Int32(cpu))
+    func workerLoop(cpu: Int?) {
+        if let cpu { _ = pagoda_pin_thread_to_cpu(Int32(cpu)) }
         // Generation 0 is the state at creation; reading it here instead would miss a job posted
         // before this thread started.
         var seen: UInt32 = 0

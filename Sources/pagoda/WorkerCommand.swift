@@ -58,7 +58,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let engineSocket {
-            try runEngineWorker(socketPath: engineSocket)
+            try await runEngineWorker(socketPath: engineSocket)
             return
         }
         if let rank {
@@ -133,8 +133,21 @@ struct WorkerCommand: AsyncParsableCommand {
 
 extension WorkerCommand {
     /// Executor mode: serves the engine at `socketPath` until it says shut down.
-    func runEngineWorker(socketPath: String) throws {
+    /// Serves the engine on a dedicated thread named `pagoda-stage` (it runs the forward passes and is
+    /// pinned to this worker's first CPU), not on a thread of Swift's cooperative pool.
+    func runEngineWorker(socketPath: String) async throws {
         guard let rank else { throw ValidationError("--rank is required with --engine-socket") }
-        MultiprocWorker.run(socketPath: socketPath, rank: rank, parentPid: parentPid.map { Int32($0) })
+        let parent = parentPid.map { Int32($0) }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let t = Thread {
+                // The kernel's thread name (top -H, /proc/<pid>/task/<tid>/comm).
+                if let f = fopen("/proc/thread-self/comm", "w") { fputs("pagoda-stage", f); fclose(f) }
+                MultiprocWorker.run(socketPath: socketPath, rank: rank, parentPid: parent)
+                done.resume()
+            }
+            t.name = "pagoda-stage"
+            t.stackSize = 8 << 20
+            t.start()
+        }
     }
 }

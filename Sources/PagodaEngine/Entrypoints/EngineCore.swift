@@ -1,7 +1,13 @@
+import Collections
 import Logging
 
 /// The engine: a scheduler with its KV cache manager and an executor, advanced one step at a time
 /// (vLLM's `EngineCore`). Not thread-safe: one thread drives it (`EngineCoreThread` or a loop).
+///
+/// With an executor that keeps several batches in flight (pipeline parallelism: P stages), `step()` is
+/// vLLM's `step_with_batch_queue`: it schedules and submits new batches while there is room in the
+/// queue and something to schedule, then waits for the oldest batch and returns its outputs. Each batch holds at most ⌈unfinished requests / P⌉ requests, so the running
+/// requests are split into P micro-batches and every stage has one to work on.
 public final class EngineCore {
     /// The configuration with `maxModelLen` resolved.
     public let config: EngineConfig
@@ -11,6 +17,12 @@ public final class EngineCore {
     public let scheduler: Scheduler
     public let executor: Executor
     private let logger = Logger(label: "pagoda.engine")
+    /// Batches submitted to the executor whose outputs are not applied yet, oldest first.
+    private var batchQueue = Deque<(future: ModelRunnerFuture, schedulerOutput: SchedulerOutput)>()
+    /// `executor.maxConcurrentBatches`: 1 runs one step at a time.
+    public let maxConcurrentBatches: Int
+    /// The most batches that were in flight at once.
+    public private(set) var peakBatchesInFlight = 0
 
     /// Loads the model through the executor the config names and sizes the KV cache.
     public convenience init(config: EngineConfig) throws {
@@ -49,6 +61,8 @@ public final class EngineCore {
         self.executor = executor
         let kv = KVCacheManager(numBlocks: numBlocks, blockSize: bs, enableCaching: config.cache.enablePrefixCaching)
         scheduler = Scheduler(config: config.scheduler, maxModelLen: maxModelLen, kvCacheManager: kv)
+        maxConcurrentBatches = max(1, executor.maxConcurrentBatches)
+        scheduler.maxConcurrentBatches = maxConcurrentBatches
         let mib = Double(numBlocks * info.kvCacheBytesPerBlock) / Double(1 << 20)
         logger.info("# CPU blocks: \(numBlocks) (\(String(format: "%.1f", mib)) MiB of KV cache, \(bs) tokens per block)")
         let concurrency = Double(numBlocks * bs) / Double(maxModelLen)
@@ -75,6 +89,7 @@ public final class EngineCore {
 
     /// One engine step: schedule → execute → update. Returns the new tokens (and finishes) of this step.
     public func step() throws -> [EngineOutput] {
+        if maxConcurrentBatches > 1 || !batchQueue.isEmpty { return try stepWithBatchQueue() }
         guard scheduler.hasUnfinishedRequests else { return [] }
         let schedulerOutput = scheduler.schedule()
         let runnerOutput = schedulerOutput.isEmpty ? .empty : try executor.executeModel(schedulerOutput)
@@ -83,10 +98,32 @@ public final class EngineCore {
         return outputs
     }
 
+    /// vLLM's `step_with_batch_queue`: fill the queue while there is room and something to schedule,
+    /// then wait for the oldest batch and apply its outputs (so each call returns one batch's outputs).
+    private func stepWithBatchQueue() throws -> [EngineOutput] {
+        while batchQueue.count < maxConcurrentBatches && scheduler.hasUnfinishedRequests {
+            let n = scheduler.numUnfinishedRequests
+            let perBatch = max(1, (n + maxConcurrentBatches - 1) / maxConcurrentBatches)
+            let s = scheduler.schedule(maxNumRequests: perBatch)
+            // An empty batch still tells the workers about finished and preempted requests.
+            guard !s.isEmpty || !s.finishedReqIds.isEmpty || !s.preemptedReqIds.isEmpty else { break }
+            batchQueue.append((try executor.submitModel(s), s))
+            peakBatchesInFlight = max(peakBatchesInFlight, batchQueue.count)
+            if s.isEmpty { break }  // every request is in flight
+        }
+        guard let (future, s) = batchQueue.popFirst() else { return [] }
+        let outputs = scheduler.updateFromOutput(s, try future.result())
+        try flushFinishedIfIdle()
+        return outputs
+    }
+
     /// When the last requests have just finished, tells the workers right away (an empty step), so
     /// that no request state outlives its request while the engine is idle.
+    /// Batches still in flight then carry no live request: they are collected first.
     private func flushFinishedIfIdle() throws {
-        guard !scheduler.hasUnfinishedRequests, scheduler.hasFinishedRequestsToReport else { return }
+        guard !scheduler.hasUnfinishedRequests else { return }
+        while let (f, s) = batchQueue.popFirst() { _ = scheduler.updateFromOutput(s, try f.result()) }
+        guard scheduler.hasFinishedRequestsToReport else { return }
         _ = try executor.executeModel(scheduler.schedule())
     }
 
@@ -102,5 +139,11 @@ public final class EngineCore {
     /// True when no request holds a KV block (tests: "the block pool is whole again").
     public var kvCacheIsWhole: Bool { scheduler.kvCacheManager.isWhole }
 
-    public func shutdown() { executor.shutdown() }
+    /// Batches submitted whose outputs are not applied yet.
+    public var numBatchesInFlight: Int { batchQueue.count }
+
+    public func shutdown() {
+        batchQueue.removeAll()
+        executor.shutdown()
+    }
 }

@@ -16,6 +16,10 @@ public struct ModelInfo: Sendable, Codable, Equatable {
 /// Runs the model for the engine core, in this process (`UniProcExecutor`) or in worker processes
 /// (`mp`). The engine core calls, in order: `modelInfo`, `determineNumAvailableBlocks`,
 /// `initializeCache`, then `executeModel` once per step, and `shutdown` at the end.
+///
+/// Batches in flight (pipeline parallelism): an executor with `maxConcurrentBatches` > 1 accepts a
+/// step through `submitModel` before the outputs of earlier ones were collected; outputs come back in
+/// submission order. `executeModel(s)` is `submitModel(s).result()`.
 public protocol Executor: AnyObject {
     var modelInfo: ModelInfo { get }
     /// KV blocks that fit the cache budget (the smallest over all workers).
@@ -23,6 +27,41 @@ public protocol Executor: AnyObject {
     func initializeCache(numBlocks: Int) throws
     func executeModel(_ schedulerOutput: SchedulerOutput) throws -> ModelRunnerOutput
     func shutdown()
+    /// Steps worth keeping in flight (vLLM's `max_concurrent_batches`): the pipeline stages; 1 when
+    /// steps run one at a time.
+    var maxConcurrentBatches: Int { get }
+    /// Starts a step and returns at once (or after running it, for executors without a pipeline).
+    func submitModel(_ schedulerOutput: SchedulerOutput) throws -> ModelRunnerFuture
+}
+
+extension Executor {
+    public var maxConcurrentBatches: Int { 1 }
+    public func submitModel(_ schedulerOutput: SchedulerOutput) throws -> ModelRunnerFuture {
+        ModelRunnerFuture(completed: Result { try executeModel(schedulerOutput) })
+    }
+}
+
+/// The output of a submitted step, collected later (vLLM's `Future[ModelRunnerOutput]`). `result()`
+/// blocks until the step is done; the engine core collects its futures in submission order.
+public final class ModelRunnerFuture {
+    private var outcome: Result<ModelRunnerOutput, Error>?
+    private let wait: () throws -> ModelRunnerOutput
+
+    /// A step that is still running: `wait` blocks until its output is there.
+    public init(wait: @escaping () throws -> ModelRunnerOutput) { self.wait = wait }
+
+    /// A step that already ran.
+    public init(completed: Result<ModelRunnerOutput, Error>) {
+        outcome = completed
+        wait = { try completed.get() }
+    }
+
+    public var isDone: Bool { outcome != nil }
+
+    public func result() throws -> ModelRunnerOutput {
+        if outcome == nil { outcome = Result { try wait() } }
+        return try outcome!.get()
+    }
 }
 
 /// Builds executors for the backends the engine core does not construct itself. The multiprocess

@@ -20,7 +20,19 @@ import Glibc
 /// die with the engine: they set PR_SET_PDEATHSIG (the spawning thread lives until `shutdown`) and exit
 /// when their socket closes.
 ///
-/// Micro-batches: one step at a time (no overlap of pipeline stages yet).
+/// Workers on other hosts (or network namespaces): `PAGODA_WORKER_HOSTS=addr0,addr1,…` gives, per
+/// worker rank, the address that worker is reached at; every group then meets over TCP at the
+/// address of its first rank (vLLM's MASTER_ADDR, per group). `PAGODA_WORKER_LAUNCH_PREFIX` is a
+/// command put before each worker's command line, `{rank}` replaced by its rank (for example
+/// `ip netns exec pagoda-ns{rank}`, or an ssh wrapper); the prefix must exec the worker so that its
+/// pid is the worker's. The control channel stays a Unix socket, so a worker must see the engine's
+/// file system (`TMPDIR`).
+///
+/// Micro-batches (vLLM's batch queue): `submitModel` sends a step to every worker and returns a future
+/// at once; up to `maxConcurrentBatches` (= P, or `PAGODA_MAX_CONCURRENT_BATCHES`) steps are in flight,
+/// so while the last stage runs step k the first stage already runs step k+1. Each worker runs its
+/// steps in the order they arrive and the driver answers in that order, so outputs are matched to
+/// futures by sequence number.
 public final class MultiprocExecutor: Executor {
     public private(set) var modelInfo = ModelInfo(vocabSize: 0, eosTokenIds: [], maxPositionEmbeddings: 0, kvCacheBytesPerBlock: 0)
     public let layout: ParallelLayout
@@ -36,6 +48,16 @@ public final class MultiprocExecutor: Executor {
     private var failure: MultiprocExecutorError?
     private var isShutDown = false
     private var pollFds: [pollfd] = []
+    /// Steps submitted / outputs received from the driver; `pendingOutputs` holds received outputs whose
+    /// futures were not asked yet, by sequence number.
+    private var numSubmitted = 0
+    private var numReceived = 0
+    private var pendingOutputs: [Int: ModelRunnerOutput] = [:]
+    public let maxConcurrentBatches: Int
+    /// The most steps that were in flight at once (submitted, output not yet received by the engine).
+    public private(set) var peakStepsInFlight = 0
+    /// Steps submitted while another step was still in flight (the pipeline stages could overlap).
+    public private(set) var numOverlappedSubmits = 0
 
     private static let counterLock = NSLock()
     nonisolated(unsafe) private static var counter = 0
@@ -52,6 +74,8 @@ public final class MultiprocExecutor: Executor {
         spawner = WorkerSpawner()
         channels = Array(repeating: nil, count: n)
         exitStatus = Array(repeating: nil, count: n)
+        let env = ProcessInfo.processInfo.environment
+        maxConcurrentBatches = max(1, Int(env["PAGODA_MAX_CONCURRENT_BATCHES"] ?? "") ?? p.pipelineParallelSize)
 
         do {
             let (tpAddresses, ppAddresses) = try Self.groupAddresses(layout: layout, id: id, shmNames: &shmNames)
@@ -59,8 +83,10 @@ public final class MultiprocExecutor: Executor {
             let listener = try MultiprocUnixSocket.listen(path: socketPath)
             defer { close(listener) }
             let path = socketPath
+            let prefix = Self.launchPrefix()
             workerPids = try spawner.spawn(count: n) { rank in
-                [exe, "worker", "--engine-socket", path, "--rank", "\(rank)", "--parent-pid", "\(getpid())"]
+                prefix.map { $0.replacingOccurrences(of: "{rank}", with: "\(rank)") }
+                    + [exe, "worker", "--engine-socket", path, "--rank", "\(rank)", "--parent-pid", "\(getpid())"]
             }
             try acceptWorkers(listener: listener)
             unlink(socketPath)  // every worker is connected: nothing is left to clean up if the engine is killed
@@ -106,11 +132,33 @@ public final class MultiprocExecutor: Executor {
     }
 
     public func executeModel(_ schedulerOutput: SchedulerOutput) throws -> ModelRunnerOutput {
+        try submitModel(schedulerOutput).result()
+    }
+
+    public func submitModel(_ schedulerOutput: SchedulerOutput) throws -> ModelRunnerFuture {
         try checkAlive()
         try broadcast(.execute(schedulerOutput))
-        let replies = try awaitReplies(from: [layout.driverRank])
-        guard case .output(let out)? = replies[layout.driverRank] else {
-            throw fail(MultiprocExecutorError.workerFailed(rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
+        let seq = numSubmitted
+        numSubmitted += 1
+        let inFlight = numSubmitted - numReceived
+        peakStepsInFlight = max(peakStepsInFlight, inFlight)
+        if inFlight > 1 { numOverlappedSubmits += 1 }
+        return ModelRunnerFuture { [unowned self] in try self.collect(seq) }
+    }
+
+    /// The output of step `seq`, reading the driver's answers (in step order) until it is there.
+    private func collect(_ seq: Int) throws -> ModelRunnerOutput {
+        while numReceived <= seq {
+            try checkAlive()
+            let replies = try awaitReplies(from: [layout.driverRank])
+            guard case .output(let out)? = replies[layout.driverRank] else {
+                throw fail(MultiprocExecutorError.workerFailed(rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
+            }
+            pendingOutputs[numReceived] = out
+            numReceived += 1
+        }
+        guard let out = pendingOutputs.removeValue(forKey: seq) else {
+            throw EngineError.engineDead("the output of step \(seq) was collected twice")
         }
         return out
     }
@@ -132,15 +180,19 @@ public final class MultiprocExecutor: Executor {
 
     // MARK: Start-up
 
-    /// shm names (one host) or TCP rendezvous ports (`PAGODA_DIST_TRANSPORT=tcp`) for every group.
+    /// shm names (one host) or TCP rendezvous addresses (`PAGODA_DIST_TRANSPORT=tcp`, or
+    /// `PAGODA_WORKER_HOSTS`) for every group.
     private static func groupAddresses(layout: ParallelLayout, id: String, shmNames: inout [String]) throws -> ([String], [String]) {
-        let tcp = ProcessInfo.processInfo.environment["PAGODA_DIST_TRANSPORT"] == "tcp"
+        let env = ProcessInfo.processInfo.environment
+        let hosts = try workerHosts(count: layout.workersPerEngine)
+        let tcp = env["PAGODA_DIST_TRANSPORT"] == "tcp" || hosts != nil
         func address(_ group: ProcessGroup) throws -> String {
             if group.size == 1 { return "single" }
             if tcp {
+                // A port free here; on another host (or namespace) it is almost surely free too.
                 let l = try TCPCommunicator.makeListener(host: "127.0.0.1")
                 close(l.fd)
-                return "tcp:127.0.0.1:\(l.port)"
+                return "tcp:\(hosts?[group.ranks[0]] ?? "127.0.0.1"):\(l.port)"
             }
             let name = "/pagoda-\(id)-\(group.name)"
             shmNames.append(name)
@@ -149,6 +201,23 @@ public final class MultiprocExecutor: Executor {
         let tp = try (0..<layout.pipelineParallelSize).map { try address(layout.tensorGroup(ppRank: $0)) }
         let pp = try (0..<layout.tensorParallelSize).map { try address(layout.pipelineGroup(tpRank: $0)) }
         return (tp, pp)
+    }
+
+    /// `PAGODA_WORKER_HOSTS`: one IPv4 address per worker rank, or nil when unset.
+    static func workerHosts(count: Int) throws -> [String]? {
+        guard let text = ProcessInfo.processInfo.environment["PAGODA_WORKER_HOSTS"], !text.isEmpty else { return nil }
+        let hosts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard hosts.count == count, hosts.allSatisfy({ !$0.isEmpty && !$0.contains(":") }) else {
+            throw MultiprocExecutorError.startFailed(
+                "PAGODA_WORKER_HOSTS must list \(count) addresses (one per worker rank, comma-separated), got '\(text)'")
+        }
+        return hosts
+    }
+
+    /// `PAGODA_WORKER_LAUNCH_PREFIX` split on whitespace ([] when unset).
+    static func launchPrefix() -> [String] {
+        guard let text = ProcessInfo.processInfo.environment["PAGODA_WORKER_LAUNCH_PREFIX"] else { return [] }
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
     }
 
     /// `PAGODA_WORKER_EXECUTABLE`, this process if it is `pagoda`, or a `pagoda` beside this executable
@@ -351,7 +420,8 @@ final class WorkerSpawner {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
-        let r = posix_spawn(&pid, args[0], nil, nil, argv, environ)
+        // posix_spawnp: a launch prefix names its command (`ip`) by name.
+        let r = posix_spawnp(&pid, args[0], nil, nil, argv, environ)
         guard r == 0 else {
             throw MultiprocExecutorError.startFailed("posix_spawn \(args[0]): \(String(cString: strerror(r)))")
         }

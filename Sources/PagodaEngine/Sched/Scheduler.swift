@@ -10,6 +10,12 @@ import Collections
 /// first in arrival order, then waiting ones. When the KV cache runs out, the newest running
 /// request is preempted: its blocks are freed and it goes back to the front of the waiting queue to
 /// be recomputed (its freed blocks usually come back from the prefix cache).
+///
+/// Batches in flight (pipeline parallelism, vLLM's batch queue): the engine core may schedule a new
+/// batch before the outputs of earlier ones are back. A request is in at most one batch in flight:
+/// `schedule()` skips a request whose previous step has not come back through
+/// `updateFromOutput(_:_:)`, and `maxNumRequests` lets the engine split the running requests into
+/// micro-batches so that P stages have P batches to work on.
 public final class Scheduler {
     public let config: SchedulerConfig
     public let maxModelLen: Int
@@ -22,6 +28,13 @@ public final class Scheduler {
     /// Finished since the last `schedule()`: the workers are told in the next SchedulerOutput.
     private var finishedReqIds: [String] = []
     private var numPreemptions = 0
+    /// Requests with a step in flight (scheduled, output not yet applied), by id: the object that was
+    /// scheduled, so that an output never reaches a newer request that reuses an aborted one's id.
+    private var inFlight: [String: Request] = [:]
+    /// Batches the engine keeps in flight (vLLM's `max_concurrent_batches`, = pipeline stages). At 1 the
+    /// scheduler does not track steps in flight: each `schedule()` assumes the previous step is done
+    /// (its tokens counted as computed), as with one batch at a time.
+    public var maxConcurrentBatches = 1
 
     public init(config: SchedulerConfig, maxModelLen: Int, kvCacheManager: KVCacheManager) {
         self.config = config
@@ -42,9 +55,15 @@ public final class Scheduler {
         waiting.append(req)
     }
 
+    /// Requests that have a step in flight.
+    public var numRequestsInFlight: Int { inFlight.count }
+
     /// One step's plan. Also advances `numComputedTokens` of every scheduled request by its share.
-    public func schedule() -> SchedulerOutput {
+    /// `maxNumRequests`: at most this many requests in the batch (micro-batches for pipeline stages);
+    /// requests with a step in flight are never scheduled again until its output is applied.
+    public func schedule(maxNumRequests: Int = Int.max) -> SchedulerOutput {
         var tokenBudget = config.maxNumBatchedTokens
+        var numRequests = 0
         var scheduledRunning: [Request] = []
         var scheduledNew: [Request] = []
         var preempted: [Request] = []
@@ -53,10 +72,10 @@ public final class Scheduler {
 
         // 1. Running requests, oldest first: each gets the tokens it is missing, within the budget.
         var i = 0
-        while i < running.count && tokenBudget > 0 {
+        while i < running.count && tokenBudget > 0 && numRequests < maxNumRequests {
             let req = running[i]
             let n = min(req.numTokens - req.numComputedTokens, tokenBudget)
-            if n <= 0 { i += 1; continue }
+            if n <= 0 || inFlight[req.requestId] != nil { i += 1; continue }
             var allocated: [Int]? = nil
             while allocated == nil {
                 if case .allocated(let blocks) = kvCacheManager.allocateSlots(req, numNewTokens: n) {
@@ -74,12 +93,14 @@ public final class Scheduler {
             numScheduled[req.requestId] = n
             newBlockIds[req.requestId] = blocks
             tokenBudget -= n
+            numRequests += 1
             i += 1
         }
 
         // 2. Waiting requests in order (preempted ones first), unless this step had to preempt.
         if preempted.isEmpty {
-            while let req = waiting.first, tokenBudget > 0, running.count < config.maxNumSeqs {
+            while let req = waiting.first, tokenBudget > 0, running.count < config.maxNumSeqs, numRequests < maxNumRequests,
+                  inFlight[req.requestId] == nil {
                 var computed = KVCacheBlocks.empty
                 var numNewComputed = 0
                 if req.numComputedTokens == 0 {
@@ -99,6 +120,7 @@ public final class Scheduler {
                 scheduledNew.append(req)
                 numScheduled[req.requestId] = n
                 tokenBudget -= n
+                numRequests += 1
             }
         }
 
@@ -127,6 +149,10 @@ public final class Scheduler {
         // The scheduled tokens count as computed from now on (their K/V are written by this step).
         for req in scheduledNew { req.numComputedTokens += numScheduled[req.requestId]! }
         for req in scheduledRunning { req.numComputedTokens += numScheduled[req.requestId]! }
+        if maxConcurrentBatches > 1 {
+            for req in scheduledNew { inFlight[req.requestId] = req }
+            for req in scheduledRunning { inFlight[req.requestId] = req }
+        }
         return out
     }
 
@@ -141,14 +167,30 @@ public final class Scheduler {
         waiting.prepend(req)
     }
 
-    /// Applies the sampled tokens of one step: appends them, checks stop conditions, frees finished
-    /// requests. Returns one output per request that got a token.
+    /// Applies the sampled tokens of the one step in flight (one batch at a time): see
+    /// `updateFromOutput(_:_:)`. Every step in flight counts as done afterwards.
     public func updateFromOutput(_ runnerOutput: ModelRunnerOutput) -> [EngineOutput] {
+        let outputs = apply(runnerOutput, inFlightOnly: false)
+        inFlight.removeAll(keepingCapacity: true)
+        return outputs
+    }
+
+    /// Applies the sampled tokens of the step `schedulerOutput` (one of several batches in flight):
+    /// appends them, checks stop conditions, frees finished requests; its requests may be scheduled
+    /// again. Returns one output per request that got a token.
+    public func updateFromOutput(_ schedulerOutput: SchedulerOutput, _ runnerOutput: ModelRunnerOutput) -> [EngineOutput] {
+        let outputs = apply(runnerOutput, inFlightOnly: true)
+        for id in schedulerOutput.numScheduledTokens.keys { inFlight[id] = nil }
+        return outputs
+    }
+
+    private func apply(_ runnerOutput: ModelRunnerOutput, inFlightOnly: Bool) -> [EngineOutput] {
         var outputs: [EngineOutput] = []
         outputs.reserveCapacity(runnerOutput.reqIds.count)
         var anyFinished = false
         for (k, id) in runnerOutput.reqIds.enumerated() {
-            guard let req = requests[id], req.status == .running else { continue }  // aborted meanwhile
+            guard let req = requests[id], req.status == .running else { continue }  // aborted or preempted meanwhile
+            if inFlightOnly && maxConcurrentBatches > 1 && inFlight[id] !== req { continue }  // a newer request with an aborted one's id
             let token = runnerOutput.sampledTokenIds[k]
             req.appendOutputToken(token)
             let status = checkStop(req)
