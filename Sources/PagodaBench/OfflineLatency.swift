@@ -3,8 +3,9 @@ import PagodaEngine
 
 /// `pagoda bench latency` (vLLM's `bench latency`): the time to run one batch of `batchSize` random
 /// prompts of `inputLen` tokens to `outputLen` tokens each, over `numIters` iterations after
-/// `numItersWarmup`. Each iteration uses fresh prompts (no prefix-cache hits). The first step that
-/// returns tokens for the whole batch ends the prefill; the rest is decode.
+/// `numItersWarmup`. Each iteration uses fresh prompts (no prefix-cache hits). The step by which every
+/// request has its first token ends the prefill; the rest is decode, whose rate counts the tokens that
+/// arrive (with pipeline micro-batches a step carries tokens for only part of the batch).
 public struct OfflineLatencyBenchmark {
     public var inputLen: Int
     public var outputLen: Int
@@ -27,9 +28,9 @@ public struct OfflineLatencyBenchmark {
         public var percentiles: [String: Double]
         /// Mean time until the batch's first tokens (prefill), seconds.
         public var avgPrefillLatency: Double
-        /// Mean seconds per decode step (one token for each request of the batch).
+        /// Mean seconds between two tokens of one request during decode (batchSize / decode tokens per second).
         public var avgPerTokenLatency: Double
-        /// Decode tokens per second over the batch (batchSize / per-token latency).
+        /// Decode tokens per second over the batch (tokens after the prefill / decode time).
         public var decodeTokensPerSecond: Double
         public var prefillTokensPerSecond: Double
 
@@ -63,23 +64,25 @@ public struct OfflineLatencyBenchmark {
                 try engine.addRequest(EngineRequest(requestId: "lat-\(iter)-\(i)", promptTokenIds: p, sampling: sampling,
                                                     eosTokenIds: [], arrivalTime: 0))
             }
-            var firstTokens = 0
+            var started = Set<String>()
             var prefillEnd = start
-            var decodeSteps = 0
+            var decodeTokens = 0
             while engine.hasUnfinishedRequests {
                 let outs = try engine.step()
-                if firstTokens < batchSize {
-                    for o in outs where !o.newTokenIds.isEmpty { firstTokens += 1 }  // each request's first token once
-                    if firstTokens >= batchSize { prefillEnd = DispatchTime.now().uptimeNanoseconds }
+                if started.count < batchSize {
+                    for o in outs where !o.newTokenIds.isEmpty { started.insert(o.requestId) }
+                    if started.count >= batchSize { prefillEnd = DispatchTime.now().uptimeNanoseconds }
                 } else {
-                    decodeSteps += 1
+                    for o in outs { decodeTokens += o.newTokenIds.count }
                 }
             }
             let end = DispatchTime.now().uptimeNanoseconds
             if iter >= numItersWarmup {
                 latencies.append(Double(end - start) / 1e9)
                 prefills.append(Double(prefillEnd - start) / 1e9)
-                if decodeSteps > 0 { perToken.append(Double(end - prefillEnd) / 1e9 / Double(decodeSteps)) }
+                if decodeTokens > 0 {
+                    perToken.append(Double(end - prefillEnd) / 1e9 * Double(batchSize) / Double(decodeTokens))
+                }
                 progress(String(format: "iteration %d/%d: %.4f s", iter - numItersWarmup + 1, numIters, latencies.last!))
             }
         }
