@@ -3,12 +3,12 @@
 # decode tokens/s at each thread count with the fraction of the memory-bandwidth limit it reaches (weight bytes
 # read per step × tokens/s ÷ the read bandwidth that ../shared/tools/readbw.c measures right before), decode
 # throughput at batch 8 and 32 and their ratio to batch 1, and prefill tokens/s of a 512-token prompt.
-#   Benchmarks/decode/run.sh [PAGODA_BINARY] [DTYPE ...]        (DTYPE: auto | bfloat16; default: both)
+#   Benchmarks/decode/run.sh [PAGODA_BINARY] [DTYPE ...]   (DTYPE: auto = bf16 activations | float32; default: both)
 # Build first: swift build -c release --product pagoda. Needs gcc with OpenMP for readbw.
 set -euo pipefail
 PAGODA="$(realpath "${1:-$(dirname "$0")/../../.build/release/pagoda}")"
 shift || true
-DTYPES=("${@:-auto bfloat16}")
+DTYPES=("${@:-auto float32}")
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 MODEL="${PAGODA_BENCH_MODEL:-/tmp/pagoda-qwen2.5-0.5b}"
 READBW_SRC="${READBW_SRC:-$ROOT/../shared/tools/readbw.c}"

@@ -30,7 +30,7 @@ struct EngineArgs: ParsableArguments {
     var enablePrefixCaching: Bool = true
 
     @Option(name: .customLong("dtype"),
-            help: "auto|float32|bfloat16|float16. Weights stay in their file dtype. bfloat16: bf16 activations in the weight GEMMs (faster, ~1e-2 logit error); the others compute in float32.")
+            help: "auto|float32|bfloat16|float16. auto and bfloat16: bf16 activations in the GEMMs of bf16 weights (AVX512-BF16; logits within ~0.2 of a float32 forward); float32/float16: float32 compute (matches Hugging Face's float32 forward within 1e-3).")
     var dtype: String = "auto"
 
     @Option(name: .customLong("seed"), help: "Random seed (the engine's sampler; generate also seeds each request with it).")

@@ -110,7 +110,7 @@ final class ConformanceTests: XCTestCase {
         -> EngineCore
     {
         let config = EngineConfig(
-            model: ModelLoadConfig(path: path.path, maxModelLen: maxModelLen, threads: 1),
+            model: ModelLoadConfig(path: path.path, dtype: .float32, maxModelLen: maxModelLen, threads: 1),
             cache: CacheConfig(blockSize: 16, enablePrefixCaching: caching, numBlocksOverride: numBlocks),
             scheduler: SchedulerConfig(maxNumSeqs: 16, maxNumBatchedTokens: budget),
             seed: 0)

@@ -87,7 +87,7 @@ final class MultiHostTCPTests: XCTestCase {
         let prompts = ref.prompts.prefix(4).map(\.prompt_ids)
         func config(tp: Int) -> EngineConfig {
             EngineConfig(
-                model: ModelLoadConfig(path: dir, maxModelLen: 256, threads: 1),
+                model: ModelLoadConfig(path: dir, dtype: .float32, maxModelLen: 256, threads: 1),
                 cache: CacheConfig(blockSize: 16, numBlocksOverride: 64),
                 scheduler: SchedulerConfig(maxNumSeqs: 8, maxNumBatchedTokens: 128),
                 parallel: ParallelConfig(tensorParallelSize: tp, distributedExecutorBackend: tp > 1 ? .mp : .uni), seed: 0)
@@ -135,7 +135,7 @@ final class MultiHostTCPTests: XCTestCase {
     func testWorkerHostsMustNameEveryRank() throws {
         setenv("PAGODA_WORKER_HOSTS", "10.213.7.1", 1)
         defer { unsetenv("PAGODA_WORKER_HOSTS") }
-        let c = EngineConfig(model: ModelLoadConfig(path: ParallelConformanceTests.conformanceModels + "/tiny-llama3", threads: 1),
+        let c = EngineConfig(model: ModelLoadConfig(path: ParallelConformanceTests.conformanceModels + "/tiny-llama3", dtype: .float32, threads: 1),
                              parallel: ParallelConfig(tensorParallelSize: 2, distributedExecutorBackend: .mp))
         XCTAssertThrowsError(try MultiprocExecutor(config: c)) { error in
             XCTAssertTrue("\(error)".contains("PAGODA_WORKER_HOSTS must list 2 addresses"), "\(error)")

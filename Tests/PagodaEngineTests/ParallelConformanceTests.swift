@@ -31,7 +31,7 @@ final class ParallelConformanceTests: XCTestCase {
 
     func makeConfig(model: String, tp: Int, pp: Int) -> EngineConfig {
         EngineConfig(
-            model: ModelLoadConfig(path: model, maxModelLen: 384, threads: 1),
+            model: ModelLoadConfig(path: model, dtype: .float32, maxModelLen: 384, threads: 1),
             // 28 blocks of 16 tokens: 24 are one request at max-model-len, far less than the prompts need
             // together (~530 tokens, the long one alone 317-349 + 24), so the scheduler must preempt.
             cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 28),

@@ -9,7 +9,7 @@ import XCTest
 final class PipelineBatchQueueTests: XCTestCase {
     func config(_ model: String, pp: Int, backend: ParallelConfig.ExecutorBackend) -> EngineConfig {
         EngineConfig(
-            model: ModelLoadConfig(path: model, maxModelLen: 384, threads: 1),
+            model: ModelLoadConfig(path: model, dtype: .float32, maxModelLen: 384, threads: 1),
             cache: CacheConfig(blockSize: 16, numBlocksOverride: 160),
             scheduler: SchedulerConfig(maxNumSeqs: 8, maxNumBatchedTokens: 128, enableChunkedPrefill: true),
             parallel: ParallelConfig(tensorParallelSize: 1, pipelineParallelSize: pp, distributedExecutorBackend: backend),

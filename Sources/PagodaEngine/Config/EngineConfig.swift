@@ -40,14 +40,16 @@ public enum EngineConfigError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The activation dtype flag (`--dtype`). Weights stay in their file dtype. `bfloat16` rounds the activations
-/// entering the weight GEMMs to bf16 (f32 accumulation; AVX512-BF16 where the CPU has it); `auto`, `float32` and
-/// `float16` compute in float32, so that `auto` matches the Hugging Face float32 reference within 1e-3.
+/// The activation dtype flag (`--dtype`). Weights stay in their file dtype. `auto` (as in vLLM: a bf16 model
+/// computes in bf16) and `bfloat16` round the activations entering the weight GEMMs of bf16 weights to bf16, with
+/// f32 accumulation, on CPUs with AVX512-BF16; f32 weights, or a CPU without the instructions, compute in float32.
+/// `float32` (and `float16`, which Pagoda does not compute in) always computes in float32: it reproduces the
+/// Hugging Face float32 reference within 1e-3.
 public enum ModelDType: String, Sendable, Codable, CaseIterable {
     case auto, float32, bfloat16, float16
 
     /// The GEMM arithmetic this flag selects.
-    public var gemmPrecision: GemmPrecision { self == .bfloat16 ? .bfloat16 : .float32 }
+    public var gemmPrecision: GemmPrecision { self == .bfloat16 || self == .auto ? .bfloat16 : .float32 }
 }
 
 /// Where the model is and how it is loaded.
