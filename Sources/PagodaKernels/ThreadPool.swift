@@ -103,13 +103,18 @@ final class PoolState: @unchecked Sendable {
 
     func workerLoop(cpu: Int?) {
         if let cpu { _ = pagoda_pin_thread_to_cpu(Int32(cpu)) }
+        // A pinned worker spins ~50,000 pauses (about a millisecond) before sleeping, so that it is awake for the
+        // next GEMM of the same decode step: with ~2,000 it fell asleep between them and each futex wake-up came
+        // late (2 threads, 0.5B shape, batch 1: ~10 % slower per step in back-to-back runs). Unpinned workers
+        // share their CPUs with other processes and keep the short spin (CPU-FACTS: unpinned spinners stall).
+        let spinLimit = cpu == nil ? 2_000 : 50_000
         // Generation 0 is the state at creation; reading it here instead would miss a job posted
         // before this thread started.
         var seen: UInt32 = 0
         while true {
             var spins = 0
             while pagoda_atomic_load_u32(generation) == seen {
-                if spins < 2000 {
+                if spins < spinLimit {
                     pagoda_cpu_relax()
                     spins += 1
                 } else {
