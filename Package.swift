@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "PagodaTokenizerTests", dependencies: ["PagodaTokenizer"]),
         .testTarget(name: "PagodaDistributedTests", dependencies: ["PagodaDistributed"]),
         .testTarget(name: "PagodaModelTests", dependencies: ["PagodaModel", "PagodaTestSupport"]),
-        .testTarget(name: "PagodaEngineTests", dependencies: ["PagodaEngine", "PagodaTestSupport"]),
+        .testTarget(name: "PagodaEngineTests", dependencies: ["PagodaEngine", "PagodaTestSupport", "PagodaBench"]),
         .testTarget(name: "PagodaServerTests", dependencies: ["PagodaServer", "PagodaOpenAI"]),
         .testTarget(name: "PagodaRouterTests", dependencies: ["PagodaRouter"]),
         .testTarget(name: "PagodaBenchTests", dependencies: ["PagodaBench"]),

@@ -1,4 +1,5 @@
 import Foundation
+import PagodaBench
 import XCTest
 
 @testable import PagodaEngine
@@ -75,6 +76,23 @@ final class PipelineBatchQueueTests: XCTestCase {
         // A second wave on the same engine: the batch queue is empty and reusable.
         let again = try generate(core, prompts: Array(prompts.prefix(3)), maxTokens: 4)
         for i in 0..<3 { XCTAssertEqual(again[i], Array(expected[i].prefix(4))) }
+    }
+
+    /// `pagoda bench latency` at P=2: a step carries the tokens of one micro-batch, not of the whole batch, so the
+    /// decode rate must count the tokens that arrive (4 requests × 8 tokens after the first ÷ the decode time);
+    /// counting steps × batch would report twice that.
+    func testBenchLatencyDecodeRateCountsMicroBatchTokens() throws {
+        if MultiprocWorker.loadStage == nil { throw XCTSkip("no CausalLM in this build: worker processes cannot load models") }
+        let c = config(ParallelConformanceTests.conformanceModels + "/tiny-llama3", pp: 2, backend: .mp)
+        let core = try EngineCore(config: c, executor: try MultiprocExecutor(config: c))
+        defer { core.shutdown() }
+        let r = try OfflineLatencyBenchmark(inputLen: 8, outputLen: 9, batchSize: 4, numItersWarmup: 0, numIters: 1,
+                                            greedy: true).run(core)
+        XCTAssertEqual(core.peakBatchesInFlight, 2)
+        let decodeSeconds = r.avgLatency - r.avgPrefillLatency
+        let expected = Double(4 * 8) / decodeSeconds
+        XCTAssertEqual(r.decodeTokensPerSecond, expected, accuracy: expected * 0.01)
+        XCTAssertEqual(r.avgPerTokenLatency, 4 / expected, accuracy: 0.01 * 4 / expected)
     }
 
     /// Each worker's forward-pass thread (`pagoda-stage`) runs on its own CPU (`WorkerCPUPlacement`), or
