@@ -5,9 +5,10 @@ import CPagodaKernels
 /// Tiling: 4 weight rows × 4 activation rows of SIMD16 accumulators; a 4-row weight block stays in L1
 /// while every activation tile of a 64-row M block passes over it, and the first tile of each block
 /// prefetches the weights `prefetchBytes` ahead. With one activation row (batch-1 decode) the matrix is
-/// read row after row as one stream (`dotStream`). Work is split by weight rows across the pool. bf16 rows are read as UInt32 pairs: the even element is `v << 16`, the odd one
-/// `v & 0xFFFF0000` (CPU-FACTS), so activations are first permuted per 32-element block into
-/// [16 even | 16 odd] order in `workspace`.
+/// read row after row as one stream (`dotStream`). Work is split by weight rows across the pool. bf16
+/// rows are read as UInt32 pairs: the even element is `v << 16`, the odd one `v & 0xFFFF0000`
+/// (CPU-FACTS), so activations are first permuted per 32-element block into [16 even | 16 odd] order
+/// in `workspace`.
 public enum Gemm {
     /// - Parameters:
     ///   - x: activations [m, k], row stride `ldx` (default k).
@@ -123,6 +124,14 @@ public enum Gemm {
         }
     }
 
+    /// Brings byte `offset` of four weight rows towards L2 (the tiles' weights, `prefetchBytes` ahead).
+    @inline(__always)
+    static func prefetchRows(
+        _ w0: UnsafeRawPointer, _ w1: UnsafeRawPointer, _ w2: UnsafeRawPointer, _ w3: UnsafeRawPointer, _ offset: Int
+    ) {
+        pagoda_prefetch(w0 + offset); pagoda_prefetch(w1 + offset); pagoda_prefetch(w2 + offset); pagoda_prefetch(w3 + offset)
+    }
+
     @inline(__always)
     static func tile4x4<L: WeightLoader>(
         _: L.Type, _ x: UnsafePointer<Float>, _ k: Int, _ w: WeightMatrix, _ n: Int,
@@ -138,10 +147,7 @@ public enum Gemm {
         var a30 = SIMD16<Float>(), a31 = SIMD16<Float>(), a32 = SIMD16<Float>(), a33 = SIMD16<Float>()
         let blocks = k / 32
         for b in 0..<blocks {
-            if prefetch {
-                let pb = b * L.bytesPer32 + ahead
-                pagoda_prefetch(w0 + pb); pagoda_prefetch(w1 + pb); pagoda_prefetch(w2 + pb); pagoda_prefetch(w3 + pb)
-            }
+            if prefetch { prefetchRows(w0, w1, w2, w3, b * L.bytesPer32 + ahead) }
             let (e0, o0) = L.load(w0, b)
             let (e1, o1) = L.load(w1, b)
             let (e2, o2) = L.load(w2, b)
@@ -202,10 +208,7 @@ public enum Gemm {
         let blocks = k / 32
         let ahead = L.prefetchBytes
         for b in 0..<blocks {
-            if prefetch {
-                let pb = b * L.bytesPer32 + ahead
-                pagoda_prefetch(w0 + pb); pagoda_prefetch(w1 + pb); pagoda_prefetch(w2 + pb); pagoda_prefetch(w3 + pb)
-            }
+            if prefetch { prefetchRows(w0, w1, w2, w3, b * L.bytesPer32 + ahead) }
             let (e0, o0) = L.load(w0, b)
             let (e1, o1) = L.load(w1, b)
             let (e2, o2) = L.load(w2, b)
