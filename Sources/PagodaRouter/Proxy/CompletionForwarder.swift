@@ -126,13 +126,9 @@ final class CompletionForwarder: BackendResponseObserver, ClientExchange {
     }
 
     private func requestHead(_ backend: Int) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
-        headers.add(name: "host", value: proxy.shared.addresses[backend].description)
+        var headers = proxy.backendHeaders(backend, requestID: requestID, authorization: authorization)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.readableBytes))
-        headers.add(name: "x-request-id", value: requestID)
-        if let authorization { headers.add(name: "authorization", value: authorization) }
         return HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
     }
 

@@ -61,10 +61,7 @@ final class ModelsForwarder: BackendResponseObserver, ClientExchange {
             case .success(let got):
                 connection = got.connection
                 reusedConnection = got.reused
-                var headers = HTTPHeaders()
-                headers.add(name: "host", value: proxy.shared.addresses[backend].description)
-                headers.add(name: "x-request-id", value: requestID)
-                if let authorization { headers.add(name: "authorization", value: authorization) }
+                let headers = proxy.backendHeaders(backend, requestID: requestID, authorization: authorization)
                 got.connection.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/models", headers: headers),
                                     body: nil, to: self)
             }

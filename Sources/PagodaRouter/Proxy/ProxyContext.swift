@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// What every client connection of one proxy shares: the balancer, the configuration, and one backend
 /// connection pool per event loop (built once at start; each pool is used only on its own loop).
@@ -34,6 +35,17 @@ final class ProxyContext: @unchecked Sendable {
         let number = requestCount
         requestIDLock.unlock()
         return requestIDPrefix + String(number, radix: 16)
+    }
+
+    /// The headers every request to backend `backend` carries: its Host, the request's X-Request-Id and the
+    /// client's Authorization.
+    func backendHeaders(_ backend: Int, requestID: String, authorization: String?) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5)
+        headers.add(name: "host", value: shared.addresses[backend].description)
+        headers.add(name: "x-request-id", value: requestID)
+        if let authorization { headers.add(name: "authorization", value: authorization) }
+        return headers
     }
 
     /// The pool of `loop`, which must be a loop of the group this context was built for.
