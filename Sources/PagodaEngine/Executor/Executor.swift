@@ -56,8 +56,6 @@ public final class ModelRunnerFuture {
         wait = { try completed.get() }
     }
 
-    public var isDone: Bool { outcome != nil }
-
     public func result() throws -> ModelRunnerOutput {
         if outcome == nil { outcome = Result { try wait() } }
         return try outcome!.get()
