@@ -29,7 +29,7 @@ public struct ServeBenchmark {
 
     public func run(_ requests: [SampleRequest]) async throws -> Run {
         guard !requests.isEmpty else { throw ServeBenchError("the dataset produced no requests") }
-        let send = ServeRequestFunc(backend: config.backend, client: client)
+        let send = ServeRequestFunc(backend: config.backend, client: client, apiKey: config.apiKey)
         let testInput = input(for: requests[0])
 
         if config.readyCheckTimeoutSeconds > 0 {

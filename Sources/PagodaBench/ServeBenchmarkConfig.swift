@@ -1,6 +1,8 @@
 /// One benchmark run's settings, built and validated once by `pagoda bench serve`.
 public struct ServeBenchmarkConfig: @unchecked Sendable {
     public var backend: ServeBackend = .openai
+    /// `Authorization: Bearer` value sent with every request; nil: none.
+    public var apiKey: String?
     /// Full URL requests are POSTed to (base URL + endpoint).
     public var apiURL: String
     /// Scheme, host and port, for `/v1/models`.

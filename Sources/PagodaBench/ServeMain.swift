@@ -44,7 +44,7 @@ public struct ServeMain {
 
     private func run(options: ServeOptions, baseURL: String, apiURL: String, client: HTTPClient) async throws -> ServeJSON {
         // Reach the server first, so a server that is down is one clear line, not N failed requests.
-        let served = try await Self.probe(baseURL: baseURL)
+        let served = try await Self.probe(baseURL: baseURL, apiKey: options.apiKey)
         var modelId: String
         var modelName = options.servedModelName
         if let model = options.model {
@@ -72,6 +72,7 @@ public struct ServeMain {
 
         var config = ServeBenchmarkConfig(apiURL: apiURL, baseURL: baseURL, modelId: modelId)
         config.backend = options.backend
+        config.apiKey = options.apiKey
         config.modelName = modelName
         config.requestRate = options.requestRate
         config.burstiness = options.burstiness
@@ -243,13 +244,13 @@ public struct ServeMain {
     }
 
     /// GET `/v1/models` once, without the pool's connection retries, so a server that is down fails at once.
-    static func probe(baseURL: String) async throws -> [ServedModel] {
+    static func probe(baseURL: String, apiKey: String?) async throws -> [ServedModel] {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = .init(connect: .seconds(5))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
-            let models = try await fetchModels(baseURL: baseURL, client: client)
+            let models = try await fetchModels(baseURL: baseURL, apiKey: apiKey, client: client)
             try await client.shutdown()
             return models
         } catch {
@@ -260,13 +261,13 @@ public struct ServeMain {
 
     /// GET `/v1/models`. A connection failure is the one-line "server unreachable" error; a server that answers
     /// but has no such route gives an empty list.
-    static func fetchModels(baseURL: String, client: HTTPClient) async throws -> [ServedModel] {
+    static func fetchModels(baseURL: String, apiKey: String?, client: HTTPClient) async throws -> [ServedModel] {
         let url = baseURL + "/v1/models"
         let response: HTTPClientResponse
         var body = ByteBuffer()
         do {
             var request = HTTPClientRequest(url: url)
-            if let key = ProcessInfo.processInfo.environment["OPENAI_API_KEY"] {
+            if let key = apiKey {
                 request.headers.add(name: "Authorization", value: "Bearer \(key)")
             }
             response = try await client.execute(request, timeout: .seconds(30))

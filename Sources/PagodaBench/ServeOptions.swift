@@ -1,6 +1,8 @@
 /// Everything `pagoda bench serve` was given, as typed values (the command line fills it, `ServeMain` runs it).
 public struct ServeOptions: @unchecked Sendable {
     public var backend: ServeBackend = .openai
+    /// `Authorization: Bearer` value (the command line reads `OPENAI_API_KEY`, as vLLM's benchmark does).
+    public var apiKey: String?
     public var label: String?
     public var baseURL: String?
     public var host = "127.0.0.1"

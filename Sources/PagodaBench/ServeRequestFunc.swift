@@ -12,10 +12,10 @@ import NIOHTTP1
 public struct ServeRequestFunc: Sendable {
     public let backend: ServeBackend
     public let client: HTTPClient
-    /// `Authorization: Bearer` value, from `OPENAI_API_KEY` as vLLM reads it.
+    /// `Authorization: Bearer` value (`ServeOptions.apiKey`); nil: none.
     public let apiKey: String?
 
-    public init(backend: ServeBackend, client: HTTPClient, apiKey: String? = ProcessInfo.processInfo.environment["OPENAI_API_KEY"]) {
+    public init(backend: ServeBackend, client: HTTPClient, apiKey: String?) {
         self.backend = backend
         self.client = client
         self.apiKey = apiKey

@@ -15,9 +15,18 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
     public private(set) var pointer: UnsafeMutablePointer<T>
     public private(set) var capacity: Int
 
+    /// A scratch buffer. Its sizes follow the scheduler's validated budgets, so failing to map one is an
+    /// internal error (it stops the process); user-sized buffers use `init(exactCapacity:)`.
     public init(capacity: Int = 0) {
         self.capacity = max(capacity, 1)
-        self.pointer = AlignedBuffer.allocate(self.capacity)
+        do { self.pointer = try AlignedBuffer.allocate(self.capacity) } catch { fatalError("\(error)") }
+    }
+
+    /// A buffer whose size comes from the user (the KV cache): throws `AlignedBufferError` when the
+    /// memory cannot be had, instead of stopping the process.
+    public init(exactCapacity capacity: Int) throws {
+        self.capacity = max(capacity, 1)
+        self.pointer = try AlignedBuffer.allocate(self.capacity)
     }
 
     deinit { AlignedBuffer.free(pointer, capacity) }
@@ -31,15 +40,17 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
     private func grow(_ count: Int) {
         AlignedBuffer.free(pointer, capacity)
         capacity = count
-        pointer = AlignedBuffer.allocate(count)
+        do { pointer = try AlignedBuffer.allocate(count) } catch { fatalError("\(error)") }
     }
 
-    private static func allocate(_ count: Int) -> UnsafeMutablePointer<T> {
-        let bytes = max(count * MemoryLayout<T>.stride, 64)
+    private static func allocate(_ count: Int) throws -> UnsafeMutablePointer<T> {
+        let (product, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        if overflow { throw AlignedBufferError.cannotMap(bytes: nil, reason: "\(count) elements overflow the address space") }
+        let bytes = max(product, 64)
         if bytes >= mmapThreshold {
             let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             guard let raw, raw != MAP_FAILED else {
-                fatalError("AlignedBuffer: cannot map \(bytes) bytes (errno \(errno))")
+                throw AlignedBufferError.cannotMap(bytes: bytes, reason: String(cString: strerror(errno)))
             }
             return raw.bindMemory(to: T.self, capacity: count)
         }
@@ -54,6 +65,18 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
             munmap(UnsafeMutableRawPointer(pointer), bytes)
         } else {
             UnsafeMutableRawPointer(pointer).deallocate()
+        }
+    }
+}
+
+/// Memory for a buffer could not be had (the request exceeds what the system will map).
+public enum AlignedBufferError: Error, CustomStringConvertible, Equatable {
+    case cannotMap(bytes: Int?, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotMap(let bytes?, let reason): return "cannot allocate \(bytes) bytes: \(reason)"
+        case .cannotMap(nil, let reason): return "cannot allocate: \(reason)"
         }
     }
 }

@@ -127,9 +127,17 @@ public final class CausalLM {
         guard numBlocks > 0, blockSize > 0 else {
             throw ModelLoadError.invalidParallelism(reason: "KV cache needs numBlocks > 0 and blockSize > 0")
         }
-        let count = numBlocks * blockSize * plan.kvHeadsLocal * plan.headDim
-        keyCaches = layers.map { _ in AlignedBuffer<Float>(capacity: count) }
-        valueCaches = layers.map { _ in AlignedBuffer<Float>(capacity: count) }
+        let (count, overflow) = numBlocks.multipliedReportingOverflow(by: blockSize * plan.kvHeadsLocal * plan.headDim)
+        do {
+            if overflow { throw AlignedBufferError.cannotMap(bytes: nil, reason: "\(numBlocks) blocks overflow the address space") }
+            // Release the old cache first: a smaller new one may fit only without it.
+            keyCaches = []; valueCaches = []
+            keyCaches = try layers.map { _ in try AlignedBuffer<Float>(exactCapacity: count) }
+            valueCaches = try layers.map { _ in try AlignedBuffer<Float>(exactCapacity: count) }
+        } catch {
+            keyCaches = []; valueCaches = []
+            throw ModelLoadError.kvCacheAllocation(numBlocks: numBlocks, reason: "\(error)")
+        }
         self.numBlocks = numBlocks
         self.blockSize = blockSize
     }

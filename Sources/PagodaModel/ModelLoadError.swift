@@ -11,6 +11,8 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
     case invalidParallelism(reason: String)
     case invalidBatch(reason: String)
     case kvCacheNotAllocated
+    /// The KV cache of `numBlocks` blocks could not be allocated (the budget exceeds the memory).
+    case kvCacheAllocation(numBlocks: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,8 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
         case .invalidParallelism(let reason): return "invalid parallelism: \(reason)"
         case .invalidBatch(let reason): return "invalid forward batch: \(reason)"
         case .kvCacheNotAllocated: return "forward called before allocateKVCache"
+        case .kvCacheAllocation(let n, let reason):
+            return "the KV cache of \(n) blocks does not fit in memory (\(reason)); lower --kv-cache-memory-bytes or --gpu-memory-utilization"
         }
     }
 }

@@ -6,7 +6,7 @@ import PagodaDistributed
 /// Megatron-style tensor parallelism over `tpGroup` (heads and intermediate size split; row-parallel
 /// outputs all-reduced) and contiguous pipeline stages of layers. The pipeline split is even by default
 /// (vLLM's `get_pp_indices`: the extra layers go to the stages before the last), or `layerPartition`
-/// (from `PAGODA_PP_LAYER_PARTITION`, read once by whoever builds this, see `layerPartitionFromEnvironment`).
+/// (the engine's `ParallelConfig.pipelineLayerPartition`, parsed at the command line).
 public struct ModelParallelism {
     public var tpRank: Int
     public var tpSize: Int
@@ -34,18 +34,6 @@ public struct ModelParallelism {
     public var isFirstStage: Bool { ppRank == 0 }
     public var isLastStage: Bool { ppRank == ppSize - 1 }
 
-    /// Parses `PAGODA_PP_LAYER_PARTITION` ("12,12"); nil when unset. Call once when building the config.
-    public static func layerPartitionFromEnvironment(
-        _ environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> [Int]? {
-        guard let raw = environment["PAGODA_PP_LAYER_PARTITION"], !raw.isEmpty else { return nil }
-        let parts = raw.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-            throw ModelLoadError.invalidParallelism(reason: "PAGODA_PP_LAYER_PARTITION=\"\(raw)\" is not a comma-separated list of layer counts")
-        }
-        return parts.map { $0! }
-    }
-
     /// Checks ranks and sizes (not the model-dependent parts).
     public func validate() throws {
         guard tpSize >= 1, ppSize >= 1, (0..<tpSize).contains(tpRank), (0..<ppSize).contains(ppRank) else {
@@ -68,7 +56,7 @@ public struct ModelParallelism {
         if let p = layerPartition {
             guard p.count == ppSize, p.reduce(0, +) == numLayers else {
                 throw ModelLoadError.invalidParallelism(
-                    reason: "PAGODA_PP_LAYER_PARTITION \(p.map(String.init).joined(separator: ",")) must have \(ppSize) entries summing to \(numLayers) layers")
+                    reason: "the pipeline layer partition \(p.map(String.init).joined(separator: ",")) must have \(ppSize) entries summing to \(numLayers) layers")
             }
             sizes = p
         } else {

@@ -97,6 +97,7 @@ struct BenchServeCommand: AsyncParsableCommand {
 
     func options() throws -> ServeOptions {
         var o = ServeOptions()
+        o.apiKey = ProcessInfo.processInfo.environment["OPENAI_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         guard let backend = ServeBackend(rawValue: backend) else {
             throw ServeBenchError("--backend must be openai or openai-chat, got '\(backend)'")
         }
@@ -107,6 +108,10 @@ struct BenchServeCommand: AsyncParsableCommand {
         o.datasetName = dataset
         guard let rate = requestRate == "inf" ? Double.infinity : Double(requestRate) else {
             throw ServeBenchError("--request-rate must be a number or inf, got '\(requestRate)'")
+        }
+        guard rate > 0 else { throw ServeBenchError("--request-rate must be positive or inf, got '\(requestRate)'") }
+        guard burstiness > 0 && burstiness.isFinite else {
+            throw ServeBenchError("--burstiness must be a positive number, got \(burstiness)")
         }
         o.requestRate = rate
         o.label = label

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import PagodaEngine
 
 /// The engine flags shared by `generate`, `serve` and the offline benchmarks (vLLM's names);
@@ -48,6 +49,37 @@ struct EngineArgs: ParsableArguments {
     @Option(name: .customLong("distributed-executor-backend"), help: "uni (in-process) or mp (worker processes).")
     var distributedExecutorBackend: String?
 
+    @Option(name: .customLong("pipeline-layer-partition"),
+            help: "Layers per pipeline stage, e.g. 10,14 (default: even; env PAGODA_PP_LAYER_PARTITION or VLLM_PP_LAYER_PARTITION).")
+    var pipelineLayerPartition: String?
+
+    @Option(name: .customLong("max-concurrent-batches"),
+            help: "Steps in flight with pipeline parallelism (default: the pipeline stages; env PAGODA_MAX_CONCURRENT_BATCHES).")
+    var maxConcurrentBatches: Int?
+
+    @Option(name: .customLong("distributed-timeout-seconds"),
+            help: "Seconds a worker waits for a peer in a collective before failing (default 600; env PAGODA_COMM_TIMEOUT_S).")
+    var distributedTimeoutSeconds: Double?
+
+    @Option(name: .customLong("distributed-transport"),
+            help: "shm or tcp between the workers of one engine (default: shm, tcp with --worker-hosts; env PAGODA_DIST_TRANSPORT).")
+    var distributedTransport: String?
+
+    @Option(name: .customLong("worker-hosts"),
+            help: "Per worker rank, the IPv4 address it is reached at, comma-separated (env PAGODA_WORKER_HOSTS).")
+    var workerHosts: String?
+
+    @Option(name: .customLong("worker-launch-prefix"),
+            help: "Command put before each worker's command line, {rank} replaced (e.g. 'ip netns exec ns{rank}'; env PAGODA_WORKER_LAUNCH_PREFIX).")
+    var workerLaunchPrefix: String?
+
+    @Option(name: .customLong("worker-executable"),
+            help: "The pagoda executable the workers run (default: this one; env PAGODA_WORKER_EXECUTABLE).")
+    var workerExecutable: String?
+
+    /// The process environment, read here only: the `PAGODA_*` fallbacks of the flags above.
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
     func validate() throws {
         _ = try makeConfig(model: "-")
     }
@@ -64,16 +96,68 @@ struct EngineArgs: ParsableArguments {
             }
             backend = v
         }
-        let config = EngineConfig(
-            model: ModelLoadConfig(path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads),
-            cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes,
-                               gpuMemoryUtilization: gpuMemoryUtilization, enablePrefixCaching: enablePrefixCaching),
-            scheduler: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens,
-                                       enableChunkedPrefill: enableChunkedPrefill),
-            parallel: ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
-                                     distributedExecutorBackend: backend),
-            seed: seed ?? 0)
-        do { try config.validate() } catch let e as EngineConfigError { throw ValidationError(e.description) }
-        return config
+        do {
+            var parallel = ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
+                                          distributedExecutorBackend: backend)
+            try applyWorkerSettings(to: &parallel)
+            let config = EngineConfig(
+                model: ModelLoadConfig(path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads),
+                cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes,
+                                   gpuMemoryUtilization: gpuMemoryUtilization, enablePrefixCaching: enablePrefixCaching),
+                scheduler: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens,
+                                           enableChunkedPrefill: enableChunkedPrefill),
+                parallel: parallel,
+                seed: seed ?? 0)
+            try config.validate()
+            return config
+        } catch let e as EngineConfigError {
+            throw ValidationError(e.description)
+        }
+    }
+
+    /// The multiprocess executor's settings: each flag, else its environment variable (the one place
+    /// Pagoda reads them; see docs/architecture.md, "Where settings come from"), else the default.
+    private func applyWorkerSettings(to p: inout ParallelConfig) throws {
+        let env = EnvironmentSetting.self
+        if let text = try env.value(flag: pipelineLayerPartition, flagName: "--pipeline-layer-partition",
+                                    variables: ["PAGODA_PP_LAYER_PARTITION", "VLLM_PP_LAYER_PARTITION"], in: environment) {
+            let partition = try ParallelConfig.parseLayerPartition(text.value, source: text.source)
+            guard partition.count == p.pipelineParallelSize else {
+                throw EngineConfigError.invalid(
+                    text.source, "\"\(text.value)\" has \(partition.count) entries for \(p.pipelineParallelSize) pipeline stages")
+            }
+            p.pipelineLayerPartition = partition
+        }
+        if let m = try env.int(flag: maxConcurrentBatches, flagName: "--max-concurrent-batches",
+                               variable: "PAGODA_MAX_CONCURRENT_BATCHES", in: environment) {
+            p.maxConcurrentBatches = m
+        }
+        if let t = try env.double(flag: distributedTimeoutSeconds, flagName: "--distributed-timeout-seconds",
+                                  variable: "PAGODA_COMM_TIMEOUT_S", in: environment) {
+            p.communicatorTimeoutSeconds = t
+        }
+        if let text = try env.value(flag: distributedTransport, flagName: "--distributed-transport",
+                                    variables: ["PAGODA_DIST_TRANSPORT"], in: environment) {
+            guard let t = ParallelConfig.Transport(rawValue: text.value) else {
+                throw EngineConfigError.invalid(text.source, "\(text.value) (expected shm or tcp)")
+            }
+            p.transport = t
+        }
+        if let text = try env.value(flag: workerHosts, flagName: "--worker-hosts", variables: ["PAGODA_WORKER_HOSTS"], in: environment) {
+            let hosts = try ParallelConfig.parseWorkerHosts(text.value, source: text.source)
+            guard hosts.count == p.worldSize else {
+                throw EngineConfigError.invalid(
+                    text.source, "must list \(p.worldSize) addresses (one per worker rank, comma-separated), got '\(text.value)'")
+            }
+            p.workerHosts = hosts
+        }
+        if let text = try env.value(flag: workerLaunchPrefix, flagName: "--worker-launch-prefix",
+                                    variables: ["PAGODA_WORKER_LAUNCH_PREFIX"], in: environment) {
+            p.workerLaunchPrefix = ParallelConfig.parseLaunchPrefix(text.value)
+        }
+        if let text = try env.value(flag: workerExecutable, flagName: "--worker-executable",
+                                    variables: ["PAGODA_WORKER_EXECUTABLE"], in: environment) {
+            p.workerExecutable = text.value
+        }
     }
 }

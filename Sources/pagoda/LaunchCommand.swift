@@ -41,7 +41,7 @@ struct LaunchCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
         let command = serveCommand.map { $0.split(separator: " ").map(String.init) } ?? [Self.selfExecutable(), "serve"]
-        var options = RankLauncher.Options(serveCommand: command)
+        var options = RankLauncher.Options(serveCommand: command, environment: ProcessInfo.processInfo.environment)
         options.startupTimeout = startupTimeout
         options.shutdownTimeout = shutdownTimeout
         do {

@@ -79,6 +79,9 @@ struct ProxyCommand: AsyncParsableCommand {
         if unhealthyAfter < 1 {
             throw RouterConfigError.invalidValue(flag: "--unhealthy-after", value: "\(unhealthyAfter)", reason: "must be >= 1")
         }
+        if prefixBlockSize < 1 {
+            throw RouterConfigError.invalidValue(flag: "--prefix-block-size", value: "\(prefixBlockSize)", reason: "must be >= 1")
+        }
         return configuration
     }
 

@@ -54,6 +54,10 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         if worldSize < 1 || worldSize > 64 { throw ValidationError("--world-size must be 1...64, got \(worldSize)") }
         if transport != "shm" && transport != "tcp" { throw ValidationError("--transport must be shm or tcp, got \(transport)") }
+        if let rank, engineSocket == nil, !(0..<worldSize).contains(rank) {
+            throw ValidationError("--rank must be in 0..<\(worldSize) (--world-size), got \(rank)")
+        }
+        if let rank, rank < 0 { throw ValidationError("--rank must be at least 0, got \(rank)") }
     }
 
     func run() async throws {

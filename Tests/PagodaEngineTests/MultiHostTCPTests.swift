@@ -8,8 +8,8 @@ import Glibc
 #endif
 
 /// Tensor parallelism across "hosts": the two workers of a TP=2 engine run in two network namespaces
-/// joined by a veth pair (10.213.7.1 and 10.213.7.2), started through `PAGODA_WORKER_LAUNCH_PREFIX`
-/// (`ip netns exec …`) and meeting over TCP at `PAGODA_WORKER_HOSTS`; their tokens equal one process's.
+/// joined by a veth pair (10.213.7.1 and 10.213.7.2), started through the worker launch prefix
+/// (`ip netns exec …`) and meeting over TCP at the worker hosts; their tokens equal one process's.
 /// Skips, saying why, where network namespaces cannot be made (not root, no CAP_NET_ADMIN, no `ip`).
 /// The namespaces (and the veth pair inside them) are removed on every exit path of the test.
 final class MultiHostTCPTests: XCTestCase {
@@ -47,7 +47,6 @@ final class MultiHostTCPTests: XCTestCase {
     }
 
     func testTensorParallelWorkersInTwoNetworkNamespaces() throws {
-        if MultiprocWorker.loadStage == nil { throw XCTSkip("no CausalLM in this build: worker processes cannot load models") }
         guard Self.ipCandidates.contains(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             print("MultiHostTCPTests: skipped: the ip command (iproute2) is not installed")
             throw XCTSkip("the ip command (iproute2) is not installed")
@@ -111,11 +110,10 @@ final class MultiHostTCPTests: XCTestCase {
         let expected = try run(single)
         single.shutdown()
 
-        setenv("PAGODA_WORKER_LAUNCH_PREFIX", "ip netns exec pgd\(pid)-{rank}", 1)
-        setenv("PAGODA_WORKER_HOSTS", addrs.joined(separator: ","), 1)
-        setenv("PAGODA_COMM_TIMEOUT_S", "60", 1)
-        defer { unsetenv("PAGODA_WORKER_LAUNCH_PREFIX"); unsetenv("PAGODA_WORKER_HOSTS"); unsetenv("PAGODA_COMM_TIMEOUT_S") }
-        let c = config(tp: 2)
+        var c = config(tp: 2)
+        c.parallel.workerLaunchPrefix = ["ip", "netns", "exec", "pgd\(pid)-{rank}"]
+        c.parallel.workerHosts = addrs
+        c.parallel.communicatorTimeoutSeconds = 60
         let executor = try MultiprocExecutor(config: c)
         let core = try EngineCore(config: c, executor: executor)
         defer { core.shutdown() }
@@ -133,12 +131,13 @@ final class MultiHostTCPTests: XCTestCase {
 
     /// A host list that does not name every worker is a clear start-up error (no worker is started).
     func testWorkerHostsMustNameEveryRank() throws {
-        setenv("PAGODA_WORKER_HOSTS", "10.213.7.1", 1)
-        defer { unsetenv("PAGODA_WORKER_HOSTS") }
         let c = EngineConfig(model: ModelLoadConfig(path: ParallelConformanceTests.conformanceModels + "/tiny-llama3", dtype: .float32, threads: 1),
-                             parallel: ParallelConfig(tensorParallelSize: 2, distributedExecutorBackend: .mp))
+                             parallel: ParallelConfig(tensorParallelSize: 2, distributedExecutorBackend: .mp, workerHosts: ["10.213.7.1"]))
+        XCTAssertThrowsError(try c.validate()) { error in
+            XCTAssertEqual("\(error)", "invalid --worker-hosts: must list 2 addresses (one per worker rank, comma-separated), got '10.213.7.1'")
+        }
         XCTAssertThrowsError(try MultiprocExecutor(config: c)) { error in
-            XCTAssertTrue("\(error)".contains("PAGODA_WORKER_HOSTS must list 2 addresses"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--worker-hosts: must list 2 addresses"), "\(error)")
         }
     }
 }

@@ -29,7 +29,7 @@ final class ParallelConformanceTests: XCTestCase {
     /// TP only reorders sums (README: 1e-3 typical, 1e-2 safe).
     static let logitTolerance = 1e-2
 
-    func makeConfig(model: String, tp: Int, pp: Int) -> EngineConfig {
+    func makeConfig(model: String, tp: Int, pp: Int, transport: ParallelConfig.Transport? = nil) -> EngineConfig {
         EngineConfig(
             model: ModelLoadConfig(path: model, dtype: .float32, maxModelLen: 384, threads: 1),
             // 28 blocks of 16 tokens: 24 are one request at max-model-len, far less than the prompts need
@@ -37,18 +37,15 @@ final class ParallelConformanceTests: XCTestCase {
             cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 28),
             // 64-token budget: the 316-token prompt is prefilled in 5 chunks.
             scheduler: SchedulerConfig(maxNumSeqs: 8, maxNumBatchedTokens: 64, enableChunkedPrefill: true),
-            parallel: ParallelConfig(tensorParallelSize: tp, pipelineParallelSize: pp, distributedExecutorBackend: .mp),
+            parallel: ParallelConfig(tensorParallelSize: tp, pipelineParallelSize: pp, distributedExecutorBackend: .mp,
+                                     transport: transport),
             seed: 0)
     }
 
-    func requireWorkerModel() throws {
-        if MultiprocWorker.loadStage == nil { throw XCTSkip("no CausalLM in this build: worker processes cannot load models") }
-    }
-
     /// Runs every prompt of `ref` at once; checks tokens (margin rule) and top-10 logprob gaps.
-    func check(modelDir: String, name: String, tp: Int, pp: Int) throws {
+    func check(modelDir: String, name: String, tp: Int, pp: Int, transport: ParallelConfig.Transport? = nil) throws {
         let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: modelDir + "/reference.json")))
-        let config = makeConfig(model: modelDir, tp: tp, pp: pp)
+        let config = makeConfig(model: modelDir, tp: tp, pp: pp, transport: transport)
         let core = try EngineCore(config: config, executor: MultiprocExecutor(config: config))
         defer { core.shutdown() }
         var sampling = SamplingParams.greedy
@@ -113,26 +110,20 @@ final class ParallelConformanceTests: XCTestCase {
     }
 
     func testTensorParallel2() throws {
-        try requireWorkerModel()
         for (name, dir) in try models() { try check(modelDir: dir, name: name, tp: 2, pp: 1) }
     }
 
     func testPipelineParallel2() throws {
-        try requireWorkerModel()
         for (name, dir) in try models() { try check(modelDir: dir, name: name, tp: 1, pp: 2) }
     }
 
     /// The same run with the groups over TCP instead of shared memory (ranks on other hosts).
     func testTensorParallel2OverTCP() throws {
-        try requireWorkerModel()
-        setenv("PAGODA_DIST_TRANSPORT", "tcp", 1)
-        defer { unsetenv("PAGODA_DIST_TRANSPORT") }
         let dir = Self.conformanceModels
-        try check(modelDir: dir + "/tiny-llama3", name: "tiny-llama3 (tcp)", tp: 2, pp: 2)
+        try check(modelDir: dir + "/tiny-llama3", name: "tiny-llama3 (tcp)", tp: 2, pp: 2, transport: .tcp)
     }
 
     func testTensor2TimesPipeline2() throws {
-        try requireWorkerModel()
         for (name, dir) in try models() { try check(modelDir: dir, name: name, tp: 2, pp: 2) }
     }
 }

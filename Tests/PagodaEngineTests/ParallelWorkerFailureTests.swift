@@ -17,7 +17,6 @@ final class ParallelWorkerFailureTests: XCTestCase {
     func isRunning(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
 
     func runAndKill(tp: Int, pp: Int, victim: Int) throws {
-        if MultiprocWorker.loadStage == nil { throw XCTSkip("no CausalLM in this build: worker processes cannot load models") }
         let config = EngineConfig(
             model: ModelLoadConfig(path: modelDir, maxModelLen: 256, threads: 1),
             cache: CacheConfig(blockSize: 16, numBlocksOverride: 64),
@@ -68,7 +67,7 @@ final class ParallelWorkerFailureTests: XCTestCase {
 
     /// An engine process killed with SIGKILL takes its workers with it (PR_SET_PDEATHSIG).
     func testWorkersDieWithTheEngineProcess() throws {
-        let exe = try MultiprocExecutor.workerExecutable()
+        let exe = try MultiprocExecutor.workerExecutable(nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = ["generate", modelDir, "--prompt", "Hello", "--max-tokens", "3000", "--max-model-len", "4096",

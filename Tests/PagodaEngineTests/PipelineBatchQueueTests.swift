@@ -41,7 +41,6 @@ final class PipelineBatchQueueTests: XCTestCase {
     }
 
     func testTwoStagesKeepTwoBatchesInFlightAndMatchOneProcess() throws {
-        if MultiprocWorker.loadStage == nil { throw XCTSkip("no CausalLM in this build: worker processes cannot load models") }
         let dir = ParallelConformanceTests.conformanceModels + "/tiny-llama3"
         let ref = try JSONDecoder().decode(ParallelConformanceTests.Reference.self,
                                            from: Data(contentsOf: URL(fileURLWithPath: dir + "/reference.json")))
@@ -82,7 +81,6 @@ final class PipelineBatchQueueTests: XCTestCase {
     /// decode rate must count the tokens that arrive (4 requests × 8 tokens after the first ÷ the decode time);
     /// counting steps × batch would report twice that.
     func testBenchLatencyDecodeRateCountsMicroBatchTokens() throws {
-        if MultiprocWorker.loadStage == nil { throw XCTSkip("no CausalLM in this build: worker processes cannot load models") }
         let c = config(ParallelConformanceTests.conformanceModels + "/tiny-llama3", pp: 2, backend: .mp)
         let core = try EngineCore(config: c, executor: try MultiprocExecutor(config: c))
         defer { core.shutdown() }
@@ -115,7 +113,6 @@ final class PipelineBatchQueueTests: XCTestCase {
 
     /// One request alone cannot overlap (each token needs the previous one): one batch in flight.
     func testASingleRequestHasOneBatchInFlight() throws {
-        if MultiprocWorker.loadStage == nil { throw XCTSkip("no CausalLM in this build: worker processes cannot load models") }
         let dir = ParallelConformanceTests.conformanceModels + "/tiny-qwen3"
         let c = config(dir, pp: 2, backend: .mp)
         let core = try EngineCore(config: c)

@@ -131,7 +131,9 @@ public struct SchedulerConfig: Sendable, Codable, Equatable {
     }
 }
 
-/// How the model is spread over processes (tensor × pipeline inside one engine; data-parallel rank).
+/// How the model is spread over processes (tensor × pipeline inside one engine; data-parallel rank), and how
+/// the multiprocess executor starts and connects its workers. Built once at the command-line edge (flags, with
+/// the `PAGODA_*` environment variables as fallbacks read only there) and sent to every worker in its init message.
 public struct ParallelConfig: Sendable, Codable, Equatable {
     public enum ExecutorBackend: String, Sendable, Codable, CaseIterable {
         /// The model runs in the engine-core process (TP = PP = 1).
@@ -139,24 +141,54 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
         /// One worker process per (pipeline stage, tensor rank).
         case mp
     }
+    /// How the workers of one engine exchange tensors.
+    public enum Transport: String, Sendable, Codable, CaseIterable {
+        /// Shared memory: every worker on this host.
+        case shm
+        /// TCP: workers may be on other hosts or network namespaces.
+        case tcp
+    }
     public var tensorParallelSize: Int = 1
     public var pipelineParallelSize: Int = 1
     /// nil: `uni` when TP × PP = 1, else `mp`.
     public var distributedExecutorBackend: ExecutorBackend? = nil
     public var dataParallelSize: Int = 1
     public var dataParallelRank: Int = 0
+    /// Layers per pipeline stage (`--pipeline-layer-partition`, `PAGODA_PP_LAYER_PARTITION`, vLLM's
+    /// `VLLM_PP_LAYER_PARTITION`); nil: an even split. Its sum is checked against the model at load.
+    public var pipelineLayerPartition: [Int]? = nil
+    /// Steps in flight in the multiprocess executor (vLLM's batch queue); nil: the pipeline stages.
+    public var maxConcurrentBatches: Int? = nil
+    /// Seconds a worker's collective waits for a peer before it fails naming that peer.
+    public var communicatorTimeoutSeconds: Double = 600
+    /// nil: shared memory, or TCP when `workerHosts` is set.
+    public var transport: Transport? = nil
+    /// Per worker rank, the IPv4 address it is reached at (workers on other hosts or namespaces); nil: this host.
+    public var workerHosts: [String]? = nil
+    /// A command put before each worker's command line, `{rank}` replaced by its rank (e.g. `ip netns exec ns{rank}`);
+    /// it must exec the worker, so that its pid is the worker's.
+    public var workerLaunchPrefix: [String] = []
+    /// The `pagoda` executable the workers run; nil: this process if it is `pagoda`, else a `pagoda` beside it.
+    public var workerExecutable: String? = nil
 
     public init(tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
-                dataParallelSize: Int = 1, dataParallelRank: Int = 0) {
+                dataParallelSize: Int = 1, dataParallelRank: Int = 0, pipelineLayerPartition: [Int]? = nil,
+                maxConcurrentBatches: Int? = nil, communicatorTimeoutSeconds: Double = 600, transport: Transport? = nil,
+                workerHosts: [String]? = nil, workerLaunchPrefix: [String] = [], workerExecutable: String? = nil) {
         self.tensorParallelSize = tensorParallelSize; self.pipelineParallelSize = pipelineParallelSize
         self.distributedExecutorBackend = distributedExecutorBackend
         self.dataParallelSize = dataParallelSize; self.dataParallelRank = dataParallelRank
+        self.pipelineLayerPartition = pipelineLayerPartition; self.maxConcurrentBatches = maxConcurrentBatches
+        self.communicatorTimeoutSeconds = communicatorTimeoutSeconds; self.transport = transport
+        self.workerHosts = workerHosts; self.workerLaunchPrefix = workerLaunchPrefix; self.workerExecutable = workerExecutable
     }
 
     /// Workers inside one engine (TP × PP).
     public var worldSize: Int { tensorParallelSize * pipelineParallelSize }
     /// The backend actually used.
     public var executorBackend: ExecutorBackend { distributedExecutorBackend ?? (worldSize == 1 ? .uni : .mp) }
+    /// The transport actually used.
+    public var effectiveTransport: Transport { transport ?? (workerHosts != nil ? .tcp : .shm) }
 
     func validate() throws {
         if tensorParallelSize < 1 {
@@ -173,5 +205,53 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
         if dataParallelRank < 0 || dataParallelRank >= dataParallelSize {
             throw EngineConfigError.invalid("--data-parallel-rank", "must be in 0..<\(dataParallelSize), got \(dataParallelRank)")
         }
+        if let p = pipelineLayerPartition {
+            guard p.count == pipelineParallelSize, p.allSatisfy({ $0 >= 1 }) else {
+                throw EngineConfigError.invalid(
+                    "--pipeline-layer-partition", "\(p.map(String.init).joined(separator: ",")) must give a positive layer count "
+                        + "for each of the \(pipelineParallelSize) pipeline stages")
+            }
+        }
+        if let m = maxConcurrentBatches, m < 1 {
+            throw EngineConfigError.invalid("--max-concurrent-batches", "must be at least 1, got \(m)")
+        }
+        if !(communicatorTimeoutSeconds > 0) || !communicatorTimeoutSeconds.isFinite {
+            throw EngineConfigError.invalid("--distributed-timeout-seconds", "must be a positive number of seconds, got \(communicatorTimeoutSeconds)")
+        }
+        if let hosts = workerHosts {
+            guard hosts.count == worldSize, hosts.allSatisfy({ !$0.isEmpty && !$0.contains(":") && !$0.contains(" ") }) else {
+                throw EngineConfigError.invalid(
+                    "--worker-hosts", "must list \(worldSize) addresses (one per worker rank, comma-separated), got '\(hosts.joined(separator: ","))'")
+            }
+            if transport == .shm {
+                throw EngineConfigError.invalid("--distributed-transport", "shm cannot reach workers on other hosts (--worker-hosts is set)")
+            }
+        }
+        if let exe = workerExecutable, exe.isEmpty { throw EngineConfigError.invalid("--worker-executable", "empty path") }
+    }
+}
+
+extension ParallelConfig {
+    /// Parses a layer partition ("12,12"); `source` (the flag or variable) names it in the error.
+    public static func parseLayerPartition(_ text: String, source: String) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 1 }) else {
+            throw EngineConfigError.invalid(source, "\"\(text)\" is not a comma-separated list of positive layer counts")
+        }
+        return parts.map { $0! }
+    }
+
+    /// Parses a comma-separated list of worker addresses; `source` names it in the error.
+    public static func parseWorkerHosts(_ text: String, source: String) throws -> [String] {
+        let hosts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard hosts.allSatisfy({ !$0.isEmpty && !$0.contains(":") && !$0.contains(" ") }) else {
+            throw EngineConfigError.invalid(source, "'\(text)' is not a comma-separated list of IPv4 addresses")
+        }
+        return hosts
+    }
+
+    /// Splits a launch prefix on blanks.
+    public static func parseLaunchPrefix(_ text: String) -> [String] {
+        text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
     }
 }

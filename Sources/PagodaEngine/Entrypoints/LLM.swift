@@ -51,8 +51,12 @@ public final class LLM {
     }
 
     /// One SamplingParams per prompt; `extraEOS` (e.g. the tokenizer's EOS) ends requests besides the model's EOS ids.
+    /// Throws `EngineError.invalidRequest` (nothing runs) when the counts differ or a request is invalid.
     public func generate(promptTokenIds: [[Int]], sampling: [SamplingParams], extraEOS: [Int] = []) throws -> [RequestResult] {
-        precondition(sampling.count == promptTokenIds.count)
+        guard sampling.count == promptTokenIds.count else {
+            throw EngineError.invalidRequest(
+                parameter: "sampling", reason: "\(sampling.count) sampling parameters for \(promptTokenIds.count) prompts (give one, or one per prompt)")
+        }
         var results: [RequestResult] = []
         var index: [String: Int] = [:]
         var eos = engine.modelInfo.eosTokenIds

@@ -62,20 +62,12 @@ public final class ModelRunnerFuture {
     }
 }
 
-/// Builds executors for the backends the engine core does not construct itself. The multiprocess
-/// backend (helper "dist", `Executor/Multiproc*`) registers its factory here.
+/// Builds the executor that `config.parallel` names (vLLM's `Executor.get_class`).
 public enum ExecutorFactory {
-    nonisolated(unsafe) public static var multiproc: ((EngineConfig) throws -> Executor)? = { try MultiprocExecutor(config: $0) }
-
     public static func make(_ config: EngineConfig) throws -> Executor {
         switch config.parallel.executorBackend {
-        case .uni:
-            return try UniProcExecutor(config: config)
-        case .mp:
-            guard let make = multiproc else {
-                throw EngineError.unsupported("--distributed-executor-backend mp is not available in this build")
-            }
-            return try make(config)
+        case .uni: return try UniProcExecutor(config: config)
+        case .mp: return try MultiprocExecutor(config: config)
         }
     }
 }

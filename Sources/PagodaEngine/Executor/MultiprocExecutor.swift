@@ -20,16 +20,15 @@ import Glibc
 /// die with the engine: they set PR_SET_PDEATHSIG (the spawning thread lives until `shutdown`) and exit
 /// when their socket closes.
 ///
-/// Workers on other hosts (or network namespaces): `PAGODA_WORKER_HOSTS=addr0,addr1,…` gives, per
-/// worker rank, the address that worker is reached at; every group then meets over TCP at the
-/// address of its first rank (vLLM's MASTER_ADDR, per group). `PAGODA_WORKER_LAUNCH_PREFIX` is a
-/// command put before each worker's command line, `{rank}` replaced by its rank (for example
-/// `ip netns exec pagoda-ns{rank}`, or an ssh wrapper); the prefix must exec the worker so that its
-/// pid is the worker's. The control channel stays a Unix socket, so a worker must see the engine's
-/// file system (`TMPDIR`).
+/// Workers on other hosts (or network namespaces): `ParallelConfig.workerHosts` gives, per worker rank,
+/// the address that worker is reached at; every group then meets over TCP at the address of its first
+/// rank (vLLM's MASTER_ADDR, per group). `ParallelConfig.workerLaunchPrefix` is a command put before
+/// each worker's command line, `{rank}` replaced by its rank (for example `ip netns exec pagoda-ns{rank}`,
+/// or an ssh wrapper); the prefix must exec the worker so that its pid is the worker's. The control
+/// channel stays a Unix socket, so a worker must see the engine's file system (`TMPDIR`).
 ///
 /// Micro-batches (vLLM's batch queue): `submitModel` sends a step to every worker and returns a future
-/// at once; up to `maxConcurrentBatches` (= P, or `PAGODA_MAX_CONCURRENT_BATCHES`) steps are in flight,
+/// at once; up to `maxConcurrentBatches` (`ParallelConfig.maxConcurrentBatches`, default P) steps are in flight,
 /// so while the last stage runs step k the first stage already runs step k+1. Each worker runs its
 /// steps in the order they arrive and the driver answers in that order, so outputs are matched to
 /// futures by sequence number.
@@ -74,27 +73,26 @@ public final class MultiprocExecutor: Executor {
         spawner = WorkerSpawner()
         channels = Array(repeating: nil, count: n)
         exitStatus = Array(repeating: nil, count: n)
-        let env = ProcessInfo.processInfo.environment
-        maxConcurrentBatches = max(1, Int(env["PAGODA_MAX_CONCURRENT_BATCHES"] ?? "") ?? p.pipelineParallelSize)
+        maxConcurrentBatches = max(1, p.maxConcurrentBatches ?? p.pipelineParallelSize)
 
         do {
-            let (tpAddresses, ppAddresses) = try Self.groupAddresses(layout: layout, id: id, shmNames: &shmNames)
-            let exe = try Self.workerExecutable()
+            try p.validate()
+            let (tpAddresses, ppAddresses) = try Self.groupAddresses(layout: layout, parallel: p, id: id, shmNames: &shmNames)
+            let exe = try Self.workerExecutable(p.workerExecutable)
             let listener = try MultiprocUnixSocket.listen(path: socketPath)
             defer { close(listener) }
             let path = socketPath
-            let prefix = Self.launchPrefix()
+            let prefix = p.workerLaunchPrefix
             workerPids = try spawner.spawn(count: n) { rank in
                 prefix.map { $0.replacingOccurrences(of: "{rank}", with: "\(rank)") }
                     + [exe, "worker", "--engine-socket", path, "--rank", "\(rank)", "--parent-pid", "\(getpid())"]
             }
             try acceptWorkers(listener: listener)
             unlink(socketPath)  // every worker is connected: nothing is left to clean up if the engine is killed
-            let timeout = Double(ProcessInfo.processInfo.environment["PAGODA_COMM_TIMEOUT_S"] ?? "") ?? 600
             for r in 0..<n {
                 let initMsg = MultiprocWorkerInit(
                     config: config, tensorGroupAddress: tpAddresses[layout.ppRank(ofWorker: r)],
-                    pipelineGroupAddress: ppAddresses[layout.tpRank(ofWorker: r)], communicatorTimeout: timeout)
+                    pipelineGroupAddress: ppAddresses[layout.tpRank(ofWorker: r)])
                 try send(.initialize(initMsg), to: r)
             }
             let replies = try awaitReplies(from: Set(0..<n))
@@ -180,12 +178,12 @@ public final class MultiprocExecutor: Executor {
 
     // MARK: Start-up
 
-    /// shm names (one host) or TCP rendezvous addresses (`PAGODA_DIST_TRANSPORT=tcp`, or
-    /// `PAGODA_WORKER_HOSTS`) for every group.
-    private static func groupAddresses(layout: ParallelLayout, id: String, shmNames: inout [String]) throws -> ([String], [String]) {
-        let env = ProcessInfo.processInfo.environment
-        let hosts = try workerHosts(count: layout.workersPerEngine)
-        let tcp = env["PAGODA_DIST_TRANSPORT"] == "tcp" || hosts != nil
+    /// shm names (one host) or TCP rendezvous addresses (transport tcp, or worker hosts given) for every group.
+    private static func groupAddresses(
+        layout: ParallelLayout, parallel: ParallelConfig, id: String, shmNames: inout [String]
+    ) throws -> ([String], [String]) {
+        let hosts = parallel.workerHosts
+        let tcp = parallel.effectiveTransport == .tcp
         func address(_ group: ProcessGroup) throws -> String {
             if group.size == 1 { return "single" }
             if tcp {
@@ -203,32 +201,16 @@ public final class MultiprocExecutor: Executor {
         return (tp, pp)
     }
 
-    /// `PAGODA_WORKER_HOSTS`: one IPv4 address per worker rank, or nil when unset.
-    static func workerHosts(count: Int) throws -> [String]? {
-        guard let text = ProcessInfo.processInfo.environment["PAGODA_WORKER_HOSTS"], !text.isEmpty else { return nil }
-        let hosts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard hosts.count == count, hosts.allSatisfy({ !$0.isEmpty && !$0.contains(":") }) else {
-            throw MultiprocExecutorError.startFailed(
-                "PAGODA_WORKER_HOSTS must list \(count) addresses (one per worker rank, comma-separated), got '\(text)'")
-        }
-        return hosts
-    }
-
-    /// `PAGODA_WORKER_LAUNCH_PREFIX` split on whitespace ([] when unset).
-    static func launchPrefix() -> [String] {
-        guard let text = ProcessInfo.processInfo.environment["PAGODA_WORKER_LAUNCH_PREFIX"] else { return [] }
-        return text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-    }
-
-    /// `PAGODA_WORKER_EXECUTABLE`, this process if it is `pagoda`, or a `pagoda` beside this executable
+    /// The configured worker executable, this process if it is `pagoda`, or a `pagoda` beside this executable
     /// (the test bundle in `.build/debug`).
-    static func workerExecutable() throws -> String {
-        if let p = ProcessInfo.processInfo.environment["PAGODA_WORKER_EXECUTABLE"] { return p }
+    static func workerExecutable(_ configured: String?) throws -> String {
+        if let p = configured { return p }
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         if me.lastPathComponent == "pagoda" { return me.path }
         let sibling = me.deletingLastPathComponent().appendingPathComponent("pagoda").path
         if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
-        throw MultiprocExecutorError.startFailed("no pagoda executable for the workers beside \(me.path); set PAGODA_WORKER_EXECUTABLE")
+        throw MultiprocExecutorError.startFailed(
+            "no pagoda executable for the workers beside \(me.path); pass --worker-executable (or set PAGODA_WORKER_EXECUTABLE)")
     }
 
     private func acceptWorkers(listener: Int32) throws {

@@ -33,14 +33,13 @@ struct MultiprocHello: Codable {
     var pid: Int32
 }
 
-/// Everything a worker needs besides its rank (given on the command line).
+/// Everything a worker needs besides its rank (given on the command line); the parallel settings
+/// (collective timeout, layer partition, …) travel inside `config.parallel`.
 struct MultiprocWorkerInit: Codable {
     var config: EngineConfig
     /// Address of this worker's tensor-parallel group and pipeline group (`CommunicatorAddress` text).
     var tensorGroupAddress: String
     var pipelineGroupAddress: String
-    /// Seconds a collective may wait for a peer before failing.
-    var communicatorTimeout: Double
 }
 
 /// Length-prefixed JSON frames on a stream socket: `[u32 little-endian length][JSON]`.

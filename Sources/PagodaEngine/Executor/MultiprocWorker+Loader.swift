@@ -3,11 +3,11 @@ import PagodaKernels
 import PagodaModel
 
 /// The worker's model loader: this stage's shard of a `CausalLM` (PagodaModel), with the tensor group
-/// for its all-reduces and `PAGODA_PP_LAYER_PARTITION` for uneven stages. Threads: `--threads`, else
+/// for its all-reduces and the configured layer partition for uneven stages. Threads: `--threads`, else
 /// this host's CPUs shared evenly among the engine's workers; each worker's threads go to its own CPUs
 /// (`WorkerCPUPlacement`, local rank = worker rank: the engine's workers share one host).
-extension MultiprocWorker {
-    static let defaultLoadStage: ((StageSpec) throws -> LoadedStage)? = { spec in
+extension MultiprocWorker.StageLoader {
+    public static let causalLM = MultiprocWorker.StageLoader { spec in
         let world = spec.tpSize * spec.ppSize
         let allowed = WorkerCPUPlacement.allowedCPUs()
         let threads = spec.model.threads ?? max(1, allowed.count / world)
@@ -18,10 +18,10 @@ extension MultiprocWorker {
         let parallelism = ModelParallelism(
             tpRank: spec.tpRank, tpSize: spec.tpSize, ppRank: spec.ppRank, ppSize: spec.ppSize,
             tpGroup: spec.tpSize > 1 ? spec.tensorGroup : nil,
-            layerPartition: try ModelParallelism.layerPartitionFromEnvironment())
+            layerPartition: spec.layerPartition)
         let pool = ThreadPool(threads: threads, cpus: placement.cpus, pin: placement.pinned)
         let lm = try CausalLM(directory: spec.model.path, parallelism: parallelism, threadPool: pool)
         lm.precision = spec.model.dtype.gemmPrecision
-        return LoadedStage(model: lm, hiddenSize: lm.hiddenSize)
+        return MultiprocWorker.LoadedStage(model: lm, hiddenSize: lm.hiddenSize)
     }
 }

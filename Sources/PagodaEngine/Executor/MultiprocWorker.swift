@@ -10,7 +10,7 @@ import Glibc
 /// The worker-process side of `MultiprocExecutor` (vLLM's `WorkerProc`), entered by `pagoda worker`.
 ///
 /// Connects to the engine's socket, joins its tensor group and pipeline group, loads its shard
-/// through `MultiprocWorker.loadStage`, then serves requests until `.shutdown` or until the engine's
+/// through the `StageLoader` it was given (`.causalLM` in `pagoda worker`), then serves requests until `.shutdown` or until the engine's
 /// socket closes. Any error is reported (`.failed`, naming the peer to blame when a peer died) and the
 /// process exits with status 1.
 public enum MultiprocWorker {
@@ -18,6 +18,8 @@ public enum MultiprocWorker {
     public struct StageSpec {
         public let model: ModelLoadConfig
         public let tpRank: Int, tpSize: Int, ppRank: Int, ppSize: Int
+        /// Layers per pipeline stage (`ParallelConfig.pipelineLayerPartition`); nil: an even split.
+        public let layerPartition: [Int]?
         /// The tensor-parallel group (errors name global worker ranks).
         public let tensorGroup: Communicator
     }
@@ -30,12 +32,15 @@ public enum MultiprocWorker {
         public init(model: RunnableModel, hiddenSize: Int) { self.model = model; self.hiddenSize = hiddenSize }
     }
 
-    /// Loads this worker's stage; set by `MultiprocWorker+CausalLM.swift` (or a test).
-    nonisolated(unsafe) public static var loadStage: ((StageSpec) throws -> LoadedStage)? = defaultLoadStage
+    /// Builds a worker's stage of the model from its spec (`.causalLM`: a `CausalLM` shard from the model folder).
+    public struct StageLoader: Sendable {
+        public let load: @Sendable (StageSpec) throws -> LoadedStage
+        public init(_ load: @escaping @Sendable (StageSpec) throws -> LoadedStage) { self.load = load }
+    }
 
-    /// Serves the engine at `socketPath` as worker `rank`. Returns after a clean shutdown; exits the
-    /// process (status 1) after an error, which it first reports to the engine.
-    public static func run(socketPath: String, rank: Int, parentPid: Int32?) {
+    /// Serves the engine at `socketPath` as worker `rank`, building its stage with `loader`. Returns after a
+    /// clean shutdown; exits the process (status 1) after an error, which it first reports to the engine.
+    public static func run(socketPath: String, rank: Int, parentPid: Int32?, loader: StageLoader = .causalLM) {
         setvbuf(stdout, nil, _IOLBF, 0)
         if let parentPid, pagoda_set_parent_death_signal(SIGKILL, parentPid) != 0 {
             exit(0)  // the engine is already gone
@@ -49,7 +54,7 @@ public enum MultiprocWorker {
             exit(1)
         }
         do {
-            try serve(channel: channel, rank: rank)
+            try serve(channel: channel, rank: rank, loader: loader)
         } catch is MultiprocChannel.Closed {
             exit(0)  // the engine went away: nothing to report to
         } catch {
@@ -62,7 +67,7 @@ public enum MultiprocWorker {
         }
     }
 
-    private static func serve(channel: MultiprocChannel, rank: Int) throws {
+    private static func serve(channel: MultiprocChannel, rank: Int, loader: StageLoader) throws {
         guard case .initialize(let setup) = try channel.receive(MultiprocRequest.self) else {
             throw MultiprocExecutorError.startFailed("rank \(rank): first message was not initialize")
         }
@@ -73,15 +78,13 @@ public enum MultiprocWorker {
         // Every worker joins its TP group first, then its PP group: no cycle of waits.
         let tpGroup = try GroupCommunicator.connect(
             CommunicatorAddress(parsing: setup.tensorGroupAddress), group: layout.tensorGroup(ppRank: ppRank), rank: rank,
-            timeout: setup.communicatorTimeout)
+            timeout: config.parallel.communicatorTimeoutSeconds)
         let ppGroup = try GroupCommunicator.connect(
             CommunicatorAddress(parsing: setup.pipelineGroupAddress), group: layout.pipelineGroup(tpRank: tpRank), rank: rank,
-            timeout: setup.communicatorTimeout)
-        guard let load = loadStage else {
-            throw EngineError.unsupported("this build has no model loader for worker processes")
-        }
-        let stage = try load(StageSpec(model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize,
-                                       ppRank: ppRank, ppSize: layout.pipelineParallelSize, tensorGroup: tpGroup))
+            timeout: config.parallel.communicatorTimeoutSeconds)
+        let stage = try loader.load(StageSpec(
+            model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize, ppRank: ppRank,
+            ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition, tensorGroup: tpGroup))
         let isDriver = rank == layout.driverRank
         let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
                                        producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)

@@ -44,9 +44,9 @@ public final class ModelRunner {
     public var numCachedRequests: Int { requests.count }
 
     public func execute(_ s: SchedulerOutput) throws -> ModelRunnerOutput {
-        updateStates(s)
+        try updateStates(s)
         if s.isEmpty { return .empty }
-        prepareBatch(s)
+        try prepareBatch(s)
         try model.forward(batch, hiddenIn: nil, hiddenOut: nil, logits: logits)
         let ids = sampleStates.map(\.reqId)
         logitsObserver?(ids, logits, vocabSize)
@@ -62,22 +62,26 @@ public final class ModelRunner {
         return out
     }
 
-    /// Applies the SchedulerOutput's request changes to the persistent states.
-    private func updateStates(_ s: SchedulerOutput) {
+    /// Applies the SchedulerOutput's request changes to the persistent states. The step comes from another
+    /// process (the engine core): a diff that does not fit the states here is reported, not trusted.
+    private func updateStates(_ s: SchedulerOutput) throws {
         for id in s.finishedReqIds { requests[id] = nil }
         for id in s.preemptedReqIds { requests[id] = nil }
         for d in s.scheduledNewReqs { requests[d.reqId] = CachedRequestState(d, defaultGenerator: &defaultGenerator) }
         let c = s.scheduledCachedReqs
+        let n = c.reqIds.count
+        guard c.newTokenIds.count == n, c.newBlockIds.count == n, c.numComputedTokens.count == n else {
+            throw ModelRunnerError.inconsistentStep("the cached-request diff has \(n) ids but \(c.newTokenIds.count) token lists, "
+                + "\(c.newBlockIds.count) block lists and \(c.numComputedTokens.count) computed counts")
+        }
         for k in c.reqIds.indices {
-            guard let st = requests[c.reqIds[k]] else {
-                preconditionFailure("scheduler sent a diff for request \(c.reqIds[k]) this worker does not know")
-            }
+            guard let st = requests[c.reqIds[k]] else { throw ModelRunnerError.unknownRequest(c.reqIds[k]) }
             st.append(newTokenIds: c.newTokenIds[k], newBlockIds: c.newBlockIds[k], numComputedTokens: c.numComputedTokens[k])
         }
     }
 
     /// Flattens the scheduled tokens (new requests, then cached ones) into `batch`.
-    private func prepareBatch(_ s: SchedulerOutput) {
+    private func prepareBatch(_ s: SchedulerOutput) throws {
         batch.tokenIds.removeAll(keepingCapacity: true)
         batch.positions.removeAll(keepingCapacity: true)
         batch.slotMapping.removeAll(keepingCapacity: true)
@@ -87,10 +91,16 @@ public final class ModelRunner {
         batch.logitsIndices.removeAll(keepingCapacity: true)
         sampleStates.removeAll(keepingCapacity: true)
         batch.queryStartLoc.append(0)
-        func add(_ id: String) {
-            let st = requests[id]!
-            let n = s.numScheduledTokens[id]!
+        func add(_ id: String) throws {
+            guard let st = requests[id] else { throw ModelRunnerError.unknownRequest(id) }
+            guard let n = s.numScheduledTokens[id], n >= 0 else {
+                throw ModelRunnerError.inconsistentStep("request \(id) is scheduled without a token count")
+            }
             let start = st.numComputedTokens
+            guard start >= 0, start + n <= st.tokenIds.count, (start + n + blockSize - 1) / blockSize <= st.blockIds.count else {
+                throw ModelRunnerError.inconsistentStep(
+                    "request \(id): positions \(start)..<\(start + n) exceed its \(st.tokenIds.count) tokens or \(st.blockIds.count) blocks")
+            }
             for pos in start..<(start + n) {
                 batch.tokenIds.append(Int32(st.tokenIds[pos]))
                 batch.positions.append(Int32(pos))
@@ -105,7 +115,7 @@ public final class ModelRunner {
                 sampleStates.append(st)
             }
         }
-        for d in s.scheduledNewReqs { add(d.reqId) }
-        for id in s.scheduledCachedReqs.reqIds { add(id) }
+        for d in s.scheduledNewReqs { try add(d.reqId) }
+        for id in s.scheduledCachedReqs.reqIds { try add(id) }
     }
 }

@@ -30,8 +30,13 @@ public final class RankLauncher: @unchecked Sendable {
         public var startupTimeout: Double = 600
         public var shutdownTimeout: Double = 15
         public var healthPollInterval: Double = 0.5
+        /// The environment the ranks start with (the command line passes its own; `PYTHONUNBUFFERED=1` is added).
+        public var environment: [String: String] = [:]
 
-        public init(serveCommand: [String]) { self.serveCommand = serveCommand }
+        public init(serveCommand: [String], environment: [String: String] = [:]) {
+            self.serveCommand = serveCommand
+            self.environment = environment
+        }
     }
 
     private enum Event {
@@ -165,7 +170,7 @@ public final class RankLauncher: @unchecked Sendable {
         }
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
-        var environment = ProcessInfo.processInfo.environment
+        var environment = options.environment
         environment["PYTHONUNBUFFERED"] = "1"
         process.environment = environment
         let out = Pipe()

@@ -1,0 +1,40 @@
+import Foundation
+import PagodaEngine
+
+/// Reads a setting from its flag or, when the flag is absent, from its environment variable — at the
+/// command-line edge only, so that no module below reads the environment. An empty variable counts as
+/// unset; errors name the flag or the variable the bad value came from.
+enum EnvironmentSetting {
+    /// A raw value and where it came from (`--flag` or `VARIABLE`).
+    struct Value {
+        var value: String
+        var source: String
+    }
+
+    /// The flag's text, else the first non-empty variable of `variables`, else nil.
+    static func value(flag: String?, flagName: String, variables: [String], in environment: [String: String]) throws -> Value? {
+        if let flag { return Value(value: flag, source: flagName) }
+        for v in variables {
+            if let text = environment[v], !text.isEmpty { return Value(value: text, source: v) }
+        }
+        return nil
+    }
+
+    static func int(flag: Int?, flagName: String, variable: String, in environment: [String: String]) throws -> Int? {
+        if let flag { return flag }
+        guard let text = environment[variable], !text.isEmpty else { return nil }
+        guard let v = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw EngineConfigError.invalid(variable, "\"\(text)\" is not an integer")
+        }
+        return v
+    }
+
+    static func double(flag: Double?, flagName: String, variable: String, in environment: [String: String]) throws -> Double? {
+        if let flag { return flag }
+        guard let text = environment[variable], !text.isEmpty else { return nil }
+        guard let v = Double(text.trimmingCharacters(in: .whitespaces)) else {
+            throw EngineConfigError.invalid(variable, "\"\(text)\" is not a number")
+        }
+        return v
+    }
+}
