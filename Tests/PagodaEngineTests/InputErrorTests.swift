@@ -74,6 +74,12 @@ final class InputErrorTests: XCTestCase {
         XCTAssertFalse(llm.engine.hasUnfinishedRequests, "nothing may be queued after the error")
         let results = try llm.generate(promptTokenIds: prompts, sampling: greedy(maxTokens: 3))
         XCTAssertEqual(results.map(\.tokenIds.count), [3, 3])
+        // max_tokens far beyond the context (it once overflowed a buffer size): the request ends at the context.
+        var huge = greedy(maxTokens: Int.max)
+        huge.minTokens = Int.max
+        let long = try llm.generate(promptTokenIds: [prompts[0]], sampling: huge)
+        XCTAssertEqual(long[0].tokenIds.count, llm.engine.maxModelLen - prompts[0].count)
+        XCTAssertEqual(long[0].finishReason, .length)
     }
 
     /// `--kv-cache-memory-bytes 999999999999999`: the cache cannot be mapped; a typed error, not a crash.

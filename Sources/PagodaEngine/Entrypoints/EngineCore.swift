@@ -78,7 +78,12 @@ public final class EngineCore {
     public func addRequest(_ r: EngineRequest) throws {
         try validate(r)
         if scheduler.request(r.requestId) != nil { throw EngineError.duplicateRequestId(r.requestId) }
-        scheduler.addRequest(r)
+        // No request can outgrow the context: a larger max_tokens (say Int.max from the library API) ends
+        // at the same place, and bounding it keeps every buffer sized by it (token lists, worker states) finite.
+        var bounded = r
+        bounded.sampling.maxTokens = min(r.sampling.maxTokens, maxModelLen - r.promptTokenIds.count)
+        bounded.sampling.minTokens = min(r.sampling.minTokens, bounded.sampling.maxTokens)
+        scheduler.addRequest(bounded)
     }
 
     /// Ends requests and frees their blocks; they produce no further output. Unknown ids are ignored.
