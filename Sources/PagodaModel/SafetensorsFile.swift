@@ -81,7 +81,12 @@ public final class SafetensorsFile: @unchecked Sendable {
                 throw ModelLoadError.truncatedFile(path: path, tensor: name, needed: end, actual: dataBytes)
             }
             if let size = elementSize(dtype) {
-                let expected = shape.reduce(1, *) * size
+                // Checked products: a crafted header's shape must not overflow (and stop the process).
+                var expected: Int? = size
+                for d in shape { expected = expected.flatMap { e in let (v, o) = e.multipliedReportingOverflow(by: d); return o ? nil : v } }
+                guard let expected else {
+                    throw ModelLoadError.invalidSafetensors(path: path, reason: "tensor \(name): shape \(shape) overflows")
+                }
                 guard expected == end - begin else {
                     throw ModelLoadError.invalidSafetensors(
                         path: path, reason: "tensor \(name): shape \(shape) × \(dtype) is \(expected) bytes, offsets give \(end - begin)")
