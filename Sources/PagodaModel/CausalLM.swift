@@ -85,8 +85,8 @@ public final class CausalLM {
         dims = ModelDims(
             hidden: h, qSize: plan.headsLocal * plan.headDim, kvSize: plan.kvHeadsLocal * plan.headDim,
             headDim: plan.headDim, intermediate: max(plan.intermediateLocal, plan.expertIntermediateLocal),
-            experts: config.resolvedNumExperts, vocabShard: plan.vocabShardSize, tpSize: parallelism.tpSize,
-            threads: threadPool.threads)
+            experts: config.resolvedNumExperts, topK: config.resolvedNumExperts > 0 ? config.numExpertsPerTok ?? 1 : 0,
+            vocabShard: plan.vocabShardSize, tpSize: parallelism.tpSize, threads: threadPool.threads)
         weightBytes = computeWeightBytes()
     }
 
