@@ -92,7 +92,7 @@ extension ModelConfig {
         }
         let scaling = try ropeScaling.map { try $0.kind(field: "rope_scaling", path: path) } ?? RotaryScalingKind.none
         let parameters = try ropeParameters.map { try $0.kind(field: "rope_parameters", path: path) } ?? RotaryScalingKind.none
-        return parameters != .none ? parameters : scaling
+        return parameters != RotaryScalingKind.none ? parameters : scaling
     }
 
     /// Sliding-window attention is not implemented; a window is accepted only where the reference would

@@ -31,7 +31,7 @@ final class TopKRoutingTests: XCTestCase {
         var rng = SeededRandom(11)
         for e in [1, 4, 8, 60] {
             let logits = rng.floats(9 * e).map { $0 * 8 }
-            for k in Set([1, 2, min(4, e), e]).sorted() {
+            for k in Set([1, 2, 4, e]).filter({ $0 <= e }).sorted() {
                 for renormalize in [false, true] {
                     assertMatchesReference(logits, e: e, k: k, renormalize: renormalize)
                 }

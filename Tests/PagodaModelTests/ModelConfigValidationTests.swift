@@ -212,12 +212,13 @@ final class ModelConfigValidationTests: XCTestCase {
         XCTAssertNoThrow(try CausalLM(directory: dir, threadPool: pool))
         let url = URL(fileURLWithPath: dir + "/config.json")
         let original = try Data(contentsOf: url)
-        for (edit, field) in [
-            (["mlp_bias": true] as [String: Any], "mlp_bias"),
+        let edits: [([String: Any], String)] = [
+            (["mlp_bias": true], "mlp_bias"),
             (["sliding_window": 4096], "sliding_window"),
             (["rope_scaling": ["rope_type": "yarn", "factor": 4.0]], "rope_scaling.rope_type"),
             (["hidden_act": "gelu"], "hidden_act"),
-        ] {
+        ]
+        for (edit, field) in edits {
             var json = try JSONSerialization.jsonObject(with: original) as! [String: Any]
             json.merge(edit) { _, new in new }
             try JSONSerialization.data(withJSONObject: json).write(to: url)
