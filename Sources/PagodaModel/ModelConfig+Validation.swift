@@ -101,10 +101,6 @@ extension ModelConfig {
     private func checkSlidingWindow(path: String, context: Int, fromFlag: Bool) throws {
         let rule = architecture.slidingWindow
         if let types = layerTypes {
-            if types.count != numHiddenLayers {
-                throw ModelLoadError.invalidConfig(
-                    path: path, reason: "layer_types has \(types.count) entries for \(numHiddenLayers) layers")
-            }
             for (i, t) in types.enumerated() where t != "full_attention" && t != "sliding_attention" {
                 throw ModelLoadError.unsupportedConfigValue(
                     path: path, field: "layer_types[\(i)]", value: "\"\(t)\"",
@@ -119,6 +115,11 @@ extension ModelConfig {
         guard let window, window < context else { return }
         let sliding: Int?
         if let types = layerTypes {
+            // Only here does a count that differs from the layers' leave which layers slide undefined.
+            if types.count != numHiddenLayers {
+                throw ModelLoadError.invalidConfig(
+                    path: path, reason: "layer_types has \(types.count) entries for \(numHiddenLayers) layers")
+            }
             sliding = types.firstIndex(of: "sliding_attention")
         } else if rule == .qwen {
             let first = max(maxWindowLayers ?? 28, 0)
