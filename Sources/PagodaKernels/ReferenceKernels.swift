@@ -51,6 +51,18 @@ public enum ReferenceKernels {
         return e.map { Float($0 / s) }
     }
 
+    /// Top-k expert routing of one token (twin of `TopKRouting.run`): softmax of the router logits, the
+    /// k most probable experts by a stable sort (ties to the lower index), their probabilities as
+    /// weights, divided by their sum when `renormalize`.
+    public static func topKRouting(logits: [Float], topK k: Int, renormalize: Bool) -> (experts: [Int], weights: [Float]) {
+        let p = softmax(logits)
+        let order = p.indices.sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+        let experts = Array(order.prefix(k))
+        let total = experts.reduce(0.0) { $0 + Double(p[$1]) }
+        let weights = experts.map { renormalize ? Float(Double(p[$0]) / total) : p[$0] }
+        return (experts, weights)
+    }
+
     /// Attention of one query head over explicit K/V rows (already gathered from the cache), causal
     /// length = keys.count. keys/values: [ctx][headDim].
     public static func attention(q: [Float], keys: [[Float]], values: [[Float]], scale: Float) -> [Float] {

@@ -49,7 +49,7 @@ extension CausalLM {
             try batch.slotMapping.withUnsafeBufferPointer { slots in
                 let context = LayerContext(
                     n: n, positions: positions.baseAddress!, slotMapping: slots.baseAddress!,
-                    blockTables: batch.blockTables, maxContext: maxContext, scratch: s, pool: threadPool,
+                    blockTables: batch.blockTables, maxContext: maxContext, scratch: s, rope: rope, pool: threadPool,
                     tpGroup: parallelism.tpGroup, plan: plan, hidden: h, eps: config.resolvedRmsNormEps,
                     blockSize: blockSize, precision: precision)
                 for (i, layer) in layers.enumerated() {

@@ -44,15 +44,19 @@ public final class CausalLM {
     public var headDim: Int { plan.headDim }
     public var hiddenSize: Int { config.hiddenSize }
     /// The model's context limit (`max_position_embeddings`; 2048 when the config has none).
-    public var maxPositionEmbeddings: Int { config.maxPositionEmbeddings ?? 2048 }
+    public var maxPositionEmbeddings: Int { config.resolvedMaxPositionEmbeddings }
     /// True on the first pipeline stage (takes token ids) / last stage (produces logits).
     public var isFirstStage: Bool { parallelism.isFirstStage }
     public var isLastStage: Bool { parallelism.isLastStage }
     /// Bytes of weights this rank reads per forward step (for bandwidth figures): every matrix once.
     public private(set) var weightBytes = 0
 
-    public init(directory: String, parallelism: ModelParallelism = .single, threadPool: ThreadPool) throws {
-        let config = try ModelConfig.load(directory: directory)
+    /// Loads the folder. `maxModelLen` is the longest context the engine will run (`--max-model-len`);
+    /// nil checks the config against `max_position_embeddings` (`ModelConfig.validate`).
+    public init(
+        directory: String, parallelism: ModelParallelism = .single, threadPool: ThreadPool, maxModelLen: Int? = nil
+    ) throws {
+        let config = try ModelConfig.load(directory: directory, maxModelLen: maxModelLen)
         try parallelism.validate()
         self.config = config
         self.parallelism = parallelism
@@ -85,8 +89,8 @@ public final class CausalLM {
         dims = ModelDims(
             hidden: h, qSize: plan.headsLocal * plan.headDim, kvSize: plan.kvHeadsLocal * plan.headDim,
             headDim: plan.headDim, intermediate: max(plan.intermediateLocal, plan.expertIntermediateLocal),
-            experts: config.resolvedNumExperts, vocabShard: plan.vocabShardSize, tpSize: parallelism.tpSize,
-            threads: threadPool.threads)
+            experts: config.resolvedNumExperts, topK: config.resolvedNumExperts > 0 ? config.numExpertsPerTok ?? 1 : 0,
+            vocabShard: plan.vocabShardSize, tpSize: parallelism.tpSize, threads: threadPool.threads)
         weightBytes = computeWeightBytes()
     }
 

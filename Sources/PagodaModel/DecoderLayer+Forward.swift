@@ -9,6 +9,8 @@ struct LayerContext {
     var blockTables: [[Int32]]
     var maxContext: Int
     var scratch: ForwardScratch
+    /// Rotates q and k with the step's cos/sin tables (`scratch.ropeCos` / `ropeSin`).
+    var rope: RotaryEmbedding
     var pool: ThreadPool
     var tpGroup: Communicator?
     var plan: ShardPlan
@@ -57,8 +59,9 @@ extension DecoderLayer {
                 RMSNorm.run(x: k, weight: $0.baseAddress!, out: k, rows: n * plan.kvHeadsLocal, dim: d, eps: c.eps)
             }
         }
-        ropeApply(c, q, heads: plan.headsLocal)
-        ropeApply(c, k, heads: plan.kvHeadsLocal)
+        let cosT = s.ropeCos.pointer, sinT = s.ropeSin.pointer  // [n, headDim/2], filled once per step
+        c.rope.apply(q, count: n, ld: qSize, heads: plan.headsLocal, cos: cosT, sin: sinT)
+        c.rope.apply(k, count: n, ld: kvSize, heads: plan.kvHeadsLocal, cos: cosT, sin: sinT)
         PagedAttention.writeKV(
             key: k, value: v, ldKey: kvSize, ldValue: kvSize, slotMapping: c.slotMapping, count: n,
             keyCache: keyCache, valueCache: valueCache, rowSize: kvSize)
@@ -86,23 +89,6 @@ extension DecoderLayer {
         }
         try c.tpGroup?.allReduceSum(hidden, count: n * h)
     }
-
-    private func ropeApply(_ c: LayerContext, _ x: UnsafeMutablePointer<Float>, heads: Int) {
-        let d = c.plan.headDim
-        let half = d / 2
-        let cosT = c.scratch.ropeCos.pointer, sinT = c.scratch.ropeSin.pointer
-        for t in 0..<c.n {
-            let cs = cosT + t * half, sn = sinT + t * half
-            for hd in 0..<heads {
-                let v = x + (t * heads + hd) * d
-                for i in 0..<half {
-                    let x1 = v[i], x2 = v[i + half]
-                    v[i] = x1 * cs[i] - x2 * sn[i]
-                    v[i + half] = x2 * cs[i] + x1 * sn[i]
-                }
-            }
-        }
-    }
 }
 
 /// out = down(silu(gate(x)) · up(x)) for `rows` rows of x [rows, H]; uses scratch gate/up.
@@ -128,39 +114,27 @@ func swiGLU(
 }
 
 extension SparseMoeBlock {
-    /// Top-k routing: softmax over the router logits, the k largest, renormalized when configured; each
+    /// Top-k routing (`TopKRouting`: softmax, the k most probable, renormalized when configured); each
     /// expert runs one GEMM over the tokens routed to it, its output added with the routing weight.
     func forward(_ c: LayerContext, x: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let s = c.scratch
         let n = c.n, h = c.hidden, e = numExperts
         let logits = s.routerLogits.pointer
         Gemm.run(x: x, m: n, weight: router, out: logits, workspace: s.gemmWorkspace, pool: c.pool)
+        let chosen = s.routedExperts.pointer, chosenWeights = s.routedWeights.pointer  // [n, topK]
+        TopKRouting.run(
+            logits: logits, count: n, numExperts: e, topK: topK, renormalize: renormalize, experts: chosen,
+            weights: chosenWeights)
+        // Bucket by expert: expert j's tokens and weights at [j·n ..< j·n + counts[j]], in token order.
         let counts = s.expertCounts.pointer
         counts.initialize(repeating: 0, count: e)
         let tokens = s.expertTokens.pointer, weights = s.expertWeights.pointer
         for t in 0..<n {
-            let p = logits + t * e
-            Elementwise.softmax(p, count: e)
-            // Select top-k by repeated max (k is small); chosen entries are marked -1 afterwards.
-            var total: Float = 0
-            for _ in 0..<topK {
-                var best = 0
-                var bestValue = -Float.infinity
-                for j in 0..<e where p[j] > bestValue {
-                    best = j
-                    bestValue = p[j]
-                }
-                total += bestValue
-                tokens[best * n + counts[best]] = Int32(t)
-                weights[best * n + counts[best]] = bestValue
-                counts[best] += 1
-                p[best] = -1
-            }
-            if renormalize {
-                // The last entry appended for each chosen expert belongs to token t.
-                for j in 0..<e where p[j] == -1 {
-                    weights[j * n + counts[j] - 1] /= total
-                }
+            for slot in 0..<topK {
+                let j = Int(chosen[t * topK + slot])
+                tokens[j * n + counts[j]] = Int32(t)
+                weights[j * n + counts[j]] = chosenWeights[t * topK + slot]
+                counts[j] += 1
             }
         }
         out.initialize(repeating: 0, count: n * h)

@@ -2,7 +2,7 @@ import PagodaKernels
 
 /// Every buffer the forward pass writes, sized once for the largest batch seen (grown only when a
 /// bigger one arrives), so a step allocates nothing. Shapes (N tokens, S logits rows, H hidden,
-/// I the larger of this rank's dense and expert intermediate sizes, E experts):
+/// I the larger of this rank's dense and expert intermediate sizes, E experts, K experts per token):
 ///
 /// | buffer | shape |
 /// | --- | --- |
@@ -11,7 +11,7 @@ import PagodaKernels
 /// | k, v | [N, kvHeadsLocal·headDim] |
 /// | gate, up | [N, I] |
 /// | ropeCos, ropeSin | [N, headDim/2] |
-/// | routerLogits | [N, E];  expertTokens / expertWeights [E, N] |
+/// | routerLogits | [N, E];  routedExperts / routedWeights [N, K];  expertTokens / expertWeights [E, N] |
 /// | scores | [threads, maxContext] |
 /// | finalRows [S, H]; logitsShard [S, vocabShard]; gathered [tp, S, vocabShard] |
 final class ForwardScratch {
@@ -22,6 +22,7 @@ final class ForwardScratch {
     let ropeCos = AlignedBuffer<Float>(), ropeSin = AlignedBuffer<Float>()
     let tokenRequest = AlignedBuffer<Int32>()
     let routerLogits = AlignedBuffer<Float>()
+    let routedExperts = AlignedBuffer<Int32>(), routedWeights = AlignedBuffer<Float>()
     let expertTokens = AlignedBuffer<Int32>(), expertWeights = AlignedBuffer<Float>()
     let expertCounts = AlignedBuffer<Int>()
     let expertIn = AlignedBuffer<Float>(), expertOut = AlignedBuffer<Float>()
@@ -48,6 +49,8 @@ final class ForwardScratch {
             ropeSin.reserve(n * dims.headDim / 2)
             tokenRequest.reserve(n)
             routerLogits.reserve(n * max(dims.experts, 1))
+            routedExperts.reserve(n * max(dims.topK, 1))
+            routedWeights.reserve(n * max(dims.topK, 1))
             expertTokens.reserve(n * max(dims.experts, 1))
             expertWeights.reserve(n * max(dims.experts, 1))
             expertCounts.reserve(max(dims.experts, 1))
@@ -73,6 +76,8 @@ struct ModelDims {
     var headDim: Int
     var intermediate: Int
     var experts: Int
+    /// Experts per token (num_experts_per_tok; 0 for a dense model).
+    var topK: Int
     var vocabShard: Int
     var tpSize: Int
     var threads: Int

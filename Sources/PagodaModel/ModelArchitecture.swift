@@ -9,6 +9,17 @@ public struct ModelArchitecture: Sendable {
         case qwen
     }
 
+    /// Which layers `sliding_window` applies to in the reference (Pagoda implements no sliding
+    /// window; `ModelConfig.validate` rejects one that would change the result).
+    public enum SlidingWindowRule: Sendable {
+        /// Every layer when `sliding_window` is non-null (Mistral, Mixtral; Llama's reference ignores the
+        /// field, Pagoda treats it as Mistral's rather than guess).
+        case allLayers
+        /// Only when `use_sliding_window` is true, and only layers ≥ `max_window_layers` (default 28)
+        /// (Qwen2, Qwen3, Qwen3-MoE).
+        case qwen
+    }
+
     public var modelType: String
     /// q/k/v always carry a bias (Qwen2), whatever `attention_bias` says.
     public var alwaysQKVBias: Bool
@@ -17,16 +28,23 @@ public struct ModelArchitecture: Sendable {
     public var expertNaming: ExpertNaming
     /// The router's top-k weights are renormalized to sum 1 regardless of `norm_topk_prob` (Mixtral).
     public var alwaysRenormalizeTopK: Bool
+    public var slidingWindow: SlidingWindowRule = .allLayers
 
     public static let registry: [String: ModelArchitecture] = {
         var r: [String: ModelArchitecture] = [:]
         for a in [
             ModelArchitecture(modelType: "llama", alwaysQKVBias: false, qkNorm: false, expertNaming: .qwen, alwaysRenormalizeTopK: false),
             ModelArchitecture(modelType: "mistral", alwaysQKVBias: false, qkNorm: false, expertNaming: .qwen, alwaysRenormalizeTopK: false),
-            ModelArchitecture(modelType: "qwen2", alwaysQKVBias: true, qkNorm: false, expertNaming: .qwen, alwaysRenormalizeTopK: false),
-            ModelArchitecture(modelType: "qwen3", alwaysQKVBias: false, qkNorm: true, expertNaming: .qwen, alwaysRenormalizeTopK: false),
+            ModelArchitecture(
+                modelType: "qwen2", alwaysQKVBias: true, qkNorm: false, expertNaming: .qwen, alwaysRenormalizeTopK: false,
+                slidingWindow: .qwen),
+            ModelArchitecture(
+                modelType: "qwen3", alwaysQKVBias: false, qkNorm: true, expertNaming: .qwen, alwaysRenormalizeTopK: false,
+                slidingWindow: .qwen),
             ModelArchitecture(modelType: "mixtral", alwaysQKVBias: false, qkNorm: false, expertNaming: .mixtral, alwaysRenormalizeTopK: true),
-            ModelArchitecture(modelType: "qwen3_moe", alwaysQKVBias: false, qkNorm: true, expertNaming: .qwen, alwaysRenormalizeTopK: false),
+            ModelArchitecture(
+                modelType: "qwen3_moe", alwaysQKVBias: false, qkNorm: true, expertNaming: .qwen, alwaysRenormalizeTopK: false,
+                slidingWindow: .qwen),
         ] {
             r[a.modelType] = a
         }

@@ -33,8 +33,16 @@ public struct ModelConfig: Codable, Sendable {
     public var decoderSparseStep: Int?
     public var mlpOnlyLayers: [Int]?
     public var slidingWindow: Int?
+    /// Qwen: whether `sliding_window` applies at all, and from which layer.
+    public var useSlidingWindow: Bool?
+    public var maxWindowLayers: Int?
+    /// transformers ≥ 4.53: "full_attention" / "sliding_attention" per layer.
+    public var layerTypes: [String]?
     public var bosTokenId: TokenIdList?
     public var eosTokenId: TokenIdList?
+    /// Every top-level field of the file as written (empty unless decoded by `decode(_:path:)`), for
+    /// the checks of the fields this struct does not model (`ConfigFieldSupport`).
+    public var rawFields: [String: ConfigValue] = [:]
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type", architectures, hiddenSize = "hidden_size"
@@ -48,62 +56,31 @@ public struct ModelConfig: Codable, Sendable {
         case numExpertsPerTok = "num_experts_per_tok", normTopkProb = "norm_topk_prob"
         case moeIntermediateSize = "moe_intermediate_size", decoderSparseStep = "decoder_sparse_step"
         case mlpOnlyLayers = "mlp_only_layers", slidingWindow = "sliding_window"
+        case useSlidingWindow = "use_sliding_window", maxWindowLayers = "max_window_layers", layerTypes = "layer_types"
         case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id"
     }
 
-    /// Reads and validates `directory/config.json`.
-    public static func load(directory: String) throws -> ModelConfig {
+    /// Reads and validates `directory/config.json`. `maxModelLen` is the context the server will use
+    /// (`--max-model-len`); nil means `max_position_embeddings` (see `validate`).
+    public static func load(directory: String, maxModelLen: Int? = nil) throws -> ModelConfig {
         let path = (directory as NSString).appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelLoadError.fileNotFound(path: path)
         }
-        let config: ModelConfig
-        do {
-            config = try JSONDecoder().decode(ModelConfig.self, from: data)
-        } catch {
-            throw ModelLoadError.invalidConfig(path: path, reason: ModelConfig.describe(error))
-        }
-        try config.validate(path: path)
+        let config = try decode(data, path: path)
+        try config.validate(path: path, maxModelLen: maxModelLen)
         return config
     }
 
-    /// Checks the fields the forward pass relies on; `path` names the file in errors.
-    public func validate(path: String) throws {
-        guard ModelArchitecture.registry[modelType] != nil else {
-            throw ModelLoadError.unsupportedArchitecture(
-                path: path, modelType: modelType,
-                supported: ModelArchitecture.registry.keys.sorted())
+    /// Decodes config.json's bytes, keeping every field in `rawFields`; `path` names the file in errors.
+    public static func decode(_ data: Data, path: String) throws -> ModelConfig {
+        do {
+            var config = try JSONDecoder().decode(ModelConfig.self, from: data)
+            config.rawFields = try JSONDecoder().decode([String: ConfigValue].self, from: data)
+            return config
+        } catch {
+            throw ModelLoadError.invalidConfig(path: path, reason: ModelConfig.describe(error))
         }
-        func positive(_ v: Int?, _ name: String) throws {
-            guard let v, v > 0 else { throw ModelLoadError.invalidConfig(path: path, reason: "\(name) must be > 0") }
-        }
-        try positive(hiddenSize, "hidden_size")
-        try positive(numHiddenLayers, "num_hidden_layers")
-        try positive(numAttentionHeads, "num_attention_heads")
-        try positive(resolvedNumKVHeads, "num_key_value_heads")
-        try positive(vocabSize, "vocab_size")
-        try positive(resolvedHeadDim, "head_dim")
-        if resolvedHeadDim % 2 != 0 {
-            throw ModelLoadError.invalidConfig(path: path, reason: "head_dim \(resolvedHeadDim) must be even for RoPE")
-        }
-        if numAttentionHeads % resolvedNumKVHeads != 0 {
-            throw ModelLoadError.invalidConfig(
-                path: path,
-                reason: "num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(resolvedNumKVHeads)")
-        }
-        if let act = hiddenAct, act != "silu" {
-            throw ModelLoadError.invalidConfig(path: path, reason: "hidden_act \"\(act)\" is not supported (only silu)")
-        }
-        if resolvedNumExperts > 0 {
-            try positive(numExpertsPerTok, "num_experts_per_tok")
-            try positive(resolvedExpertIntermediateSize, "moe_intermediate_size / intermediate_size")
-            if numExpertsPerTok! > resolvedNumExperts {
-                throw ModelLoadError.invalidConfig(path: path, reason: "num_experts_per_tok exceeds the number of experts")
-            }
-        } else {
-            try positive(intermediateSize, "intermediate_size")
-        }
-        _ = try ropeScalingKind(path: path)
     }
 
     // MARK: Resolved values
@@ -118,6 +95,8 @@ public struct ModelConfig: Codable, Sendable {
     public var resolvedNumExperts: Int { numLocalExperts ?? numExperts ?? 0 }
     public var resolvedExpertIntermediateSize: Int { moeIntermediateSize ?? intermediateSize ?? 0 }
     public var resolvedRopeTheta: Double { ropeParameters?.ropeTheta ?? ropeTheta ?? 10000 }
+    /// The model's context limit (`max_position_embeddings`; 2048 when the config has none).
+    public var resolvedMaxPositionEmbeddings: Int { maxPositionEmbeddings ?? 2048 }
     public var eosTokenIds: [Int] { eosTokenId?.ids ?? [] }
 
     /// Whether layer `i` uses the mixture of experts (qwen3_moe's decoder_sparse_step / mlp_only_layers).
@@ -126,29 +105,6 @@ public struct ModelConfig: Codable, Sendable {
         if let only = mlpOnlyLayers, only.contains(i) { return false }
         let step = max(decoderSparseStep ?? 1, 1)
         return (i + 1) % step == 0
-    }
-
-    /// The rope scaling as a kernel parameter; unknown rope types are a config error.
-    public func ropeScalingKind(path: String = "config.json") throws -> RotaryScalingKind {
-        let p = ropeParameters?.hasScaling == true ? ropeParameters : ropeScaling
-        guard let p, let type = p.ropeType ?? p.type else { return .none }
-        switch type {
-        case "default": return .none
-        case "linear":
-            guard let f = p.factor else { throw ModelLoadError.invalidConfig(path: path, reason: "rope linear scaling needs factor") }
-            return .linear(factor: f)
-        case "llama3":
-            guard let f = p.factor, let lo = p.lowFreqFactor, let hi = p.highFreqFactor,
-                let orig = p.originalMaxPositionEmbeddings
-            else {
-                throw ModelLoadError.invalidConfig(
-                    path: path,
-                    reason: "llama3 rope scaling needs factor, low_freq_factor, high_freq_factor, original_max_position_embeddings")
-            }
-            return .llama3(factor: f, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: Double(orig))
-        default:
-            throw ModelLoadError.invalidConfig(path: path, reason: "rope_type \"\(type)\" is not supported (default, linear, llama3)")
-        }
     }
 
     static func describe(_ error: Error) -> String {
@@ -176,14 +132,14 @@ public struct RopeParameters: Codable, Sendable {
     public var lowFreqFactor: Double?
     public var highFreqFactor: Double?
     public var originalMaxPositionEmbeddings: Int?
+    /// transformers 5 may keep it here rather than at the top level; only 1 is supported.
+    public var partialRotaryFactor: Double?
 
     enum CodingKeys: String, CodingKey {
-        case ropeType = "rope_type", type, ropeTheta = "rope_theta", factor
+        case ropeType = "rope_type", type, ropeTheta = "rope_theta", factor, partialRotaryFactor = "partial_rotary_factor"
         case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
         case originalMaxPositionEmbeddings = "original_max_position_embeddings"
     }
-
-    var hasScaling: Bool { (ropeType ?? type).map { $0 != "default" } ?? false }
 }
 
 /// A token id field that config files write as one integer or a list (`eos_token_id`).

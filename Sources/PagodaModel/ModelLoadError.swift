@@ -2,6 +2,9 @@
 public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
     case fileNotFound(path: String)
     case invalidConfig(path: String, reason: String)
+    /// A config.json field with a value that changes the maths in a way Pagoda does not implement
+    /// (`ConfigFieldSupport`); `field` is the JSON key path, e.g. `rope_scaling.rope_type`.
+    case unsupportedConfigValue(path: String, field: String, value: String, reason: String)
     case unsupportedArchitecture(path: String, modelType: String, supported: [String])
     case invalidSafetensors(path: String, reason: String)
     case truncatedFile(path: String, tensor: String, needed: Int, actual: Int)
@@ -18,6 +21,8 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .fileNotFound(let path): return "\(path): file not found"
         case .invalidConfig(let path, let reason): return "\(path): invalid config: \(reason)"
+        case .unsupportedConfigValue(let path, let field, let value, let reason):
+            return "\(path): \(field) = \(value) is not supported: \(reason)"
         case .unsupportedArchitecture(let path, let type, let supported):
             return "\(path): unsupported architecture model_type \"\(type)\" (supported: \(supported.joined(separator: ", ")))"
         case .invalidSafetensors(let path, let reason): return "\(path): invalid safetensors file: \(reason)"

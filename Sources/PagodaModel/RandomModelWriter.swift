@@ -38,7 +38,7 @@ public enum RandomModelWriter {
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let configData = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
         try configData.write(to: URL(fileURLWithPath: directory + "/config.json"))
-        let config = try JSONDecoder().decode(ModelConfig.self, from: configData)
+        let config = try ModelConfig.decode(configData, path: directory + "/config.json")
         try config.validate(path: directory + "/config.json")
         var generation: [String: Any] = ["do_sample": false]
         if let bos = json["bos_token_id"] { generation["bos_token_id"] = bos }

@@ -43,6 +43,12 @@ final class ElementwiseKernelTests: XCTestCase {
         XCTAssertEqual(scaled.invFreq[31], plain.invFreq[31] / 8, accuracy: plain.invFreq[31] * 1e-6)  // low: /factor
     }
 
+    func testLinearScalingDividesEveryFrequency() {
+        let plain = RotaryEmbedding(headDim: 64, theta: 10000)
+        let scaled = RotaryEmbedding(headDim: 64, theta: 10000, scaling: .linear(factor: 4))
+        for i in 0..<32 { XCTAssertEqual(scaled.invFreq[i], plain.invFreq[i] / 4, accuracy: plain.invFreq[i] * 1e-6) }
+    }
+
     func testSiluMulAndSoftmax() {
         var rng = SeededRandom(3)
         let g = rng.floats(50).map { $0 * 6 }, u = rng.floats(50)
