@@ -71,5 +71,8 @@ public struct SchedulerStats: Sendable, Codable, Equatable {
     public var prefixCacheQueries: Int = 0
     public var prefixCacheHits: Int = 0
     public var numPreemptions: Int = 0
+    /// Add-request messages the engine core has received (set by the RPC server): a front-end that counts
+    /// what it sent knows exactly how many requests are in transit and not yet in `numWaiting`.
+    public var numRequestsReceived: Int = 0
     public init() {}
 }

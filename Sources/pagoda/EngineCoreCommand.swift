@@ -46,7 +46,7 @@ struct EngineCoreCommand: ParsableCommand {
             maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
             dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
             pid: Int(getpid()))
-        let exit = EngineCoreRPCServer(connection: connection, handshake: handshake, backend: EngineCoreThread(core: core)).run()
+        let exit = EngineCoreRPCServer(connection: connection, handshake: handshake, backend: EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching)).run()
         switch exit {
         case .shutdownRequested:
             logger.info("engine core shut down")

@@ -13,6 +13,10 @@ public final class BlockPool {
     private var freeQueue: FreeKVCacheBlockQueue
     /// Prefix-cache index: hash of a full block -> the block holding it.
     private var cachedBlockHashToBlock: [BlockHash: Int] = [:]
+    /// Changes to the prefix-cache index since the last `takeEvents()` (vLLM's KV cache events), when
+    /// `recordsEvents`: what a data-parallel front-end needs to route requests to the engine holding their prefix.
+    public var recordsEvents = false
+    private var events = KVCacheEvents()
 
     public init(numBlocks: Int, enableCaching: Bool) {
         precondition(numBlocks > 0)
@@ -78,7 +82,14 @@ public final class BlockPool {
             if cachedBlockHashToBlock[h] != nil { continue }
             blockHash[b] = h
             cachedBlockHashToBlock[h] = b
+            if recordsEvents { events.changes.append(.init(hash: h.value, stored: true)) }
         }
+    }
+
+    /// The index changes recorded since the last call, in order; clears them.
+    public func takeEvents() -> KVCacheEvents {
+        defer { events = KVCacheEvents() }
+        return events
     }
 
     /// Forgets every cached hash of free blocks (used blocks keep theirs). Returns false when blocks are in use.
@@ -87,12 +98,16 @@ public final class BlockPool {
         guard numFreeBlocks == numBlocks else { return false }
         cachedBlockHashToBlock.removeAll(keepingCapacity: true)
         for b in 0..<numBlocks { blockHash[b] = nil }
+        if recordsEvents { events = KVCacheEvents(cleared: true) }
         return true
     }
 
     private func evict(_ b: Int) {
         if let h = blockHash[b] {
-            if cachedBlockHashToBlock[h] == b { cachedBlockHashToBlock[h] = nil }
+            if cachedBlockHashToBlock[h] == b {
+                cachedBlockHashToBlock[h] = nil
+                if recordsEvents { events.changes.append(.init(hash: h.value, stored: false)) }
+            }
             blockHash[b] = nil
         }
     }

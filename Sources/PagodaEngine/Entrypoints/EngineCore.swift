@@ -141,6 +141,14 @@ public final class EngineCore {
 
     public var hasUnfinishedRequests: Bool { scheduler.hasUnfinishedRequests }
     public var stats: SchedulerStats { scheduler.makeStats() }
+    /// Whether the prefix-cache index records its changes for `takeKVEvents()` (off by default: nobody
+    /// would drain them in the offline API).
+    public var recordsKVEvents: Bool {
+        get { scheduler.kvCacheManager.blockPool.recordsEvents }
+        set { scheduler.kvCacheManager.blockPool.recordsEvents = newValue }
+    }
+    /// The prefix-cache changes since the last call (see `KVCacheEvents`).
+    public func takeKVEvents() -> KVCacheEvents { scheduler.kvCacheManager.blockPool.takeEvents() }
     /// True when no request holds a KV block (tests: "the block pool is whole again").
     public var kvCacheIsWhole: Bool { scheduler.kvCacheManager.isWhole }
 

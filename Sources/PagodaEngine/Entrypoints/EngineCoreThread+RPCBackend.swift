@@ -3,6 +3,7 @@ import Foundation
 /// The engine RPC server (helper "server", `RPC/`) drives an `EngineCoreThread` through this protocol.
 extension EngineCoreThread: EngineCoreRPCBackend {
     public func currentStats() -> SchedulerStats { stats }
+    // `takeKVEvents()` is EngineCoreThread's own (recorded when built with `publishKVEvents`).
 
     /// Utility methods: `model_info` (JSON of `ModelInfo` plus num_blocks, block_size, max_model_len),
     /// `reset_prefix_cache` ("true" when it was reset: only possible while no request holds blocks).

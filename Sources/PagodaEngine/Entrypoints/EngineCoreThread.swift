@@ -15,11 +15,21 @@ public final class EngineCoreThread: @unchecked Sendable {
     private var pendingCalls: [() -> Void] = []
     private var stopping = false
     private var latestStats = SchedulerStats()
+    private var pendingKVEvents = KVCacheEvents()
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(core: EngineCore) {
+    /// `publishKVEvents`: record the prefix-cache changes for `takeKVEvents()` (the RPC server publishes them).
+    public init(core: EngineCore, publishKVEvents: Bool = false) {
         self.core = core
+        core.recordsKVEvents = publishKVEvents
+    }
+
+    /// The prefix-cache changes of the steps since the last call.
+    public func takeKVEvents() -> KVCacheEvents {
+        cond.lock(); defer { cond.unlock() }
+        defer { pendingKVEvents = KVCacheEvents() }
+        return pendingKVEvents
     }
 
     /// Starts the loop. `onOutputs` receives every step's outputs (on the engine thread), including
@@ -112,7 +122,8 @@ public final class EngineCoreThread: @unchecked Sendable {
                 outputs += core.failAllRequests("engine step failed: \(error)")
             }
             let s = core.stats
-            cond.lock(); latestStats = s; cond.unlock()
+            let events = core.recordsKVEvents ? core.takeKVEvents() : KVCacheEvents()
+            cond.lock(); latestStats = s; if !events.isEmpty { pendingKVEvents.append(events) }; cond.unlock()
             if !outputs.isEmpty { onOutputs(outputs) }
         }
     }

@@ -13,6 +13,13 @@ public protocol EngineCoreRPCBackend: AnyObject {
     func utility(method: String, arguments: [String]) throws -> String
     /// Stops the loop and releases the model; the process exits afterwards.
     func shutdown()
+    /// The prefix-cache changes since the last call (published after each statistics message).
+    func takeKVEvents() -> KVCacheEvents
+}
+
+extension EngineCoreRPCBackend {
+    /// A backend without a prefix cache to report.
+    public func takeKVEvents() -> KVCacheEvents { KVCacheEvents() }
 }
 
 /// A utility method the backend does not know.

@@ -39,6 +39,7 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
     /// Starts the reader thread.
     public func start(onOutputs: @escaping ([EngineOutput]) -> Void,
                       onStats: @escaping (SchedulerStats) -> Void = { _ in },
+                      onKVEvents: @escaping (KVCacheEvents) -> Void = { _ in },
                       onClosed: @escaping (String) -> Void) {
         let thread = Thread { [self] in
             var reason = "engine core closed the connection"
@@ -50,6 +51,7 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
                     case .stats(let s):
                         lock.lock(); latestStats = s; lock.unlock()
                         onStats(s)
+                    case .kvEvents(let e): onKVEvents(e)
                     case .utilityResult(let r):
                         lock.lock(); let done = pendingCalls.removeValue(forKey: r.callId); lock.unlock()
                         if let e = r.error { done?(.failure(EngineRPCError.socket(e))) } else { done?(.success(r.result ?? "")) }

@@ -21,6 +21,8 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
     private var stopped = false
     private let statsLock = NSLock()
     private var lastStatsSent: SchedulerStats?
+    /// Add-request frames received (guarded by `statsLock`).
+    private var numRequestsReceived = 0
 
     public init(connection: EngineRPCConnection, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
                 statsInterval: Double = 0.02) {
@@ -64,6 +66,7 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
             guard let message else { return .frontEndGone("front-end closed the connection") }
             switch message {
             case .addRequest(let request):
+                statsLock.lock(); numRequestsReceived += 1; statsLock.unlock()
                 do {
                     try backend.addRequest(request)
                 } catch {
@@ -84,19 +87,24 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
                 return .shutdownRequested
             case .failure(let reason):
                 return .frontEndGone("front-end failed: \(reason)")
-            case .hello, .helloAck, .outputs, .stats, .utilityResult:
+            case .hello, .helloAck, .outputs, .stats, .utilityResult, .kvEvents:
                 continue  // not meant for this side; ignore
             }
         }
     }
 
-    /// Sends the backend's statistics when they differ from the last ones sent.
+    /// Sends the backend's statistics when they differ from the last ones sent, then its prefix-cache
+    /// changes when there are any.
     private func sendStatsIfChanged() throws {
         statsLock.lock(); defer { statsLock.unlock() }
-        let s = backend.currentStats()
-        guard s != lastStatsSent else { return }
-        try connection.send(.stats(s))
-        lastStatsSent = s
+        var s = backend.currentStats()
+        s.numRequestsReceived = numRequestsReceived
+        if s != lastStatsSent {
+            try connection.send(.stats(s))
+            lastStatsSent = s
+        }
+        let events = backend.takeKVEvents()
+        if !events.isEmpty { try connection.send(.kvEvents(events)) }
     }
 
     private func startStatsPublisher() {

@@ -12,7 +12,7 @@ public enum EngineRPCFrame {
     public static let maxFrameBytes = 512 << 20
 
     enum Kind: UInt8 {
-        case hello = 1, helloAck, addRequest, abort, outputs, stats, utility, utilityResult, shutdown, failure
+        case hello = 1, helloAck, addRequest, abort, outputs, stats, utility, utilityResult, shutdown, failure, kvEvents
     }
 
     private struct Empty: Codable {}
@@ -38,6 +38,7 @@ public enum EngineRPCFrame {
         case .utilityResult(let r): kind = .utilityResult; payload = try encoder.encode(r)
         case .shutdown: kind = .shutdown; payload = Data()
         case .failure(let s): kind = .failure; payload = Data(s.utf8)
+        case .kvEvents(let e): kind = .kvEvents; payload = try encoder.encode(e)
         }
         let length = UInt32(payload.count + 1)
         var frame = [UInt8]()
@@ -68,6 +69,7 @@ public enum EngineRPCFrame {
             case .utilityResult: return .utilityResult(try d.decode(EngineUtilityResult.self, from: payload))
             case .shutdown: return .shutdown
             case .failure: return .failure(String(decoding: payload, as: UTF8.self))
+            case .kvEvents: return .kvEvents(try d.decode(KVCacheEvents.self, from: payload))
             }
         } catch let e as EngineRPCError {
             throw e

@@ -26,7 +26,7 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
 
 public enum EngineRPCProtocol {
     /// Bumped whenever a message changes shape.
-    public static let version = 2
+    public static let version = 3
 }
 
 /// A request-response call for anything that is not on the request path (vLLM's "utility"
@@ -70,4 +70,7 @@ public enum EngineRPCMessage: Sendable {
     case shutdown
     /// Either way: the sender gives up (handshake refused, fatal engine error); the text says why.
     case failure(String)
+    /// [E→F] changes to the engine's prefix-cache index since the previous `kvEvents`, sent right after
+    /// the statistics they belong to (the data-parallel front-end routes by them).
+    case kvEvents(KVCacheEvents)
 }
