@@ -88,7 +88,7 @@ final class RequestFieldTests: XCTestCase {
             await assertRejected(#""logit_bias": {"1114112": 1}"#, param: "logit_bias", chat: chat)
             await assertRejected(#""logit_bias": {"-1": 1}"#, param: "logit_bias", chat: chat)
             await assertRejected(#""logit_bias": {"abc": 1}"#, param: "logit_bias", chat: chat)
-            await assertRejected(#""logit_bias": {"5": "x"}"#, param: "logit_bias.5", chat: chat)
+            await assertRejected(#""logit_bias": {"5": "x"}"#, param: "logit_bias[5]", chat: chat)  // the decoder's path of a bad value
         }
     }
 
