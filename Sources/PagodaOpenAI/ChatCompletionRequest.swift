@@ -32,7 +32,7 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields, OpenAIRe
     public var addSpecialTokens: Bool?
     public var chatTemplate: String?
     public var chatTemplateKwargs: [String: JSONValue]?
-    /// vLLM: extra documents handed to the chat template (as its `documents` variable).
+    /// vLLM: documents handed to the chat template as its `documents` variable (for RAG templates).
     public var documents: [JSONValue]?
     public var tools: [JSONValue]?
     /// "none", "auto", "required" or a named tool. Only "none" is served (the tools, if any, reach the

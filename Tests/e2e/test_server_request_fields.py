@@ -152,3 +152,30 @@ def test_server_survives_every_rejection(server, client):
     status, body = post_json(server, "/v1/completions", {"model": SERVED, "prompt": "x", "max_tokens": 9223372036854775807})
     assert status == 400 and body["error"]["param"] == "max_tokens"
     assert client.completions.create(model=SERVED, prompt="still fine", max_tokens=2).usage.completion_tokens >= 1
+
+
+def test_documents_and_request_chat_template_reach_the_template(server):
+    template = "{% for d in documents %}[{{ d.text }}]{% endfor %}{{ messages[0].content }}"
+    status, body = post_json(server, "/tokenize", {"model": SERVED, "prompt": "[alpha][beta]hi", "add_special_tokens": False})
+    expected = body["tokens"]
+    status, body = post_json(server, "/v1/chat/completions", {
+        "model": SERVED, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "chat_template": template,
+        "documents": [{"text": "alpha"}, {"text": "beta"}]})
+    assert status == 200, body
+    assert body["usage"]["prompt_tokens"] == len(expected)
+    # /tokenize takes the same chat_template, and tools reach it.
+    status, body = post_json(server, "/tokenize", {
+        "model": SERVED, "messages": [{"role": "user", "content": "hi"}], "tools": TOOLS,
+        "chat_template": "{{ tools[0].function.name }}:{{ messages[0].content }}"})
+    assert status == 200 and body["tokens"] == token_ids(server, "f:hi"), body
+
+
+def test_truncate_prompt_tokens_and_request_id(server, client):
+    ids = token_ids(server, "one two three four five six seven")
+    r = client.completions.create(model=SERVED, prompt=ids, max_tokens=3, temperature=0,
+                                  extra_body={"truncate_prompt_tokens": 3, "request_id": "my-id-1"})
+    assert r.usage.prompt_tokens == 3 and r.id == "cmpl-my-id-1"
+    tail = client.completions.create(model=SERVED, prompt=ids[-3:], max_tokens=3, temperature=0)
+    assert r.choices[0].text == tail.choices[0].text
+    status, body = post_json(server, "/v1/completions", {"model": SERVED, "prompt": "x", "truncate_prompt_tokens": 0})
+    assert status == 400 and body["error"]["param"] == "truncate_prompt_tokens"

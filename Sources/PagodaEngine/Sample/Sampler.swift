@@ -58,7 +58,7 @@ public final class Sampler {
             row = work
         }
         applyMinTokens(row, state)
-        applyLogitBias(row, state)
+        applyLogitBias(row, p.logitBias)
         applyPenalties(row, state)
         let token: Int
         if p.temperature < 1e-5 {
@@ -83,8 +83,8 @@ public final class Sampler {
 
     /// Adds each `logitBias` entry to its token's logit (vLLM applies it with min-tokens, before the
     /// penalties, so it moves the greedy pick too). Ids were validated against the vocabulary.
-    private func applyLogitBias(_ row: UnsafeMutablePointer<Float>, _ s: SamplingState) {
-        for b in s.sampling.logitBias where b.tokenId >= 0 && b.tokenId < vocabSize { row[b.tokenId] += b.bias }
+    private func applyLogitBias(_ row: UnsafeMutablePointer<Float>, _ bias: [LogitBias]) {
+        for b in bias where b.tokenId >= 0 && b.tokenId < vocabSize { row[b.tokenId] += b.bias }
     }
 
     /// Repetition penalty over prompt + output tokens (divide positive logits, multiply negative ones);
