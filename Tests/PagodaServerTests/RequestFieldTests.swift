@@ -11,6 +11,7 @@ import PagodaOpenAI
 final class RequestFieldTests: XCTestCase {
     var backend: TestEngineBackend!
     var serving: OpenAIServing!
+    let logs = CapturedLogs()
 
     override func setUpWithError() throws {
         let (front, engine) = try EngineRPCConnection.pair()
@@ -23,7 +24,8 @@ final class RequestFieldTests: XCTestCase {
         var config = ServerConfig(servedModelNames: ["test-model"], modelPath: "/models/test")
         config.disableLogRequests = true
         serving = OpenAIServing(config: config, tokenizer: CharTokenizer(), engine: client,
-                                metrics: ServerMetrics(modelName: "test-model"), logger: Logger(label: "test"))
+                                metrics: ServerMetrics(modelName: "test-model"),
+                                logger: Logger(label: "test", factory: { [logs] _ in CapturingLogHandler(logs: logs) }))
         client.start()
     }
 
@@ -164,6 +166,9 @@ final class RequestFieldTests: XCTestCase {
             await assertAccepted(#""user": "u1", "metadata": {"k": "v"}, "store": false, "service_tier": "auto""#, chat: chat)
             await assertAccepted(#""no_such_field": [1, {"x": null}], "another_one": 3"#, chat: chat)
         }
+        XCTAssertTrue(logs.messages.contains { $0.level == .warning && $0.text.contains("no_such_field") && $0.text.contains("another_one") },
+                      "\(logs.messages)")
+        XCTAssertFalse(logs.messages.contains { $0.text.contains("metadata") || $0.text.contains("service_tier") })
         XCTAssertEqual(try UndeclaredRequestFields.check(["no_such_field": .null, "metadata": .object([:]), "zz": .bool(true)]),
                        ["no_such_field", "zz"])
         for tokenizeBody in [#"{"prompt": "ab", "no_such_field": 1}"#] {
@@ -219,5 +224,28 @@ final class RequestFieldTests: XCTestCase {
         let c = await error(chat(#""max_completion_tokens": 9223372036854775807"#).replacingOccurrences(of: #""max_tokens": 2, "#, with: ""), chat: true)
         XCTAssertEqual(c?.param, "max_tokens")
         _ = try await json(completion(""))  // still serving
+    }
+}
+
+/// Log lines kept for assertions (the unknown-field warning).
+final class CapturedLogs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [(level: Logger.Level, text: String)] = []
+    var messages: [(level: Logger.Level, text: String)] { lock.lock(); defer { lock.unlock() }; return lines }
+    func append(_ level: Logger.Level, _ text: String) { lock.lock(); lines.append((level, text)); lock.unlock() }
+}
+
+/// A `LogHandler` that appends every line to a `CapturedLogs`.
+struct CapturingLogHandler: LogHandler {
+    let logs: CapturedLogs
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        logs.append(level, message.description)
     }
 }
