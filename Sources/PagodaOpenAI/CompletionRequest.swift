@@ -32,7 +32,7 @@ public struct CompletionRequest: Sendable, Codable, SamplingFields, OpenAIReques
     public var logitBias: [String: Double]?
     /// vLLM: prompt logprobs (not supported yet: the engine's validator rejects any value).
     public var promptLogprobs: Int?
-    /// vLLM: keep only the last k prompt tokens (-1: the last max_model_len - 1).
+    /// vLLM: keep only the last k prompt tokens (-1: the last max_model_len).
     public var truncatePromptTokens: Int?
     /// vLLM: the id the response carries (`cmpl-<request_id>`); random when absent.
     public var requestId: String?
