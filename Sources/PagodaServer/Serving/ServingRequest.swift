@@ -46,7 +46,9 @@ extension OpenAIServing {
         if fields.streamOptions != nil && !(fields.stream ?? false) {
             throw OpenAIError.badRequest("stream_options can only be set when stream is true", param: "stream_options")
         }
-        var sampling = try RequestSampling.from(fields, logprobs: logprobs, logprobsParam: logprobsParam, vocabSize: tokenizer.vocabSize)
+        // The model's vocabulary (vLLM checks logit_bias against it), the bound the engine checks too.
+        var sampling = try RequestSampling.from(fields, logprobs: logprobs, logprobsParam: logprobsParam,
+                                                vocabSize: engine.handshake.vocabSize)
         let prompts = try prompts.map { try truncate($0, to: fields.truncatePromptTokens) }
         // Each prompt must fit with its own max_tokens; the shared parameters carry the largest.
         var maxTokens: [Int] = []
@@ -98,20 +100,15 @@ extension OpenAIServing {
         logRequest(request.requestId, promptTokens: request.promptTokens, sampling: request.sampling.params, n: n)
         let processors = jobs.map(\.processor)
         let promptTokens = request.promptTokens
-        func usage(cached: Bool) -> UsageInfo {
-            // Cached tokens count once per prompt: its first choice's (the others share the prefix).
-            let c = cached ? stride(from: 0, to: processors.count, by: n).reduce(0) { $0 + processors[$1].numCachedTokens } : 0
-            return UsageInfo(promptTokens: promptTokens, completionTokens: processors.reduce(0) { $0 + $1.tokenIds.count },
-                             cachedTokens: c > 0 ? c : nil)
-        }
 
         guard request.stream else {
             try await collect(runner.run(jobs, streaming: false))
-            return .json(try renderer.response(processors, usage: usage(cached: true)))
+            return .json(try renderer.response(processors, usage: Self.usage(processors, promptTokens: promptTokens, n: n, cached: true)))
         }
         let run = runner.run(jobs, streaming: true)
         let continuous = request.continuousUsage, includeUsage = request.includeUsage
         return .stream { [self] write in
+            func usage(cached: Bool) -> UsageInfo { Self.usage(processors, promptTokens: promptTokens, n: n, cached: cached) }
             do {
                 let opening = try renderer.openingFrames(usage: continuous ? UsageInfo(promptTokens: promptTokens, completionTokens: 0) : nil)
                 for f in opening { try await write(f) }
@@ -123,5 +120,13 @@ extension OpenAIServing {
                 includeUsage ? [try renderer.usageFrame(usage(cached: false))] : []
             })
         }
+    }
+
+    /// The usage of a request's choices (`n` per prompt). Cached tokens count once per prompt, its
+    /// first choice's: the other choices share that prefix. Streams report no cached tokens.
+    static func usage(_ processors: [ChoiceOutputProcessor], promptTokens: Int, n: Int, cached: Bool) -> UsageInfo {
+        let c = cached ? stride(from: 0, to: processors.count, by: n).reduce(0) { $0 + processors[$1].numCachedTokens } : 0
+        return UsageInfo(promptTokens: promptTokens, completionTokens: processors.reduce(0) { $0 + $1.tokenIds.count },
+                         cachedTokens: c > 0 ? c : nil)
     }
 }
