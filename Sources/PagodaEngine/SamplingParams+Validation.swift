@@ -39,14 +39,15 @@ extension SamplingParams {
 
     private func validateLogitBias(vocabSize: Int) throws {
         func bad(_ reason: String) -> EngineError { .invalidRequest(parameter: "logit_bias", reason: reason) }
-        for (k, b) in logitBias.enumerated() {
+        var seen = Set<Int>(minimumCapacity: logitBias.count)  // a set: a request may send thousands of entries
+        for b in logitBias {
             if b.tokenId < 0 || b.tokenId >= vocabSize {
                 throw bad("token id \(b.tokenId) is outside the vocabulary (0..<\(vocabSize))")
             }
             if !Self.logitBiasRange.contains(b.bias) {
                 throw bad("the bias of token \(b.tokenId) must be in [-100, 100], got \(b.bias)")
             }
-            if logitBias[..<k].contains(where: { $0.tokenId == b.tokenId }) {
+            if !seen.insert(b.tokenId).inserted {
                 throw bad("token id \(b.tokenId) appears more than once")
             }
         }

@@ -176,6 +176,16 @@ final class RequestFieldTests: XCTestCase {
         }
     }
 
+    func testDecodingHandsBackExactlyTheUndeclaredFields() throws {
+        let d = try OpenAIJSON.decodeRequestFields(CompletionRequest.self, from: Data(
+            #"{"prompt": "a", "logit_bias": {"1": 2}, "guided_json": {"type": "object"}, "x": null}"#.utf8))
+        XCTAssertEqual(d.body.logitBias, ["1": 2])
+        XCTAssertEqual(d.undeclaredFields, ["guided_json": .object(["type": .string("object")]), "x": .null])
+        XCTAssertThrowsError(try OpenAIJSON.decodeRequestFields(ChatCompletionRequest.self, from: Data("[1]".utf8))) {
+            XCTAssertEqual(($0 as? OpenAIError)?.status, 400)
+        }
+    }
+
     // MARK: - implemented vLLM extras
 
     func testTruncatePromptTokensKeepsTheLastTokens() async throws {
