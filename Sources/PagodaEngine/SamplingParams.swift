@@ -22,7 +22,19 @@ public struct SamplingParams: Sendable, Codable, Equatable {
     public var logprobs: Int? = nil
     /// Logprobs of the prompt tokens (nil: none).
     public var promptLogprobs: Int? = nil
+    /// Added to the logits before any penalty or sampling step (OpenAI's `logit_bias`), so it also
+    /// steers greedy decoding. Empty for most requests, which then pay nothing for it.
+    public var logitBias: [LogitBias] = []
 
     public init() {}
     public static var greedy: SamplingParams { var p = SamplingParams(); p.temperature = 0; return p }
+}
+
+/// One entry of `SamplingParams.logitBias`: `bias` (in -100...100, OpenAI's range) is added to
+/// the logit of `tokenId`. A list rather than a dictionary so the sampler walks it without hashing
+/// and the RPC encoding is stable.
+public struct LogitBias: Sendable, Codable, Equatable {
+    public var tokenId: Int
+    public var bias: Float
+    public init(tokenId: Int, bias: Float) { self.tokenId = tokenId; self.bias = bias }
 }

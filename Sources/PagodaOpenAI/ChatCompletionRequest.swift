@@ -1,6 +1,6 @@
 /// The body of `POST /v1/chat/completions`, with vLLM's extra fields (`chat_template_kwargs`,
 /// `add_generation_prompt`, `continue_final_message`, sampling extras).
-public struct ChatCompletionRequest: Sendable, Codable, SamplingFields {
+public struct ChatCompletionRequest: Sendable, Codable, SamplingFields, OpenAIRequestBody {
     public var model: String?
     /// Each message as sent: `{"role": ..., "content": string | [{"type":"text","text":...}], ...}`.
     /// Kept as JSON so every field reaches the chat template.
@@ -32,14 +32,29 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields {
     public var addSpecialTokens: Bool?
     public var chatTemplate: String?
     public var chatTemplateKwargs: [String: JSONValue]?
+    /// vLLM: documents handed to the chat template as its `documents` variable (for RAG templates).
+    public var documents: [JSONValue]?
     public var tools: [JSONValue]?
+    /// "none", "auto", "required" or a named tool. Only "none" is served (the tools, if any, reach the
+    /// template and no call is parsed); the others are rejected until tool parsing exists.
+    public var toolChoice: JSONValue?
+    /// OpenAI: an end-user id for abuse monitoring. Pure metadata, accepted and not used.
     public var user: String?
+    /// Token id (as a string) → bias in [-100, 100], added to the logits before sampling.
     public var logitBias: [String: Double]?
+    /// vLLM: prompt logprobs (not supported yet: the engine's validator rejects any value).
+    public var promptLogprobs: Int?
+    /// vLLM: keep only the last k prompt tokens (-1: the last max_model_len).
+    public var truncatePromptTokens: Int?
+    /// vLLM: the id the response carries (`chatcmpl-<request_id>`); random when absent.
+    public var requestId: String?
 
     public init(model: String? = nil, messages: [JSONValue]) { self.model = model; self.messages = messages }
 
-    enum CodingKeys: String, CodingKey {
-        case model, messages, logprobs, n, temperature, seed, stop, stream, tools, user
+    public static let declaredFields = Set(CodingKeys.allCases.map(\.rawValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, messages, logprobs, n, temperature, seed, stop, stream, tools, user, documents
         case topLogprobs = "top_logprobs", maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens"
         case topP = "top_p", topK = "top_k", minP = "min_p"
         case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
@@ -48,6 +63,7 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields {
         case skipSpecialTokens = "skip_special_tokens", streamOptions = "stream_options"
         case addGenerationPrompt = "add_generation_prompt", continueFinalMessage = "continue_final_message"
         case addSpecialTokens = "add_special_tokens", chatTemplate = "chat_template"
-        case chatTemplateKwargs = "chat_template_kwargs", logitBias = "logit_bias"
+        case chatTemplateKwargs = "chat_template_kwargs", logitBias = "logit_bias", toolChoice = "tool_choice"
+        case promptLogprobs = "prompt_logprobs", truncatePromptTokens = "truncate_prompt_tokens", requestId = "request_id"
     }
 }

@@ -22,6 +22,12 @@ public enum OpenAIJSON {
         }
     }
 
+    /// `decodeRequest` for a body type that names its fields: also returns the fields it does not
+    /// declare, for the server to reject or log.
+    public static func decodeRequestFields<T: OpenAIRequestBody>(_ type: T.Type, from data: Data) throws -> DecodedRequest<T> {
+        try decodeRequest(DecodedRequest<T>.self, from: data)
+    }
+
     static func describe(_ error: DecodingError) -> OpenAIError {
         func path(_ p: [CodingKey]) -> String? {
             let s = p.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }

@@ -21,4 +21,8 @@ public protocol SamplingFields {
     var stream: Bool? { get }
     var streamOptions: StreamOptions? { get }
     var model: String? { get }
+    var logitBias: [String: Double]? { get }
+    var promptLogprobs: Int? { get }
+    var truncatePromptTokens: Int? { get }
+    var requestId: String? { get }
 }

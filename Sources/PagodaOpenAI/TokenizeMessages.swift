@@ -1,5 +1,5 @@
 /// vLLM's `POST /tokenize` body: either `prompt` or chat `messages` (rendered with the template).
-public struct TokenizeRequest: Sendable, Codable {
+public struct TokenizeRequest: Sendable, Codable, OpenAIRequestBody {
     public var model: String?
     public var prompt: String?
     public var messages: [JSONValue]?
@@ -7,10 +7,15 @@ public struct TokenizeRequest: Sendable, Codable {
     public var addGenerationPrompt: Bool?
     public var continueFinalMessage: Bool?
     public var chatTemplateKwargs: [String: JSONValue]?
+    /// vLLM: a template that replaces the model's for this request, as in chat completions.
+    public var chatTemplate: String?
+    /// vLLM: tools rendered by the chat template, as in chat completions.
+    public var tools: [JSONValue]?
     public var returnTokenStrs: Bool?
     public init(model: String? = nil, prompt: String? = nil) { self.model = model; self.prompt = prompt }
-    enum CodingKeys: String, CodingKey {
-        case model, prompt, messages
+    public static let declaredFields = Set(CodingKeys.allCases.map(\.rawValue))
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, prompt, messages, tools, chatTemplate = "chat_template"
         case addSpecialTokens = "add_special_tokens", addGenerationPrompt = "add_generation_prompt"
         case continueFinalMessage = "continue_final_message", chatTemplateKwargs = "chat_template_kwargs"
         case returnTokenStrs = "return_token_strs"
@@ -30,10 +35,11 @@ public struct TokenizeResponse: Sendable, Codable, Equatable {
 }
 
 /// `POST /detokenize` body.
-public struct DetokenizeRequest: Sendable, Codable {
+public struct DetokenizeRequest: Sendable, Codable, OpenAIRequestBody {
     public var model: String?
     public var tokens: [Int]
     public init(model: String? = nil, tokens: [Int]) { self.model = model; self.tokens = tokens }
+    public static let declaredFields: Set<String> = ["model", "tokens"]
 }
 
 /// `POST /detokenize` answer.

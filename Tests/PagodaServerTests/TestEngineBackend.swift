@@ -10,6 +10,7 @@ final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable {
     private var stopped = false
     private var abortedIds: [String] = []
     private var didShutDown = false
+    private var added: [EngineRequest] = []
     let stepInterval: Double
 
     init(stepInterval: Double = 0.002) { self.stepInterval = stepInterval }
@@ -42,8 +43,11 @@ final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable {
 
     func addRequest(_ request: EngineRequest) throws {
         if request.promptTokenIds.isEmpty { throw TestBackendError(message: "prompt is empty") }
-        lock.lock(); running[request.requestId] = (request, 0); lock.unlock()
+        lock.lock(); running[request.requestId] = (request, 0); added.append(request); lock.unlock()
     }
+
+    /// Every request added so far, in order.
+    var addedRequests: [EngineRequest] { lock.lock(); defer { lock.unlock() }; return added }
 
     func abortRequests(_ ids: [String]) {
         lock.lock(); for id in ids { running[id] = nil }; abortedIds += ids; lock.unlock()

@@ -98,6 +98,14 @@ def test_concurrent_requests_match_one_process(pagoda, small_model, reference, p
             sock.close()
             assert list(later) == reference[1:4]
         assert s.proc.poll() is None
+
+        # logit_bias travels with the sampling parameters to the rank that samples.
+        status, _, body = s.post("/v1/completions", {
+            "model": s.model_name, "prompt": PROMPTS[0], "max_tokens": 3, "temperature": 0, "ignore_eos": True,
+            "logit_bias": {"42": 100}, "logprobs": 0}, timeout=120)
+        assert status == 200, body
+        status, _, forced = s.post("/detokenize", {"model": s.model_name, "tokens": [42]})
+        assert json.loads(body)["choices"][0]["logprobs"]["tokens"] == [json.loads(forced)["prompt"]] * 3
     finally:
         s.stop()
     deadline = time.monotonic() + 10

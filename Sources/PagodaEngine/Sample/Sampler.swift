@@ -9,8 +9,8 @@ public protocol SamplingState: AnyObject {
     var generator: SamplingRNG { get set }
 }
 
-/// Turns one logits row into one token, following vLLM's order: min-tokens suppression and penalties
-/// on the raw logits, then greedy argmax, or temperature, min-p, top-k, top-p and a draw from the
+/// Turns one logits row into one token, following vLLM's order: min-tokens suppression, logit bias
+/// and penalties on the raw logits, then greedy argmax, or temperature, min-p, top-k, top-p and a draw from the
 /// request's own generator. Logprobs are those of the raw logits (vLLM's default `raw_logprobs`).
 ///
 /// All scratch buffers are allocated once for the vocabulary size; sampling a token allocates only
@@ -58,6 +58,7 @@ public final class Sampler {
             row = work
         }
         applyMinTokens(row, state)
+        applyLogitBias(row, p.logitBias)
         applyPenalties(row, state)
         let token: Int
         if p.temperature < 1e-5 {
@@ -78,6 +79,12 @@ public final class Sampler {
         guard s.outputTokenIds.count < p.minTokens else { return }
         for t in p.stopTokenIds where t >= 0 && t < vocabSize { row[t] = -.infinity }
         if !p.ignoreEOS { for t in s.eosTokenIds where t >= 0 && t < vocabSize { row[t] = -.infinity } }
+    }
+
+    /// Adds each `logitBias` entry to its token's logit (vLLM applies it with min-tokens, before the
+    /// penalties, so it moves the greedy pick too). Ids were validated against the vocabulary.
+    private func applyLogitBias(_ row: UnsafeMutablePointer<Float>, _ bias: [LogitBias]) {
+        for b in bias where b.tokenId >= 0 && b.tokenId < vocabSize { row[b.tokenId] += b.bias }
     }
 
     /// Repetition penalty over prompt + output tokens (divide positive logits, multiply negative ones);

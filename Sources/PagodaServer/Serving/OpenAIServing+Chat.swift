@@ -5,92 +5,53 @@ import PagodaOpenAI
 /// `POST /v1/chat/completions` (vLLM's `OpenAIServingChat`).
 extension OpenAIServing {
     public func chatCompletions(_ body: Data) async throws -> ServingResponse {
-        let request = try OpenAIJSON.decodeRequest(ChatCompletionRequest.self, from: body)
+        let decoded = try OpenAIJSON.decodeRequestFields(ChatCompletionRequest.self, from: body)
+        var request = decoded.body
         try checkModel(request.model)
         try checkEngineAlive()
+        try checkUndeclaredFields(decoded.undeclaredFields)
         if request.messages.isEmpty { throw OpenAIError.badRequest("messages must not be empty", param: "messages") }
         for (k, m) in request.messages.enumerated() {
             guard m.objectValue != nil, m["role"]?.stringValue != nil else {
                 throw OpenAIError.badRequest("messages[\(k)] must be an object with a 'role'", param: "messages[\(k)]")
             }
         }
+        try checkToolChoice(request.toolChoice, tools: request.tools)
         let wantLogprobs = request.logprobs ?? false
-        if let t = request.topLogprobs {
-            guard wantLogprobs else { throw OpenAIError.badRequest("when using `top_logprobs`, `logprobs` must be set to true.", param: "top_logprobs") }
-            guard (0...20).contains(t) else { throw OpenAIError.badRequest("top_logprobs must be between 0 and 20, got \(t)", param: "top_logprobs") }
+        if request.topLogprobs != nil && !wantLogprobs {
+            throw OpenAIError.badRequest("when using `top_logprobs`, `logprobs` must be set to true.", param: "top_logprobs")
         }
-        var fields = request
-        if fields.maxTokens == nil { fields.maxTokens = request.maxCompletionTokens }
-        var sampling = try RequestSampling.from(fields, logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, vocabSize: tokenizer.vocabSize)
-
+        if request.maxTokens == nil { request.maxTokens = request.maxCompletionTokens }
+        var kwargs = request.chatTemplateKwargs ?? [:]
+        if let documents = request.documents { kwargs["documents"] = .array(documents) }
         let promptIds = try renderChatPrompt(messages: request.messages, tools: request.tools,
                                              addGenerationPrompt: request.addGenerationPrompt ?? true,
                                              continueFinalMessage: request.continueFinalMessage ?? false,
-                                             kwargs: request.chatTemplateKwargs ?? [:], template: request.chatTemplate,
+                                             kwargs: kwargs, template: request.chatTemplate,
                                              addSpecialTokens: request.addSpecialTokens ?? false)
-        try sampling.fit(promptLength: promptIds.count, maxModelLen: maxModelLen, defaultMaxTokens: nil)
+        let prepared = try prepare(request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil,
+                                   logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, logprobsParam: "top_logprobs")
+        return try await serve(prepared, renderer: ChatRenderer(serving: self, request: prepared, wantLogprobs: wantLogprobs))
+    }
 
-        let requestId = Self.newRequestId("chatcmpl")
-        let created = Self.now()
-        let model = request.model ?? config.primaryModelName
-        let arrival = Date().timeIntervalSince1970
-        let jobs = (0..<sampling.n).map { i in
-            ChoiceJob(index: i,
-                      request: engineRequest(id: "\(requestId)-\(i)", promptTokenIds: promptIds, sampling: sampling.params(forChoice: i), arrival: arrival),
-                      processor: ChoiceOutputProcessor(index: i, tokenizer: tokenizer, sampling: sampling, promptTokenIds: promptIds))
-        }
-        logRequest(requestId, promptTokens: promptIds.count, sampling: sampling.params, n: sampling.n)
-
-        if request.stream ?? false {
-            let includeUsage = request.streamOptions?.includeUsage ?? false
-            let continuous = request.streamOptions?.continuousUsageStats ?? false
-            let run = runner.run(jobs, streaming: true)
-            let processors = jobs.map(\.processor)
-            let n = sampling.n
-            return .stream { [self] write in
-                func usage() -> UsageInfo {
-                    UsageInfo(promptTokens: promptIds.count, completionTokens: processors.reduce(0) { $0 + $1.tokenIds.count })
-                }
-                func chunk(_ choices: [ChatChoice], usage: UsageInfo? = nil) throws -> [UInt8] {
-                    try ServerSentEvents.frame(json: ChatCompletionResponse(
-                        id: requestId, object: "chat.completion.chunk", created: created, model: model, choices: choices, usage: usage))
-                }
-                // The first chunk of every choice carries the role (as OpenAI sends it).
-                var opening: [[UInt8]] = []
-                for i in 0..<n {
-                    if let f = try? chunk([ChatChoice(index: i, delta: ChatMessage(role: "assistant", content: ""))],
-                                          usage: continuous ? UsageInfo(promptTokens: promptIds.count, completionTokens: 0) : nil) {
-                        opening.append(f)
-                    }
-                }
-                do { for f in opening { try await write(f) } } catch { run.cancel(); return }
-                await stream(run, write: write, frames: { event in
-                    guard case .delta(let index, let d) = event else { return [] }
-                    if d.text.isEmpty && d.finishReason == nil && !(wantLogprobs && !d.tokenIds.isEmpty) { return [] }
-                    let lp = wantLogprobs ? self.chatLogprobs(d.tokenIds, d.logprobs) : nil
-                    let choice = ChatChoice(index: index, delta: ChatMessage(role: nil, content: d.text), logprobs: lp,
-                                            finishReason: d.finishReason, stopReason: d.stopReason)
-                    return [try chunk([choice], usage: continuous ? usage() : nil)]
-                }, closing: {
-                    includeUsage ? [try chunk([], usage: usage())] : []
-                })
+    /// Tool calls are not parsed yet, so only `tool_choice: "none"` is served: the tools (if any)
+    /// reach the template, as vLLM does for "none", and the answer stays text. Without `tool_choice`
+    /// and with tools, OpenAI and vLLM mean "auto", which is rejected with the rest.
+    func checkToolChoice(_ choice: JSONValue?, tools: [JSONValue]?) throws {
+        let hasTools = !(tools ?? []).isEmpty
+        switch choice {
+        case nil:
+            if hasTools {
+                throw OpenAIError.badRequest("tool calling is not supported yet (tools without tool_choice \"none\")", param: "tools")
             }
+        case .string("none")?:
+            return
+        case .string("auto")?, .string("required")?, .object?:
+            guard hasTools else { throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice") }
+            throw OpenAIError.badRequest("tool_choice other than \"none\" is not supported yet", param: "tool_choice")
+        default:
+            throw OpenAIError.badRequest("tool_choice must be \"none\", \"auto\", \"required\" or a named tool", param: "tool_choice")
         }
-
-        let run = runner.run(jobs, streaming: false)
-        try await collect(run)
-        let choices = jobs.map { job -> ChatChoice in
-            let p = job.processor
-            return ChatChoice(index: job.index, message: ChatMessage(role: "assistant", content: p.outputText),
-                              logprobs: wantLogprobs ? chatLogprobs(p.tokenIds, p.logprobs) : nil,
-                              finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
-        }
-        let completionTokens = jobs.reduce(0) { $0 + $1.processor.tokenIds.count }
-        let cached = jobs.first?.processor.numCachedTokens ?? 0
-        let response = ChatCompletionResponse(
-            id: requestId, created: created, model: model, choices: choices,
-            usage: UsageInfo(promptTokens: promptIds.count, completionTokens: completionTokens, cachedTokens: cached > 0 ? cached : nil))
-        return .json(try OpenAIJSON.encode(response))
     }
 
     /// The chat rendered by the template and tokenized; template errors are 400s.
@@ -124,5 +85,47 @@ extension OpenAIServing {
             content.append(ChatTokenLogprob(token: text, logprob: Double(lp.logprob), bytes: Array(text.utf8), topLogprobs: top))
         }
         return ChatLogprobs(content: content)
+    }
+}
+
+/// Renders chat choices as `chat.completion` objects; when streaming, every choice opens with a
+/// chunk carrying its role (as OpenAI sends it) and then streams content deltas.
+final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
+    let serving: OpenAIServing
+    let request: ServingRequest
+    let wantLogprobs: Bool
+
+    init(serving: OpenAIServing, request: ServingRequest, wantLogprobs: Bool) {
+        self.serving = serving; self.request = request; self.wantLogprobs = wantLogprobs
+    }
+
+    private func chunk(_ choices: [ChatChoice], usage: UsageInfo?) throws -> [UInt8] {
+        try ServerSentEvents.frame(json: ChatCompletionResponse(
+            id: request.requestId, object: "chat.completion.chunk", created: request.created, model: request.model,
+            choices: choices, usage: usage))
+    }
+
+    func openingFrames(usage: UsageInfo?) throws -> [[UInt8]] {
+        try (0..<request.n).map { try chunk([ChatChoice(index: $0, delta: ChatMessage(role: "assistant", content: ""))], usage: usage) }
+    }
+
+    func frames(index: Int, delta d: ChoiceDelta, usage: UsageInfo?) throws -> [[UInt8]] {
+        if d.text.isEmpty && d.finishReason == nil && !(wantLogprobs && !d.tokenIds.isEmpty) { return [] }
+        let lp = wantLogprobs ? serving.chatLogprobs(d.tokenIds, d.logprobs) : nil
+        let choice = ChatChoice(index: index, delta: ChatMessage(role: nil, content: d.text), logprobs: lp,
+                                finishReason: d.finishReason, stopReason: d.stopReason)
+        return [try chunk([choice], usage: usage)]
+    }
+
+    func usageFrame(_ usage: UsageInfo) throws -> [UInt8] { try chunk([], usage: usage) }
+
+    func response(_ choices: [ChoiceOutputProcessor], usage: UsageInfo) throws -> Data {
+        let rendered = choices.map { p in
+            ChatChoice(index: p.index, message: ChatMessage(role: "assistant", content: p.outputText),
+                       logprobs: wantLogprobs ? serving.chatLogprobs(p.tokenIds, p.logprobs) : nil,
+                       finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
+        }
+        return try OpenAIJSON.encode(ChatCompletionResponse(
+            id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage))
     }
 }

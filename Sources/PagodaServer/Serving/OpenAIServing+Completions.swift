@@ -2,12 +2,15 @@ import Foundation
 import PagodaEngine
 import PagodaOpenAI
 
-/// `POST /v1/completions` (vLLM's `OpenAIServingCompletion`).
+/// `POST /v1/completions` (vLLM's `OpenAIServingCompletion`): parse, tokenize the prompts, then the
+/// shared prepare → serve path with `CompletionRenderer`.
 extension OpenAIServing {
     public func completions(_ body: Data) async throws -> ServingResponse {
-        let request = try OpenAIJSON.decodeRequest(CompletionRequest.self, from: body)
+        let decoded = try OpenAIJSON.decodeRequestFields(CompletionRequest.self, from: body)
+        let request = decoded.body
         try checkModel(request.model)
         try checkEngineAlive()
+        try checkUndeclaredFields(decoded.undeclaredFields)
         guard let prompt = request.prompt else { throw OpenAIError.badRequest("missing required field 'prompt'", param: "prompt") }
         if request.suffix != nil { throw OpenAIError.badRequest("suffix is not supported", param: "suffix") }
         if let b = request.bestOf, b != (request.n ?? 1) {
@@ -17,111 +20,34 @@ extension OpenAIServing {
         if echo && request.logprobs != nil {
             throw OpenAIError.badRequest("echo together with logprobs needs prompt logprobs, which this server does not return", param: "echo")
         }
-        var sampling = try RequestSampling.from(request, logprobs: request.logprobs, vocabSize: tokenizer.vocabSize)
+        let ids = try promptTokenIds(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
+        // Default max_tokens 16, as OpenAI's legacy API.
+        let prepared = try prepare(request, prompts: ids, idPrefix: "cmpl", defaultMaxTokens: 16, logprobs: request.logprobs)
+        // Echo repeats the prompt as served: its text, or the decoded tokens when given as ids or truncated.
+        let echoTexts = echo ? prepared.prompts.enumerated().map { p, served -> String in
+            if case .text(let s) = prompt, served.count == ids[p].count { return s }
+            if case .texts(let a) = prompt, served.count == ids[p].count { return a[p] }
+            return tokenizer.decode(served, skipSpecialTokens: false)
+        } : nil
+        return try await serve(prepared, renderer: CompletionRenderer(
+            serving: self, request: prepared, echoTexts: echoTexts, wantLogprobs: request.logprobs != nil))
+    }
 
-        // Each prompt: its token ids and (for echo) its text.
-        let addSpecial = request.addSpecialTokens ?? true
-        var prompts: [(ids: [Int], text: String)] = []
+    /// The token ids of each prompt; token ids given directly must be in the vocabulary.
+    func promptTokenIds(_ prompt: PromptInput, addSpecialTokens: Bool) throws -> [[Int]] {
         switch prompt {
-        case .text(let s): prompts = [(tokenizer.encode(s, addSpecialTokens: addSpecial), s)]
+        case .text(let s): return [tokenizer.encode(s, addSpecialTokens: addSpecialTokens)]
         case .texts(let a):
             if a.isEmpty { throw OpenAIError.badRequest("prompt must not be an empty list", param: "prompt") }
-            prompts = a.map { (tokenizer.encode($0, addSpecialTokens: addSpecial), $0) }
+            return a.map { tokenizer.encode($0, addSpecialTokens: addSpecialTokens) }
         case .tokens(let t):
             try checkTokenIds(t, param: "prompt")
-            prompts = [(t, echo ? tokenizer.decode(t, skipSpecialTokens: false) : "")]
+            return [t]
         case .tokenLists(let l):
             if l.isEmpty { throw OpenAIError.badRequest("prompt must not be an empty list", param: "prompt") }
             for t in l { try checkTokenIds(t, param: "prompt") }
-            prompts = l.map { ($0, echo ? tokenizer.decode($0, skipSpecialTokens: false) : "") }
+            return l
         }
-        // Every prompt must fit with its max_tokens (default 16, as OpenAI's legacy API).
-        var maxTokensPerPrompt: [Int] = []
-        for p in prompts {
-            var s = sampling
-            try s.fit(promptLength: p.ids.count, maxModelLen: maxModelLen, defaultMaxTokens: 16)
-            maxTokensPerPrompt.append(s.params.maxTokens)
-        }
-        sampling.params.maxTokens = maxTokensPerPrompt.max() ?? sampling.params.maxTokens
-
-        let requestId = Self.newRequestId("cmpl")
-        let created = Self.now()
-        let model = request.model ?? config.primaryModelName
-        let arrival = Date().timeIntervalSince1970
-        let n = sampling.n
-        var jobs: [ChoiceJob] = []
-        for (p, prompt) in prompts.enumerated() {
-            for i in 0..<n {
-                let index = p * n + i
-                var params = sampling.params(forChoice: i)
-                params.maxTokens = maxTokensPerPrompt[p]
-                jobs.append(ChoiceJob(
-                    index: index,
-                    request: engineRequest(id: "\(requestId)-\(index)", promptTokenIds: prompt.ids, sampling: params, arrival: arrival),
-                    processor: ChoiceOutputProcessor(index: index, tokenizer: tokenizer, sampling: sampling, promptTokenIds: prompt.ids)))
-            }
-        }
-        logRequest(requestId, promptTokens: prompts.reduce(0) { $0 + $1.ids.count }, sampling: sampling.params, n: n)
-        let promptTokens = prompts.reduce(0) { $0 + $1.ids.count }
-        let wantLogprobs = request.logprobs != nil
-
-        if request.stream ?? false {
-            let includeUsage = request.streamOptions?.includeUsage ?? false
-            let continuous = request.streamOptions?.continuousUsageStats ?? false
-            let run = runner.run(jobs, streaming: true)
-            let processors = jobs.map(\.processor)
-            let jobCount = jobs.count
-            let promptTexts = prompts.map(\.text)
-            return .stream { [self] write in
-                var echoed = Set<Int>()
-                var offsets = [Int](repeating: 0, count: jobCount)
-                func usage() -> UsageInfo {
-                    UsageInfo(promptTokens: promptTokens, completionTokens: processors.reduce(0) { $0 + $1.tokenIds.count })
-                }
-                await stream(run, write: write, frames: { event in
-                    guard case .delta(let index, let d) = event else { return [] }
-                    var frames: [[UInt8]] = []
-                    if echo && !echoed.contains(index) {
-                        echoed.insert(index)
-                        let promptText = promptTexts[index / n]
-                        offsets[index] = promptText.count
-                        let chunk = CompletionResponse(id: requestId, created: created, model: model,
-                                                       choices: [CompletionChoice(index: index, text: promptText)], usage: nil)
-                        frames.append(try ServerSentEvents.frame(json: chunk))
-                    }
-                    if d.text.isEmpty && d.finishReason == nil && !wantLogprobs { return frames }
-                    let lp = wantLogprobs ? self.completionLogprobs(d.tokenIds, d.logprobs, offset: &offsets[index]) : nil
-                    let choice = CompletionChoice(index: index, text: d.text, logprobs: lp, finishReason: d.finishReason, stopReason: d.stopReason)
-                    let chunk = CompletionResponse(id: requestId, created: created, model: model, choices: [choice],
-                                                   usage: continuous ? usage() : nil)
-                    frames.append(try ServerSentEvents.frame(json: chunk))
-                    return frames
-                }, closing: {
-                    guard includeUsage else { return [] }
-                    let chunk = CompletionResponse(id: requestId, created: created, model: model, choices: [], usage: usage())
-                    return [try ServerSentEvents.frame(json: chunk)]
-                })
-            }
-        }
-
-        let run = runner.run(jobs, streaming: false)
-        try await collect(run)
-        var choices: [CompletionChoice] = []
-        var completionTokens = 0
-        for job in jobs {
-            let p = job.processor
-            completionTokens += p.tokenIds.count
-            let prefix = echo ? prompts[job.index / n].text : ""
-            var offset = prefix.count
-            let lp = wantLogprobs ? completionLogprobs(p.tokenIds, p.logprobs, offset: &offset) : nil
-            choices.append(CompletionChoice(index: job.index, text: prefix + p.outputText, logprobs: lp,
-                                            finishReason: p.finishReason ?? "abort", stopReason: p.stopReason))
-        }
-        let cached = jobs.map(\.processor.numCachedTokens).reduce(0, +)
-        let response = CompletionResponse(
-            id: requestId, created: created, model: model, choices: choices,
-            usage: UsageInfo(promptTokens: promptTokens, completionTokens: completionTokens, cachedTokens: cached > 0 ? cached : nil))
-        return .json(try OpenAIJSON.encode(response))
     }
 
     /// Legacy-format logprobs for `ids`; `offset` is the running text offset (characters).
@@ -145,5 +71,58 @@ extension OpenAIServing {
             }
         }
         return out
+    }
+}
+
+/// Renders completion choices as `text_completion` objects. With `echo`, each choice starts with
+/// its prompt's text (a chunk of its own when streaming); logprob text offsets count from there.
+final class CompletionRenderer: ChoiceRenderer, @unchecked Sendable {
+    let serving: OpenAIServing
+    let request: ServingRequest
+    let echoTexts: [String]?
+    let wantLogprobs: Bool
+    /// Streaming state: the choices whose prompt was echoed, and each choice's text offset.
+    private var echoed: Set<Int> = []
+    private var offsets: [Int]
+
+    init(serving: OpenAIServing, request: ServingRequest, echoTexts: [String]?, wantLogprobs: Bool) {
+        self.serving = serving; self.request = request; self.echoTexts = echoTexts; self.wantLogprobs = wantLogprobs
+        offsets = Array(repeating: 0, count: request.prompts.count * request.n)
+    }
+
+    private func chunk(_ choices: [CompletionChoice], usage: UsageInfo?) throws -> [UInt8] {
+        try ServerSentEvents.frame(json: CompletionResponse(
+            id: request.requestId, created: request.created, model: request.model, choices: choices, usage: usage))
+    }
+
+    func openingFrames(usage: UsageInfo?) throws -> [[UInt8]] { [] }
+
+    func frames(index: Int, delta d: ChoiceDelta, usage: UsageInfo?) throws -> [[UInt8]] {
+        var frames: [[UInt8]] = []
+        if let echoTexts, !echoed.contains(index) {
+            echoed.insert(index)
+            let promptText = echoTexts[index / request.n]
+            offsets[index] = promptText.count
+            frames.append(try chunk([CompletionChoice(index: index, text: promptText)], usage: nil))
+        }
+        if d.text.isEmpty && d.finishReason == nil && !wantLogprobs { return frames }
+        let lp = wantLogprobs ? serving.completionLogprobs(d.tokenIds, d.logprobs, offset: &offsets[index]) : nil
+        let choice = CompletionChoice(index: index, text: d.text, logprobs: lp, finishReason: d.finishReason, stopReason: d.stopReason)
+        frames.append(try chunk([choice], usage: usage))
+        return frames
+    }
+
+    func usageFrame(_ usage: UsageInfo) throws -> [UInt8] { try chunk([], usage: usage) }
+
+    func response(_ choices: [ChoiceOutputProcessor], usage: UsageInfo) throws -> Data {
+        let rendered = choices.map { p -> CompletionChoice in
+            let prefix = echoTexts?[p.index / request.n] ?? ""
+            var offset = prefix.count
+            let lp = wantLogprobs ? serving.completionLogprobs(p.tokenIds, p.logprobs, offset: &offset) : nil
+            return CompletionChoice(index: p.index, text: prefix + p.outputText, logprobs: lp,
+                                    finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
+        }
+        return try OpenAIJSON.encode(CompletionResponse(
+            id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage))
     }
 }

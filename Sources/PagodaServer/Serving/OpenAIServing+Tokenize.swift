@@ -5,14 +5,16 @@ import PagodaOpenAI
 /// `OpenAIServingModels` and the `/load` route).
 extension OpenAIServing {
     public func tokenize(_ body: Data) throws -> Data {
-        let request = try OpenAIJSON.decodeRequest(TokenizeRequest.self, from: body)
+        let decoded = try OpenAIJSON.decodeRequestFields(TokenizeRequest.self, from: body)
+        let request = decoded.body
         try checkModel(request.model)
+        try checkUndeclaredFields(decoded.undeclaredFields, known: false)
         let ids: [Int]
         if let messages = request.messages {
             guard request.prompt == nil else { throw OpenAIError.badRequest("give either prompt or messages, not both", param: "messages") }
-            ids = try renderChatPrompt(messages: messages, tools: nil, addGenerationPrompt: request.addGenerationPrompt ?? true,
+            ids = try renderChatPrompt(messages: messages, tools: request.tools, addGenerationPrompt: request.addGenerationPrompt ?? true,
                                        continueFinalMessage: request.continueFinalMessage ?? false,
-                                       kwargs: request.chatTemplateKwargs ?? [:], template: nil,
+                                       kwargs: request.chatTemplateKwargs ?? [:], template: request.chatTemplate,
                                        addSpecialTokens: request.addSpecialTokens ?? false)
         } else if let prompt = request.prompt {
             ids = tokenizer.encode(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
@@ -24,8 +26,10 @@ extension OpenAIServing {
     }
 
     public func detokenize(_ body: Data) throws -> Data {
-        let request = try OpenAIJSON.decodeRequest(DetokenizeRequest.self, from: body)
+        let decoded = try OpenAIJSON.decodeRequestFields(DetokenizeRequest.self, from: body)
+        let request = decoded.body
         try checkModel(request.model)
+        try checkUndeclaredFields(decoded.undeclaredFields, known: false)
         try checkTokenIds(request.tokens, param: "tokens")
         return try OpenAIJSON.encode(DetokenizeResponse(prompt: tokenizer.decode(request.tokens, skipSpecialTokens: false)))
     }

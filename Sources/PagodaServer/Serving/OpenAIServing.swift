@@ -5,7 +5,9 @@ import PagodaOpenAI
 
 /// The OpenAI request path shared by the endpoints (vLLM's `OpenAIServing`): model-name checks,
 /// prompt tokenization and length checks, fan-out of choices to the engine, error mapping.
-/// The endpoint-specific parts live in `OpenAIServing+Completions.swift` and `+Chat.swift`.
+/// Completions and chat each parse their body and tokenize their prompts
+/// (`OpenAIServing+Completions.swift`, `+Chat.swift`), then share `prepare` → `serve` with their
+/// own `ChoiceRenderer` (`ServingRequest.swift`).
 public final class OpenAIServing: @unchecked Sendable {
     public let config: ServerConfig
     public let tokenizer: ServingTokenizer

@@ -4,7 +4,8 @@ extension JinjaTemplate {
     /// Renders a chat the way `apply_chat_template(tokenize=False)` does: the special tokens
     /// (`bos_token`, `eos_token`, ...; absent ones stay undefined), then `extraContext` (the
     /// `chat_template_kwargs`, e.g. `enable_thinking`), then `messages`, `tools` (None when nil),
-    /// `documents` (None) and `add_generation_prompt`.
+    /// `documents` (None unless `extraContext` gives them: vLLM's `documents` request field) and
+    /// `add_generation_prompt`.
     /// With `continueFinalMessage`, the text after the last message's content is cut off, so the model
     /// continues that message (transformers' and vLLM's `continue_final_message`).
     public func renderChat(
@@ -19,7 +20,7 @@ extension JinjaTemplate {
         for (name, value) in extraContext { context[name] = value }
         context["messages"] = .list(messages)
         context["tools"] = tools.map { .list($0) } ?? .null
-        context["documents"] = JinjaValue.null
+        if context["documents"] == nil { context["documents"] = JinjaValue.null }
         context["add_generation_prompt"] = .bool(addGenerationPrompt)
         let rendered = try render(context)
         return continueFinalMessage ? try Self.cutAfterFinalMessage(rendered, messages: messages) : rendered

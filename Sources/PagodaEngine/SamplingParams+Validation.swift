@@ -1,0 +1,55 @@
+/// The one check of sampling parameters (vLLM's `SamplingParams._verify_args` plus the engine's
+/// vocabulary checks). The API server calls it while building a request, so a bad value is a 400
+/// naming the parameter before anything reaches the engine; `EngineCore.addRequest` calls it again
+/// through `RequestValidator` for callers that skip the server (`LLM.generate`, RPC peers).
+extension SamplingParams {
+    /// The largest `logprobs` (and OpenAI `top_logprobs`) a request may ask for.
+    public static let maxLogprobs = 20
+    /// OpenAI's range of one `logit_bias` value.
+    public static let logitBiasRange: ClosedRange<Float> = -100...100
+
+    /// Throws `EngineError.invalidRequest` naming the first bad parameter (OpenAI's wire name).
+    /// `vocabSize` bounds the token ids in `stopTokenIds` and `logitBias`.
+    public func validate(vocabSize: Int) throws {
+        func bad(_ name: String, _ reason: String) -> EngineError { .invalidRequest(parameter: name, reason: reason) }
+        if !(temperature >= 0) || !temperature.isFinite { throw bad("temperature", "must be >= 0, got \(temperature)") }
+        if !(topP > 0 && topP <= 1) { throw bad("top_p", "must be in (0, 1], got \(topP)") }
+        if topK < -1 { throw bad("top_k", "must be -1 (disable), 0 or positive, got \(topK)") }
+        if !(minP >= 0 && minP <= 1) { throw bad("min_p", "must be in [0, 1], got \(minP)") }
+        if !(presencePenalty >= -2 && presencePenalty <= 2) {
+            throw bad("presence_penalty", "must be in [-2, 2], got \(presencePenalty)")
+        }
+        if !(frequencyPenalty >= -2 && frequencyPenalty <= 2) {
+            throw bad("frequency_penalty", "must be in [-2, 2], got \(frequencyPenalty)")
+        }
+        if !(repetitionPenalty > 0) || !repetitionPenalty.isFinite {
+            throw bad("repetition_penalty", "must be > 0, got \(repetitionPenalty)")
+        }
+        if maxTokens < 1 { throw bad("max_tokens", "must be at least 1, got \(maxTokens)") }
+        if minTokens < 0 || minTokens > maxTokens {
+            throw bad("min_tokens", "must be in 0...max_tokens (\(maxTokens)), got \(minTokens)")
+        }
+        if let t = stopTokenIds.first(where: { $0 < 0 || $0 >= vocabSize }) {
+            throw bad("stop_token_ids", "contains \(t), outside the vocabulary (0..<\(vocabSize))")
+        }
+        if let n = logprobs, n < 0 || n > Self.maxLogprobs { throw bad("logprobs", "must be in 0...\(Self.maxLogprobs), got \(n)") }
+        if promptLogprobs != nil { throw bad("prompt_logprobs", "is not supported yet") }
+        try validateLogitBias(vocabSize: vocabSize)
+    }
+
+    private func validateLogitBias(vocabSize: Int) throws {
+        func bad(_ reason: String) -> EngineError { .invalidRequest(parameter: "logit_bias", reason: reason) }
+        var seen = Set<Int>(minimumCapacity: logitBias.count)  // a set: a request may send thousands of entries
+        for b in logitBias {
+            if b.tokenId < 0 || b.tokenId >= vocabSize {
+                throw bad("token id \(b.tokenId) is outside the vocabulary (0..<\(vocabSize))")
+            }
+            if !Self.logitBiasRange.contains(b.bias) {
+                throw bad("the bias of token \(b.tokenId) must be in [-100, 100], got \(b.bias)")
+            }
+            if !seen.insert(b.tokenId).inserted {
+                throw bad("token id \(b.tokenId) appears more than once")
+            }
+        }
+    }
+}
