@@ -11,10 +11,10 @@ let targetCPU = ProcessInfo.processInfo.environment["PAGODA_TARGET_CPU"] ?? "znv
 
 // Numeric targets are optimized even in debug (test) builds: unoptimized Swift runs kernels ~100x slower.
 let numericSwift: [SwiftSetting] = [
-    .unsafeFlags(["-O", "-target-cpu", targetCPU]),
+    .unsafeFlags(["-O", "-target-cpu", targetCPU])
 ]
 let numericC: [CSetting] = [
-    .unsafeFlags(["-O3", "-march=\(targetCPU)"]),
+    .unsafeFlags(["-O3", "-march=\(targetCPU)"])
 ]
 
 let package = Package(

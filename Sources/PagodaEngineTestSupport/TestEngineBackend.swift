@@ -26,8 +26,11 @@ public final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable 
                     let done = produced >= state.request.sampling.maxTokens
                     var lp: [TokenLogprob]? = nil
                     if let k = state.request.sampling.logprobs {
-                        lp = [TokenLogprob(tokenId: next, logprob: -0.5,
-                                           top: (0..<k).map { TopLogprob(tokenId: next + $0, logprob: -0.5 - Float($0)) })]
+                        lp = [
+                            TokenLogprob(
+                                tokenId: next, logprob: -0.5,
+                                top: (0..<k).map { TopLogprob(tokenId: next + $0, logprob: -0.5 - Float($0)) })
+                        ]
                     }
                     outputs.append(EngineOutput(requestId: id, newTokenIds: [next], newLogprobs: lp, finishReason: done ? .length : nil))
                     if done { running[id] = nil } else { running[id] = (state.request, produced) }
