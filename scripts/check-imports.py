@@ -82,6 +82,11 @@ def strip_swift_comments_and_strings(text):
     return "".join(out)
 
 
+def fail(message):
+    print(f"check-imports: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def c99_name(name):
     """SwiftPM's module name for a target name (`pagoda-model-bench` is module `pagoda_model_bench`)."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
@@ -93,7 +98,7 @@ def dump_package(path):
                              check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
         detail = getattr(e, "stderr", "") or str(e)
-        sys.exit(f"check-imports: cannot read the manifest of {path}: {detail.strip()}")
+        fail(f"cannot read the manifest of {path}: {detail.strip()}")
     return json.loads(out)
 
 
@@ -150,13 +155,13 @@ def product_modules(package, scratch_path):
     for pkg, products in sorted(wanted.items()):
         path = checkouts.get(pkg, os.path.join(scratch_path, "checkouts", pkg))
         if not os.path.isdir(path):
-            sys.exit(f"check-imports: no checkout of package '{pkg}' in {scratch_path}; "
-                     "run `swift package resolve` (or build) first")
+            fail(f"no checkout of package '{pkg}' in {scratch_path}; "
+                 "run `swift package resolve` (or build) first")
         manifest = dump_package(path)
         declared = {p["name"]: p["targets"] for p in manifest["products"]}
         for product in products:
             if product not in declared:
-                sys.exit(f"check-imports: package '{pkg}' has no product '{product}'")
+                fail(f"package '{pkg}' has no product '{product}'")
             modules[(pkg, product)] = {c99_name(t) for t in declared[product]}
     return modules
 
