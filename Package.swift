@@ -11,10 +11,10 @@ let targetCPU = ProcessInfo.processInfo.environment["PAGODA_TARGET_CPU"] ?? "znv
 
 // Numeric targets are optimized even in debug (test) builds: unoptimized Swift runs kernels ~100x slower.
 let numericSwift: [SwiftSetting] = [
-    .unsafeFlags(["-O", "-target-cpu", targetCPU]),
+    .unsafeFlags(["-O", "-target-cpu", targetCPU])
 ]
 let numericC: [CSetting] = [
-    .unsafeFlags(["-O3", "-march=\(targetCPU)"]),
+    .unsafeFlags(["-O3", "-march=\(targetCPU)"])
 ]
 
 let package = Package(
@@ -28,19 +28,19 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
     ],
     targets: [
         // Layer 0
+        // C shims: operating-system calls (no numeric flags) apart from the kernels Swift cannot spell.
+        .target(name: "CPagodaSystem"),
         .target(name: "CPagodaKernels", cSettings: numericC),
         .target(
-            name: "PagodaKernels", dependencies: ["CPagodaKernels"],
+            name: "PagodaKernels", dependencies: ["CPagodaSystem", "CPagodaKernels"],
             swiftSettings: numericSwift),
         // Optimized even in debug: every request is tokenized, and loading a 128k-vocab tokenizer.json at -Onone takes seconds.
         .target(name: "PagodaTokenizer", swiftSettings: [.unsafeFlags(["-O"])]),
@@ -48,7 +48,7 @@ let package = Package(
         // Layer 1
         .target(
             name: "PagodaDistributed",
-            dependencies: ["CPagodaKernels", "PagodaKernels", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: ["CPagodaSystem"],
             swiftSettings: numericSwift),
         // Layer 2
         .target(
@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "PagodaEngine",
             dependencies: [
-                "PagodaModel", "PagodaDistributed", "PagodaTokenizer",
+                "CPagodaSystem", "PagodaKernels", "PagodaDistributed", "PagodaModel", "PagodaTokenizer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Collections", package: "swift-collections"),
             ],
@@ -72,24 +72,21 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .target(
             name: "PagodaRouter",
             dependencies: [
-                "PagodaOpenAI", "PagodaTokenizer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .target(
             name: "PagodaBench",
             dependencies: [
-                "PagodaOpenAI", "PagodaTokenizer", "PagodaEngine",
+                "PagodaTokenizer", "PagodaEngine",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -98,22 +95,37 @@ let package = Package(
         .executableTarget(
             name: "pagoda",
             dependencies: [
-                "PagodaEngine", "PagodaServer", "PagodaRouter", "PagodaBench", "PagodaTokenizer",
+                "CPagodaSystem", "PagodaDistributed", "PagodaModel", "PagodaEngine", "PagodaServer", "PagodaRouter",
+                "PagodaBench", "PagodaTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .target(name: "PagodaTestSupport", dependencies: ["PagodaModel"]),
+        // Test helpers: model harnesses, and a scripted engine behind the RPC for the RPC and server tests.
+        .target(name: "PagodaTestSupport", dependencies: ["PagodaKernels", "PagodaDistributed", "PagodaModel"]),
+        .target(name: "PagodaEngineTestSupport", dependencies: ["PagodaEngine"]),
         // Raw model forward benchmark (no engine): `swift build -c release --product pagoda-model-bench`.
         .executableTarget(
             name: "pagoda-model-bench", dependencies: ["PagodaModel", "PagodaKernels"], path: "Benchmarks/ModelBench",
             swiftSettings: numericSwift),
-        // Tests mirror the modules one to one.
+        // Tests mirror the modules one to one. scripts/check-imports.py checks that every target declares exactly
+        // the modules it imports.
         .testTarget(name: "PagodaKernelsTests", dependencies: ["PagodaKernels"], swiftSettings: numericSwift),
         .testTarget(name: "PagodaTokenizerTests", dependencies: ["PagodaTokenizer"]),
         .testTarget(name: "PagodaDistributedTests", dependencies: ["PagodaDistributed"]),
-        .testTarget(name: "PagodaModelTests", dependencies: ["PagodaModel", "PagodaTestSupport"]),
-        .testTarget(name: "PagodaEngineTests", dependencies: ["PagodaEngine", "PagodaTestSupport", "PagodaBench"]),
-        .testTarget(name: "PagodaServerTests", dependencies: ["PagodaServer", "PagodaOpenAI"]),
+        .testTarget(name: "PagodaOpenAITests", dependencies: ["PagodaOpenAI"]),
+        .testTarget(name: "PagodaModelTests", dependencies: ["PagodaKernels", "PagodaModel", "PagodaTestSupport"]),
+        .testTarget(
+            name: "PagodaEngineTests",
+            dependencies: [
+                "PagodaKernels", "PagodaModel", "PagodaEngine", "PagodaBench", "PagodaTestSupport",
+                "PagodaEngineTestSupport",
+            ]),
+        .testTarget(
+            name: "PagodaServerTests",
+            dependencies: [
+                "PagodaEngine", "PagodaOpenAI", "PagodaServer", "PagodaEngineTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "PagodaRouterTests", dependencies: ["PagodaRouter"]),
         .testTarget(name: "PagodaBenchTests", dependencies: ["PagodaBench"]),
     ],

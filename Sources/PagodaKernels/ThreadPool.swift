@@ -1,4 +1,4 @@
-import CPagodaKernels
+import CPagodaSystem
 import Foundation
 
 /// A persistent pool of pinned worker threads for numeric work (GEMM, attention).

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CPagodaKernels
+import CPagodaSystem
 import Foundation
 import PagodaDistributed
 import PagodaEngine

@@ -200,14 +200,6 @@ def stream_events(port, path, body, headers=None, timeout=10, stop_after=None):
 SERVE_LIMITS = ["--kv-cache-memory-bytes", str(32 << 20), "--max-model-len", "512", "--threads", "1"]
 
 
-def serve_unavailable_reason(pagoda) -> str:
-    """Why real `pagoda serve` backends cannot be used yet ("" when they can)."""
-    r = subprocess.run([pagoda, "serve", "--help"], capture_output=True, text=True, timeout=60)
-    if "--port" not in r.stdout + r.stderr:
-        return "`pagoda serve` is not built yet"
-    return ""
-
-
 def start_serve(pagoda, log_dir, model, rank=0, size=1, timeout=180) -> tuple:
     """A real `pagoda serve` on a free loopback port, ready (GET /health 200)."""
     port = free_port()

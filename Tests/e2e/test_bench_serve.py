@@ -111,8 +111,8 @@ def test_random_dataset_counts_block_and_json(pagoda, fake, tmp_path):
     prefix = ids[0].rsplit("-", 1)[0] + "-"
     assert re.fullmatch(r"bench-[0-9a-f]+-", prefix), prefix
     assert sorted(ids) == sorted(f"{prefix}{i}" for i in range(8))
-    # The prompts have exactly 32 tokens under the model's tokenizer (checked with HF tokenizers when present).
-    tokenizers = pytest.importorskip("tokenizers")
+    # The prompts have exactly 32 tokens under the model's tokenizer (HF tokenizers as the reference).
+    import tokenizers
     tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
     assert [len(tok.encode(req["body"]["prompt"], add_special_tokens=True).ids) for req in sent] == [32] * 8
 
@@ -239,8 +239,8 @@ def test_concurrency_sweep_one_row_per_level(pagoda, fake, tmp_path):
 def test_progress_bar_only_on_a_terminal(pagoda, fake, tmp_path):
     import shlex
     import shutil
-    if shutil.which("script") is None:
-        pytest.skip("`script` (util-linux) is needed to run under a pseudo-terminal")
+    # .ci/run installs `script` (bsdutils) where it is missing.
+    assert shutil.which("script"), "`script` (util-linux/bsdutils) is needed to run under a pseudo-terminal"
     s = fake("--token-delay-ms", "1")
     args = [pagoda, "bench", "serve", "--port", str(s.port), "--model", str(MODEL_DIR), "--served-model-name",
             "fake-model", "--num-prompts", "5", "--random-input-len", "8", "--random-output-len", "3"]
@@ -273,7 +273,7 @@ def test_prefix_repetition_goodput_and_poisson_rate(pagoda, fake, tmp_path):
     assert all(req["body"]["max_tokens"] == 3 for req in s.requests())
     # Prompt lengths: prefix + suffix, give or take a merge at the seam.
     assert all(31 <= n <= 33 for n in result["input_lens"]), result["input_lens"]
-    tokenizers = pytest.importorskip("tokenizers")
+    import tokenizers
     tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
     counts = sorted(len(tok.encode(p, add_special_tokens=True).ids) for p in prompts)
     assert counts == sorted(result["input_lens"])

@@ -2,19 +2,14 @@
 stops cleanly."""
 import re
 import signal
-import subprocess
 
 import openai
-import pytest
 
 from router_harness import SERVE_LIMITS, Proc, free_port_range, start_proxy
 from test_launch import pid_alive, rank_pids, wait_for
 
 
 def test_two_serve_ranks_answer_through_the_proxy_and_stop(pagoda, small_model, tmp_path):
-    help_text = subprocess.run([pagoda, "serve", "--help"], capture_output=True, text=True, timeout=60)
-    if "--data-parallel-rank" not in help_text.stdout + help_text.stderr:
-        pytest.skip("`pagoda serve` has no --data-parallel-rank yet")
     start = free_port_range(2)
     launcher = Proc([pagoda, "launch", small_model, "--dp-size", "2", "--host", "127.0.0.1", "--start-port", str(start),
                      "--startup-timeout", "240", "--shutdown-timeout", "10", "--", *SERVE_LIMITS], tmp_path, "launch-serve")

@@ -1,4 +1,4 @@
-import CPagodaKernels
+import CPagodaSystem
 import PagodaKernels
 import PagodaModel
 

@@ -1,4 +1,4 @@
-import CPagodaKernels
+import CPagodaSystem
 import Foundation
 import PagodaDistributed
 import PagodaModel

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "CPagodaKernels.h"
+#include "CPagodaSystem.h"
 #include <errno.h>
 #include <sched.h>
 

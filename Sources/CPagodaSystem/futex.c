@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "CPagodaKernels.h"
+#include "CPagodaSystem.h"
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>

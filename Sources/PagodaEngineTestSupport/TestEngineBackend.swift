@@ -1,21 +1,21 @@
 import Foundation
 import PagodaEngine
 
-/// A test double of the engine loop for the RPC tests: every request produces the tokens
+/// A test double of the engine loop for the RPC and server tests: every request produces the tokens
 /// `promptTokenIds.last + 1, + 2, ...` one per step (a step every `stepInterval`), up to
 /// `maxTokens`, then finishes with `.length`. Aborted requests stop producing output.
-final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable {
+public final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable {
     private let lock = NSLock()
     private var running: [String: (request: EngineRequest, produced: Int)] = [:]
     private var stopped = false
     private var abortedIds: [String] = []
     private var didShutDown = false
     private var added: [EngineRequest] = []
-    let stepInterval: Double
+    public let stepInterval: Double
 
-    init(stepInterval: Double = 0.002) { self.stepInterval = stepInterval }
+    public init(stepInterval: Double = 0.002) { self.stepInterval = stepInterval }
 
-    func start(onOutputs: @escaping ([EngineOutput]) -> Void) {
+    public func start(onOutputs: @escaping ([EngineOutput]) -> Void) {
         let t = Thread { [self] in
             while true {
                 lock.lock()
@@ -27,8 +27,11 @@ final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable {
                     let done = produced >= state.request.sampling.maxTokens
                     var lp: [TokenLogprob]? = nil
                     if let k = state.request.sampling.logprobs {
-                        lp = [TokenLogprob(tokenId: next, logprob: -0.5,
-                                           top: (0..<k).map { TopLogprob(tokenId: next + $0, logprob: -0.5 - Float($0)) })]
+                        lp = [
+                            TokenLogprob(
+                                tokenId: next, logprob: -0.5,
+                                top: (0..<k).map { TopLogprob(tokenId: next + $0, logprob: -0.5 - Float($0)) })
+                        ]
                     }
                     outputs.append(EngineOutput(requestId: id, newTokenIds: [next], newLogprobs: lp, finishReason: done ? .length : nil))
                     if done { running[id] = nil } else { running[id] = (state.request, produced) }
@@ -41,19 +44,19 @@ final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable {
         t.start()
     }
 
-    func addRequest(_ request: EngineRequest) throws {
+    public func addRequest(_ request: EngineRequest) throws {
         if request.promptTokenIds.isEmpty { throw TestBackendError(message: "prompt is empty") }
         lock.lock(); running[request.requestId] = (request, 0); added.append(request); lock.unlock()
     }
 
     /// Every request added so far, in order.
-    var addedRequests: [EngineRequest] { lock.lock(); defer { lock.unlock() }; return added }
+    public var addedRequests: [EngineRequest] { lock.lock(); defer { lock.unlock() }; return added }
 
-    func abortRequests(_ ids: [String]) {
+    public func abortRequests(_ ids: [String]) {
         lock.lock(); for id in ids { running[id] = nil }; abortedIds += ids; lock.unlock()
     }
 
-    func currentStats() -> SchedulerStats {
+    public func currentStats() -> SchedulerStats {
         lock.lock(); defer { lock.unlock() }
         var s = SchedulerStats()
         s.numRunning = running.count
@@ -61,23 +64,24 @@ final class TestEngineBackend: EngineCoreRPCBackend, @unchecked Sendable {
         return s
     }
 
-    func utility(method: String, arguments: [String]) throws -> String {
+    public func utility(method: String, arguments: [String]) throws -> String {
         switch method {
         case "echo": return arguments.joined(separator: " ")
         default: throw UnknownUtilityMethod(method)
         }
     }
 
-    func shutdown() {
+    public func shutdown() {
         lock.lock(); stopped = true; didShutDown = true; lock.unlock()
     }
 
-    var numRunning: Int { lock.lock(); defer { lock.unlock() }; return running.count }
-    var aborted: [String] { lock.lock(); defer { lock.unlock() }; return abortedIds }
-    var shutDown: Bool { lock.lock(); defer { lock.unlock() }; return didShutDown }
+    public var numRunning: Int { lock.lock(); defer { lock.unlock() }; return running.count }
+    public var aborted: [String] { lock.lock(); defer { lock.unlock() }; return abortedIds }
+    public var shutDown: Bool { lock.lock(); defer { lock.unlock() }; return didShutDown }
 }
 
-struct TestBackendError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
+public struct TestBackendError: Error, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import PagodaEngine
+import PagodaEngineTestSupport
 
 /// The engine RPC over real sockets: frames, handshake, request/output flow, aborts, utility
 /// calls, statistics, and what each side sees when the other goes away.

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import PagodaOpenAI
+import XCTest
 
 /// The OpenAI wire types: request decoding (every prompt form, vLLM extras, errors naming the
 /// parameter), response encoding, error bodies and SSE framing/parsing.
@@ -17,7 +17,9 @@ final class OpenAIWireTests: XCTestCase {
     }
 
     func testVLLMExtraFieldsDecode() throws {
-        let r = try decode(CompletionRequest.self, """
+        let r = try decode(
+            CompletionRequest.self,
+            """
             {"model": "m", "prompt": "x", "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.2, "min_tokens": 2,
              "ignore_eos": true, "stop_token_ids": [7], "include_stop_str_in_output": true, "skip_special_tokens": false,
              "stop": "END", "seed": 42, "stream": true, "stream_options": {"include_usage": true}, "unknown_field": 1}
@@ -26,7 +28,9 @@ final class OpenAIWireTests: XCTestCase {
         XCTAssertEqual(r.minTokens, 2); XCTAssertEqual(r.ignoreEos, true); XCTAssertEqual(r.stopTokenIds, [7])
         XCTAssertEqual(r.includeStopStrInOutput, true); XCTAssertEqual(r.skipSpecialTokens, false)
         XCTAssertEqual(r.stop?.values, ["END"]); XCTAssertEqual(r.seed, 42); XCTAssertEqual(r.streamOptions?.includeUsage, true)
-        let c = try decode(ChatCompletionRequest.self, """
+        let c = try decode(
+            ChatCompletionRequest.self,
+            """
             {"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 3,
              "chat_template_kwargs": {"enable_thinking": false}, "add_generation_prompt": false, "stop": ["a", "b"]}
             """)
@@ -66,9 +70,10 @@ final class OpenAIWireTests: XCTestCase {
     }
 
     func testResponsesEncodeOpenAIShapes() throws {
-        let r = CompletionResponse(id: "cmpl-1", created: 1, model: "m",
-                                   choices: [CompletionChoice(index: 0, text: "hi", finishReason: "stop", stopReason: .text("\n"))],
-                                   usage: UsageInfo(promptTokens: 3, completionTokens: 2))
+        let r = CompletionResponse(
+            id: "cmpl-1", created: 1, model: "m",
+            choices: [CompletionChoice(index: 0, text: "hi", finishReason: "stop", stopReason: .text("\n"))],
+            usage: UsageInfo(promptTokens: 3, completionTokens: 2))
         let obj = try JSONSerialization.jsonObject(with: OpenAIJSON.encode(r)) as! [String: Any]
         XCTAssertEqual(obj["object"] as? String, "text_completion")
         let choice = (obj["choices"] as! [[String: Any]])[0]
