@@ -101,8 +101,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Test helpers: model harnesses, and a scripted engine behind the RPC for the RPC and server tests.
-        .target(name: "PagodaTestSupport", dependencies: ["PagodaKernels", "PagodaDistributed", "PagodaModel"]),
-        .target(name: "PagodaEngineTestSupport", dependencies: ["PagodaEngine"]),
+        // Test helpers live beside the tests (they read the test environment, e.g. PAGODA_CONFORMANCE).
+        .target(
+            name: "PagodaTestSupport", dependencies: ["PagodaKernels", "PagodaDistributed", "PagodaModel"],
+            path: "Tests/PagodaTestSupport"),
+        .target(name: "PagodaEngineTestSupport", dependencies: ["PagodaEngine"], path: "Tests/PagodaEngineTestSupport"),
         // Raw model forward benchmark (no engine): `swift build -c release --product pagoda-model-bench`.
         .executableTarget(
             name: "pagoda-model-bench", dependencies: ["PagodaModel", "PagodaKernels"], path: "Benchmarks/ModelBench",

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import XCTest
 import PagodaEngine
+import PagodaEngineTestSupport
 import PagodaOpenAI
 @testable import PagodaServer
 
