@@ -8,13 +8,17 @@ public struct EngineRequest: Sendable, Codable {
     public var eosTokenIds: [Int]
     /// Seconds since the epoch when the front-end received it (metrics, FCFS order).
     public var arrivalTime: Double
+    /// The data-parallel rank the client pinned (vLLM's `data_parallel_rank`); nil: the front-end chooses.
+    public var dataParallelRank: Int?
 
-    public init(requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double) {
+    public init(requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double,
+                dataParallelRank: Int? = nil) {
         self.requestId = requestId
         self.promptTokenIds = promptTokenIds
         self.sampling = sampling
         self.eosTokenIds = eosTokenIds
         self.arrivalTime = arrivalTime
+        self.dataParallelRank = dataParallelRank
     }
 }
 

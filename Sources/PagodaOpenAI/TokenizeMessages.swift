@@ -56,6 +56,8 @@ public struct LoadResponse: Sendable, Codable, Equatable {
     public var kvCacheUsagePerc: Double
     public var dataParallelRank: Int
     public var dataParallelSize: Int
+    /// Data parallel behind this server: every rank (nil with one engine).
+    public var engines: [EngineLoad]? = nil
     public init(serverLoad: Int, numRequestsRunning: Int, numRequestsWaiting: Int, kvCacheUsagePerc: Double,
                 dataParallelRank: Int, dataParallelSize: Int) {
         self.serverLoad = serverLoad; self.numRequestsRunning = numRequestsRunning; self.numRequestsWaiting = numRequestsWaiting
@@ -64,6 +66,39 @@ public struct LoadResponse: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case serverLoad = "server_load", numRequestsRunning = "num_requests_running"
         case numRequestsWaiting = "num_requests_waiting", kvCacheUsagePerc = "kv_cache_usage_perc"
-        case dataParallelRank = "data_parallel_rank", dataParallelSize = "data_parallel_size"
+        case dataParallelRank = "data_parallel_rank", dataParallelSize = "data_parallel_size", engines
     }
+}
+
+/// One data-parallel rank's load in `/load`.
+public struct EngineLoad: Sendable, Codable, Equatable {
+    public var rank: Int
+    public var up: Bool
+    /// The engine core's process id.
+    public var pid: Int
+    public var numBlocks: Int
+    public var numRequestsRunning: Int
+    public var numRequestsWaiting: Int
+    public var kvCacheUsagePerc: Double
+    public var prefixCacheQueries: Int
+    public var prefixCacheHits: Int
+    public init(rank: Int, up: Bool, pid: Int, numBlocks: Int, numRequestsRunning: Int, numRequestsWaiting: Int, kvCacheUsagePerc: Double,
+                prefixCacheQueries: Int, prefixCacheHits: Int) {
+        self.rank = rank; self.up = up; self.pid = pid; self.numBlocks = numBlocks; self.numRequestsRunning = numRequestsRunning
+        self.numRequestsWaiting = numRequestsWaiting; self.kvCacheUsagePerc = kvCacheUsagePerc
+        self.prefixCacheQueries = prefixCacheQueries; self.prefixCacheHits = prefixCacheHits
+    }
+    enum CodingKeys: String, CodingKey {
+        case rank, up, pid, numBlocks = "num_blocks", numRequestsRunning = "num_requests_running"
+        case numRequestsWaiting = "num_requests_waiting", kvCacheUsagePerc = "kv_cache_usage_perc"
+        case prefixCacheQueries = "prefix_cache_queries", prefixCacheHits = "prefix_cache_hits"
+    }
+}
+
+/// `/health` of a data-parallel server with ranks down (still 200 while one serves).
+public struct HealthResponse: Sendable, Codable, Equatable {
+    public var status: String
+    public var downRanks: [Int]
+    public init(status: String, downRanks: [Int]) { self.status = status; self.downRanks = downRanks }
+    enum CodingKeys: String, CodingKey { case status, downRanks = "down_ranks" }
 }

@@ -25,16 +25,23 @@ struct ServeCommand: AsyncParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)
         let modelPath = try ServedModelFolder.resolve(model)
         var config = try engine.makeConfig(model: modelPath)
-        config.parallel.dataParallelSize = server.dataParallelSize
-        config.parallel.dataParallelRank = server.dataParallelRank
+        // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing);
+        // with `--data-parallel-rank r` this server is one rank of N (external load balancing).
+        let external = server.dataParallelRank != nil
+        let dpSize = server.dataParallelSize
+        let localRanks = external ? [server.dataParallelRank!] : Array(0..<dpSize)
+        config.parallel.dataParallelSize = dpSize
+        config.parallel.dataParallelRank = localRanks[0]
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
-        ServeLogging.bootstrap(dataParallel: server.dataParallelSize > 1 ? (server.dataParallelRank, server.dataParallelSize) : nil)
+        ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (localRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")
 
         if server.trustRemoteCode { logger.notice("--trust-remote-code has no effect: Pagoda runs no model code from the model folder") }
         if server.enforceEager { logger.notice("--enforce-eager has no effect: Pagoda has no graph capture on CPUs") }
-        if server.dataParallelSize > 1 {
-            logger.info("data parallel rank \(server.dataParallelRank) of \(server.dataParallelSize) (external load balancing: this server is one rank)")
+        if external && dpSize > 1 {
+            logger.info("data parallel rank \(localRanks[0]) of \(dpSize) (external load balancing: this server is one rank)")
+        } else if dpSize > 1 {
+            logger.info("data parallel size \(dpSize): \(dpSize) engine cores behind this server (internal load balancing, \(server.dataParallelRouting.rawValue) routing)")
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
 
@@ -44,46 +51,76 @@ struct ServeCommand: AsyncParsableCommand {
             throw ServeStartupError("cannot load the tokenizer of \(modelPath): \(error)")
         }
 
-        // The engine core process: loads the model, sizes the KV cache, connects back.
+        // The engine core processes: each loads the model, sizes its KV cache, connects back.
         let started = Date()
-        let progress = TerminalProgress(message: "Loading \(modelPath) in the engine core")
+        let progress = TerminalProgress(message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
         progress.start()
-        let engineProcess: EngineCoreProcess
+        let configs = localRanks.enumerated().map { i, r -> EngineConfig in
+            var c = config
+            c.parallel.dataParallelRank = r
+            if !external && dpSize > 1 { c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: dpSize) }
+            return c
+        }
+        let processes: [EngineCoreProcess]
         do {
-            let configJSON = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-            let socket = NSTemporaryDirectory() + "pagoda-engine-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-            engineProcess = try EngineCoreProcess(
-                executable: PagodaExecutable.path, arguments: ["engine-core", "--engine-config-json", configJSON],
-                address: .unix(path: socket), startupTimeout: 600)
+            processes = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
         } catch {
             progress.stop()
             throw ServeStartupError("engine core failed to start: \(error)")
         }
         progress.stop()
-        let h = engineProcess.client.handshakeInfo
-        logger.info("engine core ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
+        for p in processes {
+            let h = p.client.handshakeInfo
+            let rank = dpSize > 1 ? "engine core rank \(h.dataParallelRank)" : "engine core"
+            logger.info("\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
+        }
 
-        let engineClient = AsyncEngineClient(rpc: engineProcess.client)
+        let shutdown = ServerShutdownFlag()
+        let engineClient: EngineClient
+        if processes.count == 1 {
+            let one = AsyncEngineClient(rpc: processes[0].client)
+            one.onDeath { reason in
+                guard !shutdown.isSet else { return }
+                let how = processes[0].exitDescription(waiting: 2)
+                logger.critical("engine core died (\(how)): \(reason); requests in flight failed; exiting")
+                usleep(300_000)  // let the error responses of in-flight requests go out
+                Foundation.exit(1)
+            }
+            one.start()
+            engineClient = one
+        } else {
+            let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
+            let dp: DataParallelEngineClient
+            do {
+                dp = try DataParallelEngineClient(ranks: processes.map { AsyncEngineClient(rpc: $0.client) }, policy: policy)
+            } catch {
+                for p in processes { p.stop() }
+                throw ServeStartupError("\(error)")
+            }
+            dp.onRankDown { rank, reason in
+                guard !shutdown.isSet else { return }
+                let how = processes[rank].exitDescription(waiting: 2)
+                if dp.dead != nil {
+                    logger.critical("engine core rank \(rank) died (\(how)): \(reason); no rank is left; exiting")
+                    usleep(300_000)
+                    Foundation.exit(1)
+                }
+                logger.error("engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest")
+            }
+            dp.start()
+            engineClient = dp
+        }
+
         var serverConfig = ServerConfig(servedModelNames: served, modelPath: modelPath)
         serverConfig.host = server.host
         serverConfig.port = server.port
         serverConfig.apiKey = server.apiKey
         serverConfig.disableLogRequests = server.disableLogRequests
-        serverConfig.dataParallelRank = server.dataParallelRank
-        serverConfig.dataParallelSize = server.dataParallelSize
-        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: server.dataParallelRank)
+        serverConfig.dataParallelRank = localRanks[0]
+        serverConfig.dataParallelSize = dpSize
+        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: localRanks[0], engineRanks: localRanks)
         let serving = OpenAIServing(config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
                                     logger: logger)
-
-        let shutdown = ServerShutdownFlag()
-        engineClient.onDeath { reason in
-            guard !shutdown.isSet else { return }
-            let how = engineProcess.exitDescription(waiting: 2)
-            logger.critical("engine core died (\(how)): \(reason); requests in flight failed; exiting")
-            usleep(300_000)  // let the error responses of in-flight requests go out
-            Foundation.exit(1)
-        }
-        engineClient.start()
 
         let host = server.host
         do {
@@ -92,12 +129,12 @@ struct ServeCommand: AsyncParsableCommand {
             }
         } catch {
             shutdown.set()
-            engineProcess.stop()
+            for p in processes { p.stop() }
             throw ServeStartupError("API server failed: \(error)")
         }
         shutdown.set()
-        logger.info("shutting down the engine core")
-        engineProcess.stop()
+        logger.info("shutting down the engine core\(processes.count > 1 ? "s" : "")")
+        for p in processes { p.stop() }
     }
 }
 
@@ -128,8 +165,13 @@ struct ServerArgs: ParsableArguments {
     @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the deployment (external load balancing).")
     var dataParallelSize: Int = 1
 
-    @Option(name: .customLong("data-parallel-rank"), help: "This server's data-parallel rank (0 ..< --data-parallel-size).")
-    var dataParallelRank: Int = 0
+    @Option(name: .customLong("data-parallel-rank"),
+            help: "This server's data-parallel rank (0 ..< --data-parallel-size): external load balancing, one rank per server. Without it, --data-parallel-size N runs N engine cores behind this server.")
+    var dataParallelRank: Int?
+
+    @Option(name: .customLong("data-parallel-routing"),
+            help: "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running).")
+    var dataParallelRouting: DataParallelRouting = .prefix
 
     @Option(name: .customLong("data-parallel-address"), help: "Address of data-parallel rank 0 (for the coordinator; accepted, not used yet).")
     var dataParallelAddress: String?
@@ -140,10 +182,15 @@ struct ServerArgs: ParsableArguments {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("invalid --port \(port): must be between 0 and 65535") }
         guard dataParallelSize >= 1 else { throw ValidationError("invalid --data-parallel-size \(dataParallelSize): must be at least 1") }
-        guard (0..<dataParallelSize).contains(dataParallelRank) else {
+        if let dataParallelRank, !(0..<dataParallelSize).contains(dataParallelRank) {
             throw ValidationError("invalid --data-parallel-rank \(dataParallelRank): must be in 0..<\(dataParallelSize) (--data-parallel-size)")
         }
         if let k = apiKey, k.isEmpty { throw ValidationError("invalid --api-key: empty") }
         if servedModelName.contains(where: \.isEmpty) { throw ValidationError("invalid --served-model-name: empty name") }
     }
+}
+
+/// `--data-parallel-routing`.
+enum DataParallelRouting: String, ExpressibleByArgument, CaseIterable {
+    case prefix, load
 }

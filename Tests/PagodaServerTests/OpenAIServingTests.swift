@@ -31,7 +31,7 @@ final class OpenAIServingTests: XCTestCase {
     }
 
     override func tearDown() {
-        serving.engine.rpc.shutdown()
+        (serving.engine as! AsyncEngineClient).rpc.shutdown()
     }
 
     func json(_ r: ServingResponse) throws -> [String: Any] {
@@ -153,7 +153,7 @@ final class OpenAIServingTests: XCTestCase {
 
     func testEngineDeathFailsInFlightRequestsAndHealth() async throws {
         let died = expectation(description: "death reported")
-        serving.engine.onDeath { _ in died.fulfill() }
+        (serving.engine as! AsyncEngineClient).onDeath { _ in died.fulfill() }
         let task = Task { try await self.serving.completions(Data(#"{"prompt": "a", "max_tokens": 60}"#.utf8)) }
         XCTAssertTrue(waitUntil { self.backend.numRunning == 1 })
         engineConnection.close()

@@ -30,7 +30,7 @@ final class RequestFieldTests: XCTestCase {
         client.start()
     }
 
-    override func tearDown() { serving.engine.rpc.shutdown() }
+    override func tearDown() { (serving.engine as! AsyncEngineClient).rpc.shutdown() }
 
     /// Completions body with `extra` merged in (JSON fragments, without braces).
     private func completion(_ extra: String) -> String { #"{"prompt": "a", "max_tokens": 2"# + (extra.isEmpty ? "" : ", " + extra) + "}" }

@@ -170,6 +170,9 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
     public var workerLaunchPrefix: [String] = []
     /// The `pagoda` executable the workers run; nil: this process if it is `pagoda`, else a `pagoda` beside it.
     public var workerExecutable: String? = nil
+    /// The CPUs this engine's threads (and its workers') run on: a data-parallel rank's share of the host,
+    /// set by the API server that starts several engines; nil: every CPU this process may use.
+    public var engineCPUs: [Int]? = nil
 
     public init(tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
                 dataParallelSize: Int = 1, dataParallelRank: Int = 0, pipelineLayerPartition: [Int]? = nil,

@@ -1,3 +1,4 @@
+import CPagodaSystem
 import Foundation
 
 /// Runs an `EngineCore`'s loop on one dedicated thread (vLLM's `EngineCoreProc` busy loop, in-process).
@@ -36,7 +37,14 @@ public final class EngineCoreThread: @unchecked Sendable {
     /// `.error` finishes for requests the engine rejected after queueing or that a failed step ended.
     public func start(onOutputs: @escaping ([EngineOutput]) -> Void) {
         self.onOutputs = onOutputs
-        let t = Thread { [self] in loop() }
+        // A data-parallel engine running the model in this process: its loop thread (the forward pass's
+        // calling thread) takes the first CPU of the engine's share; the pool's threads take the rest.
+        let p = core.config.parallel
+        let pinTo = p.executorBackend == .uni ? p.engineCPUs?.first : nil
+        let t = Thread { [self] in
+            if let cpu = pinTo { _ = pagoda_pin_thread_to_cpu(Int32(cpu)) }
+            loop()
+        }
         t.name = "pagoda-engine-core"
         t.stackSize = 8 << 20
         thread = t

@@ -9,7 +9,7 @@ import PagodaModel
 extension MultiprocWorker.StageLoader {
     public static let causalLM = MultiprocWorker.StageLoader { spec in
         let world = spec.tpSize * spec.ppSize
-        let allowed = WorkerCPUPlacement.allowedCPUs()
+        let allowed = spec.engineCPUs ?? WorkerCPUPlacement.allowedCPUs()
         let threads = spec.model.threads ?? max(1, allowed.count / world)
         let placement = WorkerCPUPlacement.make(
             localRank: spec.ppRank * spec.tpSize + spec.tpRank, localWorldSize: world, threads: threads, allowed: allowed)

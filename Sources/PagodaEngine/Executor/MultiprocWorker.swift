@@ -20,6 +20,8 @@ public enum MultiprocWorker {
         public let tpRank: Int, tpSize: Int, ppRank: Int, ppSize: Int
         /// Layers per pipeline stage (`ParallelConfig.pipelineLayerPartition`); nil: an even split.
         public let layerPartition: [Int]?
+        /// The engine's CPUs, shared among its workers (`ParallelConfig.engineCPUs`); nil: every allowed CPU.
+        public let engineCPUs: [Int]?
         /// The tensor-parallel group (errors name global worker ranks).
         public let tensorGroup: Communicator
     }
@@ -84,7 +86,8 @@ public enum MultiprocWorker {
             timeout: config.parallel.communicatorTimeoutSeconds)
         let stage = try loader.load(StageSpec(
             model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize, ppRank: ppRank,
-            ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition, tensorGroup: tpGroup))
+            ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition,
+            engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup))
         let isDriver = rank == layout.driverRank
         let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
                                        producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)

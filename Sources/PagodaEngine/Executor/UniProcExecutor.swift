@@ -9,7 +9,7 @@ public final class UniProcExecutor: Executor {
 
     /// Loads the model folder of `config.model`.
     public convenience init(config: EngineConfig) throws {
-        let model = try UniProcExecutor.loadModel(config.model)
+        let model = try UniProcExecutor.loadCausalLM(config.model, cpus: config.parallel.engineCPUs)
         self.init(model: model, config: config, weightBytes: KVCacheSizing.weightBytes(modelPath: config.model.path))
     }
 
@@ -36,5 +36,4 @@ public final class UniProcExecutor: Executor {
 
     public func shutdown() {}
 
-    static func loadModel(_ c: ModelLoadConfig) throws -> RunnableModel { try loadCausalLM(c) }
 }

@@ -13,6 +13,18 @@ public struct WorkerCPUPlacement: Equatable, Sendable {
 
     public init(cpus: [Int], pinned: Bool) { self.cpus = cpus; self.pinned = pinned }
 
+    /// The CPUs of data-parallel engine `index` of `count` on this host: an even, contiguous share of
+    /// `allowed` (the first `allowed.count % count` engines get one more); every engine gets at least one
+    /// CPU (they share when there are more engines than CPUs).
+    public static func engineShare(index: Int, count: Int, allowed: [Int] = allowedCPUs()) -> [Int] {
+        let set = allowed.isEmpty ? [0] : allowed
+        let n = max(1, count)
+        guard set.count >= n else { return [set[index % set.count]] }
+        let base = set.count / n, extra = set.count % n
+        let start = index * base + min(index, extra)
+        return Array(set[start..<(start + base + (index < extra ? 1 : 0))])
+    }
+
     /// The placement of `localRank` of `localWorldSize` workers with `threads` threads each.
     public static func make(localRank: Int, localWorldSize: Int, threads: Int, allowed: [Int]) -> WorkerCPUPlacement {
         let set = allowed.isEmpty ? [0] : allowed

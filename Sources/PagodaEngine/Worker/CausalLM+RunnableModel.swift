@@ -5,9 +5,17 @@ import PagodaModel
 extension CausalLM: RunnableModel {}
 
 extension UniProcExecutor {
-    /// Loads the model folder with a thread pool of `--threads` threads (default: all cores).
-    static func loadCausalLM(_ c: ModelLoadConfig) throws -> RunnableModel {
-        let pool = ThreadPool(threads: c.threads ?? ThreadPool.availableCPUs)
+    /// Loads the model folder with a thread pool of `--threads` threads (default: all cores, or all of
+    /// `cpus`). With `cpus` (a data-parallel engine's share) the engine thread and the pool are pinned to
+    /// them when the threads fit.
+    static func loadCausalLM(_ c: ModelLoadConfig, cpus: [Int]? = nil) throws -> RunnableModel {
+        let pool: ThreadPool
+        if let cpus, !cpus.isEmpty {
+            let threads = c.threads ?? cpus.count
+            pool = ThreadPool(threads: threads, cpus: cpus, pin: threads <= cpus.count)
+        } else {
+            pool = ThreadPool(threads: c.threads ?? ThreadPool.availableCPUs)
+        }
         let lm = try CausalLM(directory: c.path, threadPool: pool, maxModelLen: c.maxModelLen)
         lm.precision = c.dtype.gemmPrecision
         return lm

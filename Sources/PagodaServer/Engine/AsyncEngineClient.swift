@@ -4,13 +4,14 @@ import PagodaEngine
 /// The engine core as HTTP handlers see it (vLLM's `AsyncLLM` output side): `generate` returns a
 /// stream of one request's outputs; ending the stream early aborts the request in the engine.
 /// When the engine core goes away every open stream ends with `EngineDeadError`.
-public final class AsyncEngineClient: @unchecked Sendable {
+public final class AsyncEngineClient: EngineClient, @unchecked Sendable {
     public let rpc: EngineCoreRPCClient
     private let lock = NSLock()
     private var streams: [String: AsyncThrowingStream<EngineOutput, Error>.Continuation] = [:]
     private var deathReason: String?
     private var deathHandlers: [(String) -> Void] = []
     private var statsHandlers: [(SchedulerStats) -> Void] = []
+    private var kvEventHandlers: [(KVCacheEvents) -> Void] = []
 
     public init(rpc: EngineCoreRPCClient) {
         self.rpc = rpc
@@ -24,6 +25,11 @@ public final class AsyncEngineClient: @unchecked Sendable {
                 guard let self else { return }
                 self.lock.lock(); let hs = self.statsHandlers; self.lock.unlock()
                 for h in hs { h(s) }
+            },
+            onKVEvents: { [weak self] e in
+                guard let self else { return }
+                self.lock.lock(); let hs = self.kvEventHandlers; self.lock.unlock()
+                for h in hs { h(e) }
             },
             onClosed: { [weak self] reason in self?.engineDied(reason) })
     }
@@ -45,6 +51,24 @@ public final class AsyncEngineClient: @unchecked Sendable {
     /// `handler` runs on an RPC thread whenever the engine core publishes statistics.
     public func onStats(_ handler: @escaping (SchedulerStats) -> Void) {
         lock.lock(); statsHandlers.append(handler); lock.unlock()
+    }
+
+    /// `EngineClient`: statistics labelled with this engine's data-parallel rank.
+    public func onStats(_ handler: @escaping (Int, SchedulerStats) -> Void) {
+        let rank = handshake.dataParallelRank
+        onStats { (s: SchedulerStats) in handler(rank, s) }
+    }
+
+    public var engines: [EngineStatus] {
+        [EngineStatus(rank: handshake.dataParallelRank, down: dead, pid: handshake.pid, numBlocks: handshake.numBlocks, stats: stats,
+                      numOpenRequests: numOpenRequests)]
+    }
+
+    public func rank(of requestId: String) -> Int? { handshake.dataParallelRank }
+
+    /// `handler` runs on the RPC reader thread for every prefix-cache change the engine publishes.
+    public func onKVEvents(_ handler: @escaping (KVCacheEvents) -> Void) {
+        lock.lock(); kvEventHandlers.append(handler); lock.unlock()
     }
 
     /// Sends `request` and streams its outputs. The stream finishes after the output carrying a

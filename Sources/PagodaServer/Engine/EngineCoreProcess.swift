@@ -74,3 +74,30 @@ public final class EngineCoreProcess: @unchecked Sendable {
         }
     }
 }
+
+extension EngineCoreProcess {
+    /// Starts one engine core per config at once (data-parallel ranks load in parallel) and waits for all.
+    /// If any fails, the others are stopped and the first failure (naming its rank) is thrown.
+    public static func startAll(configs: [EngineConfig], executable: String, startupTimeout: Double) throws -> [EngineCoreProcess] {
+        let lock = NSLock()
+        var started = [EngineCoreProcess?](repeating: nil, count: configs.count)
+        var failures: [(Int, Error)] = []
+        DispatchQueue.concurrentPerform(iterations: configs.count) { i in
+            do {
+                let json = String(decoding: try JSONEncoder().encode(configs[i]), as: UTF8.self)
+                let socket = NSTemporaryDirectory() + "pagoda-engine-\(getpid())-\(i)-\(UInt32.random(in: 0...UInt32.max)).sock"
+                let p = try EngineCoreProcess(
+                    executable: executable, arguments: ["engine-core", "--engine-config-json", json],
+                    address: .unix(path: socket), startupTimeout: startupTimeout)
+                lock.lock(); started[i] = p; lock.unlock()
+            } catch {
+                lock.lock(); failures.append((i, error)); lock.unlock()
+            }
+        }
+        if let (i, error) = failures.min(by: { $0.0 < $1.0 }) {
+            for p in started.compactMap({ $0 }) { p.stop() }
+            throw configs.count > 1 ? EngineRPCError.handshake("data-parallel rank \(configs[i].parallel.dataParallelRank): \(error)") : error
+        }
+        return started.map { $0! }
+    }
+}

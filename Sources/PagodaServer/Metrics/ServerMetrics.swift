@@ -7,98 +7,122 @@ import Prometheus
 /// `engine` (the data-parallel rank) labels, as vLLM's do.
 public final class ServerMetrics: @unchecked Sendable {
     public let registry = PrometheusCollectorRegistry()
-    private let labels: [(String, String)]
+    private let modelName: String
+    /// The rank of a single engine (external load balancing labels its one engine with its rank).
+    private let defaultRank: Int
     private let lock = NSLock()
 
-    // Scheduler state (gauges, set from the engine core's statistics).
-    private let running: Gauge
-    private let waiting: Gauge
-    private let kvUsage: Gauge
-    // Counters.
-    private let prefixQueries: Counter
-    private let prefixHits: Counter
-    private let preemptions: Counter
-    private let promptTokens: Counter
-    private let generationTokens: Counter
-    private var success: [String: Counter] = [:]
-    // Per-request histograms.
-    private let ttft: ValueHistogram
-    private let tpot: ValueHistogram
-    private let interToken: ValueHistogram
-    private let e2e: ValueHistogram
-    private let promptLen: ValueHistogram
-    private let generationLen: ValueHistogram
-    /// Last cumulative engine counters seen (the engine reports totals; Prometheus counters only go up).
-    private var lastStats = SchedulerStats()
+    /// One engine's series: scheduler gauges and counters from its statistics, and the per-request histograms
+    /// of the requests it served.
+    private final class EngineSeries {
+        let labels: [(String, String)]
+        let running: Gauge, waiting: Gauge, kvUsage: Gauge, up: Gauge
+        let prefixQueries: Counter, prefixHits: Counter, preemptions: Counter
+        let promptTokens: Counter, generationTokens: Counter
+        var success: [String: Counter] = [:]
+        let ttft: ValueHistogram, tpot: ValueHistogram, interToken: ValueHistogram, e2e: ValueHistogram
+        let promptLen: ValueHistogram, generationLen: ValueHistogram
+        /// Last cumulative engine counters seen (the engine reports totals; Prometheus counters only go up).
+        var lastStats = SchedulerStats()
+        let registry: PrometheusCollectorRegistry
+
+        init(registry: PrometheusCollectorRegistry, labels: [(String, String)]) {
+            self.registry = registry
+            self.labels = labels
+            func d(_ name: String, _ help: String) -> MetricNameDescriptor {
+                MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+            }
+            running = registry.makeGauge(descriptor: d("vllm:num_requests_running", "Number of requests in model execution batches."), labels: labels)
+            waiting = registry.makeGauge(descriptor: d("vllm:num_requests_waiting", "Number of requests waiting to be processed."), labels: labels)
+            kvUsage = registry.makeGauge(descriptor: d("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."), labels: labels)
+            up = registry.makeGauge(descriptor: d("pagoda:engine_up", "1 while the engine core (data-parallel rank) serves, 0 once it is down."), labels: labels)
+            prefixQueries = registry.makeCounter(descriptor: d("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens."), labels: labels)
+            prefixHits = registry.makeCounter(descriptor: d("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens."), labels: labels)
+            preemptions = registry.makeCounter(descriptor: d("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine."), labels: labels)
+            promptTokens = registry.makeCounter(descriptor: d("vllm:prompt_tokens_total", "Number of prefill tokens processed."), labels: labels)
+            generationTokens = registry.makeCounter(descriptor: d("vllm:generation_tokens_total", "Number of generation tokens processed."), labels: labels)
+            ttft = registry.makeValueHistogram(descriptor: d("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."), labels: labels, buckets: ServerMetrics.latencyBuckets)
+            tpot = registry.makeValueHistogram(descriptor: d("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds."), labels: labels, buckets: ServerMetrics.latencyBuckets)
+            interToken = registry.makeValueHistogram(descriptor: d("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds."), labels: labels, buckets: ServerMetrics.latencyBuckets)
+            e2e = registry.makeValueHistogram(descriptor: d("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds."), labels: labels, buckets: ServerMetrics.e2eBuckets)
+            promptLen = registry.makeValueHistogram(descriptor: d("vllm:request_prompt_tokens", "Number of prefill tokens processed."), labels: labels, buckets: ServerMetrics.tokenBuckets)
+            generationLen = registry.makeValueHistogram(descriptor: d("vllm:request_generation_tokens", "Number of generation tokens processed."), labels: labels, buckets: ServerMetrics.tokenBuckets)
+            up.set(Double(1))
+            for reason in ["stop", "length", "abort", "error"] { _ = successCounter(reason) }
+        }
+
+        func successCounter(_ reason: String) -> Counter {
+            if let c = success[reason] { return c }
+            let c = registry.makeCounter(
+                descriptor: MetricNameDescriptor(metricName: "vllm:request_success_total", unitName: "", helpText: "Count of successfully processed requests."),
+                labels: labels + [("finished_reason", reason)])
+            success[reason] = c
+            return c
+        }
+    }
+    private var series: [Int: EngineSeries] = [:]
 
     static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]
     static let tokenBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]
     static let e2eBuckets: [Double] = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0]
 
-    public init(modelName: String, dataParallelRank: Int = 0) {
-        labels = [("model_name", modelName), ("engine", String(dataParallelRank))]
-        func d(_ name: String, _ help: String) -> MetricNameDescriptor {
-            MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
-        }
-        running = registry.makeGauge(descriptor: d("vllm:num_requests_running", "Number of requests in model execution batches."), labels: labels)
-        waiting = registry.makeGauge(descriptor: d("vllm:num_requests_waiting", "Number of requests waiting to be processed."), labels: labels)
-        kvUsage = registry.makeGauge(descriptor: d("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."), labels: labels)
-        prefixQueries = registry.makeCounter(descriptor: d("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens."), labels: labels)
-        prefixHits = registry.makeCounter(descriptor: d("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens."), labels: labels)
-        preemptions = registry.makeCounter(descriptor: d("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine."), labels: labels)
-        promptTokens = registry.makeCounter(descriptor: d("vllm:prompt_tokens_total", "Number of prefill tokens processed."), labels: labels)
-        generationTokens = registry.makeCounter(descriptor: d("vllm:generation_tokens_total", "Number of generation tokens processed."), labels: labels)
-        ttft = registry.makeValueHistogram(descriptor: d("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."), labels: labels, buckets: Self.latencyBuckets)
-        tpot = registry.makeValueHistogram(descriptor: d("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds."), labels: labels, buckets: Self.latencyBuckets)
-        interToken = registry.makeValueHistogram(descriptor: d("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds."), labels: labels, buckets: Self.latencyBuckets)
-        e2e = registry.makeValueHistogram(descriptor: d("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds."), labels: labels, buckets: Self.e2eBuckets)
-        promptLen = registry.makeValueHistogram(descriptor: d("vllm:request_prompt_tokens", "Number of prefill tokens processed."), labels: labels, buckets: Self.tokenBuckets)
-        generationLen = registry.makeValueHistogram(descriptor: d("vllm:request_generation_tokens", "Number of generation tokens processed."), labels: labels, buckets: Self.tokenBuckets)
-        for reason in ["stop", "length", "abort", "error"] { _ = successCounter(reason) }
+    /// `dataParallelRank`: the label of the engine when there is one (external load balancing); with several
+    /// engines behind this server (`engineRanks`) each gets its own series, labelled `engine="r"`.
+    public init(modelName: String, dataParallelRank: Int = 0, engineRanks: [Int]? = nil) {
+        self.modelName = modelName
+        defaultRank = dataParallelRank
+        for r in engineRanks ?? [dataParallelRank] { _ = engine(r) }
     }
 
-    private func successCounter(_ reason: String) -> Counter {
-        if let c = success[reason] { return c }
-        let c = registry.makeCounter(
-            descriptor: MetricNameDescriptor(metricName: "vllm:request_success_total", unitName: "", helpText: "Count of successfully processed requests."),
-            labels: labels + [("finished_reason", reason)])
-        success[reason] = c
-        return c
+    /// The series of engine `rank` (created on first use). Call with `lock` held.
+    private func engine(_ rank: Int) -> EngineSeries {
+        if let s = series[rank] { return s }
+        let s = EngineSeries(registry: registry, labels: [("model_name", modelName), ("engine", String(rank))])
+        series[rank] = s
+        return s
     }
 
-    /// Updates the scheduler gauges and the cumulative counters from the engine's statistics.
-    public func record(stats s: SchedulerStats) {
+    /// Updates engine `rank`'s scheduler gauges and cumulative counters from its statistics.
+    public func record(stats s: SchedulerStats, rank: Int? = nil) {
         lock.lock(); defer { lock.unlock() }
-        running.set(Double(s.numRunning))
-        waiting.set(Double(s.numWaiting))
-        kvUsage.set(s.kvCacheUsage)
+        let e = engine(rank ?? defaultRank)
+        e.running.set(Double(s.numRunning))
+        e.waiting.set(Double(s.numWaiting))
+        e.kvUsage.set(s.kvCacheUsage)
         func delta(_ now: Int, _ before: Int) -> Int64 { Int64(now >= before ? now - before : now) }
-        let dq = delta(s.prefixCacheQueries, lastStats.prefixCacheQueries)
-        let dh = delta(s.prefixCacheHits, lastStats.prefixCacheHits)
-        let dp = delta(s.numPreemptions, lastStats.numPreemptions)
-        if dq > 0 { prefixQueries.increment(by: dq) }
-        if dh > 0 { prefixHits.increment(by: dh) }
-        if dp > 0 { preemptions.increment(by: dp) }
-        lastStats = s
+        let dq = delta(s.prefixCacheQueries, e.lastStats.prefixCacheQueries)
+        let dh = delta(s.prefixCacheHits, e.lastStats.prefixCacheHits)
+        let dp = delta(s.numPreemptions, e.lastStats.numPreemptions)
+        if dq > 0 { e.prefixQueries.increment(by: dq) }
+        if dh > 0 { e.prefixHits.increment(by: dh) }
+        if dp > 0 { e.preemptions.increment(by: dp) }
+        e.lastStats = s
     }
 
-    /// Records one finished engine request (one choice).
+    /// Marks engine `rank` up or down (`pagoda:engine_up`).
+    public func record(rank: Int, up: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        engine(rank).up.set(Double(up ? 1 : 0))
+    }
+
+    /// Records one finished engine request (one choice), under the engine that served it.
     public func record(request r: RequestTiming) {
         lock.lock(); defer { lock.unlock() }
-        promptTokens.increment(by: Int64(r.promptTokens))
-        generationTokens.increment(by: Int64(r.generationTokens))
-        promptLen.record(Double(r.promptTokens))
-        generationLen.record(Double(r.generationTokens))
-        successCounter(r.finishReason).increment()
+        let e = engine(r.rank ?? defaultRank)
+        e.promptTokens.increment(by: Int64(r.promptTokens))
+        e.generationTokens.increment(by: Int64(r.generationTokens))
+        e.promptLen.record(Double(r.promptTokens))
+        e.generationLen.record(Double(r.generationTokens))
+        e.successCounter(r.finishReason).increment()
         if let first = r.firstTokenTime {
-            ttft.record(first - r.arrivalTime)
+            e.ttft.record(first - r.arrivalTime)
             if r.generationTokens > 1, let last = r.lastTokenTime {
                 let perToken = (last - first) / Double(r.generationTokens - 1)
-                tpot.record(perToken)
-                interToken.record(perToken)
+                e.tpot.record(perToken)
+                e.interToken.record(perToken)
             }
         }
-        e2e.record(r.finishTime - r.arrivalTime)
+        e.e2e.record(r.finishTime - r.arrivalTime)
     }
 
     /// Prometheus text exposition of every metric.
@@ -117,4 +141,6 @@ public struct RequestTiming: Sendable {
     public var promptTokens: Int
     public var generationTokens: Int
     public var finishReason: String
+    /// The data-parallel rank that served it (nil: the server's one engine).
+    public var rank: Int? = nil
 }

@@ -24,7 +24,11 @@ public enum OpenAIRoutes {
         router.post("/detokenize") { request, _ in json(try serving.detokenize(try await body(request, limit: limit))) }
         router.get("/health") { _, _ -> Response in
             if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
-            return Response(status: .ok)
+            // Data parallel: still healthy while one rank serves, but say which are down.
+            let down = serving.engine.engines.filter { $0.down != nil }
+            if down.isEmpty { return Response(status: .ok) }
+            let body = try OpenAIJSON.encode(HealthResponse(status: "degraded", downRanks: down.map(\.rank)))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.get("/ping") { _, _ -> Response in
             if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
@@ -37,7 +41,10 @@ public enum OpenAIRoutes {
         router.get("/version") { _, _ in json(try serving.version()) }
         router.get("/load") { _, _ in json(try serving.load()) }
         router.get("/metrics") { _, _ -> Response in
-            serving.metrics.record(stats: serving.engine.stats)
+            for e in serving.engine.engines {
+                serving.metrics.record(stats: e.stats, rank: e.rank)
+                serving.metrics.record(rank: e.rank, up: e.down == nil)
+            }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: serving.metrics.exposition())))

@@ -32,10 +32,10 @@ struct ChoiceRun {
 /// into one stream. Dropping or cancelling the stream cancels every choice, which aborts the
 /// engine requests still running (their KV blocks return to the pool).
 final class ChoiceRunner: @unchecked Sendable {
-    let engine: AsyncEngineClient
+    let engine: EngineClient
     let metrics: ServerMetrics
 
-    init(engine: AsyncEngineClient, metrics: ServerMetrics) {
+    init(engine: EngineClient, metrics: ServerMetrics) {
         self.engine = engine; self.metrics = metrics
     }
 
@@ -58,7 +58,7 @@ final class ChoiceRunner: @unchecked Sendable {
         return ChoiceRun(events: events, producer: producer)
     }
 
-    private static func runOne(_ job: ChoiceJob, streaming: Bool, engine: AsyncEngineClient, metrics: ServerMetrics,
+    private static func runOne(_ job: ChoiceJob, streaming: Bool, engine: EngineClient, metrics: ServerMetrics,
                                continuation: AsyncStream<ChoiceEvent>.Continuation) async {
         var timing = RequestTiming(
             arrivalTime: job.request.arrivalTime, firstTokenTime: nil, lastTokenTime: nil, finishTime: 0,
@@ -77,7 +77,10 @@ final class ChoiceRunner: @unchecked Sendable {
                 }
                 let now = Date().timeIntervalSince1970
                 if !output.newTokenIds.isEmpty {
-                    if timing.firstTokenTime == nil { timing.firstTokenTime = now }
+                    if timing.firstTokenTime == nil {
+                        timing.firstTokenTime = now
+                        timing.rank = engine.rank(of: job.request.requestId)
+                    }
                     timing.lastTokenTime = now
                 }
                 let delta = job.processor.process(output, streaming: streaming)

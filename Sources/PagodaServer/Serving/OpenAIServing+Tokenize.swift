@@ -44,9 +44,18 @@ extension OpenAIServing {
 
     public func load() throws -> Data {
         let s = engine.stats
-        return try OpenAIJSON.encode(LoadResponse(
+        var load = LoadResponse(
             serverLoad: engine.numOpenRequests, numRequestsRunning: s.numRunning, numRequestsWaiting: s.numWaiting,
-            kvCacheUsagePerc: s.kvCacheUsage, dataParallelRank: config.dataParallelRank, dataParallelSize: config.dataParallelSize))
+            kvCacheUsagePerc: s.kvCacheUsage, dataParallelRank: config.dataParallelRank, dataParallelSize: config.dataParallelSize)
+        let engines = engine.engines
+        if engines.count > 1 {
+            load.engines = engines.map {
+                EngineLoad(rank: $0.rank, up: $0.down == nil, pid: $0.pid, numBlocks: $0.numBlocks, numRequestsRunning: $0.stats.numRunning,
+                           numRequestsWaiting: $0.stats.numWaiting, kvCacheUsagePerc: $0.stats.kvCacheUsage,
+                           prefixCacheQueries: $0.stats.prefixCacheQueries, prefixCacheHits: $0.stats.prefixCacheHits)
+            }
+        }
+        return try OpenAIJSON.encode(load)
     }
 
     public func version() throws -> Data {

@@ -11,15 +11,15 @@ import PagodaOpenAI
 public final class OpenAIServing: @unchecked Sendable {
     public let config: ServerConfig
     public let tokenizer: ServingTokenizer
-    public let engine: AsyncEngineClient
+    public let engine: EngineClient
     public let metrics: ServerMetrics
     let runner: ChoiceRunner
     let logger: Logger
 
-    public init(config: ServerConfig, tokenizer: ServingTokenizer, engine: AsyncEngineClient, metrics: ServerMetrics, logger: Logger) {
+    public init(config: ServerConfig, tokenizer: ServingTokenizer, engine: EngineClient, metrics: ServerMetrics, logger: Logger) {
         self.config = config; self.tokenizer = tokenizer; self.engine = engine; self.metrics = metrics; self.logger = logger
         self.runner = ChoiceRunner(engine: engine, metrics: metrics)
-        engine.onStats { [metrics] s in metrics.record(stats: s) }
+        engine.onStats { [metrics] rank, s in metrics.record(stats: s, rank: rank) }
     }
 
     public var maxModelLen: Int { engine.handshake.maxModelLen }

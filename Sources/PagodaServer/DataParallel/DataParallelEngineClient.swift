@@ -1,0 +1,214 @@
+import Foundation
+import PagodaEngine
+
+/// Several engine cores (data-parallel ranks) behind one API endpoint — vLLM's internal load balancing
+/// (`DPLBAsyncMPClient`). Each request goes to the rank `EngineSelector` picks from the engines' published
+/// statistics and prefix-cache contents; its outputs stream back as from one engine.
+///
+/// Faults, beyond vLLM (whose server stops when one engine dies): a rank whose engine core goes away is
+/// marked down and gets no new requests; a request on it that had not produced a token yet is sent again
+/// to a live rank (the client never sees the loss), one that was already streaming ends with the engine's
+/// error. The server stays up while one rank serves (`dead` is nil).
+public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
+    public let ranks: [AsyncEngineClient]
+    private let lock = NSLock()
+    private var selector: EngineSelector
+    private var downReasons: [Int: String] = [:]
+    private var requestRank: [String: Int] = [:]
+    private var onRankDown: [(Int, String) -> Void] = []
+
+    /// `ranks[r]` must be data-parallel rank r; all must serve the same model with the same block size.
+    public init(ranks: [AsyncEngineClient], policy: EngineSelector.Policy = .init()) throws {
+        precondition(!ranks.isEmpty, "at least one engine")
+        let first = ranks[0].handshake
+        for (r, c) in ranks.enumerated() {
+            let h = c.handshake
+            guard h.dataParallelRank == r else {
+                throw DataParallelError.mismatch("engine \(r) reports data-parallel rank \(h.dataParallelRank)")
+            }
+            guard h.model == first.model, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
+                h.vocabSize == first.vocabSize, h.eosTokenIds == first.eosTokenIds
+            else {
+                throw DataParallelError.mismatch(
+                    "engine \(r) serves \(h.model) (block size \(h.blockSize), max model len \(h.maxModelLen), vocabulary \(h.vocabSize)); "
+                        + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))")
+            }
+        }
+        self.ranks = ranks
+        selector = EngineSelector(numEngines: ranks.count, policy: policy)
+    }
+
+    /// Wires the engines' statistics, prefix-cache changes and deaths into the selector, and starts them.
+    public func start() {
+        for (r, c) in ranks.enumerated() {
+            c.onStats { [weak self] (s: SchedulerStats) in
+                guard let self else { return }
+                self.lock.lock()
+                self.selector.update(rank: r, waiting: s.numWaiting, running: s.numRunning, received: s.numRequestsReceived)
+                self.lock.unlock()
+            }
+            c.onKVEvents { [weak self] e in
+                guard let self else { return }
+                self.lock.lock(); self.selector.apply(rank: r, events: e); self.lock.unlock()
+            }
+            c.onDeath { [weak self] reason in self?.rankDied(r, reason) }
+            c.start()
+        }
+    }
+
+    /// `handler(rank, reason)` runs once per rank that goes down.
+    public func onRankDown(_ handler: @escaping (Int, String) -> Void) {
+        lock.lock(); onRankDown.append(handler); lock.unlock()
+    }
+
+    private func rankDied(_ r: Int, _ reason: String) {
+        lock.lock()
+        selector.setAlive(rank: r, false)
+        downReasons[r] = reason
+        let handlers = onRankDown
+        lock.unlock()
+        for h in handlers { h(r, reason) }
+    }
+
+    // MARK: EngineClient
+
+    public var handshake: EngineHandshake { ranks[0].handshake }
+
+    public var stats: SchedulerStats {
+        var total = SchedulerStats()
+        var usage = 0.0
+        var live = 0
+        for c in ranks where c.dead == nil {
+            let s = c.stats
+            total.numRunning += s.numRunning; total.numWaiting += s.numWaiting
+            total.prefixCacheQueries += s.prefixCacheQueries; total.prefixCacheHits += s.prefixCacheHits
+            total.numPreemptions += s.numPreemptions; total.numRequestsReceived += s.numRequestsReceived
+            usage += s.kvCacheUsage
+            live += 1
+        }
+        total.kvCacheUsage = live > 0 ? usage / Double(live) : 0
+        return total
+    }
+
+    public var dead: String? {
+        lock.lock(); defer { lock.unlock() }
+        guard downReasons.count == ranks.count else { return nil }
+        return downReasons.keys.sorted().map { "rank \($0): \(downReasons[$0]!)" }.joined(separator: "; ")
+    }
+
+    public var numOpenRequests: Int { lock.lock(); defer { lock.unlock() }; return requestRank.count }
+
+    public var engines: [EngineStatus] {
+        lock.lock(); let down = downReasons; lock.unlock()
+        return ranks.enumerated().map { r, c in
+            EngineStatus(rank: r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats, numOpenRequests: c.numOpenRequests)
+        }
+    }
+
+    public func rank(of requestId: String) -> Int? { lock.lock(); defer { lock.unlock() }; return requestRank[requestId] }
+
+    public func onStats(_ handler: @escaping (Int, SchedulerStats) -> Void) {
+        for (r, c) in ranks.enumerated() { c.onStats { (s: SchedulerStats) in handler(r, s) } }
+    }
+
+    public func abort(_ ids: [String]) {
+        lock.lock()
+        let targets = ids.map { ($0, requestRank[$0]) }
+        lock.unlock()
+        for (id, r) in targets { if let r { ranks[r].abort([id]) } }
+    }
+
+    /// The full blocks of `prompt` as the engines hash them for prefix caching.
+    func blockHashes(_ prompt: [Int]) -> [UInt64] {
+        let bs = handshake.blockSize
+        var out: [UInt64] = []
+        out.reserveCapacity(prompt.count / bs)
+        var parent: BlockHash? = nil
+        var i = 0
+        while i + bs <= prompt.count {
+            let h = BlockHash(parent: parent, tokenIds: prompt[i..<(i + bs)])
+            out.append(h.value)
+            parent = h
+            i += bs
+        }
+        return out
+    }
+
+    private func choose(_ request: EngineRequest, hashes: [UInt64]) -> Result<Int, EngineSelector.Refusal> {
+        lock.lock(); defer { lock.unlock() }
+        let choice = selector.select(blockHashes: hashes, pinnedRank: request.dataParallelRank)
+        if case .success(let r) = choice { requestRank[request.requestId] = r }
+        return choice
+    }
+
+    public func generate(_ request: EngineRequest) -> AsyncThrowingStream<EngineOutput, Error> {
+        let hashes = blockHashes(request.promptTokenIds)
+        let id = request.requestId
+        return AsyncThrowingStream { continuation in
+            let task = Task { [self] in
+                var attempts = 0
+                while true {
+                    attempts += 1
+                    let rank: Int
+                    switch choose(request, hashes: hashes) {
+                    case .success(let r): rank = r
+                    case .failure(let refusal):
+                        continuation.finish(throwing: refusal.asError(dead: dead))
+                        return
+                    }
+                    var produced = false
+                    do {
+                        for try await output in ranks[rank].generate(request) {
+                            if !output.newTokenIds.isEmpty { produced = true }
+                            continuation.yield(output)
+                        }
+                        continuation.finish()
+                        return
+                    } catch let e as EngineDeadError {
+                        // The rank is gone (its death handler may not have run yet): no new requests there.
+                        lock.lock(); selector.setAlive(rank: rank, false); lock.unlock()
+                        // Not started on that rank: send it to a live one (each rank at most once).
+                        if produced || attempts >= ranks.count || Task.isCancelled {
+                            continuation.finish(throwing: e)
+                            return
+                        }
+                    } catch {
+                        continuation.finish(throwing: error)
+                        return
+                    }
+                }
+            }
+            continuation.onTermination = { [weak self] _ in
+                task.cancel()
+                guard let self else { return }
+                self.lock.lock(); self.requestRank[id] = nil; self.lock.unlock()
+            }
+        }
+    }
+}
+
+/// Why the data-parallel front-end cannot serve (a request, or at all).
+public enum DataParallelError: Error, CustomStringConvertible, Equatable {
+    /// The engines disagree on what they serve.
+    case mismatch(String)
+    /// A request pinned a rank that does not exist or is down (OpenAI: 400).
+    case badRank(String)
+
+    public var description: String {
+        switch self {
+        case .mismatch(let s): return "data-parallel engines differ: \(s)"
+        case .badRank(let s): return s
+        }
+    }
+}
+
+extension EngineSelector.Refusal {
+    func asError(dead: String?) -> Error {
+        switch self {
+        case .noLiveEngine: return EngineDeadError(reason: dead ?? "no data-parallel rank is serving")
+        case .pinnedRankOutOfRange(let r, let size):
+            return DataParallelError.badRank("data_parallel_rank \(r) is out of range (0..<\(size))")
+        case .pinnedRankDown(let r): return DataParallelError.badRank("data_parallel_rank \(r) is not serving")
+        }
+    }
+}
