@@ -48,6 +48,8 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields, OpenAIRe
     public var truncatePromptTokens: Int?
     /// vLLM: the id the response carries (`chatcmpl-<request_id>`); random when absent.
     public var requestId: String?
+    /// vLLM: the data-parallel rank that must serve the request (internal load balancing).
+    public var dataParallelRank: Int?
 
     public init(model: String? = nil, messages: [JSONValue]) { self.model = model; self.messages = messages }
 
@@ -65,5 +67,6 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields, OpenAIRe
         case addSpecialTokens = "add_special_tokens", chatTemplate = "chat_template"
         case chatTemplateKwargs = "chat_template_kwargs", logitBias = "logit_bias", toolChoice = "tool_choice"
         case promptLogprobs = "prompt_logprobs", truncatePromptTokens = "truncate_prompt_tokens", requestId = "request_id"
+        case dataParallelRank = "data_parallel_rank"
     }
 }

@@ -36,6 +36,8 @@ public struct CompletionRequest: Sendable, Codable, SamplingFields, OpenAIReques
     public var truncatePromptTokens: Int?
     /// vLLM: the id the response carries (`cmpl-<request_id>`); random when absent.
     public var requestId: String?
+    /// vLLM: the data-parallel rank that must serve the request (internal load balancing).
+    public var dataParallelRank: Int?
 
     public init(model: String? = nil, prompt: PromptInput? = nil) { self.model = model; self.prompt = prompt }
 
@@ -50,5 +52,6 @@ public struct CompletionRequest: Sendable, Codable, SamplingFields, OpenAIReques
         case skipSpecialTokens = "skip_special_tokens", addSpecialTokens = "add_special_tokens"
         case streamOptions = "stream_options", logitBias = "logit_bias"
         case promptLogprobs = "prompt_logprobs", truncatePromptTokens = "truncate_prompt_tokens", requestId = "request_id"
+        case dataParallelRank = "data_parallel_rank"
     }
 }

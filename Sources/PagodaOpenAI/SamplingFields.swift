@@ -25,4 +25,6 @@ public protocol SamplingFields {
     var promptLogprobs: Int? { get }
     var truncatePromptTokens: Int? { get }
     var requestId: String? { get }
+    /// vLLM: the data-parallel rank that must serve the request.
+    var dataParallelRank: Int? { get }
 }

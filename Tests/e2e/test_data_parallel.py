@@ -93,6 +93,14 @@ def test_both_engines_serve_a_bounded_load(pagoda):
         served = [metric(s, "vllm:request_success_total", engine=r) for r in (0, 1)]
         assert sum(served) == 64 and min(served) > 0, served
         assert all(metric(s, "vllm:generation_tokens_total", engine=r) > 0 for r in (0, 1))
+        # vLLM's data_parallel_rank pins a request to a rank; a rank not served here is a 400 naming the field.
+        before = metric(s, "vllm:request_success_total", engine=1)
+        for i in range(4):
+            c.completions.create(model="m", prompt=f"pinned {i}", max_tokens=2, extra_body={"data_parallel_rank": 1})
+        assert metric(s, "vllm:request_success_total", engine=1) == before + 4
+        with pytest.raises(openai.BadRequestError) as e:
+            c.completions.create(model="m", prompt="x", max_tokens=2, extra_body={"data_parallel_rank": 5})
+        assert e.value.body["param"] == "data_parallel_rank"
     finally:
         s.stop()
 

@@ -48,9 +48,10 @@ public final class OpenAIServing: @unchecked Sendable {
         }
     }
 
-    func engineRequest(id: String, promptTokenIds: [Int], sampling: SamplingParams, arrival: Double) -> EngineRequest {
+    func engineRequest(id: String, promptTokenIds: [Int], sampling: SamplingParams, arrival: Double,
+                       dataParallelRank: Int? = nil) -> EngineRequest {
         EngineRequest(requestId: id, promptTokenIds: promptTokenIds, sampling: sampling,
-                      eosTokenIds: engine.handshake.eosTokenIds, arrivalTime: arrival)
+                      eosTokenIds: engine.handshake.eosTokenIds, arrivalTime: arrival, dataParallelRank: dataParallelRank)
     }
 
     /// The OpenAI error for a failure on the request path.
@@ -59,6 +60,7 @@ public final class OpenAIServing: @unchecked Sendable {
         case let e as OpenAIError: return e
         case let e as EngineRequestError: return .badRequest(e.message)
         case let e as EngineDeadError: return .internalError(e.description)
+        case let e as DataParallelError: return .badRequest(e.description, param: "data_parallel_rank")
         default: return .internalError("\(error)")
         }
     }

@@ -18,6 +18,8 @@ struct ServingRequest {
     let stream: Bool
     let includeUsage: Bool
     let continuousUsage: Bool
+    /// The rank the client pinned (`data_parallel_rank`), checked against the engines behind this server.
+    let dataParallelRank: Int?
 
     var n: Int { sampling.n }
     var promptTokens: Int { prompts.reduce(0) { $0 + $1.count } }
@@ -62,7 +64,20 @@ extension OpenAIServing {
             requestId: fields.requestId.map { "\(idPrefix)-\($0)" } ?? Self.newRequestId(idPrefix), created: Self.now(),
             model: fields.model ?? config.primaryModelName, prompts: prompts, sampling: sampling, maxTokens: maxTokens,
             stream: fields.stream ?? false, includeUsage: fields.streamOptions?.includeUsage ?? false,
-            continuousUsage: fields.streamOptions?.continuousUsageStats ?? false)
+            continuousUsage: fields.streamOptions?.continuousUsageStats ?? false,
+            dataParallelRank: try checkDataParallelRank(fields.dataParallelRank))
+    }
+
+    /// A pinned rank must be one of the engines behind this server (with one engine: its own rank).
+    func checkDataParallelRank(_ rank: Int?) throws -> Int? {
+        guard let rank else { return nil }
+        let ranks = engine.engines.map(\.rank)
+        guard ranks.contains(rank) else {
+            throw OpenAIError.badRequest(
+                "data_parallel_rank \(rank) is not served here (ranks \(ranks.map(String.init).joined(separator: ", ")))",
+                param: "data_parallel_rank")
+        }
+        return rank
     }
 
     /// vLLM's `truncate_prompt_tokens`: keep the last k tokens (-1: the last max_model_len).
@@ -93,7 +108,8 @@ extension OpenAIServing {
                 params.maxTokens = request.maxTokens[p]
                 jobs.append(ChoiceJob(
                     index: index,
-                    request: engineRequest(id: "\(request.requestId)-\(index)", promptTokenIds: ids, sampling: params, arrival: arrival),
+                    request: engineRequest(id: "\(request.requestId)-\(index)", promptTokenIds: ids, sampling: params, arrival: arrival,
+                                           dataParallelRank: request.dataParallelRank),
                     processor: ChoiceOutputProcessor(index: index, tokenizer: tokenizer, sampling: request.sampling, promptTokenIds: ids)))
             }
         }
