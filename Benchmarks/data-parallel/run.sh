@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Data parallelism behind one endpoint (issue 13): `pagoda bench serve` against `pagoda serve` with
+# --data-parallel-size 1 and 2 (one thread per engine), output throughput and TTFT p50/p99 at concurrency 32
+# on the random dataset; then the prefix-cache hit rate and TTFT of prefix-aware routing against the load
+# score alone (--data-parallel-routing load) on the prefix_repetition dataset, DP=2.
+#   Benchmarks/data-parallel/run.sh [PAGODA_BINARY] [MODEL_DIR]
+# MODEL_DIR defaults to /tmp/pagoda-qwen2.5-0.5b (made with `pagoda make-random-model --shape qwen2.5-0.5b`).
+set -euo pipefail
+PAGODA="$(realpath "${1:-$(dirname "$0")/../../.build/release/pagoda}")"
+MODEL="${2:-/tmp/pagoda-qwen2.5-0.5b}"
+[ -d "$MODEL" ] || "$PAGODA" make-random-model --shape qwen2.5-0.5b --output "$MODEL" --seed 1
+WORK="$(mktemp -d)"
+PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+SERVER=""
+cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+serve() {  # args for pagoda serve
+  "$PAGODA" serve "$MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name m --max-model-len 2048 \
+    --threads 1 --kv-cache-memory-bytes 2000000000 --disable-log-requests "$@" > "$WORK/serve.log" 2>&1 &
+  SERVER=$!
+  for i in $(seq 600); do
+    curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && return
+    kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
+    sleep 0.1
+  done
+  echo "server not up"; cat "$WORK/serve.log"; exit 1
+}
+stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+
+bench() {  # label, then bench serve args
+  local label=$1; shift
+  "$PAGODA" bench serve --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --served-model-name m \
+    --max-concurrency 32 --percentile-metrics ttft,tpot --metric-percentiles 50,99 --save-result \
+    --result-dir "$WORK" --result-filename "$label.json" --disable-tqdm "$@" > "$WORK/$label.txt"
+  python3 - "$WORK/$label.json" "$label" "$(curl -s "http://127.0.0.1:$PORT/load")" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); load = json.loads(sys.argv[3])
+engines = load.get("engines") or []
+hits = sum(e["prefix_cache_hits"] for e in engines); queries = sum(e["prefix_cache_queries"] for e in engines)
+rate = f"  prefix-cache hits {hits}/{queries} = {hits / queries:.2f}" if queries else ""
+print(f"{sys.argv[2]:<26} {r['completed']:>4} ok {r.get('failed', 0)} failed  output {r['output_throughput']:8.1f} tok/s"
+      f"  TTFT p50 {r['p50_ttft_ms']:8.1f} ms  p99 {r['p99_ttft_ms']:8.1f} ms{rate}")
+PY
+}
+
+RANDOM_ARGS=(--dataset-name random --random-input-len 256 --random-output-len 64 --num-prompts 96 --ignore-eos --seed 1)
+PREFIX_ARGS=(--dataset-name prefix_repetition --prefix-repetition-prefix-len 512 --prefix-repetition-suffix-len 64
+             --prefix-repetition-num-prefixes 6 --prefix-repetition-output-len 16 --num-prompts 96 --seed 1)
+
+serve; bench "DP=1 random" "${RANDOM_ARGS[@]}"; stop
+serve --data-parallel-size 2; bench "DP=2 random" "${RANDOM_ARGS[@]}"; stop
+serve --data-parallel-size 2 --data-parallel-routing load; bench "DP=2 prefix_rep, load" "${PREFIX_ARGS[@]}"; stop
+serve --data-parallel-size 2 --data-parallel-routing prefix; bench "DP=2 prefix_rep, prefix" "${PREFIX_ARGS[@]}"; stop
