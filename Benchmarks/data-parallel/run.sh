@@ -2,7 +2,10 @@
 # Data parallelism behind one endpoint (issue 13): `pagoda bench serve` against `pagoda serve` with
 # --data-parallel-size 1 and 2 (one thread per engine), output throughput and TTFT p50/p99 at concurrency 32
 # on the random dataset; then the prefix-cache hit rate and TTFT of prefix-aware routing against the load
-# score alone (--data-parallel-routing load) on the prefix_repetition dataset, DP=2.
+# score alone (--data-parallel-routing load) on the prefix_repetition dataset, DP=2, with 16 shared prefixes
+# that fit in the two engines' caches together (200 MB of KV each) but not in one: load-only routing makes
+# every engine hold every prefix and evict them, prefix-aware routing gives each engine half.
+#   ONLY=prefix Benchmarks/data-parallel/run.sh ...   runs the prefix comparison alone.
 #   Benchmarks/data-parallel/run.sh [PAGODA_BINARY] [MODEL_DIR]
 # MODEL_DIR defaults to /tmp/pagoda-qwen2.5-0.5b (made with `pagoda make-random-model --shape qwen2.5-0.5b`).
 set -euo pipefail
@@ -17,7 +20,7 @@ trap cleanup EXIT
 
 serve() {  # args for pagoda serve
   "$PAGODA" serve "$MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name m --max-model-len 2048 \
-    --threads 1 --kv-cache-memory-bytes 2000000000 --disable-log-requests "$@" > "$WORK/serve.log" 2>&1 &
+    --threads 1 --disable-log-requests "$@" > "$WORK/serve.log" 2>&1 &
   SERVER=$!
   for i in $(seq 600); do
     curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && return
@@ -31,7 +34,7 @@ stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 bench() {  # label, then bench serve args
   local label=$1; shift
   "$PAGODA" bench serve --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --served-model-name m \
-    --max-concurrency 32 --percentile-metrics ttft,tpot --metric-percentiles 50,99 --save-result \
+    --percentile-metrics ttft,tpot --metric-percentiles 50,99 --save-result \
     --result-dir "$WORK" --result-filename "$label.json" --disable-tqdm "$@" > "$WORK/$label.txt"
   python3 - "$WORK/$label.json" "$label" "$(curl -s "http://127.0.0.1:$PORT/load")" <<'PY'
 import json, sys
@@ -44,11 +47,17 @@ print(f"{sys.argv[2]:<26} {r['completed']:>4} ok {r.get('failed', 0)} failed  ou
 PY
 }
 
-RANDOM_ARGS=(--dataset-name random --random-input-len 256 --random-output-len 64 --num-prompts 96 --ignore-eos --seed 1)
-PREFIX_ARGS=(--dataset-name prefix_repetition --prefix-repetition-prefix-len 512 --prefix-repetition-suffix-len 64
-             --prefix-repetition-num-prefixes 6 --prefix-repetition-output-len 16 --num-prompts 96 --seed 1)
+RANDOM_ARGS=(--dataset-name random --random-input-len 256 --random-output-len 64 --num-prompts 96 --ignore-eos --seed 1
+             --max-concurrency 32)
+PREFIX_ARGS=(--dataset-name prefix_repetition --prefix-repetition-prefix-len 512 --prefix-repetition-suffix-len 32
+             --prefix-repetition-num-prefixes 16 --prefix-repetition-output-len 16 --num-prompts 192 --seed 1
+             --max-concurrency 8)
+KV_BIG=(--kv-cache-memory-bytes 2000000000)
+KV_SMALL=(--kv-cache-memory-bytes 200000000)
 
-serve; bench "DP=1 random" "${RANDOM_ARGS[@]}"; stop
-serve --data-parallel-size 2; bench "DP=2 random" "${RANDOM_ARGS[@]}"; stop
-serve --data-parallel-size 2 --data-parallel-routing load; bench "DP=2 prefix_rep, load" "${PREFIX_ARGS[@]}"; stop
-serve --data-parallel-size 2 --data-parallel-routing prefix; bench "DP=2 prefix_rep, prefix" "${PREFIX_ARGS[@]}"; stop
+if [ "${ONLY:-}" != prefix ]; then
+  serve "${KV_BIG[@]}"; bench "DP=1 random" "${RANDOM_ARGS[@]}"; stop
+  serve "${KV_BIG[@]}" --data-parallel-size 2; bench "DP=2 random" "${RANDOM_ARGS[@]}"; stop
+fi
+serve "${KV_SMALL[@]}" --data-parallel-size 2 --data-parallel-routing load; bench "DP=2 prefix_rep, load" "${PREFIX_ARGS[@]}"; stop
+serve "${KV_SMALL[@]}" --data-parallel-size 2 --data-parallel-routing prefix; bench "DP=2 prefix_rep, prefix" "${PREFIX_ARGS[@]}"; stop

@@ -128,12 +128,10 @@ struct EngineArgs: ParsableArguments {
             }
             p.pipelineLayerPartition = partition
         }
-        if let m = try env.int(flag: maxConcurrentBatches, flagName: "--max-concurrent-batches",
-                               variable: "PAGODA_MAX_CONCURRENT_BATCHES", in: environment) {
+        if let m = try env.parsed(flag: maxConcurrentBatches, variable: "PAGODA_MAX_CONCURRENT_BATCHES", in: environment) {
             p.maxConcurrentBatches = m
         }
-        if let t = try env.double(flag: distributedTimeoutSeconds, flagName: "--distributed-timeout-seconds",
-                                  variable: "PAGODA_COMM_TIMEOUT_S", in: environment) {
+        if let t = try env.parsed(flag: distributedTimeoutSeconds, variable: "PAGODA_COMM_TIMEOUT_S", in: environment) {
             p.communicatorTimeoutSeconds = t
         }
         if let text = try env.value(flag: distributedTransport, flagName: "--distributed-transport",

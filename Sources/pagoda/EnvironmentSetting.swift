@@ -20,20 +20,12 @@ enum EnvironmentSetting {
         return nil
     }
 
-    static func int(flag: Int?, flagName: String, variable: String, in environment: [String: String]) throws -> Int? {
+    /// The flag's value, else the variable parsed as `T` (an error naming the variable when it does not parse).
+    static func parsed<T: LosslessStringConvertible>(flag: T?, variable: String, in environment: [String: String]) throws -> T? {
         if let flag { return flag }
         guard let text = environment[variable], !text.isEmpty else { return nil }
-        guard let v = Int(text.trimmingCharacters(in: .whitespaces)) else {
-            throw EngineConfigError.invalid(variable, "\"\(text)\" is not an integer")
-        }
-        return v
-    }
-
-    static func double(flag: Double?, flagName: String, variable: String, in environment: [String: String]) throws -> Double? {
-        if let flag { return flag }
-        guard let text = environment[variable], !text.isEmpty else { return nil }
-        guard let v = Double(text.trimmingCharacters(in: .whitespaces)) else {
-            throw EngineConfigError.invalid(variable, "\"\(text)\" is not a number")
+        guard let v = T(text.trimmingCharacters(in: .whitespaces)) else {
+            throw EngineConfigError.invalid(variable, "\"\(text)\" is not a valid \(T.self == Int.self ? "integer" : "number")")
         }
         return v
     }

@@ -61,15 +61,16 @@ struct ServeCommand: AsyncParsableCommand {
             if !external && dpSize > 1 { c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: dpSize) }
             return c
         }
-        let processes: [EngineCoreProcess]
+        let started_: [EngineCoreProcess]
         do {
-            processes = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
+            started_ = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
         } catch {
             progress.stop()
             throw ServeStartupError("engine core failed to start: \(error)")
         }
         progress.stop()
-        for p in processes {
+        let processes = EngineProcessTable(started_)
+        for p in started_ {
             let h = p.client.handshakeInfo
             let rank = dpSize > 1 ? "engine core rank \(h.dataParallelRank)" : "engine core"
             logger.info("\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
@@ -77,8 +78,8 @@ struct ServeCommand: AsyncParsableCommand {
 
         let shutdown = ServerShutdownFlag()
         let engineClient: EngineClient
-        if processes.count == 1 {
-            let one = AsyncEngineClient(rpc: processes[0].client)
+        if started_.count == 1 {
+            let one = AsyncEngineClient(rpc: started_[0].client)
             one.onDeath { reason in
                 guard !shutdown.isSet else { return }
                 let how = processes[0].exitDescription(waiting: 2)
@@ -92,20 +93,46 @@ struct ServeCommand: AsyncParsableCommand {
             let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
             let dp: DataParallelEngineClient
             do {
-                dp = try DataParallelEngineClient(ranks: processes.map { AsyncEngineClient(rpc: $0.client) }, policy: policy)
+                dp = try DataParallelEngineClient(ranks: started_.map { AsyncEngineClient(rpc: $0.client) }, policy: policy)
             } catch {
-                for p in processes { p.stop() }
+                processes.stopAll()
                 throw ServeStartupError("\(error)")
             }
+            let restart = server.restartEngines
             dp.onRankDown { rank, reason in
                 guard !shutdown.isSet else { return }
                 let how = processes[rank].exitDescription(waiting: 2)
-                if dp.dead != nil {
+                if dp.dead != nil && !restart {
                     logger.critical("engine core rank \(rank) died (\(how)): \(reason); no rank is left; exiting")
                     usleep(300_000)
                     Foundation.exit(1)
                 }
                 logger.error("engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest")
+                guard restart else { return }
+                // Start the rank again (a crash loop gives up after a few tries) and let it rejoin.
+                Thread.detachNewThread {
+                    for attempt in 1...EngineProcessTable.maxRestarts {
+                        usleep(UInt32(min(8, 1 << (attempt - 1))) * 500_000)
+                        if shutdown.isSet { return }
+                        do {
+                            let p = try EngineCoreProcess.startAll(configs: [configs[rank]], executable: PagodaExecutable.path,
+                                                                   startupTimeout: 600)[0]
+                            processes[rank] = p
+                            do { try dp.rejoin(rank: rank, client: AsyncEngineClient(rpc: p.client)) } catch {
+                                p.stop()
+                                throw error
+                            }
+                            logger.notice("engine core rank \(rank) restarted (pid \(p.pid)) and rejoined (\(p.client.handshakeInfo.numBlocks) KV blocks)")
+                            return
+                        } catch {
+                            logger.error("engine core rank \(rank) restart \(attempt) failed: \(error)")
+                        }
+                    }
+                    if dp.dead != nil {
+                        logger.critical("no rank is left and rank \(rank) does not restart; exiting")
+                        Foundation.exit(1)
+                    }
+                }
             }
             dp.start()
             engineClient = dp
@@ -129,12 +156,12 @@ struct ServeCommand: AsyncParsableCommand {
             }
         } catch {
             shutdown.set()
-            for p in processes { p.stop() }
+            processes.stopAll()
             throw ServeStartupError("API server failed: \(error)")
         }
         shutdown.set()
-        logger.info("shutting down the engine core\(processes.count > 1 ? "s" : "")")
-        for p in processes { p.stop() }
+        logger.info("shutting down the engine core\(started_.count > 1 ? "s" : "")")
+        processes.stopAll()
     }
 }
 
@@ -173,6 +200,10 @@ struct ServerArgs: ParsableArguments {
             help: "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running).")
     var dataParallelRouting: DataParallelRouting = .prefix
 
+    @Flag(name: .customLong("restart-engines"), inversion: .prefixedNo,
+          help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
+    var restartEngines = true
+
     @Option(name: .customLong("data-parallel-address"), help: "Address of data-parallel rank 0 (for the coordinator; accepted, not used yet).")
     var dataParallelAddress: String?
 
@@ -193,4 +224,24 @@ struct ServerArgs: ParsableArguments {
 /// `--data-parallel-routing`.
 enum DataParallelRouting: String, ExpressibleByArgument, CaseIterable {
     case prefix, load
+}
+
+/// The engine-core processes of this server by local rank; a restarted rank replaces its entry.
+final class EngineProcessTable: @unchecked Sendable {
+    /// Restarts of one rank before its crash loop is given up.
+    static let maxRestarts = 5
+    private let lock = NSLock()
+    private var processes: [EngineCoreProcess]
+
+    init(_ processes: [EngineCoreProcess]) { self.processes = processes }
+
+    subscript(rank: Int) -> EngineCoreProcess {
+        get { lock.lock(); defer { lock.unlock() }; return processes[rank] }
+        set { lock.lock(); processes[rank] = newValue; lock.unlock() }
+    }
+
+    func stopAll() {
+        lock.lock(); let all = processes; lock.unlock()
+        for p in all { p.stop() }
+    }
 }

@@ -85,3 +85,16 @@ public struct TestBackendError: Error, CustomStringConvertible {
     public init(message: String) { self.message = message }
     public var description: String { message }
 }
+
+extension TestEngineBackend {
+    /// Serves this backend behind a real engine RPC server on one end of a socket pair, on its own thread,
+    /// and returns the front-end's client (handshake done) and the engine's end (close it to "kill" the engine).
+    public func serveOverRPC(_ handshake: EngineHandshake, statsInterval: Double = 0.005) throws
+        -> (client: EngineCoreRPCClient, engineEnd: EngineRPCConnection)
+    {
+        let (front, engine) = try EngineRPCConnection.pair()
+        let server = EngineCoreRPCServer(connection: engine, handshake: handshake, backend: self, statsInterval: statsInterval)
+        Thread { _ = server.run() }.start()
+        return (try EngineCoreRPCClient(connection: front), engine)
+    }
+}

@@ -15,13 +15,10 @@ final class APIServerHTTPTests: XCTestCase {
     var port = 0
 
     func startServer(apiKey: String? = nil, maxBody: Int = 1 << 20) throws {
-        let (front, engine) = try EngineRPCConnection.pair()
         backend = TestEngineBackend(stepInterval: 0.002)
         let h = EngineHandshake(model: "/models/test", numBlocks: 64, blockSize: 16, maxModelLen: 100_000, vocabSize: 0x11_0000,
                                 eosTokenIds: [0], pid: 1)
-        let server = EngineCoreRPCServer(connection: engine, handshake: h, backend: backend, statsInterval: 0.005)
-        Thread { _ = server.run() }.start()
-        let client = AsyncEngineClient(rpc: try EngineCoreRPCClient(connection: front))
+        let client = AsyncEngineClient(rpc: try backend.serveOverRPC(h).client)
         var config = ServerConfig(servedModelNames: ["m"], modelPath: "/models/test")
         config.host = "127.0.0.1"; config.port = 0; config.apiKey = apiKey; config.maxRequestBodyBytes = maxBody
         config.disableLogRequests = true

@@ -14,15 +14,13 @@ final class DataParallelEngineClientTests: XCTestCase {
     func makeClient(stepIntervals: [Double], model: [String]? = nil) throws -> DataParallelEngineClient {
         var clients: [AsyncEngineClient] = []
         for (r, interval) in stepIntervals.enumerated() {
-            let (front, engine) = try EngineRPCConnection.pair()
-            connections.append(engine)
             let backend = TestEngineBackend(stepInterval: interval)
             backends.append(backend)
             let h = EngineHandshake(model: model?[r] ?? "/models/test", numBlocks: 64, blockSize: 4, maxModelLen: 64,
                                     vocabSize: 1000, eosTokenIds: [0], dataParallelRank: r, dataParallelSize: stepIntervals.count, pid: 100 + r)
-            let server = EngineCoreRPCServer(connection: engine, handshake: h, backend: backend, statsInterval: 0.005)
-            Thread { _ = server.run() }.start()
-            clients.append(AsyncEngineClient(rpc: try EngineCoreRPCClient(connection: front)))
+            let (rpc, engine) = try backend.serveOverRPC(h)
+            connections.append(engine)
+            clients.append(AsyncEngineClient(rpc: rpc))
         }
         let dp = try DataParallelEngineClient(ranks: clients)
         dp.start()

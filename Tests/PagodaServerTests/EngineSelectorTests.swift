@@ -86,3 +86,25 @@ final class EngineSelectorTests: XCTestCase {
         XCTAssertEqual(try s.select(blockHashes: []).get(), 2)
     }
 }
+
+extension EngineSelectorTests {
+    /// A burst sharing a prefix stays on one engine before that engine has published the blocks.
+    func testPrefixesInFlightCountUntilTheirRequestEnds() throws {
+        var s = EngineSelector(numEngines: 2)
+        let a: [UInt64] = [1, 2, 3], b: [UInt64] = [7, 8]
+        let first = try s.select(blockHashes: a).get()
+        let other = try s.select(blockHashes: b).get()
+        XCTAssertNotEqual(first, other)
+        // Nothing published yet: the in-flight requests decide.
+        for _ in 0..<3 { XCTAssertEqual(try s.select(blockHashes: a).get(), first) }
+        XCTAssertEqual(try s.select(blockHashes: b).get(), other)
+        // Once every request carrying `a` ended and nothing was published, `a` is nowhere.
+        for _ in 0..<4 { s.finished(rank: first, blockHashes: a) }
+        XCTAssertEqual(s.matchedPrefix(first, a), 0)
+        XCTAssertTrue(s.engines[first].pendingBlocks.isEmpty)
+        // Load-only routing keeps no such record.
+        var base = EngineSelector(numEngines: 2, policy: .init(prefixAware: false))
+        _ = base.select(blockHashes: a)
+        XCTAssertTrue(base.engines.allSatisfy { $0.pendingBlocks.isEmpty })
+    }
+}

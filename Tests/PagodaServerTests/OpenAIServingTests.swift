@@ -15,14 +15,12 @@ final class OpenAIServingTests: XCTestCase {
     var serving: OpenAIServing!
 
     override func setUpWithError() throws {
-        let (front, engine) = try EngineRPCConnection.pair()
-        engineConnection = engine
         backend = TestEngineBackend(stepInterval: 0.001)
         let h = EngineHandshake(model: "/models/test", numBlocks: 64, blockSize: 16, maxModelLen: 64, vocabSize: 0x11_0000,
                                 eosTokenIds: [0], pid: 1)
-        let server = EngineCoreRPCServer(connection: engine, handshake: h, backend: backend, statsInterval: 0.005)
-        Thread { _ = server.run() }.start()
-        let client = AsyncEngineClient(rpc: try EngineCoreRPCClient(connection: front))
+        let (rpc, engine) = try backend.serveOverRPC(h)
+        engineConnection = engine
+        let client = AsyncEngineClient(rpc: rpc)
         var config = ServerConfig(servedModelNames: ["test-model", "alias"], modelPath: "/models/test")
         config.disableLogRequests = true
         serving = OpenAIServing(config: config, tokenizer: CharTokenizer(), engine: client,

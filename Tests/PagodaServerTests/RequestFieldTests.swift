@@ -15,13 +15,10 @@ final class RequestFieldTests: XCTestCase {
     let logs = CapturedLogs()
 
     override func setUpWithError() throws {
-        let (front, engine) = try EngineRPCConnection.pair()
         backend = TestEngineBackend(stepInterval: 0.001)
         let h = EngineHandshake(model: "/models/test", numBlocks: 64, blockSize: 16, maxModelLen: 64, vocabSize: 0x11_0000,
                                 eosTokenIds: [0], pid: 1)
-        let server = EngineCoreRPCServer(connection: engine, handshake: h, backend: backend, statsInterval: 0.005)
-        Thread { _ = server.run() }.start()
-        let client = AsyncEngineClient(rpc: try EngineCoreRPCClient(connection: front))
+        let client = AsyncEngineClient(rpc: try backend.serveOverRPC(h).client)
         var config = ServerConfig(servedModelNames: ["test-model"], modelPath: "/models/test")
         config.disableLogRequests = true
         serving = OpenAIServing(config: config, tokenizer: CharTokenizer(), engine: client,

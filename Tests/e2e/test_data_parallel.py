@@ -132,7 +132,7 @@ def test_prefix_aware_routing_reuses_more_of_the_cache(pagoda):
 
 
 def test_losing_an_engine_core_leaves_the_server_serving(pagoda):
-    s = start(pagoda, "--data-parallel-size", "2")
+    s = start(pagoda, "--data-parallel-size", "2", "--no-restart-engines")
     try:
         c = client(s)
         victim = load(s)["engines"][1]["pid"]
@@ -166,6 +166,32 @@ def test_losing_an_engine_core_leaves_the_server_serving(pagoda):
             assert r.choices[0].finish_reason == "length"
         assert "engine core rank 1 died" in s.log_text()
         assert s.proc.poll() is None
+    finally:
+        s.stop()
+
+
+def test_a_dead_engine_core_is_restarted_and_rejoins(pagoda):
+    s = start(pagoda, "--data-parallel-size", "2")
+    try:
+        old = load(s)["engines"][1]["pid"]
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            e = load(s)["engines"][1]
+            if e["up"] and e["pid"] != old:
+                break
+            time.sleep(0.1)
+        assert e["up"] and e["pid"] != old, load(s)
+        assert "engine core rank 1 restarted" in s.log_text()
+        status, _, body = s.get("/health")
+        assert status == 200 and body == b""
+        # Both ranks take requests again.
+        before = metric(s, "vllm:request_success_total", engine=1)
+        c = client(s)
+        for i in range(8):
+            c.completions.create(model="m", prompt=f"again {i}", max_tokens=2, temperature=0)
+        assert metric(s, "vllm:request_success_total", engine=1) > before
+        assert metric(s, "pagoda:engine_up", engine="1") == 1
     finally:
         s.stop()
 

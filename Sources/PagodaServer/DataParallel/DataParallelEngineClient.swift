@@ -8,9 +8,12 @@ import PagodaEngine
 /// Faults, beyond vLLM (whose server stops when one engine dies): a rank whose engine core goes away is
 /// marked down and gets no new requests; a request on it that had not produced a token yet is sent again
 /// to a live rank (the client never sees the loss), one that was already streaming ends with the engine's
-/// error. The server stays up while one rank serves (`dead` is nil).
+/// error. The server stays up while one rank serves (`dead` is nil). A rank whose engine core is started
+/// again joins back (`rejoin`) and gets traffic again.
 public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
-    public let ranks: [AsyncEngineClient]
+    /// The client of each rank (replaced when a rank rejoins); read under `lock`.
+    private var clients: [AsyncEngineClient]
+    private var statsHandlers: [(Int, SchedulerStats) -> Void] = []
     private let lock = NSLock()
     private var selector: EngineSelector
     private var downReasons: [Int: String] = [:]
@@ -34,26 +37,57 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                         + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))")
             }
         }
-        self.ranks = ranks
+        self.clients = ranks
         selector = EngineSelector(numEngines: ranks.count, policy: policy)
     }
 
+    public var numRanks: Int { clients.count }
+
+    /// The client of rank `r`.
+    public func client(_ r: Int) -> AsyncEngineClient { lock.lock(); defer { lock.unlock() }; return clients[r] }
+
     /// Wires the engines' statistics, prefix-cache changes and deaths into the selector, and starts them.
     public func start() {
-        for (r, c) in ranks.enumerated() {
-            c.onStats { [weak self] (s: SchedulerStats) in
-                guard let self else { return }
-                self.lock.lock()
-                self.selector.update(rank: r, waiting: s.numWaiting, running: s.numRunning, received: s.numRequestsReceived)
-                self.lock.unlock()
-            }
-            c.onKVEvents { [weak self] e in
-                guard let self else { return }
-                self.lock.lock(); self.selector.apply(rank: r, events: e); self.lock.unlock()
-            }
-            c.onDeath { [weak self] reason in self?.rankDied(r, reason) }
-            c.start()
+        for (r, c) in clients.enumerated() { wire(c, rank: r) }
+    }
+
+    private func wire(_ c: AsyncEngineClient, rank r: Int) {
+        c.onStats { [weak self] (s: SchedulerStats) in
+            guard let self else { return }
+            self.lock.lock()
+            self.selector.update(rank: r, waiting: s.numWaiting, running: s.numRunning, received: s.numRequestsReceived)
+            let handlers = self.statsHandlers
+            self.lock.unlock()
+            for h in handlers { h(r, s) }
         }
+        c.onKVEvents { [weak self] e in
+            guard let self else { return }
+            self.lock.lock(); self.selector.apply(rank: r, events: e); self.lock.unlock()
+        }
+        c.onDeath { [weak c, weak self] reason in
+            guard let self, let c else { return }
+            self.rankDied(r, client: c, reason)
+        }
+        c.start()
+    }
+
+    /// Rank `r` is back (its engine core was started again): its new client replaces the lost one and the
+    /// rank takes requests again, starting with an empty prefix cache. Refused when the engine serves
+    /// something else than the others, or when the rank is not down.
+    public func rejoin(rank r: Int, client c: AsyncEngineClient) throws {
+        let h = c.handshake, first = handshake
+        guard h.dataParallelRank == r, h.model == first.model, h.blockSize == first.blockSize,
+            h.maxModelLen == first.maxModelLen, h.vocabSize == first.vocabSize
+        else {
+            throw DataParallelError.mismatch("rank \(r) came back as rank \(h.dataParallelRank) serving \(h.model)")
+        }
+        lock.lock()
+        guard downReasons[r] != nil else { lock.unlock(); throw DataParallelError.mismatch("rank \(r) is not down") }
+        clients[r] = c
+        downReasons[r] = nil
+        selector.setAlive(rank: r, true)
+        lock.unlock()
+        wire(c, rank: r)
     }
 
     /// `handler(rank, reason)` runs once per rank that goes down.
@@ -61,8 +95,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         lock.lock(); onRankDown.append(handler); lock.unlock()
     }
 
-    private func rankDied(_ r: Int, _ reason: String) {
+    private func rankDied(_ r: Int, client c: AsyncEngineClient, _ reason: String) {
         lock.lock()
+        guard clients[r] === c else { lock.unlock(); return }  // an old client of a rank that rejoined
         selector.setAlive(rank: r, false)
         downReasons[r] = reason
         let handlers = onRankDown
@@ -72,13 +107,14 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
 
     // MARK: EngineClient
 
-    public var handshake: EngineHandshake { ranks[0].handshake }
+    public var handshake: EngineHandshake { client(0).handshake }
 
     public var stats: SchedulerStats {
         var total = SchedulerStats()
         var usage = 0.0
         var live = 0
-        for c in ranks where c.dead == nil {
+        lock.lock(); let all = clients; lock.unlock()
+        for c in all where c.dead == nil {
             let s = c.stats
             total.numRunning += s.numRunning; total.numWaiting += s.numWaiting
             total.prefixCacheQueries += s.prefixCacheQueries; total.prefixCacheHits += s.prefixCacheHits
@@ -92,15 +128,15 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
 
     public var dead: String? {
         lock.lock(); defer { lock.unlock() }
-        guard downReasons.count == ranks.count else { return nil }
+        guard downReasons.count == clients.count else { return nil }
         return downReasons.keys.sorted().map { "rank \($0): \(downReasons[$0]!)" }.joined(separator: "; ")
     }
 
     public var numOpenRequests: Int { lock.lock(); defer { lock.unlock() }; return requestRank.count }
 
     public var engines: [EngineStatus] {
-        lock.lock(); let down = downReasons; lock.unlock()
-        return ranks.enumerated().map { r, c in
+        lock.lock(); let down = downReasons, all = clients; lock.unlock()
+        return all.enumerated().map { r, c in
             EngineStatus(rank: r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats, numOpenRequests: c.numOpenRequests)
         }
     }
@@ -108,14 +144,14 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     public func rank(of requestId: String) -> Int? { lock.lock(); defer { lock.unlock() }; return requestRank[requestId] }
 
     public func onStats(_ handler: @escaping (Int, SchedulerStats) -> Void) {
-        for (r, c) in ranks.enumerated() { c.onStats { (s: SchedulerStats) in handler(r, s) } }
+        lock.lock(); statsHandlers.append(handler); lock.unlock()
     }
 
     public func abort(_ ids: [String]) {
         lock.lock()
         let targets = ids.map { ($0, requestRank[$0]) }
         lock.unlock()
-        for (id, r) in targets { if let r { ranks[r].abort([id]) } }
+        for (id, r) in targets { if let r { client(r).abort([id]) } }
     }
 
     /// The full blocks of `prompt` as the engines hash them for prefix caching.
@@ -157,8 +193,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                         return
                     }
                     var produced = false
+                    defer { lock.lock(); selector.finished(rank: rank, blockHashes: hashes); lock.unlock() }
                     do {
-                        for try await output in ranks[rank].generate(request) {
+                        for try await output in client(rank).generate(request) {
                             if !output.newTokenIds.isEmpty { produced = true }
                             continuation.yield(output)
                         }
@@ -168,7 +205,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                         // The rank is gone (its death handler may not have run yet): no new requests there.
                         lock.lock(); selector.setAlive(rank: rank, false); lock.unlock()
                         // Not started on that rank: send it to a live one (each rank at most once).
-                        if produced || attempts >= ranks.count || Task.isCancelled {
+                        if produced || attempts >= numRanks || Task.isCancelled {
                             continuation.finish(throwing: e)
                             return
                         }

@@ -15,7 +15,10 @@ import PagodaEngine
 /// its prefix cache (`KVCacheEvents`), so the selector knows which blocks each engine holds. Among the
 /// engines whose score is within `closeLoad` of the lowest (`max(closeLoadAbsolute, closeLoadFraction ×
 /// lowest)`), it picks the one caching the longest prefix of the request's block hashes; ties go to the
-/// lower score, then to the next rank after the previous choice (so equal engines take turns).
+/// lower score, then to the next rank after the previous choice (so equal engines take turns). A prefix
+/// sent to an engine and not yet published (its request still prefilling) counts as held there: the
+/// engine will store those blocks, and a burst of requests sharing a prefix would otherwise be spread
+/// before the first one's blocks are announced (`pendingBlocks`, dropped when the request ends).
 ///
 /// A rank that is down gets nothing; a request may pin a live rank (`X-data-parallel-rank` header or
 /// vLLM's `data_parallel_rank` field).
@@ -41,6 +44,8 @@ public struct EngineSelector: Sendable {
         public var received = 0
         /// Hash values of the full KV blocks in its prefix cache.
         public var cachedBlocks = Set<UInt64>()
+        /// Blocks of requests sent to it and not finished, by how many such requests carry each.
+        public var pendingBlocks: [UInt64: Int] = [:]
         public var inTransit: Int { max(0, sent - received) }
         public var score: Int { (waiting + inTransit) * 4 + running }
     }
@@ -93,7 +98,7 @@ public struct EngineSelector: Sendable {
         if let r = pinnedRank {
             guard engines.indices.contains(r) else { return .failure(.pinnedRankOutOfRange(r, size: engines.count)) }
             guard engines[r].alive else { return .failure(.pinnedRankDown(r)) }
-            engines[r].sent += 1
+            recordSent(r, blockHashes)
             return .success(r)
         }
         let live = engines.indices.filter { engines[$0].alive }
@@ -115,16 +120,29 @@ public struct EngineSelector: Sendable {
                 bestKey = key
             }
         }
-        engines[best].sent += 1
+        recordSent(best, blockHashes)
         lastChoice = best
         return .success(best)
     }
 
-    /// Leading blocks of `hashes` that engine `rank` caches.
+    private mutating func recordSent(_ r: Int, _ hashes: [UInt64]) {
+        engines[r].sent += 1
+        if policy.prefixAware { for h in hashes { engines[r].pendingBlocks[h, default: 0] += 1 } }
+    }
+
+    /// The request sent to `rank` with `blockHashes` ended (its blocks are published or gone).
+    public mutating func finished(rank: Int, blockHashes: [UInt64]) {
+        guard engines.indices.contains(rank), policy.prefixAware else { return }
+        for h in blockHashes {
+            if let n = engines[rank].pendingBlocks[h] { engines[rank].pendingBlocks[h] = n > 1 ? n - 1 : nil }
+        }
+    }
+
+    /// Leading blocks of `hashes` that engine `rank` caches or will cache (a request carrying them is there).
     public func matchedPrefix(_ rank: Int, _ hashes: [UInt64]) -> Int {
         var n = 0
         for h in hashes {
-            guard engines[rank].cachedBlocks.contains(h) else { break }
+            guard engines[rank].cachedBlocks.contains(h) || engines[rank].pendingBlocks[h] != nil else { break }
             n += 1
         }
         return n
