@@ -124,3 +124,37 @@ public struct GGUFMetadata: Sendable {
     public subscript(key: String) -> GGUFValue? { values[key] }
     public var count: Int { keys.count }
 }
+
+extension GGUFValue {
+    /// The value as a plain Swift value: integers as `Int` (a uint64 above `Int.max` as `UInt64`), floats as `Double`,
+    /// `Bool`, `String`; arrays as `[String]`, `[Int]` or `[Double]` when their elements are all of one of those kinds,
+    /// else `[Any]`. What `GGUFVocabulary(metadata:path:)` in PagodaTokenizer reads.
+    public var plainValue: Any {
+        switch self {
+        case .bool(let b): return b
+        case .string(let s): return s
+        case .float32, .float64: return double ?? 0
+        case .uint64(let v) where v > UInt64(Int.max): return v
+        case .array(let type, let items):
+            switch type {
+            case .string: return items.compactMap(\.string)
+            case .float32, .float64: return items.compactMap(\.double)
+            case .bool, .array: return items.map(\.plainValue)
+            default:
+                let ints = items.compactMap(\.int)
+                return ints.count == items.count ? ints : items.map(\.plainValue)
+            }
+        default: return int ?? 0
+        }
+    }
+}
+
+extension GGUFMetadata {
+    /// The entries whose key starts with `prefix` as plain values (`GGUFValue.plainValue`), e.g. `"tokenizer."`
+    /// for `GGUFVocabulary(metadata: file.metadata.plainValues(prefix: "tokenizer."), path: file.path)`.
+    public func plainValues(prefix: String) -> [String: Any] {
+        var out: [String: Any] = [:]
+        for k in keys where k.hasPrefix(prefix) { out[k] = self[k]?.plainValue }
+        return out
+    }
+}
