@@ -10,6 +10,7 @@
 /// | `default`, `gpt-2`, `gpt2`, `mpt`, `olmo`, `phi-2`, `jais`, … (or no key) | GPT-2's regex (ByteLevel's own) |
 /// | `llama3`, `llama-v3`, `llama-bpe`, `falcon3`, `pixtral`, `dbrx`, `smaug-bpe`, `chatglm-bpe`, … | Llama 3's regex (digits in runs of ≤ 3) |
 /// | `qwen2`, `deepseek-r1-qwen`, `megrez`, `stablelm2` | Qwen2's regex (single digits) |
+/// | `qwen35` | Qwen2's regex keeping combining marks in words |
 /// | `starcoder`, `refact`, `command-r`, `smollm`, `codeshell`, `exaone`, `minerva-7b` | every digit alone, then GPT-2's regex |
 /// | `falcon` | punctuation runs, GPT-2's regex, then three-digit groups |
 /// | `deepseek-llm`, `deepseek-coder`, `deepseek-v3` | DeepSeek's regex lists |
@@ -34,14 +35,18 @@ enum GGUFPreTokenizers {
     static let gpt2 = TiktokenScanner.gpt2Pattern
     static let llama3 = TiktokenScanner.llama3Pattern
     static let qwen2 = TiktokenScanner.qwen2Pattern
+    /// Qwen3.5: Qwen2's with combining marks kept in words.
+    static let qwen35 = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let tekken =
         #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let gpt4o =
         #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    static let cjk = "[一-龥ࠀ-一가-퟿]+"
-    static let sentencePunctuation = #" ?[^(\s|.,!?…。，、।۔،)]+"#
+    // Non-ASCII characters are written as ICU escapes: a source file can be NFC-normalized on the way (U+1FD3 ΐ,
+    // U+2126 Ω, U+212A K change), which would turn the ranges below into different, even invalid, ones.
+    static let cjk = #"[\x{4E00}-\x{9FA5}\x{800}-\x{4E00}\x{AC00}-\x{D7FF}]+"#
+    static let sentencePunctuation = #" ?[^(\s|.,!?\x{2026}\x{3002}\x{FF0C}\x{3001}\x{964}\x{6D4}\x{60C})]+"#
     static let deepseekLLMLetters =
-        #"\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+"#
+        #"\s?[A-Za-z\x{B5}\x{C0}-\x{D6}\x{D8}-\x{F6}\x{F8}-\x{1BA}\x{1BC}-\x{1BF}\x{1C4}-\x{293}\x{295}-\x{2AF}\x{370}-\x{373}\x{376}\x{377}\x{37B}-\x{37D}\x{37F}\x{386}\x{388}-\x{38A}\x{38C}\x{38E}-\x{3A1}\x{3A3}-\x{3F5}\x{3F7}-\x{481}\x{48A}-\x{52F}\x{531}-\x{556}\x{10A0}-\x{10C5}\x{13A0}-\x{13F5}\x{13F8}-\x{13FD}\x{1C90}-\x{1CBA}\x{1CBD}-\x{1CBF}\x{1D00}-\x{1D2B}\x{1D6B}-\x{1D77}\x{1D79}-\x{1D9A}\x{1E00}-\x{1F15}\x{1F18}-\x{1F1D}\x{1F20}-\x{1F45}\x{1F48}-\x{1F4D}\x{1F50}-\x{1F57}\x{1F59}\x{1F5B}\x{1F5D}\x{1F5F}-\x{1F7D}\x{1F80}-\x{1FB4}\x{1FB6}-\x{1FBC}\x{1FBE}\x{1FC2}-\x{1FC4}\x{1FC6}-\x{1FCC}\x{1FD0}-\x{1FD3}\x{1FD6}-\x{1FDB}\x{1FE0}-\x{1FEC}\x{1FF2}-\x{1FF4}\x{1FF6}-\x{1FFC}\x{2102}\x{2107}\x{210A}-\x{2113}\x{2115}\x{2119}-\x{211D}\x{2124}\x{2126}\x{2128}\x{212A}-\x{212D}\x{212F}-\x{2134}\x{2139}\x{213C}-\x{213F}\x{2145}-\x{2149}\x{214E}\x{2183}\x{2184}\x{2C00}-\x{2C7B}\x{2C7E}-\x{2CE4}\x{2CEB}-\x{2CEE}\x{2CF2}\x{2CF3}\x{A640}-\x{A66D}\x{A680}-\x{A69B}\x{A722}-\x{A76F}\x{A771}-\x{A787}\x{A78B}-\x{A78E}\x{AB70}-\x{ABBF}\x{FB00}-\x{FB06}\x{FB13}-\x{FB17}\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}\x{10400}-\x{1044F}\x{104B0}-\x{104D3}\x{104D8}-\x{104FB}\x{10C80}-\x{10CB2}\x{10CC0}-\x{10CF2}\x{118A0}-\x{118DF}\x{1E900}-\x{1E943}]+"#
 
     static let table: [String: Entry] = {
         var t: [String: Entry] = [:]
@@ -54,15 +59,16 @@ enum GGUFPreTokenizers {
             Entry(splits: [llama3], ignoreMerges: true))
         add(["dbrx", "smaug-bpe", "chatglm-bpe"], Entry(splits: [llama3]))
         add(["qwen2", "deepseek-r1-qwen", "megrez", "stablelm2"], Entry(splits: [qwen2]))
+        add(["qwen35"], Entry(splits: [qwen35]))
         add(["starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"],
             Entry(splits: [], individualDigits: true))
         add(["falcon"], Entry(splits: [#"[\p{P}\$\+<=>\^~\|`]+"#, gpt2, "[0-9][0-9][0-9]"]))
-        add(["deepseek-llm"], Entry(splits: ["[\r\n]", deepseekLLMLetters, #"\s?[!-/:-~！-／：-～‘-‟　-。]+"#, #"\s+$"#, cjk, #"\p{N}+"#]))
+        add(["deepseek-llm"], Entry(splits: ["[\r\n]", deepseekLLMLetters, #"\s?[!-/:-~\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF5E}\x{2018}-\x{201F}\x{3000}-\x{3002}]+"#, #"\s+$"#, cjk, #"\p{N}+"#]))
         add(["deepseek-coder"], Entry(splits: ["[\r\n]", #"\s?\p{L}+"#, #"\s?\p{P}+"#, cjk, #"\p{N}"#]))
         add(
             ["deepseek-v3"],
             Entry(splits: [
-                #"\p{N}{1,3}"#, "[一-龥぀-ゟ゠-ヿ]+",
+                #"\p{N}{1,3}"#, #"[\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+"#,
                 ##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"##,
             ]))
         add(["tekken"], Entry(splits: [tekken]))

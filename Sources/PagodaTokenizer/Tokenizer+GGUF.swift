@@ -93,7 +93,9 @@ extension Tokenizer {
             let type = v.type(of: id)
             // In a byte-level vocabulary a "control" token spelled outside the alphabet is a mislabeled normal token.
             let control = (type == .control && spelled[id] == token) || specialIds.contains(id)
-            guard control || (type == .userDefined && spelled[id] == token), !token.isEmpty else { continue }
+            // User-defined tokens are matched as written, even where the vocabulary respells them (GPT-NeoX's runs of
+            // spaces), as llama.cpp does; transformers 5.24 drops the respelled ones.
+            guard control || type == .userDefined, !token.isEmpty else { continue }
             added.append(
                 AddedToken(id: id, content: token, special: control, lstrip: false, rstrip: false, normalized: false, singleWord: false))
         }
