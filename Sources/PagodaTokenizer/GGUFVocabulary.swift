@@ -79,8 +79,12 @@ public struct GGUFVocabulary: Sendable {
         guard let tokens = try get("tokenizer.ggml.tokens", "an array of strings", as: [String].self) else {
             throw TokenizerError.invalidField(path: path, field: "tokenizer.ggml.tokens", reason: "missing")
         }
-        var scores = try get("tokenizer.ggml.scores", "an array of numbers", as: [Double].self)
-        if scores == nil, let ints = m["tokenizer.ggml.scores"] as? [Int] { scores = ints.map(Double.init) }
+        let scores: [Double]?
+        if let ints = m["tokenizer.ggml.scores"] as? [Int] {
+            scores = ints.map(Double.init)
+        } else {
+            scores = try get("tokenizer.ggml.scores", "an array of numbers", as: [Double].self)
+        }
         var named: [String: String] = [:]
         let prefix = "tokenizer.chat_template."
         for (k, v) in m where k.hasPrefix(prefix) {
