@@ -46,6 +46,12 @@ public enum GGUFTensorNames {
         return h * d + s * (d / 2) + i
     }
 
+    /// For each HF row of a permuted q/k projection of `rows` rows, the GGUF row holding it: read row
+    /// `order[r]` of the GGUF tensor as HF row `r` (`rows` a multiple of `headDim`).
+    public static func hfRowOrder(rows: Int, headDim: Int) -> [Int] {
+        (0..<rows).map { ggufRow(forHFRow: $0, headDim: headDim) }
+    }
+
     /// Per-layer suffixes (after `blk.N.`) that map one to one, with their HF suffix (after `model.layers.N.`).
     static let layerSuffixes: [(gguf: String, hf: String)] = [
         ("attn_norm", "input_layernorm"),
@@ -124,6 +130,17 @@ public enum GGUFTensorNames {
             return ("blk.\(n).\(expertStems[i].stem).weight", e)
         }
         return nil
+    }
+}
+
+extension GGUFFile {
+    /// The tensor holding HF tensor `hfName` (`GGUFTensorNames.ggufName(forHF:modelType:)`), with the expert index
+    /// for one expert of a stacked tensor; nil when the file has no such tensor.
+    public func tensor(forHF hfName: String, modelType: String) -> (tensor: GGUFTensor, expert: Int?)? {
+        guard let (name, expert) = GGUFTensorNames.ggufName(forHF: hfName, modelType: modelType), let t = tensor(name) else {
+            return nil
+        }
+        return (t, expert)
     }
 }
 

@@ -249,6 +249,7 @@ final class GGUFFileTests: XCTestCase {
                 XCTAssertEqual(GGUFTensorNames.ggufRow(forHFRow: hf, headDim: c.head_dim), g)
             }
         }
+        XCTAssertEqual(GGUFTensorNames.hfRowOrder(rows: 8, headDim: 4), [0, 2, 1, 3, 4, 6, 5, 7])
         XCTAssertTrue(GGUFTensorNames.hasPermutedQK(architecture: "llama"))
         XCTAssertFalse(GGUFTensorNames.hasPermutedQK(architecture: "qwen2"))
     }
@@ -343,6 +344,8 @@ final class GGUFFileTests: XCTestCase {
         XCTAssertEqual(f.metadata["tokenizer.chat_template"]?.string?.hasPrefix("{% for message in messages %}"), true)
         // Every tensor maps to an HF name the decoder asks for.
         for t in f.tensors { XCTAssertNotNil(GGUFTensorNames.hfName(t.name, modelType: "llama"), t.name) }
+        XCTAssertEqual(f.tensor(forHF: "model.layers.29.self_attn.q_proj.weight", modelType: "llama")?.tensor.name, "blk.29.attn_q.weight")
+        XCTAssertNil(f.tensor(forHF: "lm_head.weight", modelType: "llama"), "tied: the file has no output.weight")
         let norm = try XCTUnwrap(f.tensor("output_norm.weight")).float32Values(path: path)
         XCTAssertEqual(norm.count, 576)
         XCTAssertTrue(norm.allSatisfy { $0.isFinite })
