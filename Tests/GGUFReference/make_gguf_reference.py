@@ -38,7 +38,7 @@ def llama_cpp_permute():
     sys.path.insert(0, os.path.join(root, "gguf-py"))
     from conversion.llama import LlamaModel  # noqa: E402
 
-    return LlamaModel.permute, f"LlamaModel.permute from {root}/conversion/llama.py"
+    return LlamaModel.permute, f"LlamaModel.permute of llama.cpp ({os.path.basename(os.path.normpath(root))}/conversion/llama.py)"
 
 
 def permutation_reference():
