@@ -85,6 +85,21 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// `general.architecture` (every GGUF model has it).
     public var architecture: String? { metadata["general.architecture"]?.string }
+
+    /// The GGUF file a model argument names: `path` itself when it ends in `.gguf`, the only `.gguf` file in the
+    /// folder `path`, or nil when the folder has none (a safetensors folder). Several `.gguf` files in one folder are
+    /// an error listing them, since picking one (or a split model's first shard) silently would be a guess.
+    public static func modelFile(at path: String) throws -> String? {
+        if path.hasSuffix(".gguf") { return path }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { return nil }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".gguf") }.sorted()
+        guard names.count <= 1 else {
+            throw ModelLoadError.invalidGGUF(
+                path: path, reason: "the folder holds \(names.count) GGUF files (\(names.joined(separator: ", "))); name one")
+        }
+        return names.first.map { (path as NSString).appendingPathComponent($0) }
+    }
 }
 
 /// A view of one tensor in a `GGUFFile`'s mapping; `data` is valid while the file object lives.

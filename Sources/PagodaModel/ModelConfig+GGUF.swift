@@ -29,7 +29,8 @@ import Foundation
 /// | `llama` with `llama.expert_count` > 0 (how llama.cpp converts Mixtral) | `mixtral` |
 /// | `qwen3moe` | `qwen3_moe` (`norm_topk_prob` true, as llama.cpp runs it) |
 ///
-/// Anything else (`qwen2moe` with its shared expert, `gemma`, …) is `ModelLoadError.unsupportedGGUFArchitecture`.
+/// Anything else (`qwen2moe` with its shared expert, `gemma`, …) is `ModelLoadError.unsupportedGGUFArchitecture`;
+/// a model split over several files (`split.count` > 1) is refused.
 /// The dictionary then goes through `ModelConfig.decode` and `validate`, the path a config.json takes, so every field
 /// check (`ConfigFieldSupport`, rope scaling, sliding window) applies to GGUF files too. A Llama 3.1 file whose
 /// RoPE scaling is stored as a `rope_freqs.weight` tensor is refused (`unsupportedConfigValue`) rather than run
@@ -52,6 +53,11 @@ extension ModelConfig {
         let meta = file.metadata
         guard let arch = file.architecture else {
             throw ModelLoadError.invalidGGUF(path: path, reason: "no general.architecture string")
+        }
+        if let shards = meta["split.count"]?.int, shards > 1 {
+            throw ModelLoadError.unsupportedConfigValue(
+                path: path, field: "split.count", value: "\(shards)",
+                reason: "split GGUF models are not read yet; merge the shards with llama-gguf-split --merge")
         }
         guard ggufArchitectures.contains(arch) else {
             throw ModelLoadError.unsupportedGGUFArchitecture(path: path, architecture: arch, supported: ggufArchitectures)

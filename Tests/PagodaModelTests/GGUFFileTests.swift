@@ -321,6 +321,19 @@ final class GGUFFileTests: XCTestCase {
         assertLoadError(configFile("llama", [("llama.block_count", .str("2"))]), "llama.block_count must be an integer")
         assertLoadError(W(metadata: [("general.architecture", .str("llama"))]).write(), "missing llama.embedding_length")
         assertLoadError(W().write(), "no general.architecture")
+        assertLoadError(configFile("llama", [("split.count", .u16(3))]), "split.count = 3 is not supported")
+    }
+
+    func testModelFileInAFolder() throws {
+        let one = W().write(name: "model.gguf")
+        let dir = (one as NSString).deletingLastPathComponent
+        XCTAssertEqual(try GGUFFile.modelFile(at: dir), one)
+        XCTAssertEqual(try GGUFFile.modelFile(at: "/x/y.gguf"), "/x/y.gguf")
+        XCTAssertNil(try GGUFFile.modelFile(at: (W().write() as NSString).deletingLastPathComponent + "/missing"))
+        FileManager.default.createFile(atPath: dir + "/other.gguf", contents: Data())
+        XCTAssertThrowsError(try GGUFFile.modelFile(at: dir)) {
+            XCTAssertEqual("\($0)", "\(dir): invalid GGUF file: the folder holds 2 GGUF files (model.gguf, other.gguf); name one")
+        }
     }
 
     // MARK: SmolLM2 (the real file)
