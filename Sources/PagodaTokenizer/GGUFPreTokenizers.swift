@@ -18,10 +18,12 @@
 /// | `gpt-4o`, `llama4` | GPT-4o's case-aware regex |
 /// | `poro-chat`, `bloom`, `gpt3-finnish`, `viking` | split on whitespace and sentence punctuation (viking: digits alone too) |
 ///
-/// Where they differ, this follows llama.cpp rather than transformers' GGUF loader: the Llama 3 family uses
-/// `ignore_merges` (a word already in the vocabulary is one token; transformers 5.24 leaves it off), and a missing
-/// or `default` name is GPT-2's regex as in transformers (llama.cpp falls back to a punctuation-splitting variant
-/// and warns that quality will suffer).
+/// Where they differ, this follows llama.cpp (and the models' own tokenizer.json) rather than transformers' GGUF
+/// loader (5.24): the Llama 3 family uses `ignore_merges` (a word already in the vocabulary is one token), and the
+/// StarCoder/SmolLM family cuts every numeral alone first — transformers applies GPT-2's regex alone there, which
+/// differs on numerals that are not ASCII digits ("½", "①"). A missing or `default` name is GPT-2's regex as in
+/// transformers (llama.cpp falls back to a punctuation-splitting variant and warns that quality will suffer).
+/// Checked against llama.cpp's `ggml-vocab-*.gguf` test vectors (PagodaEngineTests/GGUFTokenizerTests).
 enum GGUFPreTokenizers {
     struct Entry {
         /// Regexes applied in order before the byte-level mapping; empty means ByteLevel's own GPT-2 regex.
