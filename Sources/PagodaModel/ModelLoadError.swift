@@ -16,6 +16,12 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
     case kvCacheNotAllocated
     /// The KV cache of `numBlocks` blocks could not be allocated (the budget exceeds the memory).
     case kvCacheAllocation(numBlocks: Int, reason: String)
+    /// A GGUF file that is truncated, corrupt or of an unknown version (`GGUFFile`).
+    case invalidGGUF(path: String, reason: String)
+    /// A GGUF tensor whose ggml type Pagoda does not read (a known type such as Q5_0, or an unknown id).
+    case unsupportedGGUFTensorType(path: String, tensor: String, type: String, supported: [String])
+    /// A GGUF `general.architecture` outside the Llama family Pagoda runs.
+    case unsupportedGGUFArchitecture(path: String, architecture: String, supported: [String])
 
     public var description: String {
         switch self {
@@ -38,6 +44,11 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
         case .kvCacheNotAllocated: return "forward called before allocateKVCache"
         case .kvCacheAllocation(let n, let reason):
             return "the KV cache of \(n) blocks does not fit in memory (\(reason)); lower --kv-cache-memory-bytes or --gpu-memory-utilization"
+        case .invalidGGUF(let path, let reason): return "\(path): invalid GGUF file: \(reason)"
+        case .unsupportedGGUFTensorType(let path, let tensor, let type, let supported):
+            return "\(path): tensor \(tensor) has ggml type \(type), which is not supported (supported: \(supported.joined(separator: ", ")))"
+        case .unsupportedGGUFArchitecture(let path, let arch, let supported):
+            return "\(path): unsupported GGUF general.architecture \"\(arch)\" (supported: \(supported.joined(separator: ", ")))"
         }
     }
 }

@@ -33,14 +33,14 @@ final class BPEModel: @unchecked Sendable {
     /// Longer words are not cached: without a pre-tokenizer (Llama 2) a whole prompt is one word.
     static let maxCachedWordLength = 256
 
-    init(json: JSONObject) throws {
+    /// Reads tokenizer.json's `model` object (vocab, merges and options).
+    convenience init(json: JSONObject) throws {
         let path = json.path
         guard let vocabPairs = json.dict["vocab"] as? JSONPairs else {
             throw TokenizerError.invalidField(path: path, field: "model.vocab", reason: "expected an object")
         }
         var vocab: [ExactString: Int] = [:]
         vocab.reserveCapacity(vocabPairs.pairs.count)
-        var maxId = -1
         for (k, v) in vocabPairs.pairs {
             guard let n = v as? NSNumber else {
                 throw TokenizerError.invalidField(path: path, field: "model.vocab.\(k)", reason: "expected an integer id")
@@ -49,55 +49,74 @@ final class BPEModel: @unchecked Sendable {
             guard d >= 0, d < 1e8, d == d.rounded() else {
                 throw TokenizerError.invalidField(path: path, field: "model.vocab.\(k)", reason: "id \(n) is not in 0..<100000000")
             }
-            let id = Int(d)
-            vocab[ExactString(k)] = id
-            maxId = max(maxId, id)
+            vocab[ExactString(k)] = Int(d)
         }
+
+        // Merges: "a b" strings (tokenizers < 0.20) or [a, b] pairs.
+        let rawMerges = json.isNull("merges") ? [] : try json.array("merges")
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(rawMerges.count)
+        for (rank, m) in rawMerges.enumerated() {
+            if let s = m as? String {
+                guard let sp = s.firstIndex(of: " ") else {
+                    throw TokenizerError.invalidField(path: path, field: "model.merges[\(rank)]", reason: "expected \"left right\"")
+                }
+                merges.append((String(s[..<sp]), String(s[s.index(after: sp)...])))
+            } else if let pair = m as? [String], pair.count == 2 {
+                merges.append((pair[0], pair[1]))
+            } else {
+                throw TokenizerError.invalidField(path: path, field: "model.merges[\(rank)]", reason: "expected a string or a pair of strings")
+            }
+        }
+        try self.init(
+            vocab: vocab, merges: merges,
+            unkToken: try json.optionalString("unk_token"),
+            fuseUnk: try json.bool("fuse_unk", default: false),
+            byteFallback: try json.bool("byte_fallback", default: false),
+            ignoreMerges: try json.bool("ignore_merges", default: false),
+            continuingSubwordPrefix: try json.optionalString("continuing_subword_prefix").flatMap { $0.isEmpty ? nil : $0 },
+            endOfWordSuffix: try json.optionalString("end_of_word_suffix").flatMap { $0.isEmpty ? nil : $0 },
+            path: path, field: "model")
+    }
+
+    /// A BPE model from its parts: `vocab` token -> id, `merges` in rank order (rank = index). `field` names where
+    /// they came from in errors ("model" for tokenizer.json; `field.merges[rank]`, `field.unk_token`).
+    init(
+        vocab: [ExactString: Int], merges mergeList: [(String, String)], unkToken: String?, fuseUnk: Bool, byteFallback: Bool,
+        ignoreMerges: Bool, continuingSubwordPrefix: String?, endOfWordSuffix: String?, path: String, field: String
+    ) throws {
+        let maxId = vocab.values.max() ?? -1
         var idToToken = [String?](repeating: nil, count: maxId + 1)
         for (k, id) in vocab { idToToken[id] = k.string }
         self.vocab = vocab
         self.idToToken = idToToken
 
-        continuingSubwordPrefix = try json.optionalString("continuing_subword_prefix").flatMap { $0.isEmpty ? nil : $0 }
-        endOfWordSuffix = try json.optionalString("end_of_word_suffix").flatMap { $0.isEmpty ? nil : $0 }
-        fuseUnk = try json.bool("fuse_unk", default: false)
-        byteFallback = try json.bool("byte_fallback", default: false)
-        ignoreMerges = try json.bool("ignore_merges", default: false)
-        if let unk = try json.optionalString("unk_token") {
+        self.continuingSubwordPrefix = continuingSubwordPrefix
+        self.endOfWordSuffix = endOfWordSuffix
+        self.fuseUnk = fuseUnk
+        self.byteFallback = byteFallback
+        self.ignoreMerges = ignoreMerges
+        if let unk = unkToken {
             guard let id = vocab[ExactString(unk)] else {
-                throw TokenizerError.invalidField(path: path, field: "model.unk_token", reason: "\"\(unk)\" is not in the vocab")
+                throw TokenizerError.invalidField(path: path, field: "\(field).unk_token", reason: "\"\(unk)\" is not in the vocab")
             }
             unkId = id
         } else {
             unkId = nil
         }
 
-        // Merges: "a b" strings (tokenizers < 0.20) or [a, b] pairs.
-        let rawMerges = json.isNull("merges") ? [] : try json.array("merges")
         var merges: [UInt64: UInt64] = [:]
-        merges.reserveCapacity(rawMerges.count)
+        merges.reserveCapacity(mergeList.count)
         let prefixCount = continuingSubwordPrefix?.count ?? 0
-        for (rank, m) in rawMerges.enumerated() {
-            let a: String
-            let b: String
-            if let s = m as? String {
-                guard let sp = s.firstIndex(of: " ") else {
-                    throw TokenizerError.invalidField(path: path, field: "model.merges[\(rank)]", reason: "expected \"left right\"")
-                }
-                a = String(s[..<sp])
-                b = String(s[s.index(after: sp)...])
-            } else if let pair = m as? [String], pair.count == 2 {
-                a = pair[0]
-                b = pair[1]
-            } else {
-                throw TokenizerError.invalidField(path: path, field: "model.merges[\(rank)]", reason: "expected a string or a pair of strings")
-            }
+        for (rank, (a, b)) in mergeList.enumerated() {
             guard let ia = vocab[ExactString(a)], let ib = vocab[ExactString(b)] else {
-                throw TokenizerError.invalidField(path: path, field: "model.merges[\(rank)]", reason: "token \"\(vocab[ExactString(a)] == nil ? a : b)\" is not in the vocab")
+                throw TokenizerError.invalidField(
+                    path: path, field: "\(field).merges[\(rank)]", reason: "token \"\(vocab[ExactString(a)] == nil ? a : b)\" is not in the vocab")
             }
             let mergedString = a + (prefixCount > 0 && b.hasPrefix(continuingSubwordPrefix!) ? String(b.dropFirst(prefixCount)) : b)
             guard let merged = vocab[ExactString(mergedString)] else {
-                throw TokenizerError.invalidField(path: path, field: "model.merges[\(rank)]", reason: "merged token \"\(mergedString)\" is not in the vocab")
+                throw TokenizerError.invalidField(
+                    path: path, field: "\(field).merges[\(rank)]", reason: "merged token \"\(mergedString)\" is not in the vocab")
             }
             let key = UInt64(ia) << 32 | UInt64(ib)
             if merges[key] == nil { merges[key] = UInt64(rank) << 32 | UInt64(merged) }

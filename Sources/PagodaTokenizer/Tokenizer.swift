@@ -37,22 +37,21 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// Loads a tokenizer.json file with a given config.
-    public init(tokenizerJSON path: String, config: TokenizerConfig = TokenizerConfig()) throws {
+    public convenience init(tokenizerJSON path: String, config: TokenizerConfig = TokenizerConfig()) throws {
         let json = try JSONObject.load(path: path, exactKeys: ["vocab"])
-        self.config = config
-
         let modelJSON = try json.object("model")
         let type = try modelJSON.optionalString("type") ?? (modelJSON.dict["merges"] != nil ? "BPE" : "")
+        let model: BPEModel
         switch type {
         case "BPE": model = try BPEModel(json: modelJSON)
         case "WordPiece", "Unigram", "WordLevel":
             throw TokenizerError.unsupportedComponent(path: path, field: "model.type", type: type)
         default: throw TokenizerError.unknownModelType(path: path, type: type)
         }
-        normalizer = try json.optionalObject("normalizer").map { try Normalizer(json: $0) }
-        preTokenizer = try json.optionalObject("pre_tokenizer").map { try PreTokenizer(json: $0) }
-        postProcessor = try json.optionalObject("post_processor").map { try PostProcessor(json: $0) }
-        decoder = try json.optionalObject("decoder").map { try TokenDecoder(json: $0) }
+        let normalizer = try json.optionalObject("normalizer").map { try Normalizer(json: $0) }
+        let preTokenizer = try json.optionalObject("pre_tokenizer").map { try PreTokenizer(json: $0) }
+        let postProcessor = try json.optionalObject("post_processor").map { try PostProcessor(json: $0) }
+        let decoder = try json.optionalObject("decoder").map { try TokenDecoder(json: $0) }
 
         var added: [AddedToken] = []
         if !json.isNull("added_tokens") {
@@ -64,6 +63,22 @@ public final class Tokenizer: @unchecked Sendable {
                         normalized: try t.bool("normalized", default: false), singleWord: try t.bool("single_word", default: false)))
             }
         }
+        self.init(
+            model: model, normalizer: normalizer, preTokenizer: preTokenizer, postProcessor: postProcessor, decoder: decoder,
+            addedTokens: added, config: config)
+    }
+
+    /// A tokenizer from its pipeline's parts (tokenizer.json or GGUF metadata, `Tokenizer+GGUF`).
+    init(
+        model: BPEModel, normalizer: Normalizer?, preTokenizer: PreTokenizer?, postProcessor: PostProcessor?,
+        decoder: TokenDecoder?, addedTokens added: [AddedToken], config: TokenizerConfig
+    ) {
+        self.config = config
+        self.model = model
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.postProcessor = postProcessor
+        self.decoder = decoder
         addedTokens = added
         var byId: [Int: AddedToken] = [:]
         var byContent: [ExactString: Int] = [:]
