@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "PagodaEngineTests",
             dependencies: [
-                "PagodaKernels", "PagodaModel", "PagodaEngine", "PagodaBench", "PagodaTestSupport",
+                "PagodaKernels", "PagodaModel", "PagodaEngine", "PagodaBench", "PagodaTestSupport", "PagodaTokenizer",
                 "PagodaEngineTestSupport",
             ]),
         .testTarget(
