@@ -4,6 +4,7 @@
 #define CPAGODA_KERNELS_H
 #include <stdint.h>
 #include "pagoda_process.h"
+#include "pagoda_quant.h"
 
 /// Pins the calling thread to one CPU. Returns 0 on success, an errno value otherwise.
 int pagoda_pin_thread_to_cpu(int cpu);
