@@ -146,7 +146,10 @@ final class QuantizeTests: XCTestCase {
     }
 
     func testGridValuesRoundTripExactly() {
-        let q8 = (0..<32).map { Float($0 - 16) * 0.0625 } + (0..<32).map { Float(127 - $0 * 8) * 0.0625 }
+        // Each Q8_0 block holds ±127 · 0.0625, so d = 0.0625 exactly and every code · 0.0625 is on the grid.
+        let first: [Float] = (0..<32).map { (i: Int) -> Float in Float(i * 8 - 127) * 0.0625 }
+        let second: [Float] = (0..<32).map { (i: Int) -> Float in Float(127 - i * 3) * 0.0625 }
+        let q8 = first + second
         XCTAssertEqual(roundTrip(.q8_0, q8).weights, q8)
         // Q4_0: the largest magnitude is −2 = (0 − 8) · 0.25, so d = 0.25 and every (q − 8) · 0.25 is on the grid.
         let q4 = (0..<32).map { Float($0 % 16 - 8) * 0.25 }

@@ -57,6 +57,7 @@ final class QuantizedGemmTests: XCTestCase {
         XCTAssertLessThanOrEqual(worstTight, 1, "vs int8-activation reference: \(what)", file: file, line: line)
         XCTAssertLessThanOrEqual(worstLoose, 1, "vs float reference: \(what)", file: file, line: line)
         XCTAssertFalse(out.contains { $0.isNaN }, what, file: file, line: line)
+        withExtendedLifetime(stored) {}
     }
 
     static let kernels: [QuantizedGemm.Kernel] =
@@ -94,7 +95,8 @@ final class QuantizedGemmTests: XCTestCase {
     }
 
     func testColumnSlicesMustBeBlockAligned() {
-        let w = QuantTestMatrix(dtype: .q4_0, rows: 2, cols: 128, seed: 1).matrix
+        let stored = QuantTestMatrix(dtype: .q4_0, rows: 2, cols: 128, seed: 1)
+        let w = stored.matrix
         XCTAssertTrue(w.canSliceColumns(32..<96))
         XCTAssertFalse(w.canSliceColumns(16..<96))
         XCTAssertFalse(w.canSliceColumns(0..<40))
@@ -103,12 +105,14 @@ final class QuantizedGemmTests: XCTestCase {
         XCTAssertEqual(w.byteCount, 2 * 4 * 18)
         XCTAssertEqual(sliced.byteCount, 2 * 2 * 18)
         XCTAssertEqual(w.rowBytes, 72)
+        withExtendedLifetime(stored) {}
     }
 
     /// One workspace reused across shapes that grow and shrink gives the same results as fresh ones.
     func testWorkspaceReuse() {
         let ws = AlignedBuffer<Float>()
-        let w = QuantTestMatrix(dtype: .q8_0, rows: 9, cols: 320, seed: 7).matrix
+        let stored = QuantTestMatrix(dtype: .q8_0, rows: 9, cols: 320, seed: 7)
+        let w = stored.matrix
         var rng = SeededRandom(3)
         for m in [16, 1, 64, 3] {
             let x = rng.floats(m * 320)
@@ -116,6 +120,7 @@ final class QuantizedGemmTests: XCTestCase {
             let fresh = runQuantizedGemm(x: x, m: m, weight: w, threads: 2, kernel: QuantizedGemm.bestKernel)
             XCTAssertEqual(reused, fresh, "m=\(m)")
         }
+        withExtendedLifetime(stored) {}
     }
 
     /// The activation quantizer in C equals its Swift twin (identical int8 codes and scales).
