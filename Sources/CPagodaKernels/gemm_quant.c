@@ -23,7 +23,7 @@
 #define TC 4
 #define KC 1024
 
-#define PAGODA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma")))
+#define PAGODA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")))
 
 int pagoda_cpu_has_avx512_vnni(void) {
 #if defined(__x86_64__)
@@ -159,6 +159,48 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
     }
 }
 
+/// f16 scale fields of two blocks (at a and b) as the 16-lane vector [a × 8, b × 8].
+PAGODA_VNNI_TARGET static inline __m512 lanes_of_pair(const uint8_t *a, const uint8_t *b) {
+    uint16_t ha, hb;
+    memcpy(&ha, a, 2);
+    memcpy(&hb, b, 2);
+    return _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(ha)), _mm256_set1_ps(_cvtsh_ss(hb)), 1);
+}
+
+/// unpack32 for blocks j ..< j + 2·pairs of a Q8_0 / Q4_0 / Q4_1 row, two blocks per 64-byte vector (the hot
+/// formats; the K-quants take the scalar unpack32). Same output as unpack32.
+PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *row, int64_t j, int64_t pairs, uint8_t *u,
+                                                 float *s, float *b) {
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (int64_t p = 0; p < pairs; p++, j += 2, u += 64, s += 16, b += 16) {
+        __m256i lo, hi;
+        __m512 sv, bv;
+        if (type == PAGODA_QTYPE_Q8_0) {
+            const uint8_t *b0 = row + j * 34, *b1 = b0 + 34;
+            lo = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+            hi = _mm256_loadu_si256((const __m256i *)(b1 + 2));
+            sv = lanes_of_pair(b0, b1);
+            bv = _mm512_mul_ps(sv, _mm512_set1_ps(-128.0f));
+            __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            _mm512_store_si512((void *)u, _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)));
+        } else {
+            const int q41 = type == PAGODA_QTYPE_Q4_1;
+            const int64_t bytes = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
+            const uint8_t *b0 = row + j * bytes, *b1 = b0 + bytes;
+            const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
+            const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
+            lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
+            hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
+            sv = lanes_of_pair(b0, b1);
+            bv = q41 ? lanes_of_pair(b0 + 2, b1 + 2)
+                     : _mm512_mul_ps(sv, _mm512_set1_ps(-8.0f));
+            _mm512_store_si512((void *)u, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+        }
+        _mm512_store_ps(s, sv);
+        _mm512_store_ps(b, bv);
+    }
+}
+
 /// The unpacked weight tile of one chunk: TR rows × KC codes, TR × KC/4 group scales and offsets.
 typedef struct {
     uint8_t *u;
@@ -273,8 +315,19 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
         for (int64_t k0 = 0; k0 < kp; k0 += KC) {
             const int64_t kc = kp - k0 < KC ? kp - k0 : KC;
             // Unpack the tile's chunk once; rows past n1 and blocks past k contribute zero.
+            const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
             for (int r = 0; r < TR; r++) {
-                for (int64_t j = 0; j < kc / 32; j++) {
+                int64_t j = 0;
+                if (paired && r < rows) {
+                    // Whole pairs of real blocks; a trailing single block and the padding go through unpack32.
+                    int64_t real = (k - k0) / 32;
+                    if (real > kc / 32) real = kc / 32;
+                    const int64_t pairs = real / 2;
+                    unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, pairs, t.u + r * KC,
+                                      t.s + r * (KC / 4), t.b + r * (KC / 4));
+                    j = 2 * pairs;
+                }
+                for (; j < kc / 32; j++) {
                     const int64_t jj = k0 / 32 + j;
                     uint8_t *u = t.u + r * KC + j * 32;
                     float *s = t.s + r * (KC / 4) + j * 8, *b = t.b + r * (KC / 4) + j * 8;
