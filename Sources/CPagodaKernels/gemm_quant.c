@@ -1,27 +1,28 @@
 // GEMM with block-quantized weights (ggml layouts Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) and int8 activations.
 //
 // Every weight block is rewritten, as it is read, into one common form: 32 unsigned codes u (0..255) and, per
-// group of four consecutive weights, a scale s and an offset b with w = s·u + b. Activations are quantized per
-// 32-block (x̂ = d·q, q int8), so a group's contribution is
-//     Σ_4 w·x̂ = s · d · Σ_4 u·q  +  b · (d · Σ_4 q),
-// where Σ_4 u·q is one lane of `vpdpbusd` (unsigned × signed bytes, four products per 32-bit lane) and d·Σ_4 q
-// was computed once per activation (xs). Per-group scales cover every format, including Q6_K's 16-weight
-// sub-blocks and the K-quants' per-sub-block minimums.
+// 16-weight half block h, a scale s and an offset b with w = s·u + b. Activations are quantized per 32-block
+// (x̂ = d·q, q int8), so a scale group's contribution is
+//     Σ w·x̂ = s · d · Σ u·q  +  b · (d · Σ q),
+// where Σ u·q is accumulated exactly in int32 by `vpdpbusd` (unsigned × signed bytes, four products per lane) and
+// d·Σ q was computed once per activation block (xs16 / xs32). Per-half scales cover Q6_K's 16-weight sub-blocks;
+// the other formats have one scale per 32 and use 32-weight groups (half the float work).
 //
-// Loop order (batched decode reads each weight once from memory): for a tile of TR = 4 weight rows and a chunk of
-// KC weights, unpack the tile once into `scratch` (L1-resident: u, s, b), then let every register tile of
-// TC = 4 activation rows pass over it, 4 × 4 f32 accumulator vectors kept in registers across the chunk and
-// parked in scratch between chunks. The unpacked tile is shared by the whole batch: unpacking is paid once per
-// weight, the inner loop per (weight, batch row) is dpbusd, convert, multiply and two FMAs per 64 weights.
-// The portable kernel (any CPU; compiled for the build's target) does the same arithmetic lane by lane.
+// Layout and loop order (batched decode reads each weight once from memory): the weights of a tile of TR = 16
+// rows and a chunk of KC weights are unpacked once into `scratch`, transposed so that one 64-byte vector holds
+// four consecutive codes of each of the 16 rows (lane r = row r). One vpdpbusd of that vector with four
+// activation bytes broadcast to all lanes advances 16 rows by 4 weights; NC ≤ 8 activation rows share each
+// loaded weight vector. Per scale group and activation row only four float operations remain (convert, scale
+// product, two FMAs), and the 16 results of a tile leave as one vector store: no horizontal sums.
+// The portable kernel (any CPU; compiled for the build's target) does the same arithmetic one lane at a time.
 #include "pagoda_quant.h"
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
-#define TR 4
-#define TC 4
-#define KC 1024
+#define TR 16
+#define TC 8
+#define KC 512
 
 #define PAGODA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")))
 
@@ -131,58 +132,49 @@ static void unpack32(int32_t type, const uint8_t *row, int64_t j, uint8_t *u, fl
     }
 }
 
-void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t k, int64_t kp, int8_t *xq,
-                                    float *xd, float *xs) {
-    for (int64_t r = 0; r < m; r++) {
-        const float *src = x + r * ldx;
-        int8_t *q = xq + r * kp;
-        float *d4 = xd + r * (kp / 4), *s4 = xs + r * (kp / 4);
-        for (int64_t blk = 0; blk < kp / 32; blk++) {
-            int8_t *qb = q + blk * 32;
-            if (blk * 32 >= k) {
-                memset(qb, 0, 32);
-                fill8(d4 + blk * 8, 0);
-                fill8(s4 + blk * 8, 0);
-                continue;
-            }
-            const float *xb = src + blk * 32;
-            float amax = 0;
-            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
-            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-            for (int i = 0; i < 32; i++) qb[i] = (int8_t)roundf(xb[i] * id);
-            for (int g = 0; g < 8; g++) {
-                const int sum = qb[4 * g] + qb[4 * g + 1] + qb[4 * g + 2] + qb[4 * g + 3];
-                d4[blk * 8 + g] = d;
-                s4[blk * 8 + g] = d * (float)sum;
-            }
-        }
-    }
-}
-
-/// f16 scale fields of two blocks (at a and b) as the 16-lane vector [a × 8, b × 8].
-PAGODA_VNNI_TARGET static inline __m512 lanes_of_pair(const uint8_t *a, const uint8_t *b) {
+/// f16 scale fields of two blocks at a and b.
+PAGODA_VNNI_TARGET static inline void scales_of_pair(const uint8_t *a, const uint8_t *b, float *fa, float *fb) {
     uint16_t ha, hb;
     memcpy(&ha, a, 2);
     memcpy(&hb, b, 2);
-    return _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(ha)), _mm256_set1_ps(_cvtsh_ss(hb)), 1);
+    *fa = _cvtsh_ss(ha);
+    *fb = _cvtsh_ss(hb);
 }
 
-/// unpack32 for blocks j ..< j + 2·pairs of a Q8_0 / Q4_0 / Q4_1 row, two blocks per 64-byte vector (the hot
-/// formats; the K-quants take the scalar unpack32). Same output as unpack32.
-PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *row, int64_t j, int64_t pairs, uint8_t *u,
-                                                 float *s, float *b) {
+/// The unpacked weight tile of one chunk. `u`: KC/4 vectors of 64 bytes, vector g holding codes 4g ..< 4g+4 of
+/// rows 0..15 (row r at bytes 4r ..< 4r+4). `s`, `b`: KC/16 vectors of 16 floats, vector h the scale / offset of
+/// half block h of each row. `rowu`: the same codes row-major [TR][KC] before the transpose.
+typedef struct {
+    uint8_t *u, *rowu;
+    float *s, *b;
+} tile_t;
+
+/// Records the per-half scale and offset of 32-block jl (chunk-local) of tile row r from unpack32's groups.
+static inline void put_scales(tile_t *t, int r, int64_t jl, const float *s8, const float *b8) {
+    t->s[(2 * jl) * TR + r] = s8[0];
+    t->s[(2 * jl + 1) * TR + r] = s8[4];
+    t->b[(2 * jl) * TR + r] = b8[0];
+    t->b[(2 * jl + 1) * TR + r] = b8[4];
+}
+
+/// unpack32 for blocks j0 ..< j0 + 2·pairs of a Q8_0 / Q4_0 / Q4_1 row, two blocks per 64-byte vector, into row r of
+/// the tile (codes row-major at t->rowu + r·KC + 32·jl, scales per half). The K-quants take the scalar unpack32.
+PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *row, int64_t j0, int64_t pairs, tile_t *t,
+                                                 int r) {
     const __m128i low4 = _mm_set1_epi8(0x0F);
-    for (int64_t p = 0; p < pairs; p++, j += 2, u += 64, s += 16, b += 16) {
+    for (int64_t p = 0; p < pairs; p++) {
+        const int64_t j = j0 + 2 * p, jl = 2 * p;
         __m256i lo, hi;
-        __m512 sv, bv;
+        float d0, d1, m0, m1;
+        __m512i v;
         if (type == PAGODA_QTYPE_Q8_0) {
             const uint8_t *b0 = row + j * 34, *b1 = b0 + 34;
             lo = _mm256_loadu_si256((const __m256i *)(b0 + 2));
             hi = _mm256_loadu_si256((const __m256i *)(b1 + 2));
-            sv = lanes_of_pair(b0, b1);
-            bv = _mm512_mul_ps(sv, _mm512_set1_ps(-128.0f));
-            __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            _mm512_store_si512((void *)u, _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)));
+            scales_of_pair(b0, b1, &d0, &d1);
+            m0 = -128.0f * d0;
+            m1 = -128.0f * d1;
+            v = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8((char)0x80));
         } else {
             const int q41 = type == PAGODA_QTYPE_Q4_1;
             const int64_t bytes = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
@@ -191,163 +183,237 @@ PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *ro
             const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
             lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
             hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
-            sv = lanes_of_pair(b0, b1);
-            bv = q41 ? lanes_of_pair(b0 + 2, b1 + 2)
-                     : _mm512_mul_ps(sv, _mm512_set1_ps(-8.0f));
-            _mm512_store_si512((void *)u, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+            scales_of_pair(b0, b1, &d0, &d1);
+            if (q41) {
+                scales_of_pair(b0 + 2, b1 + 2, &m0, &m1);
+            } else {
+                m0 = -8.0f * d0;
+                m1 = -8.0f * d1;
+            }
+            v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
         }
-        _mm512_store_ps(s, sv);
-        _mm512_store_ps(b, bv);
+        _mm512_store_si512((void *)(t->rowu + r * KC + 32 * jl), v);
+        const float s8a[8] = {d0, 0, 0, 0, d0}, b8a[8] = {m0, 0, 0, 0, m0};
+        const float s8b[8] = {d1, 0, 0, 0, d1}, b8b[8] = {m1, 0, 0, 0, m1};
+        put_scales(t, r, jl, s8a, b8a);
+        put_scales(t, r, jl + 1, s8b, b8b);
     }
 }
 
-/// The unpacked weight tile of one chunk: TR rows × KC codes, TR × KC/4 group scales and offsets.
-typedef struct {
-    uint8_t *u;
-    float *s, *b;
-} tile_t;
+/// Moves the row-major codes of `groups` 4-byte groups into the lane-per-row layout (a 16 × groups transpose of
+/// 32-bit words), by gathers.
+PAGODA_VNNI_TARGET static void transpose_vnni(tile_t *t, int64_t groups) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(KC / 4));
+    const int *src = (const int *)t->rowu;
+    for (int64_t g = 0; g < groups; g++)
+        _mm512_store_si512((void *)(t->u + g * 64), _mm512_i32gather_epi32(idx, src + g, 4));
+}
+
+static void transpose_portable(tile_t *t, int64_t groups) {
+    for (int64_t g = 0; g < groups; g++)
+        for (int r = 0; r < TR; r++) memcpy(t->u + g * 64 + 4 * r, t->rowu + r * KC + 4 * g, 4);
+}
+
+void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t k, int64_t kp, int8_t *xq,
+                                    float *xd, float *xs16, float *xs32) {
+    for (int64_t r = 0; r < m; r++) {
+        const float *src = x + r * ldx;
+        int8_t *q = xq + r * kp;
+        float *d = xd + r * (kp / 32), *s16 = xs16 + r * (kp / 16), *s32 = xs32 + r * (kp / 32);
+        for (int64_t blk = 0; blk < kp / 32; blk++) {
+            int8_t *qb = q + blk * 32;
+            if (blk * 32 >= k) {
+                memset(qb, 0, 32);
+                d[blk] = s32[blk] = s16[2 * blk] = s16[2 * blk + 1] = 0;
+                continue;
+            }
+            const float *xb = src + blk * 32;
+            float amax = 0;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+            const float scale = amax / 127.0f, id = scale != 0.0f ? 1.0f / scale : 0.0f;
+            int sum0 = 0, sum1 = 0;
+            for (int i = 0; i < 32; i++) qb[i] = (int8_t)roundf(xb[i] * id);
+            for (int i = 0; i < 16; i++) {
+                sum0 += qb[i];
+                sum1 += qb[16 + i];
+            }
+            d[blk] = scale;
+            s16[2 * blk] = scale * (float)sum0;
+            s16[2 * blk + 1] = scale * (float)sum1;
+            s32[blk] = scale * (float)(sum0 + sum1);
+        }
+    }
+}
 
 /// Per-call arguments of the apply step for activation rows c0 ..< c0 + nc over chunk [k0, k0 + kc).
 typedef struct {
     const int8_t *xq;
-    const float *xd, *xs;
+    const float *xd, *xs16, *xs32;
     int64_t kp, k0, kc, c0;
-    float *acc;  // parked accumulators: [m][TR][16] floats
+    float *acc;  // parked accumulators between chunks: [m][TR] floats
     int first, last, rows;
     float *out;
     int64_t ldo, n;
 } apply_args_t;
 
-PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_n(const int NC, const tile_t *t,
+static inline int32_t load_i32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/// NC activation rows × the 16-row tile; G = 4 (16-weight scale groups, Q6_K) or 8 (32-weight groups).
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_n(const int NC, const int G,
+                                                                                  const tile_t *t,
                                                                                   const apply_args_t *a) {
-    __m512 acc[TR][TC];
-    for (int c = 0; c < NC; c++)
-        for (int r = 0; r < TR; r++)
-            acc[r][c] = a->first ? _mm512_setzero_ps() : _mm512_load_ps(a->acc + ((a->c0 + c) * TR + r) * 16);
+    __m512 acc[TC];
     const int8_t *xq[TC];
     const float *xd[TC], *xs[TC];
     for (int c = 0; c < NC; c++) {
-        xq[c] = a->xq + (a->c0 + c) * a->kp + a->k0;
-        xd[c] = a->xd + (a->c0 + c) * (a->kp / 4) + a->k0 / 4;
-        xs[c] = a->xs + (a->c0 + c) * (a->kp / 4) + a->k0 / 4;
+        const int64_t row = a->c0 + c;
+        acc[c] = a->first ? _mm512_setzero_ps() : _mm512_load_ps(a->acc + row * TR);
+        xq[c] = a->xq + row * a->kp + a->k0;
+        xd[c] = a->xd + row * (a->kp / 32) + a->k0 / 32;
+        xs[c] = G == 4 ? a->xs16 + row * (a->kp / 16) + a->k0 / 16 : a->xs32 + row * (a->kp / 32) + a->k0 / 32;
     }
-    for (int64_t k = 0; k < a->kc; k += 64) {
-        __m512i u[TR];
-        __m512 s[TR], b[TR];
-        for (int r = 0; r < TR; r++) {
-            u[r] = _mm512_load_si512((const void *)(t->u + r * KC + k));
-            s[r] = _mm512_load_ps(t->s + r * (KC / 4) + k / 4);
-            b[r] = _mm512_load_ps(t->b + r * (KC / 4) + k / 4);
+    const int64_t groups = a->kc / (4 * G);
+    for (int64_t sg = 0; sg < groups; sg++) {
+        __m512i dot[TC];
+        for (int c = 0; c < NC; c++) dot[c] = _mm512_setzero_si512();
+        for (int g = 0; g < G; g++) {
+            const int64_t w4 = sg * G + g;
+            const __m512i u = _mm512_load_si512((const void *)(t->u + w4 * 64));
+            for (int c = 0; c < NC; c++) dot[c] = _mm512_dpbusd_epi32(dot[c], u, _mm512_set1_epi32(load_i32(xq[c] + 4 * w4)));
         }
+        const int64_t half = sg * (G / 4), blk = sg * G / 8;
+        const __m512 s = _mm512_load_ps(t->s + half * TR), b = _mm512_load_ps(t->b + half * TR);
         for (int c = 0; c < NC; c++) {
-            const __m512i q = _mm512_loadu_si512((const void *)(xq[c] + k));
-            const __m512 d = _mm512_loadu_ps(xd[c] + k / 4), qs = _mm512_loadu_ps(xs[c] + k / 4);
-            for (int r = 0; r < TR; r++) {
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[r], q);
-                const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), d);
-                acc[r][c] = _mm512_fmadd_ps(scaled, s[r], acc[r][c]);
-                acc[r][c] = _mm512_fmadd_ps(b[r], qs, acc[r][c]);
-            }
+            const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(xd[c][blk]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), sd, acc[c]);
+            acc[c] = _mm512_fmadd_ps(b, _mm512_set1_ps(xs[c][sg]), acc[c]);
         }
     }
+    const __mmask16 mask = (__mmask16)((1u << a->rows) - 1);
     for (int c = 0; c < NC; c++) {
+        const int64_t row = a->c0 + c;
         if (a->last) {
-            float *o = a->out + (a->c0 + c) * a->ldo + a->n;
-            for (int r = 0; r < TR; r++)
-                if (r < a->rows) o[r] = _mm512_reduce_add_ps(acc[r][c]);
+            _mm512_mask_storeu_ps(a->out + row * a->ldo + a->n, mask, acc[c]);
         } else {
-            for (int r = 0; r < TR; r++) _mm512_store_ps(a->acc + ((a->c0 + c) * TR + r) * 16, acc[r][c]);
+            _mm512_store_ps(a->acc + row * TR, acc[c]);
         }
     }
 }
 
-PAGODA_VNNI_TARGET static void apply_vnni(int nc, const tile_t *t, const apply_args_t *a) {
-    switch (nc) {
-    case 4: apply_vnni_n(4, t, a); break;
-    case 3: apply_vnni_n(3, t, a); break;
-    case 2: apply_vnni_n(2, t, a); break;
-    default: apply_vnni_n(1, t, a); break;
+#define APPLY_CASES(G)                                   \
+    switch (nc) {                                        \
+    case 8: apply_vnni_n(8, G, t, a); break;             \
+    case 7: apply_vnni_n(7, G, t, a); break;             \
+    case 6: apply_vnni_n(6, G, t, a); break;             \
+    case 5: apply_vnni_n(5, G, t, a); break;             \
+    case 4: apply_vnni_n(4, G, t, a); break;             \
+    case 3: apply_vnni_n(3, G, t, a); break;             \
+    case 2: apply_vnni_n(2, G, t, a); break;             \
+    default: apply_vnni_n(1, G, t, a); break;            \
+    }
+
+PAGODA_VNNI_TARGET static void apply_vnni(int nc, int halves, const tile_t *t, const apply_args_t *a) {
+    if (halves) {
+        APPLY_CASES(4)
+    } else {
+        APPLY_CASES(8)
     }
 }
 
-/// The same arithmetic as apply_vnni, one 32-bit lane (group of four weights) at a time, accumulators in scratch.
-static void apply_portable(int nc, const tile_t *t, const apply_args_t *a) {
+/// The same arithmetic as apply_vnni, one row (lane) at a time, accumulators in scratch.
+static void apply_portable(int nc, int halves, const tile_t *t, const apply_args_t *a) {
+    const int G = halves ? 4 : 8;
+    const int64_t groups = a->kc / (4 * G);
     for (int c = 0; c < nc; c++) {
-        const int8_t *xq = a->xq + (a->c0 + c) * a->kp + a->k0;
-        const float *xd = a->xd + (a->c0 + c) * (a->kp / 4) + a->k0 / 4;
-        const float *xs = a->xs + (a->c0 + c) * (a->kp / 4) + a->k0 / 4;
+        const int64_t row = a->c0 + c;
+        const int8_t *xq = a->xq + row * a->kp + a->k0;
+        const float *xd = a->xd + row * (a->kp / 32) + a->k0 / 32;
+        const float *xs = halves ? a->xs16 + row * (a->kp / 16) + a->k0 / 16 : a->xs32 + row * (a->kp / 32) + a->k0 / 32;
         for (int r = 0; r < TR; r++) {
-            float *acc = a->acc + ((a->c0 + c) * TR + r) * 16;
-            if (a->first) memset(acc, 0, 16 * sizeof(float));
-            const uint8_t *u = t->u + r * KC;
-            const float *s = t->s + r * (KC / 4), *b = t->b + r * (KC / 4);
-            for (int64_t g = 0; g < a->kc / 4; g++) {
-                const int32_t dot = u[4 * g] * xq[4 * g] + u[4 * g + 1] * xq[4 * g + 1] + u[4 * g + 2] * xq[4 * g + 2] +
-                                    u[4 * g + 3] * xq[4 * g + 3];
-                const float scaled = (float)dot * xd[g];
-                float v = fmaf(scaled, s[g], acc[g % 16]);
-                acc[g % 16] = fmaf(b[g], xs[g], v);
+            float acc = a->first ? 0.0f : a->acc[row * TR + r];
+            for (int64_t sg = 0; sg < groups; sg++) {
+                int32_t dot = 0;
+                for (int g = 0; g < G; g++) {
+                    const int64_t w4 = sg * G + g;
+                    const uint8_t *u = t->u + w4 * 64 + 4 * r;
+                    const int8_t *q = xq + 4 * w4;
+                    dot += u[0] * q[0] + u[1] * q[1] + u[2] * q[2] + u[3] * q[3];
+                }
+                const int64_t half = sg * (G / 4), blk = sg * G / 8;
+                const float sd = t->s[half * TR + r] * xd[blk];
+                acc = fmaf((float)dot, sd, acc);
+                acc = fmaf(t->b[half * TR + r], xs[sg], acc);
             }
-            if (a->last && r < a->rows) {
-                float sum = 0;
-                for (int l = 0; l < 16; l++) sum += acc[l];
-                a->out[(a->c0 + c) * a->ldo + a->n + r] = sum;
+            if (!a->last) {
+                a->acc[row * TR + r] = acc;
+            } else if (r < a->rows) {
+                a->out[row * a->ldo + a->n + r] = acc;
             }
         }
     }
 }
 
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
-    return (int64_t)TR * KC + 2 * (int64_t)TR * (KC / 4) * 4 + m * TR * 16 * 4;
+    // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
+    return 2 * (int64_t)TR * KC + 2 * (int64_t)KC * 4 + m * TR * 4 + 64;
 }
 
 void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
-                       const float *xs, int64_t m, int64_t kp, int64_t n0, int64_t n1, float *out, int64_t ldo,
-                       void *scratch, int32_t use_vnni) {
+                       const float *xs16, const float *xs32, int64_t m, int64_t kp, int64_t n0, int64_t n1, float *out,
+                       int64_t ldo, void *scratch, int32_t use_vnni) {
     tile_t t;
-    t.u = (uint8_t *)scratch;
+    t.rowu = (uint8_t *)scratch;
+    t.u = t.rowu + TR * KC;
     t.s = (float *)(t.u + TR * KC);
-    t.b = t.s + TR * (KC / 4);
-    float *acc = t.b + TR * (KC / 4);
+    t.b = t.s + KC;
+    float *acc = t.b + KC;
     const uint8_t *wb = (const uint8_t *)w;
+    const int halves = type == PAGODA_QTYPE_Q6_K;
+    const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
     for (int64_t n = n0; n < n1; n += TR) {
         const int rows = n1 - n < TR ? (int)(n1 - n) : TR;
         for (int64_t k0 = 0; k0 < kp; k0 += KC) {
             const int64_t kc = kp - k0 < KC ? kp - k0 : KC;
             // Unpack the tile's chunk once; rows past n1 and blocks past k contribute zero.
-            const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
+            int64_t real = (k - k0) / 32;
+            if (real > kc / 32) real = kc / 32;
             for (int r = 0; r < TR; r++) {
-                int64_t j = 0;
+                int64_t jl = 0;
                 if (paired && r < rows) {
-                    // Whole pairs of real blocks; a trailing single block and the padding go through unpack32.
-                    int64_t real = (k - k0) / 32;
-                    if (real > kc / 32) real = kc / 32;
-                    const int64_t pairs = real / 2;
-                    unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, pairs, t.u + r * KC,
-                                      t.s + r * (KC / 4), t.b + r * (KC / 4));
-                    j = 2 * pairs;
+                    unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, real / 2, &t, r);
+                    jl = 2 * (real / 2);
                 }
-                for (; j < kc / 32; j++) {
-                    const int64_t jj = k0 / 32 + j;
-                    uint8_t *u = t.u + r * KC + j * 32;
-                    float *s = t.s + r * (KC / 4) + j * 8, *b = t.b + r * (KC / 4) + j * 8;
-                    if (r < rows && jj * 32 < k) {
-                        unpack32(type, wb + (n + r) * row_bytes, jj, u, s, b);
+                for (; jl < kc / 32; jl++) {
+                    uint8_t *u = t.rowu + r * KC + 32 * jl;
+                    float s8[8], b8[8];
+                    if (r < rows && jl < real) {
+                        unpack32(type, wb + (n + r) * row_bytes, k0 / 32 + jl, u, s8, b8);
                     } else {
                         memset(u, 0, 32);
-                        fill8(s, 0);
-                        fill8(b, 0);
+                        fill8(s8, 0);
+                        fill8(b8, 0);
                     }
+                    put_scales(&t, r, jl, s8, b8);
                 }
             }
-            apply_args_t a = {xq, xd, xs, kp, k0, kc, 0, acc, k0 == 0, k0 + kc >= kp, rows, out, ldo, n};
+            if (use_vnni) {
+                transpose_vnni(&t, kc / 4);
+            } else {
+                transpose_portable(&t, kc / 4);
+            }
+            apply_args_t a = {xq, xd, xs16, xs32, kp, k0, kc, 0, acc, k0 == 0, k0 + kc >= kp, rows, out, ldo, n};
             for (int64_t c = 0; c < m; c += TC) {
                 a.c0 = c;
                 const int nc = m - c < TC ? (int)(m - c) : TC;
                 if (use_vnni) {
-                    apply_vnni(nc, &t, &a);
+                    apply_vnni(nc, halves, &t, &a);
                 } else {
-                    apply_portable(nc, &t, &a);
+                    apply_portable(nc, halves, &t, &a);
                 }
             }
         }

@@ -5,16 +5,18 @@ import CPagodaKernels
 /// weight codes with q (`vpdpbusd`), f32 accumulation of the per-group scaled sums. `Gemm.run` dispatches here.
 ///
 /// Work: the activation quantization (once per call, `m` rows), then weight rows split over the pool in
-/// multiples of 4; each task unpacks a 4-row × 1024-weight tile once and applies it to every activation row
-/// (`gemm_quant.c`), so one pass over the weights serves the whole batch.
+/// multiples of 16; each task unpacks a 16-row × 512-weight tile once (transposed: one vector lane per row) and
+/// applies it to every activation row, 8 at a time (`gemm_quant.c`), so one pass over the weights serves the
+/// whole batch.
 ///
-/// Workspace layout (bytes, 64-aligned; grown only for a bigger m or K, never per call):
+/// Workspace layout (bytes; grown only for a bigger m or K, never per call):
 /// | part | size |
 /// | --- | --- |
 /// | xq: int8 activations [m, kp] | m·kp |
-/// | xd: block scale per group of 4 [m, kp/4] f32 | m·kp |
-/// | xs: scale × group sum [m, kp/4] f32 | m·kp |
-/// | per task scratch × tasks | `pagoda_qgemm_scratch_bytes(m)` each |
+/// | xd: block scales [m, kp/32] f32 | m·kp/8 |
+/// | xs16: scale × half-block sums [m, kp/16] f32 | m·kp/4 |
+/// | xs32: scale × block sums [m, kp/32] f32 | m·kp/8 |
+/// | per task scratch × tasks, 64-aligned | `pagoda_qgemm_scratch_bytes(m)` each |
 /// kp = K rounded up to 64.
 public enum QuantizedGemm {
     /// The inner kernel: AVX512-VNNI, or the portable one every CPU runs.
@@ -39,27 +41,28 @@ public enum QuantizedGemm {
         let ldx = ldx ?? k, ldo = ldo ?? n
         if m == 0 || n == 0 { return }
         let kp = (k + 63) / 64 * 64
-        let quads = (n + 3) / 4
-        let tasks = min(quads, max(1, pool.threads * 4))
-        let quadsPerTask = (quads + tasks - 1) / tasks
-        let taskCount = (quads + quadsPerTask - 1) / quadsPerTask
-        let scratchBytes = Int(pagoda_qgemm_scratch_bytes(Int64(m)))
-        let activationBytes = 3 * m * kp
+        let tiles = (n + 15) / 16
+        let tasks = min(tiles, max(1, pool.threads * 4))
+        let tilesPerTask = (tiles + tasks - 1) / tasks
+        let taskCount = (tiles + tilesPerTask - 1) / tilesPerTask
+        let scratchBytes = (Int(pagoda_qgemm_scratch_bytes(Int64(m))) + 63) / 64 * 64
+        let activationBytes = (m * kp + m * kp / 2 + 63) / 64 * 64
         workspace.reserve((activationBytes + taskCount * scratchBytes) / 4)
         let raw = UnsafeMutableRawPointer(workspace.pointer)
         let xq = raw.assumingMemoryBound(to: Int8.self)
         let xd = (raw + m * kp).assumingMemoryBound(to: Float.self)
-        let xs = (raw + 2 * m * kp).assumingMemoryBound(to: Float.self)
+        let xs16 = xd + m * kp / 32
+        let xs32 = xs16 + m * kp / 16
         let scratch = raw + activationBytes
-        pagoda_quantize_activations_q8(x, Int64(ldx), Int64(m), Int64(k), Int64(kp), xq, xd, xs)
+        pagoda_quantize_activations_q8(x, Int64(ldx), Int64(m), Int64(k), Int64(kp), xq, xd, xs16, xs32)
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
         let type = w.dtype.quantKernelType
         pool.parallelFor(taskCount) { t in
-            let n0 = t * quadsPerTask * 4
-            let n1 = min(n, n0 + quadsPerTask * 4)
+            let n0 = t * tilesPerTask * 16
+            let n1 = min(n, n0 + tilesPerTask * 16)
             pagoda_qgemm_rows(
-                type, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs, Int64(m), Int64(kp), Int64(n0), Int64(n1), out,
-                Int64(ldo), scratch + t * scratchBytes, vnni)
+                type, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, Int64(m), Int64(kp), Int64(n0), Int64(n1),
+                out, Int64(ldo), scratch + t * scratchBytes, vnni)
         }
     }
 }

@@ -63,12 +63,12 @@ final class QuantizedGemmTests: XCTestCase {
     static let kernels: [QuantizedGemm.Kernel] =
         QuantizedGemm.bestKernel == .avx512VNNI ? [.avx512VNNI, .portable] : [.portable]
 
-    /// 32-weight formats: K of an odd number of blocks (a padded half tile), more than one 1024-weight chunk,
-    /// N odd and not a multiple of the 4-row tile, B = 1, 3, 16, 64.
+    /// 32-weight formats: K of an odd number of blocks (a padded half vector), more than one 512-weight chunk,
+    /// N odd and not a multiple of the 16-row tile, B = 1, 3, 16, 17, 64 (not multiples of the 8-row register tile).
     func test32BlockFormats() {
         for kernel in Self.kernels {
             for dtype in [WeightDType.q8_0, .q4_0, .q4_1] {
-                for (m, n, k) in [(1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64)] {
+                for (m, n, k) in [(1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544)] {
                     check(dtype, m: m, n: n, k: k, kernel: kernel)
                 }
             }
@@ -78,7 +78,7 @@ final class QuantizedGemmTests: XCTestCase {
     func testKQuantFormats() {
         for kernel in Self.kernels {
             for dtype in [WeightDType.q4_K, .q5_K, .q6_K] {
-                for (m, n, k) in [(1, 7, 256), (3, 5, 1280), (16, 6, 512), (64, 3, 256)] {
+                for (m, n, k) in [(1, 7, 256), (3, 5, 1280), (16, 6, 512), (64, 3, 256), (9, 33, 768)] {
                     check(dtype, m: m, n: n, k: k, kernel: kernel)
                 }
             }
@@ -133,15 +133,20 @@ final class QuantizedGemmTests: XCTestCase {
         let (q, d) = ReferenceKernels.quantizeActivationsQ8(x: x, m: m, k: k)
         let kp = 128
         var xq = [Int8](repeating: 1, count: m * kp)
-        var xd = [Float](repeating: 1, count: m * kp / 4), xs = xd
-        pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs)
+        var xd = [Float](repeating: 1, count: m * kp / 32), xs32 = xd
+        var xs16 = [Float](repeating: 1, count: m * kp / 16)
+        pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs16, &xs32)
         for r in 0..<m {
             for c in 0..<k { XCTAssertEqual(xq[r * kp + c], q[r * k + c], "r=\(r) c=\(c)") }
             for c in k..<kp { XCTAssertEqual(xq[r * kp + c], 0) }
-            for g in 0..<(k / 4) {
-                XCTAssertEqual(xd[r * kp / 4 + g], d[r * (k / 32) + g / 8])
-                let sum = (0..<4).reduce(0) { $0 + Int(q[r * k + 4 * g + $1]) }
-                XCTAssertEqual(xs[r * kp / 4 + g], d[r * (k / 32) + g / 8] * Float(sum))
+            for b in 0..<(k / 32) {
+                let scale = d[r * (k / 32) + b]
+                XCTAssertEqual(xd[r * kp / 32 + b], scale)
+                let half0 = (0..<16).reduce(0) { $0 + Int(q[r * k + 32 * b + $1]) }
+                let half1 = (16..<32).reduce(0) { $0 + Int(q[r * k + 32 * b + $1]) }
+                XCTAssertEqual(xs16[r * kp / 16 + 2 * b], scale * Float(half0))
+                XCTAssertEqual(xs16[r * kp / 16 + 2 * b + 1], scale * Float(half1))
+                XCTAssertEqual(xs32[r * kp / 32 + b], scale * Float(half0 + half1))
             }
         }
     }
@@ -149,7 +154,8 @@ final class QuantizedGemmTests: XCTestCase {
 
 /// `pagoda_quantize_activations_q8` on Swift arrays.
 func pagodaQuantizeActivations(
-    _ x: [Float], m: Int, k: Int, kp: Int, _ xq: inout [Int8], _ xd: inout [Float], _ xs: inout [Float]
+    _ x: [Float], m: Int, k: Int, kp: Int, _ xq: inout [Int8], _ xd: inout [Float], _ xs16: inout [Float],
+    _ xs32: inout [Float]
 ) {
-    pagoda_quantize_activations_q8(x, Int64(k), Int64(m), Int64(k), Int64(kp), &xq, &xd, &xs)
+    pagoda_quantize_activations_q8(x, Int64(k), Int64(m), Int64(k), Int64(kp), &xq, &xd, &xs16, &xs32)
 }
