@@ -358,6 +358,66 @@ static void apply_portable(int nc, int halves, const tile_t *t, const apply_args
     }
 }
 
+/// One weight row (Q8_0 / Q4_0 / Q4_1) against one activation row, for m ≤ GEMV_MAX_M: the row is streamed once,
+/// two blocks per vector (lanes 0–7 block j, 8–15 block j + 1), with no unpack into scratch (at m = 1 the tile's
+/// unpack and transpose would cost more than the dot products they serve). Same arithmetic per block as the tile
+/// kernel up to the order of the f32 sums.
+PAGODA_VNNI_TARGET static float gemv_row_vnni(int32_t type, const uint8_t *row, int64_t k, const int8_t *xq,
+                                              const float *xd, const float *xs32) {
+    const int64_t blocks = k / 32;
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps();
+    float accb = 0;
+    int64_t j = 0;
+    for (; j + 2 <= blocks; j += 2) {
+        __m512i v;
+        float d0, d1, m0, m1;
+        if (type == PAGODA_QTYPE_Q8_0) {
+            const uint8_t *b0 = row + j * 34, *b1 = b0 + 34;
+            v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+            v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+            scales_of_pair(b0, b1, &d0, &d1);
+            m0 = -128.0f * d0;
+            m1 = -128.0f * d1;
+        } else {
+            const int q41 = type == PAGODA_QTYPE_Q4_1;
+            const int64_t bytes = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
+            const uint8_t *b0 = row + j * bytes, *b1 = b0 + bytes;
+            const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
+            const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
+            const __m256i lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
+            const __m256i hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
+            v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            scales_of_pair(b0, b1, &d0, &d1);
+            if (q41) {
+                scales_of_pair(b0 + 2, b1 + 2, &m0, &m1);
+            } else {
+                m0 = -8.0f * d0;
+                m1 = -8.0f * d1;
+            }
+        }
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 32 * j)));
+        const __m512 sd = _mm512_insertf32x8(_mm512_set1_ps(d0 * xd[j]), _mm256_set1_ps(d1 * xd[j + 1]), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sd, acc);
+        accb = fmaf(m0, xs32[j], accb);
+        accb = fmaf(m1, xs32[j + 1], accb);
+    }
+    float sum = _mm512_reduce_add_ps(acc) + accb;
+    if (j < blocks) {  // an odd last block
+        uint8_t u[32];
+        float s8[8], b8[8];
+        unpack32(type, row, j, u, s8, b8);
+        int32_t dot = 0;
+        for (int i = 0; i < 32; i++) dot += u[i] * xq[32 * j + i];
+        sum = fmaf((float)dot, s8[0] * xd[j], sum);
+        sum = fmaf(b8[0], xs32[j], sum);
+    }
+    return sum;
+}
+
+#define GEMV_MAX_M 2
+
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
     // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
     return 2 * (int64_t)TR * KC + 2 * (int64_t)KC * 4 + m * TR * 4 + 64;
@@ -375,6 +435,13 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
     const uint8_t *wb = (const uint8_t *)w;
     const int halves = type == PAGODA_QTYPE_Q6_K;
     const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
+    if (paired && m <= GEMV_MAX_M) {
+        for (int64_t n = n0; n < n1; n++)
+            for (int64_t c = 0; c < m; c++)
+                out[c * ldo + n] = gemv_row_vnni(type, wb + n * row_bytes, k, xq + c * kp, xd + c * (kp / 32),
+                                                 xs32 + c * (kp / 32));
+        return;
+    }
     for (int64_t n = n0; n < n1; n += TR) {
         const int rows = n1 - n < TR ? (int)(n1 - n) : TR;
         for (int64_t k0 = 0; k0 < kp; k0 += KC) {

@@ -64,11 +64,12 @@ final class QuantizedGemmTests: XCTestCase {
         QuantizedGemm.bestKernel == .avx512VNNI ? [.avx512VNNI, .portable] : [.portable]
 
     /// 32-weight formats: K of an odd number of blocks (a padded half vector), more than one 512-weight chunk,
-    /// N odd and not a multiple of the 16-row tile, B = 1, 3, 16, 17, 64 (not multiples of the 8-row register tile).
+    /// N odd and not a multiple of the 16-row tile, B = 1, 2 (the streaming GEMV), 3, 16, 17, 64 (not multiples of the
+    /// 8-row register tile).
     func test32BlockFormats() {
         for kernel in Self.kernels {
             for dtype in [WeightDType.q8_0, .q4_0, .q4_1] {
-                for (m, n, k) in [(1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544)] {
+                for (m, n, k) in [(1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544), (2, 9, 160)] {
                     check(dtype, m: m, n: n, k: k, kernel: kernel)
                 }
             }
