@@ -200,6 +200,67 @@ PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *ro
     }
 }
 
+/// unpack32 for super-blocks sb0 ..< sb0 + count of a Q4_K / Q5_K / Q6_K row (256 weights each), 32 codes per vector
+/// operation, into row r of the tile from chunk-local block jl0 on; scales and minimums stay scalar (8 or 16 per
+/// super-block).
+PAGODA_VNNI_TARGET static void unpack_kquants_vnni(int32_t type, const uint8_t *row, int64_t sb0, int64_t count,
+                                                   tile_t *t, int r, int64_t jl0) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < count; i++) {
+        const int64_t jl = jl0 + 8 * i;
+        uint8_t *dst = t->rowu + r * KC + 32 * jl;
+        float s8[8] = {0}, b8[8] = {0};
+        if (type == PAGODA_QTYPE_Q6_K) {
+            const uint8_t *blk = row + (sb0 + i) * 210;
+            uint16_t hd;
+            memcpy(&hd, blk + 208, 2);
+            const float d = _cvtsh_ss(hd);
+            const int8_t *sc = (const int8_t *)(blk + 192);
+            for (int h = 0; h < 2; h++) {
+                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+                for (int g = 0; g < 4; g++) {
+                    const __m256i ql = (g & 1) ? ql1 : ql0;
+                    const __m256i lo = _mm256_and_si256(g >> 1 ? _mm256_srli_epi16(ql, 4) : ql, low4);
+                    const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), three), 4);
+                    _mm256_store_si256((__m256i *)(dst + 32 * (4 * h + g)), _mm256_or_si256(lo, hi));
+                    const float s0 = d * (float)sc[8 * h + 2 * g], s1 = d * (float)sc[8 * h + 2 * g + 1];
+                    s8[0] = s0;
+                    s8[4] = s1;
+                    b8[0] = -32.0f * s0;
+                    b8[4] = -32.0f * s1;
+                    put_scales(t, r, jl + 4 * h + g, s8, b8);
+                }
+            }
+            continue;
+        }
+        const int q5 = type == PAGODA_QTYPE_Q5_K;
+        const uint8_t *blk = row + (sb0 + i) * (q5 ? 176 : 144);
+        float d, dmin;
+        scales_of_pair(blk, blk + 2, &d, &dmin);
+        const uint8_t *qs = blk + (q5 ? 48 : 16);
+        const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if (q5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+            }
+            _mm256_store_si256((__m256i *)(dst + 32 * (2 * c)), lo);
+            _mm256_store_si256((__m256i *)(dst + 32 * (2 * c + 1)), hi);
+        }
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            k_scale_min(j, blk + 4, &sc, &mn);
+            s8[0] = s8[4] = d * (float)sc;
+            b8[0] = b8[4] = -(dmin * (float)mn);
+            put_scales(t, r, jl + j, s8, b8);
+        }
+    }
+}
+
 /// Moves the row-major codes of `groups` 4-byte groups into the lane-per-row layout (a 16 × groups transpose of
 /// 32-bit words), by gathers.
 PAGODA_VNNI_TARGET static void transpose_vnni(tile_t *t, int64_t groups) {
@@ -454,6 +515,10 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
                 if (paired && r < rows) {
                     unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, real / 2, &t, r);
                     jl = 2 * (real / 2);
+                } else if (use_vnni && !paired && r < rows) {
+                    // KC is a multiple of 256 and so is k: the chunk holds whole super-blocks.
+                    unpack_kquants_vnni(type, wb + (n + r) * row_bytes, k0 / 256, real / 8, &t, r, 0);
+                    jl = 8 * (real / 8);
                 }
                 for (; jl < kc / 32; jl++) {
                     uint8_t *u = t.rowu + r * KC + 32 * jl;
