@@ -14,6 +14,7 @@
 // activation bytes broadcast to all lanes advances 16 rows by 4 weights; NC ≤ 8 activation rows share each
 // loaded weight vector. Per scale group and activation row only four float operations remain (convert, scale
 // product, two FMAs), and the 16 results of a tile leave as one vector store: no horizontal sums.
+// At m ≤ 2 (batch-1 decode) Q8_0/Q4_0/Q4_1 rows are streamed instead (gemv_row_vnni): no unpack, no transpose.
 // The portable kernel (any CPU; compiled for the build's target) does the same arithmetic one lane at a time.
 #include "pagoda_quant.h"
 #include <immintrin.h>

@@ -7,7 +7,9 @@ import CPagodaKernels
 /// Work: the activation quantization (once per call, `m` rows), then weight rows split over the pool in
 /// multiples of 16; each task unpacks a 16-row × 512-weight tile once (transposed: one vector lane per row) and
 /// applies it to every activation row, 8 at a time (`gemm_quant.c`), so one pass over the weights serves the
-/// whole batch.
+/// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1 on the VNNI kernel, each weight row is instead streamed once
+/// against the activation rows with no unpack (batch-1 decode). The K-quants' unpack is vectorized only in the
+/// VNNI kernel; the portable kernel is scalar (correct, ~6 GFLOP/s: a fallback, not a tuned path).
 ///
 /// Workspace layout (bytes; grown only for a bigger m or K, never per call):
 /// | part | size |
