@@ -112,7 +112,7 @@ let package = Package(
             swiftSettings: numericSwift),
         // Tests mirror the modules one to one. scripts/check-imports.py checks that every target declares exactly
         // the modules it imports.
-        .testTarget(name: "PagodaKernelsTests", dependencies: ["PagodaKernels"], swiftSettings: numericSwift),
+        .testTarget(name: "PagodaKernelsTests", dependencies: ["CPagodaKernels", "PagodaKernels"], swiftSettings: numericSwift),
         .testTarget(name: "PagodaTokenizerTests", dependencies: ["PagodaTokenizer"]),
         .testTarget(name: "PagodaDistributedTests", dependencies: ["PagodaDistributed"]),
         .testTarget(name: "PagodaOpenAITests", dependencies: ["PagodaOpenAI"]),

@@ -16,6 +16,7 @@ public enum Gemm {
     ///   - workspace: scratch, grown to m × k floats when needed.
     ///   - precision: `.bfloat16` rounds the activations to bf16 and multiplies with AVX512-BF16 when the weights
     ///     are bf16, k is a multiple of 32 and the CPU has the instructions; float32 otherwise.
+    ///     Block-quantized weights (`w.dtype.isQuantized`) ignore it: they take `QuantizedGemm` (int8 activations).
     public static func run(
         x: UnsafePointer<Float>, m: Int, ldx: Int? = nil, weight w: WeightMatrix,
         out: UnsafeMutablePointer<Float>, ldo: Int? = nil, workspace: AlignedBuffer<Float>, pool: ThreadPool,
@@ -26,6 +27,10 @@ public enum Gemm {
         let ldx = ldx ?? k
         let ldo = ldo ?? n
         if m == 0 || n == 0 { return }
+        if w.dtype.isQuantized {
+            QuantizedGemm.run(x: x, m: m, ldx: ldx, weight: w, out: out, ldo: ldo, workspace: workspace, pool: pool)
+            return
+        }
         if precision == .bfloat16, w.dtype == .bf16, k % 32 == 0, hasAVX512BF16 {
             runBF16(x: x, m: m, ldx: ldx, weight: w, out: out, ldo: ldo, workspace: workspace, pool: pool)
             return
@@ -58,6 +63,7 @@ public enum Gemm {
             case (.f32, 1): for r in n0..<n1 { out[r] = dotStream(F32Loader.self, xq, k, w.row(r)) }
             case (.bf16, _): gemmRows(BF16Loader.self, xq, m, k, w, n0, n1, out, ldo)
             case (.f32, _): gemmRows(F32Loader.self, xq, m, k, w, n0, n1, out, ldo)
+            default: preconditionFailure("block-quantized weights go to QuantizedGemm")
             }
         }
     }

@@ -1,9 +1,56 @@
 /// Element type of a weight matrix as the GEMM reads it. f16 checkpoints are upcast to f32 at load.
+///
+/// The `q…` cases are ggml's block-quantized formats, used in place (byte tables in `QuantizedBlocks`): a row is
+/// a whole number of blocks of `blockSize` weights, `blockBytes` bytes each.
 public enum WeightDType: Sendable, Equatable {
     case bf16
     case f32
+    case q8_0, q4_0, q4_1, q4_K, q5_K, q6_K
 
-    public var byteSize: Int { self == .bf16 ? 2 : 4 }
+    /// Bytes per element; for block-quantized types rounded up to a whole byte (an upper bound; exact sizes:
+    /// `WeightMatrix.byteCount`).
+    public var byteSize: Int {
+        switch self {
+        case .bf16: return 2
+        case .f32: return 4
+        default: return (blockBytes + blockSize - 1) / blockSize
+        }
+    }
+
+    /// Weights per block: 1 for bf16/f32, 32 for Q8_0/Q4_0/Q4_1, 256 for the K-quants.
+    public var blockSize: Int {
+        switch self {
+        case .bf16, .f32: return 1
+        case .q8_0, .q4_0, .q4_1: return 32
+        case .q4_K, .q5_K, .q6_K: return 256
+        }
+    }
+
+    /// Bytes per block.
+    public var blockBytes: Int {
+        switch self {
+        case .bf16: return 2
+        case .f32: return 4
+        case .q8_0: return 34
+        case .q4_0: return 18
+        case .q4_1: return 20
+        case .q4_K: return 144
+        case .q5_K: return 176
+        case .q6_K: return 210
+        }
+    }
+
+    public var isQuantized: Bool { blockSize > 1 }
+
+    /// Bytes of `count` consecutive elements of a row (`count` a multiple of `blockSize`).
+    @inline(__always)
+    public func bytes(elements count: Int) -> Int {
+        switch self {
+        case .bf16: return count * 2
+        case .f32: return count * 4
+        default: return count / blockSize * blockBytes
+        }
+    }
 }
 
 /// A read-only view of a row-major weight matrix [rows, cols] (PyTorch `nn.Linear` layout [out, in]),
@@ -11,6 +58,10 @@ public enum WeightDType: Sendable, Equatable {
 ///
 /// `rowStride` (elements) may exceed `cols`: a column slice (row-parallel shard) is a view, not a copy.
 /// No alignment is assumed; kernels use unaligned loads.
+///
+/// Block-quantized matrices (`dtype.isQuantized`, e.g. a GGUF tensor in place: `base` = the tensor's first
+/// block, rows = ne[1], cols = ne[0]) keep `cols` and `rowStride` multiples of `dtype.blockSize`. Row slices
+/// take any range; column slices only ranges that start and end on a block boundary (`canSliceColumns`).
 public struct WeightMatrix: @unchecked Sendable {
     public var base: UnsafeRawPointer
     public var rows: Int
@@ -28,7 +79,14 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Start of row `r`.
     @inline(__always)
-    public func row(_ r: Int) -> UnsafeRawPointer { base + r * rowStride * dtype.byteSize }
+    public func row(_ r: Int) -> UnsafeRawPointer { base + r * rowBytes }
+
+    /// Bytes from one row to the next.
+    @inline(__always)
+    public var rowBytes: Int { dtype.bytes(elements: rowStride) }
+
+    /// Bytes of the weights this view reads (rows × cols; the gaps of a column slice excluded).
+    public var byteCount: Int { rows * dtype.bytes(elements: cols) }
 
     /// Rows `range` (column-parallel shard: a contiguous block of output features).
     public func slicingRows(_ range: Range<Int>) -> WeightMatrix {
@@ -37,11 +95,19 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 
     /// Columns `range` (row-parallel shard: a block of input features of every row).
+    /// For block-quantized matrices the range must start and end on block boundaries (`canSliceColumns`).
     public func slicingColumns(_ range: Range<Int>) -> WeightMatrix {
         precondition(range.lowerBound >= 0 && range.upperBound <= cols)
+        precondition(canSliceColumns(range), "column slice \(range) of a \(dtype) matrix is not on block boundaries")
         return WeightMatrix(
-            base: base + range.lowerBound * dtype.byteSize, rows: rows, cols: range.count, rowStride: rowStride,
+            base: base + dtype.bytes(elements: range.lowerBound), rows: rows, cols: range.count, rowStride: rowStride,
             dtype: dtype)
+    }
+
+    /// Whether `slicingColumns(range)` is allowed: always for bf16/f32; for block-quantized types when both ends
+    /// are multiples of `dtype.blockSize` (a block is never split).
+    public func canSliceColumns(_ range: Range<Int>) -> Bool {
+        range.lowerBound % dtype.blockSize == 0 && range.upperBound % dtype.blockSize == 0
     }
 
     /// Element (r, c) as Float (slow; for reference kernels, biases and embeddings).
@@ -50,6 +116,9 @@ public struct WeightMatrix: @unchecked Sendable {
         switch dtype {
         case .bf16: return BFloat16.toFloat(row(r).loadUnaligned(fromByteOffset: c * 2, as: UInt16.self))
         case .f32: return row(r).loadUnaligned(fromByteOffset: c * 4, as: Float.self)
+        default:
+            let block = row(r) + dtype.bytes(elements: c - c % dtype.blockSize)
+            return QuantizedBlocks.dequantize(dtype, block: block, index: c % dtype.blockSize)
         }
     }
 
@@ -62,6 +131,8 @@ public struct WeightMatrix: @unchecked Sendable {
             for c in 0..<cols { out[c] = BFloat16.toFloat(p.loadUnaligned(fromByteOffset: c * 2, as: UInt16.self)) }
         case .f32:
             for c in 0..<cols { out[c] = p.loadUnaligned(fromByteOffset: c * 4, as: Float.self) }
+        default:
+            QuantizedBlocks.dequantizeRow(dtype, p, count: cols, into: out)
         }
     }
 }

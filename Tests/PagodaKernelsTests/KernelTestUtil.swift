@@ -29,6 +29,7 @@ final class TestWeights {
             switch dtype {
             case .bf16: withUnsafeBytes(of: BFloat16.fromFloat(v).littleEndian) { b += $0 }
             case .f32: withUnsafeBytes(of: v.bitPattern.littleEndian) { b += $0 }
+            default: preconditionFailure("TestWeights holds bf16/f32; block-quantized test data: QuantTestBlocks")
             }
         }
         bytes = b + [0, 0, 0]  // an odd tail so views need not be aligned

@@ -3,6 +3,7 @@
 #ifndef CPAGODA_KERNELS_H
 #define CPAGODA_KERNELS_H
 #include <stdint.h>
+#include "pagoda_quant.h"
 
 /// Hints the CPU to bring the cache line at `p` into L2 (streaming weight rows far ahead of use; an L1 hint evicted lines before use).
 static inline void pagoda_prefetch(const void *p) { __builtin_prefetch(p, 0, 1); }

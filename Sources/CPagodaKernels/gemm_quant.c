@@ -1,0 +1,589 @@
+// GEMM with block-quantized weights (ggml layouts Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) and int8 activations.
+//
+// Every weight block is rewritten, as it is read, into one common form: 32 unsigned codes u (0..255) and, per
+// 16-weight half block h, a scale s and an offset b with w = s·u + b. Activations are quantized per 32-block
+// (x̂ = d·q, q int8), so a scale group's contribution is
+//     Σ w·x̂ = s · d · Σ u·q  +  b · (d · Σ q),
+// where Σ u·q is accumulated exactly in int32 by `vpdpbusd` (unsigned × signed bytes, four products per lane) and
+// d·Σ q was computed once per activation block (xs16 / xs32). Per-half scales cover Q6_K's 16-weight sub-blocks;
+// the other formats have one scale per 32 and use 32-weight groups (half the float work).
+//
+// Layout and loop order (batched decode reads each weight once from memory): the weights of a tile of TR = 16
+// rows and a chunk of KC weights are unpacked once into `scratch`, transposed so that one 64-byte vector holds
+// four consecutive codes of each of the 16 rows (lane r = row r). One vpdpbusd of that vector with four
+// activation bytes broadcast to all lanes advances 16 rows by 4 weights; NC ≤ 8 activation rows share each
+// loaded weight vector. Per scale group and activation row only four float operations remain (convert, scale
+// product, two FMAs), and the 16 results of a tile leave as one vector store: no horizontal sums.
+// At m ≤ 2 (batch-1 decode) Q8_0/Q4_0/Q4_1 rows are streamed instead (gemv_row_vnni): no unpack, no transpose.
+// The portable kernel (any CPU; compiled for the build's target) does the same arithmetic one lane at a time.
+#include "pagoda_quant.h"
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define TR 16
+#define TC 8
+#define KC 512
+
+#define PAGODA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")))
+
+int pagoda_cpu_has_avx512_vnni(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+/// IEEE binary16 bits → float (subnormals, infinities and NaN included).
+static inline float half_to_float(const uint8_t *p) {
+    uint32_t h = (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+    uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu, bits;
+    if (exp == 0) {
+        float f = (float)man * 5.9604644775390625e-8f;  // man · 2^-24
+        return sign ? -f : f;
+    }
+    bits = exp == 31 ? (sign | 0x7F800000u | (man << 13)) : (sign | ((exp + 112) << 23) | (man << 13));
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/// The 6-bit scale and minimum of sub-block j (0..7) from a Q4_K/Q5_K 12-byte `scales` field.
+static inline void k_scale_min(int j, const uint8_t *q, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static inline void fill8(float *p, float v) {
+    for (int i = 0; i < 8; i++) p[i] = v;
+}
+
+/// Writes 32-weight block j of `row` (weights 32j ..< 32j+32) as codes u[32] and per-group s[8], b[8].
+static void unpack32(int32_t type, const uint8_t *row, int64_t j, uint8_t *u, float *s, float *b) {
+    switch (type) {
+    case PAGODA_QTYPE_Q8_0: {
+        const uint8_t *blk = row + j * 34;
+        const float d = half_to_float(blk);
+        for (int i = 0; i < 32; i++) u[i] = blk[2 + i] ^ 0x80;  // int8 q → q + 128
+        fill8(s, d);
+        fill8(b, -128.0f * d);
+        return;
+    }
+    case PAGODA_QTYPE_Q4_0:
+    case PAGODA_QTYPE_Q4_1: {
+        const int q41 = type == PAGODA_QTYPE_Q4_1;
+        const uint8_t *blk = row + j * (q41 ? 20 : 18);
+        const uint8_t *qs = blk + (q41 ? 4 : 2);
+        const float d = half_to_float(blk);
+        for (int i = 0; i < 16; i++) {
+            u[i] = qs[i] & 0xF;
+            u[i + 16] = qs[i] >> 4;
+        }
+        fill8(s, d);
+        fill8(b, q41 ? half_to_float(blk + 2) : -8.0f * d);
+        return;
+    }
+    case PAGODA_QTYPE_Q4_K:
+    case PAGODA_QTYPE_Q5_K: {
+        const int q5 = type == PAGODA_QTYPE_Q5_K;
+        const uint8_t *blk = row + (j / 8) * (q5 ? 176 : 144);
+        const int sub = (int)(j % 8), shift = (sub & 1) * 4;
+        const uint8_t *qs = blk + (q5 ? 48 : 16) + (sub / 2) * 32;
+        int sc, mn;
+        k_scale_min(sub, blk + 4, &sc, &mn);
+        if (q5) {
+            const uint8_t *qh = blk + 16;
+            for (int i = 0; i < 32; i++) u[i] = (uint8_t)(((qs[i] >> shift) & 0xF) | (((qh[i] >> sub) & 1) << 4));
+        } else {
+            for (int i = 0; i < 32; i++) u[i] = (qs[i] >> shift) & 0xF;
+        }
+        fill8(s, half_to_float(blk) * (float)sc);
+        fill8(b, -(half_to_float(blk + 2) * (float)mn));
+        return;
+    }
+    case PAGODA_QTYPE_Q6_K: {
+        const uint8_t *blk = row + (j / 8) * 210;
+        const int t = (int)(j % 8), half = t / 4, g = t % 4;
+        const uint8_t *ql = blk + half * 64 + (g & 1) * 32, *qh = blk + 128 + half * 32;
+        const int8_t *sc = (const int8_t *)(blk + 192) + half * 8 + 2 * g;
+        const int lshift = (g >> 1) * 4, hshift = 2 * g;
+        const float d = half_to_float(blk + 208);
+        for (int i = 0; i < 32; i++) u[i] = (uint8_t)(((ql[i] >> lshift) & 0xF) | (((qh[i] >> hshift) & 3) << 4));
+        const float s0 = d * (float)sc[0], s1 = d * (float)sc[1];  // weights 0..15, 16..31
+        for (int i = 0; i < 4; i++) {
+            s[i] = s0;
+            s[i + 4] = s1;
+            b[i] = -32.0f * s0;
+            b[i + 4] = -32.0f * s1;
+        }
+        return;
+    }
+    default:
+        memset(u, 0, 32);
+        fill8(s, 0);
+        fill8(b, 0);
+    }
+}
+
+/// f16 scale fields of two blocks at a and b.
+PAGODA_VNNI_TARGET static inline void scales_of_pair(const uint8_t *a, const uint8_t *b, float *fa, float *fb) {
+    uint16_t ha, hb;
+    memcpy(&ha, a, 2);
+    memcpy(&hb, b, 2);
+    *fa = _cvtsh_ss(ha);
+    *fb = _cvtsh_ss(hb);
+}
+
+/// The unpacked weight tile of one chunk. `u`: KC/4 vectors of 64 bytes, vector g holding codes 4g ..< 4g+4 of
+/// rows 0..15 (row r at bytes 4r ..< 4r+4). `s`, `b`: KC/16 vectors of 16 floats, vector h the scale / offset of
+/// half block h of each row. `rowu`: the same codes row-major [TR][KC] before the transpose.
+typedef struct {
+    uint8_t *u, *rowu;
+    float *s, *b;
+} tile_t;
+
+/// Records the per-half scale and offset of 32-block jl (chunk-local) of tile row r from unpack32's groups.
+static inline void put_scales(tile_t *t, int r, int64_t jl, const float *s8, const float *b8) {
+    t->s[(2 * jl) * TR + r] = s8[0];
+    t->s[(2 * jl + 1) * TR + r] = s8[4];
+    t->b[(2 * jl) * TR + r] = b8[0];
+    t->b[(2 * jl + 1) * TR + r] = b8[4];
+}
+
+/// unpack32 for blocks j0 ..< j0 + 2·pairs of a Q8_0 / Q4_0 / Q4_1 row, two blocks per 64-byte vector, into row r of
+/// the tile (codes row-major at t->rowu + r·KC + 32·jl, scales per half). The K-quants take the scalar unpack32.
+PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *row, int64_t j0, int64_t pairs, tile_t *t,
+                                                 int r) {
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (int64_t p = 0; p < pairs; p++) {
+        const int64_t j = j0 + 2 * p, jl = 2 * p;
+        __m256i lo, hi;
+        float d0, d1, m0, m1;
+        __m512i v;
+        if (type == PAGODA_QTYPE_Q8_0) {
+            const uint8_t *b0 = row + j * 34, *b1 = b0 + 34;
+            lo = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+            hi = _mm256_loadu_si256((const __m256i *)(b1 + 2));
+            scales_of_pair(b0, b1, &d0, &d1);
+            m0 = -128.0f * d0;
+            m1 = -128.0f * d1;
+            v = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8((char)0x80));
+        } else {
+            const int q41 = type == PAGODA_QTYPE_Q4_1;
+            const int64_t bytes = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
+            const uint8_t *b0 = row + j * bytes, *b1 = b0 + bytes;
+            const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
+            const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
+            lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
+            hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
+            scales_of_pair(b0, b1, &d0, &d1);
+            if (q41) {
+                scales_of_pair(b0 + 2, b1 + 2, &m0, &m1);
+            } else {
+                m0 = -8.0f * d0;
+                m1 = -8.0f * d1;
+            }
+            v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
+        _mm512_store_si512((void *)(t->rowu + r * KC + 32 * jl), v);
+        const float s8a[8] = {d0, 0, 0, 0, d0}, b8a[8] = {m0, 0, 0, 0, m0};
+        const float s8b[8] = {d1, 0, 0, 0, d1}, b8b[8] = {m1, 0, 0, 0, m1};
+        put_scales(t, r, jl, s8a, b8a);
+        put_scales(t, r, jl + 1, s8b, b8b);
+    }
+}
+
+/// unpack32 for super-blocks sb0 ..< sb0 + count of a Q4_K / Q5_K / Q6_K row (256 weights each), 32 codes per vector
+/// operation, into row r of the tile from chunk-local block jl0 on; scales and minimums stay scalar (8 or 16 per
+/// super-block).
+PAGODA_VNNI_TARGET static void unpack_kquants_vnni(int32_t type, const uint8_t *row, int64_t sb0, int64_t count,
+                                                   tile_t *t, int r, int64_t jl0) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < count; i++) {
+        const int64_t jl = jl0 + 8 * i;
+        uint8_t *dst = t->rowu + r * KC + 32 * jl;
+        float s8[8] = {0}, b8[8] = {0};
+        if (type == PAGODA_QTYPE_Q6_K) {
+            const uint8_t *blk = row + (sb0 + i) * 210;
+            uint16_t hd;
+            memcpy(&hd, blk + 208, 2);
+            const float d = _cvtsh_ss(hd);
+            const int8_t *sc = (const int8_t *)(blk + 192);
+            for (int h = 0; h < 2; h++) {
+                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+                for (int g = 0; g < 4; g++) {
+                    const __m256i ql = (g & 1) ? ql1 : ql0;
+                    const __m256i lo = _mm256_and_si256(g >> 1 ? _mm256_srli_epi16(ql, 4) : ql, low4);
+                    const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), three), 4);
+                    _mm256_store_si256((__m256i *)(dst + 32 * (4 * h + g)), _mm256_or_si256(lo, hi));
+                    const float s0 = d * (float)sc[8 * h + 2 * g], s1 = d * (float)sc[8 * h + 2 * g + 1];
+                    s8[0] = s0;
+                    s8[4] = s1;
+                    b8[0] = -32.0f * s0;
+                    b8[4] = -32.0f * s1;
+                    put_scales(t, r, jl + 4 * h + g, s8, b8);
+                }
+            }
+            continue;
+        }
+        const int q5 = type == PAGODA_QTYPE_Q5_K;
+        const uint8_t *blk = row + (sb0 + i) * (q5 ? 176 : 144);
+        float d, dmin;
+        scales_of_pair(blk, blk + 2, &d, &dmin);
+        const uint8_t *qs = blk + (q5 ? 48 : 16);
+        const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if (q5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+            }
+            _mm256_store_si256((__m256i *)(dst + 32 * (2 * c)), lo);
+            _mm256_store_si256((__m256i *)(dst + 32 * (2 * c + 1)), hi);
+        }
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            k_scale_min(j, blk + 4, &sc, &mn);
+            s8[0] = s8[4] = d * (float)sc;
+            b8[0] = b8[4] = -(dmin * (float)mn);
+            put_scales(t, r, jl + j, s8, b8);
+        }
+    }
+}
+
+/// Moves the row-major codes of `groups` 4-byte groups into the lane-per-row layout (a 16 × groups transpose of
+/// 32-bit words), by gathers.
+PAGODA_VNNI_TARGET static void transpose_vnni(tile_t *t, int64_t groups) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(KC / 4));
+    const int *src = (const int *)t->rowu;
+    for (int64_t g = 0; g < groups; g++)
+        _mm512_store_si512((void *)(t->u + g * 64), _mm512_i32gather_epi32(idx, src + g, 4));
+}
+
+static void transpose_portable(tile_t *t, int64_t groups) {
+    for (int64_t g = 0; g < groups; g++)
+        for (int r = 0; r < TR; r++) memcpy(t->u + g * 64 + 4 * r, t->rowu + r * KC + 4 * g, 4);
+}
+
+void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t k, int64_t kp, int8_t *xq,
+                                    float *xd, float *xs16, float *xs32) {
+    for (int64_t r = 0; r < m; r++) {
+        const float *src = x + r * ldx;
+        int8_t *q = xq + r * kp;
+        float *d = xd + r * (kp / 32), *s16 = xs16 + r * (kp / 16), *s32 = xs32 + r * (kp / 32);
+        for (int64_t blk = 0; blk < kp / 32; blk++) {
+            int8_t *qb = q + blk * 32;
+            if (blk * 32 >= k) {
+                memset(qb, 0, 32);
+                d[blk] = s32[blk] = s16[2 * blk] = s16[2 * blk + 1] = 0;
+                continue;
+            }
+            const float *xb = src + blk * 32;
+            float amax = 0;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+            const float scale = amax / 127.0f, id = scale != 0.0f ? 1.0f / scale : 0.0f;
+            int sum0 = 0, sum1 = 0;
+            for (int i = 0; i < 32; i++) qb[i] = (int8_t)roundf(xb[i] * id);
+            for (int i = 0; i < 16; i++) {
+                sum0 += qb[i];
+                sum1 += qb[16 + i];
+            }
+            d[blk] = scale;
+            s16[2 * blk] = scale * (float)sum0;
+            s16[2 * blk + 1] = scale * (float)sum1;
+            s32[blk] = scale * (float)(sum0 + sum1);
+        }
+    }
+}
+
+/// Per-call arguments of the apply step for activation rows c0 ..< c0 + nc over chunk [k0, k0 + kc).
+typedef struct {
+    const int8_t *xq;
+    const float *xd, *xs16, *xs32;
+    int64_t kp, k0, kc, c0;
+    float *acc;  // parked accumulators between chunks: [m][TR] floats
+    int first, last, rows;
+    float *out;
+    int64_t ldo, n;
+} apply_args_t;
+
+static inline int32_t load_i32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/// NC activation rows × the 16-row tile; G = 4 (16-weight scale groups, Q6_K) or 8 (32-weight groups).
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_n(const int NC, const int G,
+                                                                                  const tile_t *t,
+                                                                                  const apply_args_t *a) {
+    __m512 acc[TC];
+    const int8_t *xq[TC];
+    const float *xd[TC], *xs[TC];
+    for (int c = 0; c < NC; c++) {
+        const int64_t row = a->c0 + c;
+        acc[c] = a->first ? _mm512_setzero_ps() : _mm512_load_ps(a->acc + row * TR);
+        xq[c] = a->xq + row * a->kp + a->k0;
+        xd[c] = a->xd + row * (a->kp / 32) + a->k0 / 32;
+        xs[c] = G == 4 ? a->xs16 + row * (a->kp / 16) + a->k0 / 16 : a->xs32 + row * (a->kp / 32) + a->k0 / 32;
+    }
+    const int64_t groups = a->kc / (4 * G);
+    for (int64_t sg = 0; sg < groups; sg++) {
+        __m512i dot[TC];
+        for (int c = 0; c < NC; c++) dot[c] = _mm512_setzero_si512();
+        for (int g = 0; g < G; g++) {
+            const int64_t w4 = sg * G + g;
+            const __m512i u = _mm512_load_si512((const void *)(t->u + w4 * 64));
+            for (int c = 0; c < NC; c++) dot[c] = _mm512_dpbusd_epi32(dot[c], u, _mm512_set1_epi32(load_i32(xq[c] + 4 * w4)));
+        }
+        const int64_t half = sg * (G / 4), blk = sg * G / 8;
+        const __m512 s = _mm512_load_ps(t->s + half * TR), b = _mm512_load_ps(t->b + half * TR);
+        for (int c = 0; c < NC; c++) {
+            const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(xd[c][blk]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), sd, acc[c]);
+            acc[c] = _mm512_fmadd_ps(b, _mm512_set1_ps(xs[c][sg]), acc[c]);
+        }
+    }
+    const __mmask16 mask = (__mmask16)((1u << a->rows) - 1);
+    for (int c = 0; c < NC; c++) {
+        const int64_t row = a->c0 + c;
+        if (a->last) {
+            _mm512_mask_storeu_ps(a->out + row * a->ldo + a->n, mask, acc[c]);
+        } else {
+            _mm512_store_ps(a->acc + row * TR, acc[c]);
+        }
+    }
+}
+
+#define APPLY_CASES(G)                                   \
+    switch (nc) {                                        \
+    case 8: apply_vnni_n(8, G, t, a); break;             \
+    case 7: apply_vnni_n(7, G, t, a); break;             \
+    case 6: apply_vnni_n(6, G, t, a); break;             \
+    case 5: apply_vnni_n(5, G, t, a); break;             \
+    case 4: apply_vnni_n(4, G, t, a); break;             \
+    case 3: apply_vnni_n(3, G, t, a); break;             \
+    case 2: apply_vnni_n(2, G, t, a); break;             \
+    default: apply_vnni_n(1, G, t, a); break;            \
+    }
+
+PAGODA_VNNI_TARGET static void apply_vnni(int nc, int halves, const tile_t *t, const apply_args_t *a) {
+    if (halves) {
+        APPLY_CASES(4)
+    } else {
+        APPLY_CASES(8)
+    }
+}
+
+/// The same arithmetic as apply_vnni, one row (lane) at a time, accumulators in scratch.
+static void apply_portable(int nc, int halves, const tile_t *t, const apply_args_t *a) {
+    const int G = halves ? 4 : 8;
+    const int64_t groups = a->kc / (4 * G);
+    for (int c = 0; c < nc; c++) {
+        const int64_t row = a->c0 + c;
+        const int8_t *xq = a->xq + row * a->kp + a->k0;
+        const float *xd = a->xd + row * (a->kp / 32) + a->k0 / 32;
+        const float *xs = halves ? a->xs16 + row * (a->kp / 16) + a->k0 / 16 : a->xs32 + row * (a->kp / 32) + a->k0 / 32;
+        for (int r = 0; r < TR; r++) {
+            float acc = a->first ? 0.0f : a->acc[row * TR + r];
+            for (int64_t sg = 0; sg < groups; sg++) {
+                int32_t dot = 0;
+                for (int g = 0; g < G; g++) {
+                    const int64_t w4 = sg * G + g;
+                    const uint8_t *u = t->u + w4 * 64 + 4 * r;
+                    const int8_t *q = xq + 4 * w4;
+                    dot += u[0] * q[0] + u[1] * q[1] + u[2] * q[2] + u[3] * q[3];
+                }
+                const int64_t half = sg * (G / 4), blk = sg * G / 8;
+                const float sd = t->s[half * TR + r] * xd[blk];
+                acc = fmaf((float)dot, sd, acc);
+                acc = fmaf(t->b[half * TR + r], xs[sg], acc);
+            }
+            if (!a->last) {
+                a->acc[row * TR + r] = acc;
+            } else if (r < a->rows) {
+                a->out[row * a->ldo + a->n + r] = acc;
+            }
+        }
+    }
+}
+
+/// One weight row (Q8_0 / Q4_0 / Q4_1) against one activation row, for m ≤ GEMV_MAX_M: the row is streamed once,
+/// two blocks per vector (lanes 0–7 block j, 8–15 block j + 1), with no unpack into scratch (at m = 1 the tile's
+/// unpack and transpose would cost more than the dot products they serve). Same arithmetic per block as the tile
+/// kernel up to the order of the f32 sums.
+PAGODA_VNNI_TARGET static float gemv_row_vnni(int32_t type, const uint8_t *row, int64_t k, const int8_t *xq,
+                                              const float *xd, const float *xs32) {
+    const int64_t blocks = k / 32;
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps(), accb16 = _mm512_setzero_ps();
+    float accb = 0;
+    int64_t j = 0;
+    // Groups of 16 blocks: their f16 scales (and Q4_1 minimums) gathered and converted at once, multiplied by the
+    // 16 activation scales in one vector, then handed to each pair of blocks by a permute.
+    const int q41 = type == PAGODA_QTYPE_Q4_1;
+    const int64_t bytes = type == PAGODA_QTYPE_Q8_0 ? 34 : (q41 ? 20 : 18);
+    const int qoff = type == PAGODA_QTYPE_Q8_0 ? 2 : (q41 ? 4 : 2);
+    const float offset = type == PAGODA_QTYPE_Q8_0 ? -128.0f : -8.0f;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i gatherIndex = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)bytes));
+    const __m512i pairBase = _mm512_srli_epi32(lane, 3);  // [0 × 8, 1 × 8]
+    for (; j + 16 <= blocks; j += 16) {
+        const uint8_t *g0 = row + j * bytes;
+        const __m512 ws = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherIndex, g0, 1)));
+        const __m512 bw = q41 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherIndex, g0 + 2, 1)))
+                              : _mm512_mul_ps(ws, _mm512_set1_ps(offset));
+        const __m512 sd = _mm512_mul_ps(ws, _mm512_loadu_ps(xd + j));
+        accb16 = _mm512_fmadd_ps(bw, _mm512_loadu_ps(xs32 + j), accb16);
+        for (int p = 0; p < 8; p++) {
+            const uint8_t *b0 = g0 + 2 * p * bytes, *b1 = b0 + bytes;
+            __m512i v;
+            if (type == PAGODA_QTYPE_Q8_0) {
+                v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+                v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+            } else {
+                const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
+                const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
+                const __m256i lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
+                const __m256i hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
+                v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            }
+            const __m512i dot =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 32 * (j + 2 * p))));
+            const __m512 sdp = _mm512_permutexvar_ps(_mm512_add_epi32(pairBase, _mm512_set1_epi32(2 * p)), sd);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sdp, acc);
+        }
+    }
+    accb += _mm512_reduce_add_ps(accb16);
+    for (; j + 2 <= blocks; j += 2) {
+        __m512i v;
+        float d0, d1, m0, m1;
+        if (type == PAGODA_QTYPE_Q8_0) {
+            const uint8_t *b0 = row + j * 34, *b1 = b0 + 34;
+            v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+            v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+            scales_of_pair(b0, b1, &d0, &d1);
+            m0 = -128.0f * d0;
+            m1 = -128.0f * d1;
+        } else {
+            const uint8_t *b0 = row + j * bytes, *b1 = b0 + bytes;
+            const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
+            const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
+            const __m256i lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
+            const __m256i hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
+            v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            scales_of_pair(b0, b1, &d0, &d1);
+            if (q41) {
+                scales_of_pair(b0 + 2, b1 + 2, &m0, &m1);
+            } else {
+                m0 = -8.0f * d0;
+                m1 = -8.0f * d1;
+            }
+        }
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 32 * j)));
+        const __m512 sd = _mm512_insertf32x8(_mm512_set1_ps(d0 * xd[j]), _mm256_set1_ps(d1 * xd[j + 1]), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sd, acc);
+        accb = fmaf(m0, xs32[j], accb);
+        accb = fmaf(m1, xs32[j + 1], accb);
+    }
+    float sum = _mm512_reduce_add_ps(acc) + accb;
+    if (j < blocks) {  // an odd last block
+        uint8_t u[32];
+        float s8[8], b8[8];
+        unpack32(type, row, j, u, s8, b8);
+        int32_t dot = 0;
+        for (int i = 0; i < 32; i++) dot += u[i] * xq[32 * j + i];
+        sum = fmaf((float)dot, s8[0] * xd[j], sum);
+        sum = fmaf(b8[0], xs32[j], sum);
+    }
+    return sum;
+}
+
+#define GEMV_MAX_M 2
+
+int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
+    // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
+    return 2 * (int64_t)TR * KC + 2 * (int64_t)KC * 4 + m * TR * 4 + 64;
+}
+
+void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
+                       const float *xs16, const float *xs32, int64_t m, int64_t kp, int64_t n0, int64_t n1, float *out,
+                       int64_t ldo, void *scratch, int32_t use_vnni) {
+    tile_t t;
+    t.rowu = (uint8_t *)scratch;
+    t.u = t.rowu + TR * KC;
+    t.s = (float *)(t.u + TR * KC);
+    t.b = t.s + KC;
+    float *acc = t.b + KC;
+    const uint8_t *wb = (const uint8_t *)w;
+    const int halves = type == PAGODA_QTYPE_Q6_K;
+    const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
+    if (paired && m <= GEMV_MAX_M) {
+        for (int64_t n = n0; n < n1; n++)
+            for (int64_t c = 0; c < m; c++)
+                out[c * ldo + n] = gemv_row_vnni(type, wb + n * row_bytes, k, xq + c * kp, xd + c * (kp / 32),
+                                                 xs32 + c * (kp / 32));
+        return;
+    }
+    for (int64_t n = n0; n < n1; n += TR) {
+        const int rows = n1 - n < TR ? (int)(n1 - n) : TR;
+        for (int64_t k0 = 0; k0 < kp; k0 += KC) {
+            const int64_t kc = kp - k0 < KC ? kp - k0 : KC;
+            // Unpack the tile's chunk once; rows past n1 and blocks past k contribute zero.
+            int64_t real = (k - k0) / 32;
+            if (real > kc / 32) real = kc / 32;
+            for (int r = 0; r < TR; r++) {
+                int64_t jl = 0;
+                if (paired && r < rows) {
+                    unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, real / 2, &t, r);
+                    jl = 2 * (real / 2);
+                } else if (use_vnni && !paired && r < rows) {
+                    // KC is a multiple of 256 and so is k: the chunk holds whole super-blocks.
+                    unpack_kquants_vnni(type, wb + (n + r) * row_bytes, k0 / 256, real / 8, &t, r, 0);
+                    jl = 8 * (real / 8);
+                }
+                for (; jl < kc / 32; jl++) {
+                    uint8_t *u = t.rowu + r * KC + 32 * jl;
+                    float s8[8], b8[8];
+                    if (r < rows && jl < real) {
+                        unpack32(type, wb + (n + r) * row_bytes, k0 / 32 + jl, u, s8, b8);
+                    } else {
+                        memset(u, 0, 32);
+                        fill8(s8, 0);
+                        fill8(b8, 0);
+                    }
+                    put_scales(&t, r, jl, s8, b8);
+                }
+            }
+            if (use_vnni) {
+                transpose_vnni(&t, kc / 4);
+            } else {
+                transpose_portable(&t, kc / 4);
+            }
+            apply_args_t a = {xq, xd, xs16, xs32, kp, k0, kc, 0, acc, k0 == 0, k0 + kc >= kp, rows, out, ldo, n};
+            for (int64_t c = 0; c < m; c += TC) {
+                a.c0 = c;
+                const int nc = m - c < TC ? (int)(m - c) : TC;
+                if (use_vnni) {
+                    apply_vnni(nc, halves, &t, &a);
+                } else {
+                    apply_portable(nc, halves, &t, &a);
+                }
+            }
+        }
+    }
+}

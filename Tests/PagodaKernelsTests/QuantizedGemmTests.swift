@@ -1,0 +1,162 @@
+import CPagodaKernels
+import XCTest
+@testable import PagodaKernels
+
+/// `QuantizedGemm` (both kernels) against its naive twins, for every block type.
+///
+/// Tolerances, per output y[r, n]:
+/// - against `ReferenceKernels.gemmQuantizedActivations` (same int8 activations, Double accumulation):
+///   |Δ| ≤ 2e-5 · Σ|w·x̂| + 1e-5 — only float32 rounding of the per-group scaled sums differs.
+/// - against the float product of the dequantized weights (`ReferenceKernels.gemm`, unquantized x):
+///   |Δ| ≤ Σ_c |w[n, c]| · d_b(c) / 2 + the tight tolerance, where d_b = max|x_block| / 127 — rounding an
+///   activation to the int8 grid moves it by at most half a step.
+final class QuantizedGemmTests: XCTestCase {
+    func check(
+        _ dtype: WeightDType, m: Int, n: Int, k: Int, threads: Int = 2, kernel: QuantizedGemm.Kernel,
+        slice: Bool = false, viaGemm: Bool = false, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let seed = UInt64(m * 1_000_003 + n * 1009 + k) ^ UInt64(dtype.blockBytes)
+        let bs = dtype.blockSize
+        // Sliced: rows 1..<n+1 and columns [bs, bs + k) of a bigger matrix (a TP shard of each kind).
+        let stored = QuantTestMatrix(
+            dtype: dtype, rows: slice ? n + 2 : n, cols: slice ? k + 2 * bs : k, seed: seed)
+        let w = slice ? stored.matrix.slicingRows(1..<(n + 1)).slicingColumns(bs..<(bs + k)) : stored.matrix
+        var rng = SeededRandom(seed)
+        let x = (0..<(m * k)).map { i in rng.next() * (i % 7 == 0 ? 3 : 1) }
+        let out: [Float]
+        if viaGemm {
+            var o = [Float](repeating: .nan, count: m * n)
+            let pool = ThreadPool(threads: threads)
+            x.withUnsafeBufferPointer { xp in
+                o.withUnsafeMutableBufferPointer { op in
+                    Gemm.run(
+                        x: xp.baseAddress!, m: m, weight: w, out: op.baseAddress!, workspace: AlignedBuffer<Float>(),
+                        pool: pool)
+                }
+            }
+            out = o
+        } else {
+            out = runQuantizedGemm(x: x, m: m, weight: w, threads: threads, kernel: kernel)
+        }
+        let (refQ, magnitude) = ReferenceKernels.gemmQuantizedActivations(x: x, m: m, weight: w)
+        let refF = ReferenceKernels.gemm(x: x, m: m, weight: w)
+        let (_, d) = ReferenceKernels.quantizeActivationsQ8(x: x, m: m, k: k)
+        var worstTight: Float = 0, worstLoose: Float = 0
+        for r in 0..<m {
+            for j in 0..<n {
+                let i = r * n + j
+                let tight = 2e-5 * magnitude[i] + 1e-5
+                var bound: Float = 0
+                for c in 0..<k { bound += abs(w.element(j, c)) * d[r * (k / 32) + c / 32] / 2 }
+                let dq = abs(out[i] - refQ[i]), df = abs(out[i] - refF[i])
+                worstTight = max(worstTight, dq / tight)
+                worstLoose = max(worstLoose, df / (bound * 1.0001 + tight))
+            }
+        }
+        let what = "\(dtype) m=\(m) n=\(n) k=\(k) threads=\(threads) \(kernel) slice=\(slice)"
+        XCTAssertLessThanOrEqual(worstTight, 1, "vs int8-activation reference: \(what)", file: file, line: line)
+        XCTAssertLessThanOrEqual(worstLoose, 1, "vs float reference: \(what)", file: file, line: line)
+        XCTAssertFalse(out.contains { $0.isNaN }, what, file: file, line: line)
+        withExtendedLifetime(stored) {}
+    }
+
+    static let kernels: [QuantizedGemm.Kernel] =
+        QuantizedGemm.bestKernel == .avx512VNNI ? [.avx512VNNI, .portable] : [.portable]
+
+    /// 32-weight formats: K of an odd number of blocks (a padded half vector), more than one 512-weight chunk,
+    /// N odd and not a multiple of the 16-row tile, B = 1, 2 (the streaming GEMV), 3, 16, 17, 64 (not multiples of the
+    /// 8-row register tile).
+    func test32BlockFormats() {
+        for kernel in Self.kernels {
+            for dtype in [WeightDType.q8_0, .q4_0, .q4_1] {
+                for (m, n, k) in [(1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544), (2, 9, 160), (1, 5, 1120)] {
+                    check(dtype, m: m, n: n, k: k, kernel: kernel)
+                }
+            }
+        }
+    }
+
+    func testKQuantFormats() {
+        for kernel in Self.kernels {
+            for dtype in [WeightDType.q4_K, .q5_K, .q6_K] {
+                for (m, n, k) in [(1, 7, 256), (3, 5, 1280), (16, 6, 512), (64, 3, 256), (9, 33, 768)] {
+                    check(dtype, m: m, n: n, k: k, kernel: kernel)
+                }
+            }
+        }
+    }
+
+    /// Tensor-parallel views: a row range and a block-aligned column range; one thread; through `Gemm.run`.
+    func testSlicesSingleThreadAndGemmDispatch() {
+        for dtype in allQuantTypes {
+            let k = dtype.blockSize * 2
+            check(dtype, m: 3, n: 6, k: k, threads: 1, kernel: QuantizedGemm.bestKernel, slice: true)
+            check(dtype, m: 5, n: 7, k: k, kernel: QuantizedGemm.bestKernel, viaGemm: true)
+        }
+    }
+
+    func testColumnSlicesMustBeBlockAligned() {
+        let stored = QuantTestMatrix(dtype: .q4_0, rows: 2, cols: 128, seed: 1)
+        let w = stored.matrix
+        XCTAssertTrue(w.canSliceColumns(32..<96))
+        XCTAssertFalse(w.canSliceColumns(16..<96))
+        XCTAssertFalse(w.canSliceColumns(0..<40))
+        let sliced = w.slicingColumns(64..<128)
+        XCTAssertEqual(sliced.element(1, 3), w.element(1, 67))
+        XCTAssertEqual(w.byteCount, 2 * 4 * 18)
+        XCTAssertEqual(sliced.byteCount, 2 * 2 * 18)
+        XCTAssertEqual(w.rowBytes, 72)
+        withExtendedLifetime(stored) {}
+    }
+
+    /// One workspace reused across shapes that grow and shrink gives the same results as fresh ones.
+    func testWorkspaceReuse() {
+        let ws = AlignedBuffer<Float>()
+        let stored = QuantTestMatrix(dtype: .q8_0, rows: 9, cols: 320, seed: 7)
+        let w = stored.matrix
+        var rng = SeededRandom(3)
+        for m in [16, 1, 64, 3] {
+            let x = rng.floats(m * 320)
+            let reused = runQuantizedGemm(x: x, m: m, weight: w, threads: 2, kernel: QuantizedGemm.bestKernel, workspace: ws)
+            let fresh = runQuantizedGemm(x: x, m: m, weight: w, threads: 2, kernel: QuantizedGemm.bestKernel)
+            XCTAssertEqual(reused, fresh, "m=\(m)")
+        }
+        withExtendedLifetime(stored) {}
+    }
+
+    /// The activation quantizer in C equals its Swift twin (identical int8 codes and scales).
+    func testActivationQuantizationMatchesTwin() {
+        var rng = SeededRandom(11)
+        let (m, k) = (3, 96)
+        var x = rng.floats(m * k)
+        x[5] = 0.5  // exact halves round away from zero
+        for i in 32..<64 { x[i] = 0 }  // an all-zero block: d = 0, q = 0
+        let (q, d) = ReferenceKernels.quantizeActivationsQ8(x: x, m: m, k: k)
+        let kp = 128
+        var xq = [Int8](repeating: 1, count: m * kp)
+        var xd = [Float](repeating: 1, count: m * kp / 32), xs32 = xd
+        var xs16 = [Float](repeating: 1, count: m * kp / 16)
+        pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs16, &xs32)
+        for r in 0..<m {
+            for c in 0..<k { XCTAssertEqual(xq[r * kp + c], q[r * k + c], "r=\(r) c=\(c)") }
+            for c in k..<kp { XCTAssertEqual(xq[r * kp + c], 0) }
+            for b in 0..<(k / 32) {
+                let scale = d[r * (k / 32) + b]
+                XCTAssertEqual(xd[r * kp / 32 + b], scale)
+                let half0 = (0..<16).reduce(0) { $0 + Int(q[r * k + 32 * b + $1]) }
+                let half1 = (16..<32).reduce(0) { $0 + Int(q[r * k + 32 * b + $1]) }
+                XCTAssertEqual(xs16[r * kp / 16 + 2 * b], scale * Float(half0))
+                XCTAssertEqual(xs16[r * kp / 16 + 2 * b + 1], scale * Float(half1))
+                XCTAssertEqual(xs32[r * kp / 32 + b], scale * Float(half0 + half1))
+            }
+        }
+    }
+}
+
+/// `pagoda_quantize_activations_q8` on Swift arrays.
+func pagodaQuantizeActivations(
+    _ x: [Float], m: Int, k: Int, kp: Int, _ xq: inout [Int8], _ xd: inout [Float], _ xs16: inout [Float],
+    _ xs32: inout [Float]
+) {
+    pagoda_quantize_activations_q8(x, Int64(k), Int64(m), Int64(k), Int64(kp), &xq, &xd, &xs16, &xs32)
+}
