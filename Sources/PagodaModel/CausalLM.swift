@@ -56,19 +56,23 @@ public final class CausalLM {
     public init(
         directory: String, parallelism: ModelParallelism = .single, threadPool: ThreadPool, maxModelLen: Int? = nil
     ) throws {
-        let config = try ModelConfig.load(directory: directory, maxModelLen: maxModelLen)
+        // A GGUF file (or a folder holding one): config, tokenizer and weights all come from it.
+        let ggufPath = try GGUFFile.modelFile(at: directory)
+        let gguf = try ggufPath.map { try GGUFFile(path: $0) }
+        let config = try gguf.map { try ModelConfig.load(gguf: $0, maxModelLen: maxModelLen) }
+            ?? ModelConfig.load(directory: directory, maxModelLen: maxModelLen)
         try parallelism.validate()
         self.config = config
         self.parallelism = parallelism
         self.threadPool = threadPool
         plan = try ShardPlan(config: config, tpRank: parallelism.tpRank, tpSize: parallelism.tpSize)
         layerRange = try parallelism.layerRange(numLayers: config.numHiddenLayers)
-        eosTokenIds = CausalLM.readEosTokenIds(directory: directory) ?? config.eosTokenIds
+        eosTokenIds = (gguf == nil ? CausalLM.readEosTokenIds(directory: directory) : nil) ?? config.eosTokenIds
         rope = RotaryEmbedding(
             headDim: plan.headDim, theta: config.resolvedRopeTheta,
-            scaling: try config.ropeScalingKind(path: (directory as NSString).appendingPathComponent("config.json")))
+            scaling: try config.ropeScalingKind(path: ggufPath ?? (directory as NSString).appendingPathComponent("config.json")))
 
-        store = try WeightStore(directory: directory)
+        store = try gguf.map { WeightStore(gguf: $0, config: config) } ?? WeightStore(directory: directory)
         let h = config.hiddenSize, vocab = config.vocabSize
         let needsEmbedding = parallelism.isFirstStage || (parallelism.isLastStage && config.resolvedTieWordEmbeddings)
         let fullEmbedding = needsEmbedding ? try store.matrix("model.embed_tokens.weight", shape: [vocab, h]) : nil
@@ -95,7 +99,7 @@ public final class CausalLM {
     }
 
     private func computeWeightBytes() -> Int {
-        func b(_ w: WeightMatrix) -> Int { w.rows * w.cols * w.dtype.byteSize }
+        func b(_ w: WeightMatrix) -> Int { w.byteCount }
         var total = lmHead.map(b) ?? 0
         for l in layers {
             total += b(l.qProj) + b(l.kProj) + b(l.vProj) + b(l.oProj)

@@ -2,19 +2,37 @@ import Foundation
 import PagodaKernels
 
 /// All tensors of a model folder: one `model.safetensors`, or shards listed by
-/// `model.safetensors.index.json` (`weight_map`: name -> file), every file memory-mapped.
+/// `model.safetensors.index.json` (`weight_map`: name -> file), every file memory-mapped — or of one GGUF
+/// file (`init(gguf:config:)`), looked up by their Hugging Face names.
 ///
-/// Hands out `WeightMatrix` views into the mappings (bf16/f32 directly; f16 upcast once into owned f32
-/// memory) after checking shapes, so a wrong checkpoint is an error naming the tensor and file.
+/// Hands out `WeightMatrix` views into the mappings (bf16/f32 and the ggml block-quantized types directly;
+/// f16 upcast once into owned f32 memory) after checking shapes, so a wrong checkpoint is an error naming the
+/// tensor and file. GGUF llama/mistral Q and K projections come back in the Hugging Face row order: their
+/// rows (whole quantized blocks) are copied once in that order — bytes moved, never dequantized.
 public final class WeightStore: @unchecked Sendable {
     public let directory: String
+    private let gguf: GGUFFile?
+    private let ggufConfig: ModelConfig?
+    /// Row-reordered copies of GGUF tensors (kept alive here).
+    private var ownedBytes: [UnsafeMutableRawPointer] = []
     private var files: [String: SafetensorsFile] = [:]
     private var location: [String: String] = [:]  // tensor name -> file name
     /// f16 tensors upcast to f32 (kept alive here).
     private var owned: [AlignedBuffer<Float>] = []
 
+    /// The tensors of a GGUF file, whose metadata gave `config`.
+    public init(gguf: GGUFFile, config: ModelConfig) {
+        directory = gguf.path
+        self.gguf = gguf
+        ggufConfig = config
+    }
+
+    deinit { for p in ownedBytes { p.deallocate() } }
+
     public init(directory: String) throws {
         self.directory = directory
+        gguf = nil
+        ggufConfig = nil
         let fm = FileManager.default
         let index = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
         if fm.fileExists(atPath: index) {
@@ -47,7 +65,10 @@ public final class WeightStore: @unchecked Sendable {
         }
     }
 
-    public func contains(_ name: String) -> Bool { location[name] != nil }
+    public func contains(_ name: String) -> Bool {
+        if let gguf, let config = ggufConfig { return gguf.tensor(forHF: name, modelType: config.modelType) != nil }
+        return location[name] != nil
+    }
 
     /// Where a tensor was looked for, for error messages.
     private var searchDescription: String {
@@ -66,6 +87,7 @@ public final class WeightStore: @unchecked Sendable {
 
     /// A 2-D weight [rows, cols] checked against `shape`.
     public func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
+        if let gguf, let config = ggufConfig { return try ggufMatrix(name, shape: shape, file: gguf, config: config) }
         let (f, info) = try self.info(name)
         guard info.shape == shape else {
             throw ModelLoadError.wrongShape(name: name, path: f.path, expected: shape, actual: info.shape)
@@ -85,6 +107,61 @@ public final class WeightStore: @unchecked Sendable {
         default:
             throw ModelLoadError.unsupportedDType(name: name, path: f.path, dtype: info.dtype)
         }
+    }
+
+    private func ggufMatrix(_ name: String, shape: [Int], file: GGUFFile, config: ModelConfig) throws -> WeightMatrix {
+        guard let (t, expert) = file.tensor(forHF: name, modelType: config.modelType) else {
+            throw ModelLoadError.missingTensor(name: name, searched: file.path)
+        }
+        let rows = shape[0], cols = shape.count > 1 ? shape[1] : 1
+        let rowRange = expert.map { t.expertRows($0) } ?? 0..<t.rowCount
+        let actual = expert == nil ? t.shape : [rowRange.count, t.rowLength]
+        guard actual == shape || (shape.count == 1 && t.elementCount == rows && actual.count == 1) else {
+            throw ModelLoadError.wrongShape(name: name, path: file.path, expected: shape, actual: actual)
+        }
+        let dtype: WeightDType
+        switch t.type {
+        case .f32: dtype = .f32
+        case .bf16: dtype = .bf16
+        case .q8_0: dtype = .q8_0
+        case .q4_0: dtype = .q4_0
+        case .q4_1: dtype = .q4_1
+        case .q4_K: dtype = .q4_K
+        case .q5_K: dtype = .q5_K
+        case .q6_K: dtype = .q6_K
+        case .f16:
+            // f16 widens once to f32 (as from safetensors), in the Hugging Face row order.
+            let order = try rowOrder(name, rows: rows, file: file, config: config)
+            let buf = AlignedBuffer<Float>(capacity: rows * cols)
+            for r in 0..<rows {
+                let src = t.row(rowRange.lowerBound + (order?[r] ?? r))
+                for c in 0..<cols {
+                    buf.pointer[r * cols + c] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: c * 2, as: UInt16.self)))
+                }
+            }
+            owned.append(buf)
+            return WeightMatrix(base: UnsafeRawPointer(buf.pointer), rows: rows, cols: cols, dtype: .f32)
+        default:
+            throw ModelLoadError.unsupportedGGUFTensorType(
+                path: file.path, tensor: t.name, type: t.type.name, supported: ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"])
+        }
+        if let order = try rowOrder(name, rows: rows, file: file, config: config) {
+            let rowBytes = t.rowByteCount
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+            for r in 0..<rows { copy.advanced(by: r * rowBytes).copyMemory(from: t.row(rowRange.lowerBound + order[r]), byteCount: rowBytes) }
+            ownedBytes.append(copy)
+            return WeightMatrix(base: UnsafeRawPointer(copy), rows: rows, cols: cols, dtype: dtype)
+        }
+        return WeightMatrix(base: t.row(rowRange.lowerBound), rows: rows, cols: cols, dtype: dtype)
+    }
+
+    /// For llama/mistral GGUF Q and K projections (weights and biases): the GGUF row holding each Hugging Face
+    /// row (llama.cpp's converter interleaves the two rotary halves of every head); nil for other tensors.
+    private func rowOrder(_ name: String, rows: Int, file: GGUFFile, config: ModelConfig) throws -> [Int]? {
+        guard let arch = file.architecture, GGUFTensorNames.hasPermutedQK(architecture: arch),
+            name.contains(".self_attn.q_proj.") || name.contains(".self_attn.k_proj.")
+        else { return nil }
+        return GGUFTensorNames.hfRowOrder(rows: rows, headDim: config.resolvedHeadDim)
     }
 
     /// A 1-D tensor (norm weight, bias) of `count` elements, elements `range` of it as Float.

@@ -42,7 +42,7 @@ struct GenerateCommand: ParsableCommand {
             all += text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
         }
         let config = try engineArgs.makeConfig(model: model)
-        let tokenizer = try runOrExit { try Tokenizer(directory: model) }
+        let tokenizer = try runOrExit { try ModelTokenizer.load(model) }
         let template: JinjaTemplate? = try runOrExit {
             guard chat else { return nil }
             guard let source = tokenizer.config.defaultChatTemplate else {

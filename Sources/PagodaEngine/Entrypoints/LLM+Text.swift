@@ -3,7 +3,7 @@ import PagodaTokenizer
 
 extension LLM {
     /// Loads the tokenizer of the model folder (tokenizer.json, tokenizer_config.json).
-    public func loadTokenizer() throws -> Tokenizer { try Tokenizer(directory: engine.config.model.path) }
+    public func loadTokenizer() throws -> Tokenizer { try ModelTokenizer.load(engine.config.model.path) }
 
     /// Tokenizes each prompt (with the tokenizer's special tokens, e.g. BOS), generates for all at once,
     /// and decodes the outputs (special tokens skipped, as vLLM's default).

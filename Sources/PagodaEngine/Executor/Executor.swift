@@ -96,12 +96,13 @@ public enum KVCacheSizing {
         return n
     }
 
-    /// Total size of the `*.safetensors` files in a model folder.
+    /// Total size of the `*.safetensors` (or `*.gguf`) files of a model folder, or of one GGUF file.
     public static func weightBytes(modelPath: String) -> Int {
         let fm = FileManager.default
+        if modelPath.hasSuffix(".gguf") { return ((try? fm.attributesOfItem(atPath: modelPath))?[.size] as? Int) ?? 0 }
         guard let names = try? fm.contentsOfDirectory(atPath: modelPath) else { return 0 }
         var total = 0
-        for n in names where n.hasSuffix(".safetensors") {
+        for n in names where n.hasSuffix(".safetensors") || n.hasSuffix(".gguf") {
             let attrs = try? fm.attributesOfItem(atPath: (modelPath as NSString).appendingPathComponent(n))
             total += (attrs?[.size] as? Int) ?? 0
         }

@@ -32,14 +32,19 @@ public enum ServedModelFolder {
         }
         for c in candidates {
             var isDir: ObjCBool = false
+            // A GGUF file carries config, tokenizer and weights.
+            if c.hasSuffix(".gguf"), fm.fileExists(atPath: c, isDirectory: &isDir), !isDir.boolValue {
+                return URL(fileURLWithPath: c).standardizedFileURL.path
+            }
             if fm.fileExists(atPath: c, isDirectory: &isDir), isDir.boolValue {
-                guard fm.fileExists(atPath: c + "/config.json") else {
+                let holdsGGUF = ((try? fm.contentsOfDirectory(atPath: c)) ?? []).contains { $0.hasSuffix(".gguf") }
+                guard holdsGGUF || fm.fileExists(atPath: c + "/config.json") else {
                     throw ServeStartupError("model folder '\(c)' has no config.json")
                 }
                 return URL(fileURLWithPath: c).standardizedFileURL.path
             }
         }
-        if let given { throw ServeStartupError("model folder '\(given)' not found (expected a folder with config.json, *.safetensors and tokenizer.json)") }
+        if let given { throw ServeStartupError("model '\(given)' not found (expected a folder with config.json, *.safetensors and tokenizer.json, or a .gguf file)") }
         throw ServeStartupError("no MODEL given and the default model '\(defaultModel)' was not found; pass a model folder")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PagodaEngine
 import PagodaOpenAI
 import PagodaTokenizer
 
@@ -8,7 +9,7 @@ public final class TokenizerAdapter: ServingTokenizer, @unchecked Sendable {
     public let tokenizer: Tokenizer
 
     public init(directory: String) throws {
-        tokenizer = try Tokenizer(directory: directory)
+        tokenizer = try ModelTokenizer.load(directory)
     }
 
     public var vocabSize: Int { tokenizer.vocabSize }
