@@ -54,7 +54,8 @@ public final class CausalLM {
     /// Loads the folder. `maxModelLen` is the longest context the engine will run (`--max-model-len`);
     /// nil checks the config against `max_position_embeddings` (`ModelConfig.validate`).
     public init(
-        directory: String, parallelism: ModelParallelism = .single, threadPool: ThreadPool, maxModelLen: Int? = nil
+        directory: String, parallelism: ModelParallelism = .single, threadPool: ThreadPool, maxModelLen: Int? = nil,
+        quantization: WeightDType? = nil
     ) throws {
         // A GGUF file (or a folder holding one): config, tokenizer and weights all come from it.
         let ggufPath = try GGUFFile.modelFile(at: directory)
@@ -73,6 +74,7 @@ public final class CausalLM {
             scaling: try config.ropeScalingKind(path: ggufPath ?? (directory as NSString).appendingPathComponent("config.json")))
 
         store = try gguf.map { WeightStore(gguf: $0, config: config) } ?? WeightStore(directory: directory)
+        store.quantization = quantization.map { (type: $0, pool: threadPool) }
         let h = config.hiddenSize, vocab = config.vocabSize
         let needsEmbedding = parallelism.isFirstStage || (parallelism.isLastStage && config.resolvedTieWordEmbeddings)
         let fullEmbedding = needsEmbedding ? try store.matrix("model.embed_tokens.weight", shape: [vocab, h]) : nil

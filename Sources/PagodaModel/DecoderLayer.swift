@@ -41,7 +41,7 @@ final class DecoderLayer {
         } else {
             (qBias, kBias, vBias) = (nil, nil, nil)
         }
-        oProj = try store.matrix("\(p).self_attn.o_proj.weight", shape: [h, qFull]).slicingColumns(plan.qRows)
+        oProj = try store.matrix("\(p).self_attn.o_proj.weight", shape: [h, qFull]).columnShard(plan.qRows, "\(p).self_attn.o_proj.weight")
         oBias = store.contains("\(p).self_attn.o_proj.bias") ? try store.vector("\(p).self_attn.o_proj.bias", count: h) : nil
         if c.architecture.qkNorm {
             qNorm = try store.vector("\(p).self_attn.q_norm.weight", count: d)
@@ -57,7 +57,7 @@ final class DecoderLayer {
             feedForward = .dense(
                 gate: try store.matrix("\(p).mlp.gate_proj.weight", shape: [inter, h]).slicingRows(r),
                 up: try store.matrix("\(p).mlp.up_proj.weight", shape: [inter, h]).slicingRows(r),
-                down: try store.matrix("\(p).mlp.down_proj.weight", shape: [h, inter]).slicingColumns(r))
+                down: try store.matrix("\(p).mlp.down_proj.weight", shape: [h, inter]).columnShard(r, "\(p).mlp.down_proj.weight"))
         }
     }
 }
@@ -86,10 +86,22 @@ final class SparseMoeBlock {
             let names = c.architecture.expertNames(p, x)
             g.append(try store.matrix(names.gate, shape: [inter, h]).slicingRows(r))
             u.append(try store.matrix(names.up, shape: [inter, h]).slicingRows(r))
-            d.append(try store.matrix(names.down, shape: [h, inter]).slicingColumns(r))
+            d.append(try store.matrix(names.down, shape: [h, inter]).columnShard(r, names.down))
         }
         (gate, up, down) = (g, u, d)
         topK = c.numExpertsPerTok ?? 1
         renormalize = c.architecture.alwaysRenormalizeTopK || (c.normTopkProb ?? false)
+    }
+}
+
+extension WeightMatrix {
+    /// Columns `range` of a row-parallel weight; a block-quantized weight splits only at block boundaries, else a
+    /// load error naming the tensor (the tensor-parallel size does not fit its format).
+    func columnShard(_ range: Range<Int>, _ name: String) throws -> WeightMatrix {
+        guard canSliceColumns(range) else {
+            throw ModelLoadError.invalidParallelism(
+                reason: "\(name): columns \(range) of a \(dtype) weight do not start and end on its \(dtype.blockSize)-wide blocks; use another --tensor-parallel-size")
+        }
+        return slicingColumns(range)
     }
 }

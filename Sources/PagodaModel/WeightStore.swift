@@ -15,6 +15,9 @@ public final class WeightStore: @unchecked Sendable {
     private let ggufConfig: ModelConfig?
     /// Row-reordered copies of GGUF tensors (kept alive here).
     private var ownedBytes: [UnsafeMutableRawPointer] = []
+    /// `--quantization`: float weights of the linear layers are quantized to `type` as they are handed out.
+    public var quantization: (type: WeightDType, pool: ThreadPool)?
+    private var quantized: [QuantizedWeights] = []
     private var files: [String: SafetensorsFile] = [:]
     private var location: [String: String] = [:]  // tensor name -> file name
     /// f16 tensors upcast to f32 (kept alive here).
@@ -85,8 +88,29 @@ public final class WeightStore: @unchecked Sendable {
         return (f, info)
     }
 
-    /// A 2-D weight [rows, cols] checked against `shape`.
+    /// A 2-D weight [rows, cols] checked against `shape` (quantized at load for the linear layers when
+    /// `quantization` is set).
     public func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
+        let m = try storedMatrix(name, shape: shape)
+        guard let (type, pool) = quantization, shape.count == 2, !m.dtype.isQuantized, Self.isLinearLayer(name) else { return m }
+        guard m.cols % 32 == 0 else {
+            throw ModelLoadError.invalidConfig(path: directory, reason: "--quantization: \(name) has \(m.cols) columns, not whole blocks of 32")
+        }
+        let q = QuantizedWeights(quantizing: m, to: type, pool: pool)
+        quantized.append(q)
+        return q.matrix
+    }
+
+    /// The projections of attention and MLP (and experts) — what `--quantization` quantizes; embeddings, the LM
+    /// head, routers and norms keep their precision (as llama.cpp's default quantization keeps the output layer
+    /// at higher precision).
+    static func isLinearLayer(_ name: String) -> Bool {
+        guard name.hasPrefix("model.layers."), name.hasSuffix(".weight") else { return false }
+        if name.contains(".mlp.gate.weight") || name.contains("block_sparse_moe.gate.weight") { return false }
+        return name.contains("_proj.weight") || name.contains(".experts.")
+    }
+
+    private func storedMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
         if let gguf, let config = ggufConfig { return try ggufMatrix(name, shape: shape, file: gguf, config: config) }
         let (f, info) = try self.info(name)
         guard info.shape == shape else {

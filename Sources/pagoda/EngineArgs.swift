@@ -34,6 +34,10 @@ struct EngineArgs: ParsableArguments {
             help: "auto|float32|bfloat16|float16. auto and bfloat16: bf16 activations in the GEMMs of bf16 weights (AVX512-BF16; logits within ~0.2 of a float32 forward); float32/float16: float32 compute (matches Hugging Face's float32 forward within 1e-3).")
     var dtype: String = "auto"
 
+    @Option(name: [.customLong("quantization"), .customShort("q")],
+            help: "q8_0 or q4_0: quantize the linear layers of a safetensors model at load (ggml block formats; a GGUF file's quantized weights are used as they are).")
+    var quantization: String?
+
     @Option(name: .customLong("seed"), help: "Random seed (the engine's sampler; generate also seeds each request with it).")
     var seed: UInt64?
 
@@ -96,12 +100,19 @@ struct EngineArgs: ParsableArguments {
             }
             backend = v
         }
+        var quant: Quantization? = nil
+        if let q = quantization {
+            guard let v = Quantization(rawValue: q.lowercased()) else {
+                throw ValidationError("invalid --quantization: \(q) (expected q8_0 or q4_0)")
+            }
+            quant = v
+        }
         do {
             var parallel = ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
                                           distributedExecutorBackend: backend)
             try applyWorkerSettings(to: &parallel)
             let config = EngineConfig(
-                model: ModelLoadConfig(path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads),
+                model: ModelLoadConfig(path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads, quantization: quant),
                 cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes,
                                    gpuMemoryUtilization: gpuMemoryUtilization, enablePrefixCaching: enablePrefixCaching),
                 scheduler: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens,

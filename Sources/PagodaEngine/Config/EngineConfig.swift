@@ -52,6 +52,14 @@ public enum ModelDType: String, Sendable, Codable, CaseIterable {
     public var gemmPrecision: GemmPrecision { self == .bfloat16 || self == .auto ? .bfloat16 : .float32 }
 }
 
+/// `--quantization`: the ggml block format the linear layers of a float (safetensors) model are quantized to
+/// at load (weights already quantized, as in a GGUF file, stay as they are).
+public enum Quantization: String, Sendable, Codable, CaseIterable {
+    case q8_0, q4_0
+
+    public var weightDType: WeightDType { self == .q8_0 ? .q8_0 : .q4_0 }
+}
+
 /// Where the model is and how it is loaded.
 public struct ModelLoadConfig: Sendable, Codable, Equatable {
     /// A Hugging Face model folder (config.json, *.safetensors, tokenizer files).
@@ -61,9 +69,13 @@ public struct ModelLoadConfig: Sendable, Codable, Equatable {
     public var maxModelLen: Int?
     /// Threads of the numeric thread pool; nil: all cores.
     public var threads: Int?
+    /// `--quantization`: quantize the float weights of the linear layers to this block format at load.
+    public var quantization: Quantization?
 
-    public init(path: String, dtype: ModelDType = .auto, maxModelLen: Int? = nil, threads: Int? = nil) {
+    public init(path: String, dtype: ModelDType = .auto, maxModelLen: Int? = nil, threads: Int? = nil,
+                quantization: Quantization? = nil) {
         self.path = path; self.dtype = dtype; self.maxModelLen = maxModelLen; self.threads = threads
+        self.quantization = quantization
     }
 
     func validate() throws {

@@ -26,9 +26,10 @@ public final class LLM {
     public convenience init(model: String, tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1,
                             maxModelLen: Int? = nil, maxNumSeqs: Int = 256, maxNumBatchedTokens: Int = 2048,
                             blockSize: Int = 16, kvCacheMemoryBytes: Int? = nil, enablePrefixCaching: Bool = true,
-                            seed: UInt64 = 0, threads: Int? = nil, dtype: ModelDType = .auto) throws {
+                            seed: UInt64 = 0, threads: Int? = nil, dtype: ModelDType = .auto,
+                            quantization: Quantization? = nil) throws {
         let config = EngineConfig(
-            model: ModelLoadConfig(path: model, dtype: dtype, maxModelLen: maxModelLen, threads: threads),
+            model: ModelLoadConfig(path: model, dtype: dtype, maxModelLen: maxModelLen, threads: threads, quantization: quantization),
             cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes, enablePrefixCaching: enablePrefixCaching),
             scheduler: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens),
             parallel: ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize),

@@ -20,7 +20,8 @@ extension MultiprocWorker.StageLoader {
             tpGroup: spec.tpSize > 1 ? spec.tensorGroup : nil,
             layerPartition: spec.layerPartition)
         let pool = ThreadPool(threads: threads, cpus: placement.cpus, pin: placement.pinned)
-        let lm = try CausalLM(directory: spec.model.path, parallelism: parallelism, threadPool: pool, maxModelLen: spec.model.maxModelLen)
+        let lm = try CausalLM(directory: spec.model.path, parallelism: parallelism, threadPool: pool, maxModelLen: spec.model.maxModelLen,
+                              quantization: spec.model.quantization?.weightDType)
         lm.precision = spec.model.dtype.gemmPrecision
         return MultiprocWorker.LoadedStage(model: lm, hiddenSize: lm.hiddenSize)
     }

@@ -16,7 +16,8 @@ extension UniProcExecutor {
         } else {
             pool = ThreadPool(threads: c.threads ?? ThreadPool.availableCPUs)
         }
-        let lm = try CausalLM(directory: c.path, threadPool: pool, maxModelLen: c.maxModelLen)
+        let lm = try CausalLM(directory: c.path, threadPool: pool, maxModelLen: c.maxModelLen,
+                              quantization: c.quantization?.weightDType)
         lm.precision = c.dtype.gemmPrecision
         return lm
     }
