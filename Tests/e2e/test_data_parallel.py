@@ -54,6 +54,15 @@ def metric(s, name, **labels):
     return total
 
 
+def wait_metric(s, expected, name, **labels):
+    """The metric once it reaches `expected` (a request's metrics are recorded just after its response), or its
+    value after 5 s."""
+    deadline = time.monotonic() + 5
+    while (value := metric(s, name, **labels)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
 @pytest.fixture(scope="module")
 def reference(pagoda):
     s = start(pagoda, "--dtype", "float32", "--threads", "1")
@@ -90,6 +99,7 @@ def test_both_engines_serve_a_bounded_load(pagoda):
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             reasons = list(pool.map(one, range(64), timeout=240))
         assert reasons == ["length"] * 64
+        wait_metric(s, 64, "vllm:request_success_total")
         served = [metric(s, "vllm:request_success_total", engine=r) for r in (0, 1)]
         assert sum(served) == 64 and min(served) > 0, served
         assert all(metric(s, "vllm:generation_tokens_total", engine=r) > 0 for r in (0, 1))
@@ -97,10 +107,19 @@ def test_both_engines_serve_a_bounded_load(pagoda):
         before = metric(s, "vllm:request_success_total", engine=1)
         for i in range(4):
             c.completions.create(model="m", prompt=f"pinned {i}", max_tokens=2, extra_body={"data_parallel_rank": 1})
-        assert metric(s, "vllm:request_success_total", engine=1) == before + 4
+        assert wait_metric(s, before + 4, "vllm:request_success_total", engine=1) == before + 4
         with pytest.raises(openai.BadRequestError) as e:
             c.completions.create(model="m", prompt="x", max_tokens=2, extra_body={"data_parallel_rank": 5})
         assert e.value.body["param"] == "data_parallel_rank"
+        # vLLM's X-data-parallel-rank header does the same (chat too).
+        before = metric(s, "vllm:request_success_total", engine=0)
+        for i in range(3):
+            c.chat.completions.create(model="m", messages=[{"role": "user", "content": f"hi {i}"}], max_tokens=2,
+                                      extra_headers={"X-data-parallel-rank": "0"})
+        assert wait_metric(s, before + 3, "vllm:request_success_total", engine=0) == before + 3
+        status, _, body = s.post("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 2},
+                                 headers={"X-data-parallel-rank": "first"})
+        assert status == 400 and b"X-data-parallel-rank" in body
     finally:
         s.stop()
 

@@ -5,6 +5,11 @@ import PagodaOpenAI
 /// The HTTP routes of the API server, on Hummingbird. Handlers only move bytes: the work is in
 /// `OpenAIServing`.
 public enum OpenAIRoutes {
+    /// vLLM's `X-data-parallel-rank` header, pinning a request to a data-parallel rank.
+    static func dataParallelRank(_ request: Request) -> String? {
+        request.headers.first { $0.name.canonicalName == "x-data-parallel-rank" }?.value
+    }
+
     public static func makeRouter(serving: OpenAIServing) -> Router<ServerRequestContext> {
         let router = Router(context: ServerRequestContext.self)
         router.add(middleware: OpenAIErrorMiddleware())
@@ -13,11 +18,13 @@ public enum OpenAIRoutes {
 
         router.post("/v1/completions") { request, context in
             let data = try await body(request, limit: limit)
-            return respond(try await context.cancellingOnDisconnect { try await serving.completions(data) })
+            let rank = dataParallelRank(request)
+            return respond(try await context.cancellingOnDisconnect { try await serving.completions(data, dataParallelRankHeader: rank) })
         }
         router.post("/v1/chat/completions") { request, context in
             let data = try await body(request, limit: limit)
-            return respond(try await context.cancellingOnDisconnect { try await serving.chatCompletions(data) })
+            let rank = dataParallelRank(request)
+            return respond(try await context.cancellingOnDisconnect { try await serving.chatCompletions(data, dataParallelRankHeader: rank) })
         }
         router.get("/v1/models") { _, _ in json(try serving.models()) }
         router.post("/tokenize") { request, _ in json(try serving.tokenize(try await body(request, limit: limit))) }

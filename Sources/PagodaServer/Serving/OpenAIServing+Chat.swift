@@ -4,7 +4,8 @@ import PagodaOpenAI
 
 /// `POST /v1/chat/completions` (vLLM's `OpenAIServingChat`).
 extension OpenAIServing {
-    public func chatCompletions(_ body: Data) async throws -> ServingResponse {
+    /// `dataParallelRankHeader`: the request's `X-data-parallel-rank` header (vLLM's), if any.
+    public func chatCompletions(_ body: Data, dataParallelRankHeader: String? = nil) async throws -> ServingResponse {
         let decoded = try OpenAIJSON.decodeRequestFields(ChatCompletionRequest.self, from: body)
         var request = decoded.body
         try checkModel(request.model)
@@ -29,7 +30,7 @@ extension OpenAIServing {
                                              continueFinalMessage: request.continueFinalMessage ?? false,
                                              kwargs: kwargs, template: request.chatTemplate,
                                              addSpecialTokens: request.addSpecialTokens ?? false)
-        let prepared = try prepare(request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil,
+        let prepared = try prepare(request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil, rankHeader: dataParallelRankHeader,
                                    logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, logprobsParam: "top_logprobs")
         return try await serve(prepared, renderer: ChatRenderer(serving: self, request: prepared, wantLogprobs: wantLogprobs))
     }

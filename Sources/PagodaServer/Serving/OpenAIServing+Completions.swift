@@ -5,7 +5,8 @@ import PagodaOpenAI
 /// `POST /v1/completions` (vLLM's `OpenAIServingCompletion`): parse, tokenize the prompts, then the
 /// shared prepare → serve path with `CompletionRenderer`.
 extension OpenAIServing {
-    public func completions(_ body: Data) async throws -> ServingResponse {
+    /// `dataParallelRankHeader`: the request's `X-data-parallel-rank` header (vLLM's), if any.
+    public func completions(_ body: Data, dataParallelRankHeader: String? = nil) async throws -> ServingResponse {
         let decoded = try OpenAIJSON.decodeRequestFields(CompletionRequest.self, from: body)
         let request = decoded.body
         try checkModel(request.model)
@@ -22,7 +23,8 @@ extension OpenAIServing {
         }
         let ids = try promptTokenIds(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
         // Default max_tokens 16, as OpenAI's legacy API.
-        let prepared = try prepare(request, prompts: ids, idPrefix: "cmpl", defaultMaxTokens: 16, logprobs: request.logprobs)
+        let prepared = try prepare(request, prompts: ids, idPrefix: "cmpl", defaultMaxTokens: 16, rankHeader: dataParallelRankHeader,
+                                   logprobs: request.logprobs)
         // Echo repeats the prompt as served: its text, or the decoded tokens when given as ids or truncated.
         let echoTexts = echo ? prepared.prompts.enumerated().map { p, served -> String in
             if case .text(let s) = prompt, served.count == ids[p].count { return s }

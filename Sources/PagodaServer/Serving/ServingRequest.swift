@@ -43,7 +43,7 @@ extension OpenAIServing {
     /// Builds the `ServingRequest` shared by completions and chat: applies `truncate_prompt_tokens`,
     /// fits each prompt with its `max_tokens` into the context and validates the sampling
     /// parameters (one validator: `SamplingParams.validate`).
-    func prepare(_ fields: some SamplingFields, prompts: [[Int]], idPrefix: String, defaultMaxTokens: Int?,
+    func prepare(_ fields: some SamplingFields, prompts: [[Int]], idPrefix: String, defaultMaxTokens: Int?, rankHeader: String? = nil,
                  logprobs: Int?, logprobsParam: String = "logprobs") throws -> ServingRequest {
         if fields.streamOptions != nil && !(fields.stream ?? false) {
             throw OpenAIError.badRequest("stream_options can only be set when stream is true", param: "stream_options")
@@ -65,7 +65,16 @@ extension OpenAIServing {
             model: fields.model ?? config.primaryModelName, prompts: prompts, sampling: sampling, maxTokens: maxTokens,
             stream: fields.stream ?? false, includeUsage: fields.streamOptions?.includeUsage ?? false,
             continuousUsage: fields.streamOptions?.continuousUsageStats ?? false,
-            dataParallelRank: try checkDataParallelRank(fields.dataParallelRank))
+            dataParallelRank: try checkDataParallelRank(fields.dataParallelRank ?? parseRankHeader(rankHeader)))
+    }
+
+    /// vLLM's `X-data-parallel-rank` header; the body's `data_parallel_rank` wins when both are given.
+    func parseRankHeader(_ text: String?) throws -> Int? {
+        guard let text else { return nil }
+        guard let r = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw OpenAIError.badRequest("X-data-parallel-rank must be an integer, got '\(text)'", param: "X-data-parallel-rank")
+        }
+        return r
     }
 
     /// A pinned rank must be one of the engines behind this server (with one engine: its own rank).
