@@ -51,7 +51,7 @@ public struct ServeRequestFunc: Sendable {
             let body = try JSONSerialization.data(withJSONObject: payload(input))
             request.body = .bytes(ByteBuffer(bytes: body))
 
-            let response = try await client.execute(request, timeout: .hours(6))
+            let response = try await executeResendingOnClosedConnection(request)
             guard response.status == .ok else {
                 var text = ""
                 for try await piece in response.body {
@@ -109,6 +109,22 @@ public struct ServeRequestFunc: Sendable {
             output.error = Self.describe(error)
         }
         return output
+    }
+
+    /// Sends `request`; when the pooled connection it went out on turns out closed by the server before any
+    /// response byte (`remoteConnectionClosed`: llama-server and others close idle keep-alive connections, and a
+    /// request can leave just as the close arrives), the server never read it, so it goes again on a new
+    /// connection — at most `maxResends` times (each resend may draw another pooled connection the server closed at
+    /// the same moment). Other failures are the request's.
+    func executeResendingOnClosedConnection(_ request: HTTPClientRequest, maxResends: Int = 8) async throws -> HTTPClientResponse {
+        var resends = 0
+        while true {
+            do {
+                return try await client.execute(request, timeout: .hours(6))
+            } catch let error as HTTPClientError where error == .remoteConnectionClosed && resends < maxResends {
+                resends += 1
+            }
+        }
     }
 
     /// The `message` of an OpenAI error body, or the body itself.

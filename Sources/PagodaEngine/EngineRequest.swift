@@ -58,6 +58,8 @@ public struct EngineOutput: Sendable, Codable {
     public var numCachedTokens: Int?
     /// Error message when finishReason == .error.
     public var error: String?
+    /// The data-parallel rank that produced it, set by the data-parallel front-end (not sent over the engine RPC).
+    public var dataParallelRank: Int?
 
     public init(requestId: String, newTokenIds: [Int], newLogprobs: [TokenLogprob]? = nil, finishReason: FinishReason? = nil,
                 stopReason: Int? = nil, numCachedTokens: Int? = nil, error: String? = nil) {

@@ -5,6 +5,9 @@ one SSE chunk per token, then (with stream_options.include_usage) a usage chunk,
 A request produces `max_tokens` tokens when `ignore_eos` is set, else min(max_tokens, --eos-after).
 Failure modes for tests: --fail-every K answers every K-th request with HTTP 500 and an OpenAI error body;
 --error-mid-stream K sends an error event instead of finishing every K-th request.
+--close-after-response-ms MS keeps each connection open MS ms after a response, without reading, then closes it
+without having announced it (as llama-server closes idle keep-alive connections): a request the client sends on it
+in that window is never read.
 --log FILE appends each request body as one JSON line. Binds 127.0.0.1 on --port (0 = any free port) and prints
 `PORT <n>` once listening. Standard library only.
 """
@@ -101,6 +104,9 @@ class Handler(BaseHTTPRequestHandler):
                         "usage": usage})
         self.event("[DONE]")
         self.chunk(b"")
+        if args.close_after_response_ms:
+            time.sleep(args.close_after_response_ms / 1000)
+            self.close_connection = True
 
 
 def main():
@@ -115,6 +121,7 @@ def main():
     p.add_argument("--no-usage", action="store_true")
     p.add_argument("--prompt-tokens", type=int, default=None)
     p.add_argument("--log", default=None)
+    p.add_argument("--close-after-response-ms", type=float, default=0)
     args = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True

@@ -277,3 +277,16 @@ def test_prefix_repetition_goodput_and_poisson_rate(pagoda, fake, tmp_path):
     tok = tokenizers.Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
     counts = sorted(len(tok.encode(p, add_special_tokens=True).ids) for p in prompts)
     assert counts == sorted(result["input_lens"])
+
+
+def test_server_closing_idle_connections_loses_no_request(pagoda, fake, tmp_path):
+    # As llama-server: a kept-alive connection is closed shortly after each response, unannounced. A request
+    # that left on such a connection is sent again on a new one, not counted as failed.
+    s = fake("--token-delay-ms", "1", "--close-after-response-ms", "30")
+    r = bench(pagoda, *common(s.port, tmp_path), "--dataset-name", "random", "--random-input-len", "16",
+              "--random-output-len", "4", "--num-prompts", "64", "--max-concurrency", "8", "--ignore-eos")
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "results" / "r.json").read_text())
+    assert result["completed"] == 64 and result["failed"] == 0, result["errors"]
+    # Every request reached the server exactly once (a resent one had never been read).
+    assert len(s.requests()) == 64

@@ -195,8 +195,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                     var produced = false
                     defer { lock.lock(); selector.finished(rank: rank, blockHashes: hashes); lock.unlock() }
                     do {
-                        for try await output in client(rank).generate(request) {
+                        for try await var output in client(rank).generate(request) {
                             if !output.newTokenIds.isEmpty { produced = true }
+                            output.dataParallelRank = rank
                             continuation.yield(output)
                         }
                         continuation.finish()
