@@ -27,8 +27,7 @@ public final class GGUFFile: @unchecked Sendable {
     /// Byte offset of the data section in the file.
     public let dataOffset: Int
     private let byName: [String: Int]
-    private let mapping: UnsafeMutableRawPointer
-    private let mappedBytes: Int
+    private let mapping: ReadOnlyMapping
 
     public static let defaultAlignment = 32
     /// Deepest nesting of arrays accepted (real files use 1; the limit keeps a crafted file off the stack).
@@ -36,20 +35,8 @@ public final class GGUFFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ModelLoadError.fileNotFound(path: path) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ModelLoadError.invalidGGUF(path: path, reason: "cannot stat") }
-        let size = Int(st.st_size)
-        guard size >= 24 else {
-            throw ModelLoadError.invalidGGUF(path: path, reason: "file is \(size) bytes, shorter than the 24-byte header")
-        }
-        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
-            throw ModelLoadError.invalidGGUF(path: path, reason: "mmap failed (errno \(errno))")
-        }
-        // Huge pages for the weights, as SafetensorsFile (decode streams every weight once per step). Advice only.
-        _ = madvise(m, size, MADV_HUGEPAGE)
+        mapping = try ReadOnlyMapping(path: path, minimumSize: 24) { ModelLoadError.invalidGGUF(path: path, reason: $0) }
+        let m = mapping.base, size = mapping.size
         do {
             var parser = GGUFParser(base: UnsafeRawPointer(m), size: size, path: path)
             let parsed = try parser.parse()
@@ -70,15 +57,8 @@ public final class GGUFFile: @unchecked Sendable {
             }
             self.tensors = tensors
             self.byName = byName
-        } catch {
-            munmap(m, size)
-            throw error
         }
-        mapping = m
-        mappedBytes = size
     }
-
-    deinit { munmap(mapping, mappedBytes) }
 
     /// The tensor named `name` (GGUF name, e.g. `blk.0.attn_q.weight`), nil if absent.
     public func tensor(_ name: String) -> GGUFTensor? { byName[name].map { tensors[$0] } }

@@ -18,49 +18,22 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     public let path: String
     public let tensors: [String: TensorInfo]
-    private let mapping: UnsafeMutableRawPointer
-    private let mappedBytes: Int
+    private let mapping: ReadOnlyMapping
     private let dataStart: Int
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ModelLoadError.fileNotFound(path: path) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ModelLoadError.invalidSafetensors(path: path, reason: "cannot stat") }
-        let size = Int(st.st_size)
-        guard size >= 8 else {
-            throw ModelLoadError.invalidSafetensors(path: path, reason: "file is \(size) bytes, shorter than the 8-byte header length")
-        }
-        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
-            throw ModelLoadError.invalidSafetensors(path: path, reason: "mmap failed (errno \(errno))")
-        }
-        mapping = m
-        mappedBytes = size
-        // Ask for 2 MiB page-cache folios mapped by huge pages: decode streams every weight once per step, and
-        // with 4 KiB pages the hardware prefetcher stops at each page boundary and the TLB misses every 4 KiB.
-        // Measured (0.5B shape, 1 thread): the file's page cache read with this advice was all PMD-mapped
-        // (FilePmdMapped 942 MB) against 436 MB without it. Advice only: failure changes nothing.
-        _ = madvise(m, size, MADV_HUGEPAGE)
+        mapping = try ReadOnlyMapping(path: path, minimumSize: 8) { ModelLoadError.invalidSafetensors(path: path, reason: $0) }
+        let m = mapping.base, size = mapping.size
         let headerLength = Int(UInt64(littleEndian: m.loadUnaligned(as: UInt64.self)))
         guard headerLength > 0, headerLength <= size - 8 else {
-            munmap(m, size)
             throw ModelLoadError.invalidSafetensors(
                 path: path, reason: "header length \(headerLength) does not fit in the file (\(size) bytes): truncated or not safetensors")
         }
         dataStart = 8 + headerLength
-        do {
-            tensors = try SafetensorsFile.parseHeader(
-                Data(bytesNoCopy: m + 8, count: headerLength, deallocator: .none), path: path,
-                dataBytes: size - dataStart)
-        } catch {
-            munmap(m, size)
-            throw error
-        }
+        tensors = try SafetensorsFile.parseHeader(
+            Data(bytesNoCopy: m + 8, count: headerLength, deallocator: .none), path: path, dataBytes: size - dataStart)
     }
-
-    deinit { munmap(mapping, mappedBytes) }
 
     private static func parseHeader(_ data: Data, path: String, dataBytes: Int) throws -> [String: TensorInfo] {
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -109,6 +82,6 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Raw bytes of a tensor in the mapping.
     public func data(of info: TensorInfo) -> UnsafeRawPointer {
-        UnsafeRawPointer(mapping + dataStart + info.begin)
+        UnsafeRawPointer(mapping.base + dataStart + info.begin)
     }
 }
