@@ -130,7 +130,7 @@ struct EngineArgs: ParsableArguments {
     /// Pagoda reads them; see docs/architecture.md, "Where settings come from"), else the default.
     private func applyWorkerSettings(to p: inout ParallelConfig) throws {
         let env = EnvironmentSetting.self
-        if let text = try env.value(flag: pipelineLayerPartition, flagName: "--pipeline-layer-partition",
+        if let text = env.value(flag: pipelineLayerPartition, flagName: "--pipeline-layer-partition",
                                     variables: ["PAGODA_PP_LAYER_PARTITION", "VLLM_PP_LAYER_PARTITION"], in: environment) {
             let partition = try ParallelConfig.parseLayerPartition(text.value, source: text.source)
             guard partition.count == p.pipelineParallelSize else {
@@ -145,14 +145,14 @@ struct EngineArgs: ParsableArguments {
         if let t = try env.parsed(flag: distributedTimeoutSeconds, variable: "PAGODA_COMM_TIMEOUT_S", in: environment) {
             p.communicatorTimeoutSeconds = t
         }
-        if let text = try env.value(flag: distributedTransport, flagName: "--distributed-transport",
+        if let text = env.value(flag: distributedTransport, flagName: "--distributed-transport",
                                     variables: ["PAGODA_DIST_TRANSPORT"], in: environment) {
             guard let t = ParallelConfig.Transport(rawValue: text.value) else {
                 throw EngineConfigError.invalid(text.source, "\(text.value) (expected shm or tcp)")
             }
             p.transport = t
         }
-        if let text = try env.value(flag: workerHosts, flagName: "--worker-hosts", variables: ["PAGODA_WORKER_HOSTS"], in: environment) {
+        if let text = env.value(flag: workerHosts, flagName: "--worker-hosts", variables: ["PAGODA_WORKER_HOSTS"], in: environment) {
             let hosts = try ParallelConfig.parseWorkerHosts(text.value, source: text.source)
             guard hosts.count == p.worldSize else {
                 throw EngineConfigError.invalid(
@@ -160,11 +160,11 @@ struct EngineArgs: ParsableArguments {
             }
             p.workerHosts = hosts
         }
-        if let text = try env.value(flag: workerLaunchPrefix, flagName: "--worker-launch-prefix",
+        if let text = env.value(flag: workerLaunchPrefix, flagName: "--worker-launch-prefix",
                                     variables: ["PAGODA_WORKER_LAUNCH_PREFIX"], in: environment) {
             p.workerLaunchPrefix = ParallelConfig.parseLaunchPrefix(text.value)
         }
-        if let text = try env.value(flag: workerExecutable, flagName: "--worker-executable",
+        if let text = env.value(flag: workerExecutable, flagName: "--worker-executable",
                                     variables: ["PAGODA_WORKER_EXECUTABLE"], in: environment) {
             p.workerExecutable = text.value
         }

@@ -12,7 +12,7 @@ enum EnvironmentSetting {
     }
 
     /// The flag's text, else the first non-empty variable of `variables`, else nil.
-    static func value(flag: String?, flagName: String, variables: [String], in environment: [String: String]) throws -> Value? {
+    static func value(flag: String?, flagName: String, variables: [String], in environment: [String: String]) -> Value? {
         if let flag { return Value(value: flag, source: flagName) }
         for v in variables {
             if let text = environment[v], !text.isEmpty { return Value(value: text, source: v) }

@@ -61,16 +61,16 @@ struct ServeCommand: AsyncParsableCommand {
             if !external && dpSize > 1 { c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: dpSize) }
             return c
         }
-        let started_: [EngineCoreProcess]
+        let initial: [EngineCoreProcess]
         do {
-            started_ = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
+            initial = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
         } catch {
             progress.stop()
             throw ServeStartupError("engine core failed to start: \(error)")
         }
         progress.stop()
-        let processes = EngineProcessTable(started_)
-        for p in started_ {
+        let processes = EngineProcessTable(initial)
+        for p in initial {
             let h = p.client.handshakeInfo
             let rank = dpSize > 1 ? "engine core rank \(h.dataParallelRank)" : "engine core"
             logger.info("\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
@@ -78,8 +78,8 @@ struct ServeCommand: AsyncParsableCommand {
 
         let shutdown = ServerShutdownFlag()
         let engineClient: EngineClient
-        if started_.count == 1 {
-            let one = AsyncEngineClient(rpc: started_[0].client)
+        if initial.count == 1 {
+            let one = AsyncEngineClient(rpc: initial[0].client)
             one.onDeath { reason in
                 guard !shutdown.isSet else { return }
                 let how = processes[0].exitDescription(waiting: 2)
@@ -93,7 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
             let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
             let dp: DataParallelEngineClient
             do {
-                dp = try DataParallelEngineClient(ranks: started_.map { AsyncEngineClient(rpc: $0.client) }, policy: policy)
+                dp = try DataParallelEngineClient(ranks: initial.map { AsyncEngineClient(rpc: $0.client) }, policy: policy)
             } catch {
                 processes.stopAll()
                 throw ServeStartupError("\(error)")
@@ -160,7 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ServeStartupError("API server failed: \(error)")
         }
         shutdown.set()
-        logger.info("shutting down the engine core\(started_.count > 1 ? "s" : "")")
+        logger.info("shutting down the engine core\(initial.count > 1 ? "s" : "")")
         processes.stopAll()
     }
 }

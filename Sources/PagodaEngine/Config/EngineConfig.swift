@@ -234,7 +234,7 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
             throw EngineConfigError.invalid("--distributed-timeout-seconds", "must be a positive number of seconds, got \(communicatorTimeoutSeconds)")
         }
         if let hosts = workerHosts {
-            guard hosts.count == worldSize, hosts.allSatisfy({ !$0.isEmpty && !$0.contains(":") && !$0.contains(" ") }) else {
+            guard hosts.count == worldSize, hosts.allSatisfy(Self.isWorkerHost) else {
                 throw EngineConfigError.invalid(
                     "--worker-hosts", "must list \(worldSize) addresses (one per worker rank, comma-separated), got '\(hosts.joined(separator: ","))'")
             }
@@ -259,11 +259,14 @@ extension ParallelConfig {
     /// Parses a comma-separated list of worker addresses; `source` names it in the error.
     public static func parseWorkerHosts(_ text: String, source: String) throws -> [String] {
         let hosts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard hosts.allSatisfy({ !$0.isEmpty && !$0.contains(":") && !$0.contains(" ") }) else {
+        guard hosts.allSatisfy(isWorkerHost) else {
             throw EngineConfigError.invalid(source, "'\(text)' is not a comma-separated list of IPv4 addresses")
         }
         return hosts
     }
+
+    /// A worker address as `--worker-hosts` takes it: an IPv4 address or host name (no port, no blank).
+    static func isWorkerHost(_ h: String) -> Bool { !h.isEmpty && !h.contains(":") && !h.contains(" ") }
 
     /// Splits a launch prefix on blanks.
     public static func parseLaunchPrefix(_ text: String) -> [String] {

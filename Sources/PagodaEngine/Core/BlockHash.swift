@@ -8,16 +8,17 @@ public struct BlockHash: Hashable, Sendable {
 
     /// `extraKeys` separate caches that must not share KV for the same tokens (a cache salt, an adapter id).
     public init(parent: BlockHash?, tokenIds: ArraySlice<Int>, extraKeys: [UInt64] = []) {
-        var h: UInt64 = parent?.value ?? 0x9E37_79B9_7F4A_7C15
-        var ids = [Int32]()
-        ids.reserveCapacity(tokenIds.count)
-        for t in tokenIds {
-            ids.append(Int32(truncatingIfNeeded: t))
-            h = Self.mix(h ^ UInt64(bitPattern: Int64(t)))
-        }
-        for k in extraKeys { h = Self.mix(h ^ k ^ 0xD6E8_FEB8_6659_FD93) }
-        value = h
-        self.tokenIds = ids
+        value = Self.chainValue(parent: parent?.value, tokenIds: tokenIds, extraKeys: extraKeys)
+        self.tokenIds = tokenIds.map { Int32(truncatingIfNeeded: $0) }
+    }
+
+    /// `value` of the block after a parent of value `parent` (nil: the first block), without building the
+    /// whole key — what the data-parallel front-end computes for every prompt to match the engines' caches.
+    public static func chainValue(parent: UInt64?, tokenIds: ArraySlice<Int>, extraKeys: [UInt64] = []) -> UInt64 {
+        var h: UInt64 = parent ?? 0x9E37_79B9_7F4A_7C15
+        for t in tokenIds { h = mix(h ^ UInt64(bitPattern: Int64(t))) }
+        for k in extraKeys { h = mix(h ^ k ^ 0xD6E8_FEB8_6659_FD93) }
+        return h
     }
 
     public static func == (a: BlockHash, b: BlockHash) -> Bool { a.value == b.value && a.tokenIds == b.tokenIds }

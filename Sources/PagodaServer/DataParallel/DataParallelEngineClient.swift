@@ -141,8 +141,6 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         }
     }
 
-    public func rank(of requestId: String) -> Int? { lock.lock(); defer { lock.unlock() }; return requestRank[requestId] }
-
     public func onStats(_ handler: @escaping (Int, SchedulerStats) -> Void) {
         lock.lock(); statsHandlers.append(handler); lock.unlock()
     }
@@ -154,17 +152,17 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         for (id, r) in targets { if let r { client(r).abort([id]) } }
     }
 
-    /// The full blocks of `prompt` as the engines hash them for prefix caching.
+    /// The full blocks of `prompt` as the engines hash them for prefix caching; none when the routing does not
+    /// look at prefixes.
     func blockHashes(_ prompt: [Int]) -> [UInt64] {
+        lock.lock(); let prefixAware = selector.policy.prefixAware; lock.unlock()
+        guard prefixAware else { return [] }
         let bs = handshake.blockSize
         var out: [UInt64] = []
         out.reserveCapacity(prompt.count / bs)
-        var parent: BlockHash? = nil
         var i = 0
         while i + bs <= prompt.count {
-            let h = BlockHash(parent: parent, tokenIds: prompt[i..<(i + bs)])
-            out.append(h.value)
-            parent = h
+            out.append(BlockHash.chainValue(parent: out.last, tokenIds: prompt[i..<(i + bs)]))
             i += bs
         }
         return out

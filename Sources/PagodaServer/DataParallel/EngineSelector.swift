@@ -66,8 +66,6 @@ public struct EngineSelector: Sendable {
         self.policy = policy
     }
 
-    public var numLive: Int { engines.filter(\.alive).count }
-
     // MARK: Inputs
 
     /// The engine published its statistics.

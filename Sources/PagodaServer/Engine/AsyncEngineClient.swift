@@ -64,8 +64,6 @@ public final class AsyncEngineClient: EngineClient, @unchecked Sendable {
                       numOpenRequests: numOpenRequests)]
     }
 
-    public func rank(of requestId: String) -> Int? { handshake.dataParallelRank }
-
     /// `handler` runs on the RPC reader thread for every prefix-cache change the engine publishes.
     public func onKVEvents(_ handler: @escaping (KVCacheEvents) -> Void) {
         lock.lock(); kvEventHandlers.append(handler); lock.unlock()

@@ -15,8 +15,6 @@ public protocol EngineClient: AnyObject, Sendable {
     var engines: [EngineStatus] { get }
     func generate(_ request: EngineRequest) -> AsyncThrowingStream<EngineOutput, Error>
     func abort(_ ids: [String])
-    /// The rank serving `requestId` while its stream is open (metrics labels).
-    func rank(of requestId: String) -> Int?
     /// `handler(rank, stats)` runs whenever an engine publishes statistics.
     func onStats(_ handler: @escaping (Int, SchedulerStats) -> Void)
 }

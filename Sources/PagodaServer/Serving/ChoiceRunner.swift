@@ -79,7 +79,7 @@ final class ChoiceRunner: @unchecked Sendable {
                 if !output.newTokenIds.isEmpty {
                     if timing.firstTokenTime == nil {
                         timing.firstTokenTime = now
-                        timing.rank = output.dataParallelRank ?? engine.rank(of: job.request.requestId)
+                        timing.rank = output.dataParallelRank  // nil: the server's one engine
                     }
                     timing.lastTokenTime = now
                 }
