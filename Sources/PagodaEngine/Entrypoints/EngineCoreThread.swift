@@ -130,7 +130,7 @@ public final class EngineCoreThread: @unchecked Sendable {
                 outputs += core.failAllRequests("engine step failed: \(error)")
             }
             let s = core.stats
-            let events = core.recordsKVEvents ? core.takeKVEvents() : KVCacheEvents()
+            let events = core.takeKVEvents()  // empty unless the core records them
             cond.lock(); latestStats = s; if !events.isEmpty { pendingKVEvents.append(events) }; cond.unlock()
             if !outputs.isEmpty { onOutputs(outputs) }
         }
