@@ -141,7 +141,11 @@ struct ServeCommand: AsyncParsableCommand {
         var serverConfig = ServerConfig(servedModelNames: served, modelPath: modelPath)
         serverConfig.host = server.host
         serverConfig.port = server.port
-        serverConfig.apiKey = server.apiKey
+        serverConfig.apiKey = server.resolvedAPIKey(environment: ProcessInfo.processInfo.environment)
+        serverConfig.apiKeyAllRoutes = server.apiKeyAllRoutes
+        serverConfig.maxRequestBodyBytes = server.maxRequestBodyBytes
+        serverConfig.maxConcurrentRequests = server.maxConcurrentRequests
+        serverConfig.shutdownTimeoutSeconds = server.shutdownTimeout
         serverConfig.disableLogRequests = server.disableLogRequests
         serverConfig.dataParallelRank = localRanks[0]
         serverConfig.dataParallelSize = dpSize
@@ -177,8 +181,23 @@ struct ServerArgs: ParsableArguments {
             help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
     var servedModelName: [String] = []
 
-    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' on /v1 routes.")
+    @Option(name: .customLong("api-key"),
+            help: "Require 'Authorization: Bearer <key>' on the routes that cost work (/v1/*, /tokenize, /detokenize). Default: $VLLM_API_KEY.")
     var apiKey: String?
+
+    @Flag(name: .customLong("api-key-all-routes"), help: "With an API key: also require it on /health, /ping, /metrics, /load and /version.")
+    var apiKeyAllRoutes = false
+
+    @Option(name: .customLong("max-concurrent-requests"),
+            help: "Generation requests this server holds at once; more get 429 with Retry-After (0: no limit).")
+    var maxConcurrentRequests: Int = 4096
+
+    @Option(name: .customLong("max-request-body-bytes"), help: "Larger request bodies get 413.")
+    var maxRequestBodyBytes: Int = 8 << 20
+
+    @Option(name: .customLong("shutdown-timeout"),
+            help: "On SIGTERM/SIGINT, seconds to let in-flight requests finish while new ones get 503; 0 aborts them at once (vLLM's default).")
+    var shutdownTimeout: Double = 0
 
     @Flag(name: .customLong("disable-log-requests"), help: "Do not log each request.")
     var disableLogRequests = false
@@ -217,7 +236,17 @@ struct ServerArgs: ParsableArguments {
             throw ValidationError("invalid --data-parallel-rank \(dataParallelRank): must be in 0..<\(dataParallelSize) (--data-parallel-size)")
         }
         if let k = apiKey, k.isEmpty { throw ValidationError("invalid --api-key: empty") }
+        guard maxConcurrentRequests >= 0 else { throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more") }
+        guard maxRequestBodyBytes >= 1 else { throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1") }
+        guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else { throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds") }
         if servedModelName.contains(where: \.isEmpty) { throw ValidationError("invalid --served-model-name: empty name") }
+    }
+}
+
+extension ServerArgs {
+    /// `--api-key`, else vLLM's `VLLM_API_KEY` (never logged).
+    func resolvedAPIKey(environment: [String: String]) -> String? {
+        EnvironmentSetting.value(flag: apiKey, flagName: "--api-key", variables: ["VLLM_API_KEY"], in: environment)?.value
     }
 }
 
