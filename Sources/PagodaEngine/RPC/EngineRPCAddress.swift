@@ -42,6 +42,8 @@ public enum EngineRPCError: Error, CustomStringConvertible, Equatable {
     case badFrame(String)
     case handshake(String)
     case timeout(String)
+    /// This side refused the peer's hello (another protocol version, model, or a rank not to be admitted).
+    case refused(String)
 
     public var description: String {
         switch self {
@@ -51,6 +53,7 @@ public enum EngineRPCError: Error, CustomStringConvertible, Equatable {
         case .badFrame(let s): return "bad engine RPC frame: \(s)"
         case .handshake(let s): return "engine RPC handshake failed: \(s)"
         case .timeout(let s): return "engine RPC timed out: \(s)"
+        case .refused(let s): return "engine refused: \(s)"
         }
     }
 }

@@ -29,7 +29,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
             guard h.dataParallelRank == r else {
                 throw DataParallelError.mismatch("engine \(r) reports data-parallel rank \(h.dataParallelRank)")
             }
-            guard h.model == first.model, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
+            guard h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
                 h.vocabSize == first.vocabSize, h.eosTokenIds == first.eosTokenIds
             else {
                 throw DataParallelError.mismatch(
@@ -76,7 +76,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     /// something else than the others, or when the rank is not down.
     public func rejoin(rank r: Int, client c: AsyncEngineClient) throws {
         let h = c.handshake, first = handshake
-        guard h.dataParallelRank == r, h.model == first.model, h.blockSize == first.blockSize,
+        guard h.dataParallelRank == r, h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize,
             h.maxModelLen == first.maxModelLen, h.vocabSize == first.vocabSize
         else {
             throw DataParallelError.mismatch("rank \(r) came back as rank \(h.dataParallelRank) serving \(h.model)")
@@ -89,6 +89,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         lock.unlock()
         wire(c, rank: r)
     }
+
+    /// Whether rank `r` is serving (joined and not down).
+    public func isUp(_ r: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return downReasons[r] == nil }
 
     /// `handler(rank, reason)` runs once per rank that goes down.
     public func onRankDown(_ handler: @escaping (Int, String) -> Void) {

@@ -63,7 +63,8 @@ public final class EngineCoreProcess: @unchecked Sendable {
         }
     }
 
-    static func describeExit(_ p: Process) -> String {
+    /// How a child process ended ("exited with status 1", "killed by signal 9 (SIGKILL)").
+    public static func describeExit(_ p: Process) -> String {
         if p.isRunning { return "still running (pid \(p.processIdentifier))" }
         switch p.terminationReason {
         case .exit: return "exited with status \(p.terminationStatus)"
