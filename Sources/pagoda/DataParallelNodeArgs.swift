@@ -6,23 +6,31 @@ import PagodaServer
 /// node, whether it runs headless, and how long the head waits for the others. `--data-parallel-size`,
 /// `-rank`, `-address` and `-rpc-port` are in `ServerArgs`.
 struct DataParallelNodeArgs: ParsableArguments {
-    @Option(name: .customLong("data-parallel-size-local"),
-            help: "Data-parallel ranks (engine cores) on this node. Default: all of --data-parallel-size. 0 on the head: the API server only.")
+    @Option(
+        name: .customLong("data-parallel-size-local"),
+        help: "Data-parallel ranks (engine cores) on this node. Default: all of --data-parallel-size. 0 on the head: the API server only.")
     var dataParallelSizeLocal: Int?
 
     @Option(name: .customLong("data-parallel-start-rank"), help: "The first data-parallel rank of this node (with --headless). Default: 0.")
     var dataParallelStartRank: Int?
 
-    @Flag(name: .customLong("headless"),
-          help: "Run only this node's engine cores, which join the head at --data-parallel-address:--data-parallel-rpc-port; no API server.")
+    @Flag(
+        name: .customLong("headless"),
+        help: "Run only this node's engine cores, which join the head at --data-parallel-address:--data-parallel-rpc-port; no API server.")
     var headless = false
 
-    @Option(name: .customLong("data-parallel-engine-ready-timeout"),
-            help: "Seconds to wait for the engine cores to start and every data-parallel rank to join (env: PAGODA_ENGINE_READY_TIMEOUT_S, then vLLM's VLLM_ENGINE_READY_TIMEOUT_S). Default: 600.")
+    @Option(
+        name: .customLong("data-parallel-engine-ready-timeout"),
+        help:
+            "Seconds to wait for the engine cores to start and every data-parallel rank to join (env: PAGODA_ENGINE_READY_TIMEOUT_S, then vLLM's VLLM_ENGINE_READY_TIMEOUT_S). Default: 600."
+    )
     var engineReadyTimeout: Double?
 
-    @Option(name: .customLong("data-parallel-heartbeat-timeout"),
-            help: "Seconds of silence after which a connection between the head and a headless node's engine core counts as lost (heartbeats every fifth of it). Default: 10.")
+    @Option(
+        name: .customLong("data-parallel-heartbeat-timeout"),
+        help:
+            "Seconds of silence after which a connection between the head and a headless node's engine core counts as lost (heartbeats every fifth of it). Default: 10."
+    )
     var heartbeatTimeout: Double = 10
 
     /// Parsed only to reject the combinations vLLM rejects (`--headless` with API servers); more than one API
@@ -65,7 +73,8 @@ struct DataParallelNodeSettings {
             readyTimeout = Self.defaultReadyTimeout
         }
         guard node.heartbeatTimeout > 0, node.heartbeatTimeout.isFinite else {
-            throw ValidationError("invalid --data-parallel-heartbeat-timeout \(node.heartbeatTimeout): must be a positive number of seconds")
+            throw ValidationError(
+                "invalid --data-parallel-heartbeat-timeout \(node.heartbeatTimeout): must be a positive number of seconds")
         }
         heartbeatTimeout = node.heartbeatTimeout
     }

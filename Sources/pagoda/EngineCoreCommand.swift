@@ -18,8 +18,11 @@ struct EngineCoreCommand: ParsableCommand {
     @Option(name: .customLong("rpc-address"), help: "The front-end's engine RPC address (unix:/path or tcp://host:port).")
     var rpcAddress: String
 
-    @Flag(name: .customLong("remote"),
-          help: "An engine core of a headless node: load the model first, then connect to the head (retrying up to --connect-timeout), with heartbeats.")
+    @Flag(
+        name: .customLong("remote"),
+        help:
+            "An engine core of a headless node: load the model first, then connect to the head (retrying up to --connect-timeout), with heartbeats."
+    )
     var remote = false
 
     @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach the front-end.")

@@ -15,7 +15,8 @@ enum HeadlessNode {
         let d = settings.deployment
         let head = EngineRPCAddress.tcp(host: d.address, port: d.rpcPort)
         logger.info(
-            "headless node: data-parallel ranks \(d.localRanks.lowerBound)..<\(d.localRanks.upperBound) of \(d.size) join the head at \(head)")
+            "headless node: data-parallel ranks \(d.localRanks.lowerBound)..<\(d.localRanks.upperBound) of \(d.size) join the head at \(head)"
+        )
         var children: [(rank: Int, process: Process)] = []
         let stopAll: () -> Void = {
             for c in children where c.process.isRunning { kill(c.process.processIdentifier, SIGTERM) }

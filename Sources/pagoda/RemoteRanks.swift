@@ -15,17 +15,21 @@ final class RemoteRanks: @unchecked Sendable {
     }
 
     /// Listens at `--data-parallel-address:--data-parallel-rpc-port` when some ranks are remote (nil otherwise).
-    static func listen(deployment: DataParallelDeployment, config: EngineConfig, modelPath: String, logger: Logger) throws -> RemoteRanks? {
+    static func listen(
+        deployment: DataParallelDeployment, config: EngineConfig, modelPath: String, liveness: EngineRPCLiveness, logger: Logger
+    ) throws -> RemoteRanks? {
         let ranks = deployment.remoteRanks
         guard !ranks.isEmpty else { return nil }
         let identity: String
         do { identity = try ModelFingerprint.of(path: modelPath) } catch { throw ServeStartupError("\(error)") }
-        let admission = RankAdmission(size: deployment.size, localRanks: deployment.localRanks, modelIdentity: identity,
-                                      model: modelPath, blockSize: config.cache.blockSize)
+        let admission = RankAdmission(
+            size: deployment.size, localRanks: deployment.localRanks, modelIdentity: identity,
+            model: modelPath, blockSize: config.cache.blockSize)
         let address = EngineRPCAddress.tcp(host: deployment.address, port: deployment.rpcPort)
         let acceptor: RemoteRankAcceptor
-        do { acceptor = try RemoteRankAcceptor(address: address, admission: admission, logger: logger) } catch {
-            throw ServeStartupError("cannot listen for headless nodes at \(address) (--data-parallel-address, --data-parallel-rpc-port): \(error)")
+        do { acceptor = try RemoteRankAcceptor(address: address, admission: admission, liveness: liveness, logger: logger) } catch {
+            throw ServeStartupError(
+                "cannot listen for headless nodes at \(address) (--data-parallel-address, --data-parallel-rpc-port): \(error)")
         }
         acceptor.start()
         logger.info("listening for data-parallel ranks \(ranks.map(String.init).joined(separator: ", ")) at \(acceptor.address)")
@@ -35,9 +39,13 @@ final class RemoteRanks: @unchecked Sendable {
     /// Logs a lost remote rank; the server keeps serving on the others (or waits, when none is left).
     func rankLost(_ rank: Int, reason: String, noneLeft: Bool) {
         if noneLeft {
-            logger.critical("data-parallel rank \(rank) (headless node) lost: \(reason); no rank is serving: requests fail until a rank rejoins at \(acceptor.address)")
+            logger.critical(
+                "data-parallel rank \(rank) (headless node) lost: \(reason); no rank is serving: requests fail until a rank rejoins at \(acceptor.address)"
+            )
         } else {
-            logger.error("data-parallel rank \(rank) (headless node) lost: \(reason); its unstarted requests go to the other ranks, streaming ones failed; it rejoins when its node is started again")
+            logger.error(
+                "data-parallel rank \(rank) (headless node) lost: \(reason); its unstarted requests go to the other ranks, streaming ones failed; it rejoins when its node is started again"
+            )
         }
     }
 

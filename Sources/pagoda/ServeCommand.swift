@@ -48,8 +48,12 @@ struct ServeCommand: AsyncParsableCommand {
         if external && dpSize > 1 {
             logger.info("data parallel rank \(localRanks[0]) of \(dpSize) (external load balancing: this server is one rank)")
         } else if dpSize > 1 {
-            let joining = deployment.remoteRanks.isEmpty ? "" : "; ranks \(deployment.remoteRanks.map(String.init).joined(separator: ", ")) join from headless nodes"
-            logger.info("data parallel size \(dpSize): \(localRanks.count) local engine cores behind this server\(joining) (internal load balancing, \(server.dataParallelRouting.rawValue) routing)")
+            let joining =
+                deployment.remoteRanks.isEmpty
+                ? "" : "; ranks \(deployment.remoteRanks.map(String.init).joined(separator: ", ")) join from headless nodes"
+            logger.info(
+                "data parallel size \(dpSize): \(localRanks.count) local engine cores behind this server\(joining) (internal load balancing, \(server.dataParallelRouting.rawValue) routing)"
+            )
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
 
@@ -60,21 +64,27 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         // Remote ranks (multi-node): listen for them before the local engines load, so both load at once.
-        let remote = try RemoteRanks.listen(deployment: deployment, config: config, modelPath: modelPath, logger: logger)
+        let remote = try RemoteRanks.listen(
+            deployment: deployment, config: config, modelPath: modelPath, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout),
+            logger: logger)
 
         // The engine core processes: each loads the model, sizes its KV cache, connects back.
         let started = Date()
-        let progress = TerminalProgress(message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
+        let progress = TerminalProgress(
+            message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
         if !localRanks.isEmpty { progress.start() }
         let configs = localRanks.enumerated().map { i, r -> EngineConfig in
             var c = config
             c.parallel.dataParallelRank = r
-            if !external && localRanks.count > 1 { c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: localRanks.count) }
+            if !external && localRanks.count > 1 {
+                c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: localRanks.count)
+            }
             return c
         }
         let initial: [EngineCoreProcess]
         do {
-            initial = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: multiNode.readyTimeout)
+            initial = try EngineCoreProcess.startAll(
+                configs: configs, executable: PagodaExecutable.path, startupTimeout: multiNode.readyTimeout)
         } catch {
             progress.stop()
             remote?.acceptor.stop()
@@ -91,7 +101,9 @@ struct ServeCommand: AsyncParsableCommand {
         for p in initial {
             let h = p.client.handshakeInfo
             let rank = dpSize > 1 ? "engine core rank \(h.dataParallelRank)" : "engine core"
-            logger.info("\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
+            logger.info(
+                "\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)"
+            )
         }
 
         let shutdown = ServerShutdownFlag()
@@ -114,7 +126,8 @@ struct ServeCommand: AsyncParsableCommand {
                 let liveness = EngineRPCLiveness(timeout: multiNode.heartbeatTimeout)
                 dp = try DataParallelEngineClient(
                     ranks: allRanks.map { r in
-                        r < initial.count ? AsyncEngineClient(rpc: initial[r].client) : AsyncEngineClient(rpc: remoteClients[r]!, liveness: liveness)
+                        r < initial.count
+                            ? AsyncEngineClient(rpc: initial[r].client) : AsyncEngineClient(rpc: remoteClients[r]!, liveness: liveness)
                     }, policy: policy)
             } catch {
                 processes.stopAll()
@@ -135,7 +148,9 @@ struct ServeCommand: AsyncParsableCommand {
                     usleep(300_000)
                     Foundation.exit(1)
                 }
-                logger.error("engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest")
+                logger.error(
+                    "engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest"
+                )
                 guard restart else { return }
                 // Start the rank again (a crash loop gives up after a few tries) and let it rejoin.
                 Thread.detachNewThread {
@@ -143,14 +158,17 @@ struct ServeCommand: AsyncParsableCommand {
                         usleep(UInt32(min(8, 1 << (attempt - 1))) * 500_000)
                         if shutdown.isSet { return }
                         do {
-                            let p = try EngineCoreProcess.startAll(configs: [configs[rank]], executable: PagodaExecutable.path,
-                                                                   startupTimeout: 600)[0]
+                            let p = try EngineCoreProcess.startAll(
+                                configs: [configs[rank]], executable: PagodaExecutable.path,
+                                startupTimeout: 600)[0]
                             processes[rank] = p
                             do { try dp.rejoin(rank: rank, client: AsyncEngineClient(rpc: p.client)) } catch {
                                 p.stop()
                                 throw error
                             }
-                            logger.notice("engine core rank \(rank) restarted (pid \(p.pid)) and rejoined (\(p.client.handshakeInfo.numBlocks) KV blocks)")
+                            logger.notice(
+                                "engine core rank \(rank) restarted (pid \(p.pid)) and rejoined (\(p.client.handshakeInfo.numBlocks) KV blocks)"
+                            )
                             return
                         } catch {
                             logger.error("engine core rank \(rank) restart \(attempt) failed: \(error)")
@@ -175,8 +193,9 @@ struct ServeCommand: AsyncParsableCommand {
         serverConfig.dataParallelRank = allRanks[0]
         serverConfig.dataParallelSize = dpSize
         let metrics = ServerMetrics(modelName: served[0], dataParallelRank: allRanks[0], engineRanks: allRanks)
-        let serving = OpenAIServing(config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
-                                    logger: logger)
+        let serving = OpenAIServing(
+            config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
+            logger: logger)
 
         let host = server.host
         do {
@@ -204,8 +223,9 @@ struct ServerArgs: ParsableArguments {
     @Option(help: "Port to listen on.")
     var port: Int = 8000
 
-    @Option(name: .customLong("served-model-name"), parsing: .upToNextOption,
-            help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
+    @Option(
+        name: .customLong("served-model-name"), parsing: .upToNextOption,
+        help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
     var servedModelName: [String] = []
 
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' on /v1 routes.")
@@ -223,23 +243,33 @@ struct ServerArgs: ParsableArguments {
     @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the deployment (external load balancing).")
     var dataParallelSize: Int = 1
 
-    @Option(name: .customLong("data-parallel-rank"),
-            help: "This server's data-parallel rank (0 ..< --data-parallel-size): external load balancing, one rank per server. Without it, --data-parallel-size N runs N engine cores behind this server.")
+    @Option(
+        name: .customLong("data-parallel-rank"),
+        help:
+            "This server's data-parallel rank (0 ..< --data-parallel-size): external load balancing, one rank per server. Without it, --data-parallel-size N runs N engine cores behind this server."
+    )
     var dataParallelRank: Int?
 
-    @Option(name: .customLong("data-parallel-routing"),
-            help: "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running).")
+    @Option(
+        name: .customLong("data-parallel-routing"),
+        help:
+            "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running)."
+    )
     var dataParallelRouting: DataParallelRouting = .prefix
 
-    @Flag(name: .customLong("restart-engines"), inversion: .prefixedNo,
-          help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
+    @Flag(
+        name: .customLong("restart-engines"), inversion: .prefixedNo,
+        help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
     var restartEngines = true
 
-    @Option(name: .customLong("data-parallel-address"),
-            help: "The head node's address: where it listens for the engine cores of headless nodes, and where they connect. Default: 127.0.0.1.")
+    @Option(
+        name: .customLong("data-parallel-address"),
+        help:
+            "The head node's address: where it listens for the engine cores of headless nodes, and where they connect. Default: 127.0.0.1.")
     var dataParallelAddress: String?
 
-    @Option(name: .customLong("data-parallel-rpc-port"), help: "The head's TCP port for the engine cores of headless nodes. Default: 29550.")
+    @Option(
+        name: .customLong("data-parallel-rpc-port"), help: "The head's TCP port for the engine cores of headless nodes. Default: 29550.")
     var dataParallelRPCPort: Int?
 
     func validate() throws {

@@ -38,12 +38,24 @@ final class DataParallelDeploymentTests: XCTestCase {
 
     func testRejectedCombinations() {
         let cases: [(String, () throws -> DataParallelDeployment)] = [
-            ("--api-server-count 2 cannot be used with --headless", { try .init(size: 4, sizeLocal: 2, startRank: 2, headless: true, apiServerCount: 2) }),
-            ("--api-server-count 1 cannot be used with --headless", { try .init(size: 4, sizeLocal: 2, startRank: 2, headless: true, apiServerCount: 1) }),
+            (
+                "--api-server-count 2 cannot be used with --headless",
+                { try .init(size: 4, sizeLocal: 2, startRank: 2, headless: true, apiServerCount: 2) }
+            ),
+            (
+                "--api-server-count 1 cannot be used with --headless",
+                { try .init(size: 4, sizeLocal: 2, startRank: 2, headless: true, apiServerCount: 1) }
+            ),
             ("invalid --api-server-count 0: must be at least 1 unless --headless", { try .init(size: 2, apiServerCount: 0) }),
-            ("invalid --data-parallel-start-rank 4: must be less than --data-parallel-size 4", { try .init(size: 4, sizeLocal: 1, startRank: 4, headless: true) }),
+            (
+                "invalid --data-parallel-start-rank 4: must be less than --data-parallel-size 4",
+                { try .init(size: 4, sizeLocal: 1, startRank: 4, headless: true) }
+            ),
             ("invalid --data-parallel-size-local 5: must be at most --data-parallel-size 4", { try .init(size: 4, sizeLocal: 5) }),
-            ("--data-parallel-start-rank 3 + --data-parallel-size-local 2 exceed --data-parallel-size 4", { try .init(size: 4, sizeLocal: 2, startRank: 3, headless: true) }),
+            (
+                "--data-parallel-start-rank 3 + --data-parallel-size-local 2 exceed --data-parallel-size 4",
+                { try .init(size: 4, sizeLocal: 2, startRank: 3, headless: true) }
+            ),
             ("--data-parallel-size-local must be at least 1 with --headless", { try .init(size: 4, sizeLocal: 0, headless: true) }),
             ("--data-parallel-rank cannot be used with --headless", { try .init(size: 4, rank: 1, headless: true) }),
             ("--data-parallel-size-local must be 1 when --data-parallel-rank is set", { try .init(size: 4, rank: 1, sizeLocal: 2) }),

@@ -15,8 +15,9 @@ final class RemoteRankAcceptorTests: XCTestCase {
     override func setUpWithError() throws {
         // Four ranks; the head runs 0 and 1, ranks 2 and 3 are remote.
         let admission = RankAdmission(size: 4, localRanks: 0..<2, modelIdentity: "fnv1a64:aaaa", model: "/head/model", blockSize: 4)
-        acceptor = try RemoteRankAcceptor(address: .tcp(host: "127.0.0.1", port: 0), admission: admission,
-                                          logger: Logger(label: "test"), helloTimeout: 5)
+        acceptor = try RemoteRankAcceptor(
+            address: .tcp(host: "127.0.0.1", port: 0), admission: admission, liveness: EngineRPCLiveness(timeout: 10),
+            logger: Logger(label: "test"), helloTimeout: 5)
         acceptor.start()
     }
 
@@ -26,9 +27,10 @@ final class RemoteRankAcceptorTests: XCTestCase {
     }
 
     func hello(rank: Int, identity: String = "fnv1a64:aaaa", size: Int = 4, version: Int = EngineRPCProtocol.version) -> EngineHandshake {
-        EngineHandshake(protocolVersion: version, model: "/node1/model", numBlocks: 32, blockSize: 4, maxModelLen: 64,
-                        vocabSize: 1000, eosTokenIds: [0], dataParallelRank: rank, dataParallelSize: size, pid: 1000 + rank,
-                        modelIdentity: identity, address: "127.0.0.1")
+        EngineHandshake(
+            protocolVersion: version, model: "/node1/model", numBlocks: 32, blockSize: 4, maxModelLen: 64,
+            vocabSize: 1000, eosTokenIds: [0], dataParallelRank: rank, dataParallelSize: size, pid: 1000 + rank,
+            modelIdentity: identity, address: "127.0.0.1")
     }
 
     /// Connects an engine core that says `hello` and serves until the head lets go; returns how it ended.
@@ -62,11 +64,14 @@ final class RemoteRankAcceptorTests: XCTestCase {
             XCTAssertEqual("\(error)".components(separatedBy: " did not join")[0], "data-parallel rank 3", "\(error)")
         }
         // Rank 2 is live: joining again is refused.
-        XCTAssertTrue(refusal(join(hello(rank: 2))).contains("front-end refused the handshake: data-parallel rank 2 has already joined and is live"))
+        XCTAssertTrue(
+            refusal(join(hello(rank: 2))).contains("front-end refused the handshake: data-parallel rank 2 has already joined and is live"))
         XCTAssertTrue(refusal(join(hello(rank: 7))).contains("rank 7 is out of range: the deployment has ranks 0..<4"))
         XCTAssertTrue(refusal(join(hello(rank: 1))).contains("rank 1 belongs to the head's local ranks 0..<2"))
         let other = refusal(join(hello(rank: 3, identity: "fnv1a64:bbbb")))
-        XCTAssertTrue(other.contains("rank 3 serves a different model: /node1/model (fnv1a64:bbbb); the head serves /head/model (fnv1a64:aaaa)"), other)
+        XCTAssertTrue(
+            other.contains("rank 3 serves a different model: /node1/model (fnv1a64:bbbb); the head serves /head/model (fnv1a64:aaaa)"),
+            other)
         XCTAssertTrue(refusal(join(hello(rank: 3, size: 8))).contains("--data-parallel-size 8; the head runs 4"))
         let version = refusal(join(hello(rank: 3, version: EngineRPCProtocol.version + 1)))
         XCTAssertTrue(version.contains("protocol v\(EngineRPCProtocol.version + 1)"), version)
@@ -85,8 +90,9 @@ final class RemoteRankAcceptorTests: XCTestCase {
         // A head with no local rank: ranks 0 and 1 both remote.
         acceptor.stop()
         let admission = RankAdmission(size: 2, localRanks: 0..<0, modelIdentity: "fnv1a64:aaaa", model: "/head/model", blockSize: 4)
-        acceptor = try RemoteRankAcceptor(address: .tcp(host: "127.0.0.1", port: 0), admission: admission,
-                                          logger: Logger(label: "test"), helloTimeout: 5)
+        acceptor = try RemoteRankAcceptor(
+            address: .tcp(host: "127.0.0.1", port: 0), admission: admission, liveness: EngineRPCLiveness(timeout: 10),
+            logger: Logger(label: "test"), helloTimeout: 5)
         acceptor.start()
         _ = join(hello(rank: 0, size: 2))
         let one = join(hello(rank: 1, size: 2))
@@ -112,8 +118,11 @@ final class RemoteRankAcceptorTests: XCTestCase {
         var p = SamplingParams.greedy
         p.maxTokens = 2
         var got: [Int] = []
-        for try await o in dp.generate(EngineRequest(requestId: "after", promptTokenIds: [5], sampling: p, eosTokenIds: [], arrivalTime: 0,
-                                                     dataParallelRank: 1)) {
+        for try await o in dp.generate(
+            EngineRequest(
+                requestId: "after", promptTokenIds: [5], sampling: p, eosTokenIds: [], arrivalTime: 0,
+                dataParallelRank: 1))
+        {
             got += o.newTokenIds
         }
         XCTAssertEqual(got, [6, 7], "the rejoined rank serves")
@@ -127,7 +136,9 @@ final class RemoteRankAcceptorTests: XCTestCase {
         let client = try EngineCoreRPCClient(connection: front)
         let lost = expectation(description: "front-end gave the engine up")
         var why = ""
-        client.start(onOutputs: { _ in }, liveness: EngineRPCLiveness(timeout: 0.5)) { reason in why = reason; lost.fulfill() }
+        client.start(onOutputs: { _ in }, liveness: EngineRPCLiveness(timeout: 0.5)) { reason in
+            why = reason; lost.fulfill()
+        }
         wait(for: [lost], timeout: 10)
         XCTAssertTrue(why.contains("nothing received from the peer for 0.5 s"), why)
         engine.close()
@@ -136,10 +147,13 @@ final class RemoteRankAcceptorTests: XCTestCase {
         let (front2, engine2) = try EngineRPCConnection.pair()
         let backend = TestEngineBackend()
         backends.append(backend)
-        let server = EngineCoreRPCServer(connection: engine2, handshake: hello(rank: 0), backend: backend,
-                                         liveness: EngineRPCLiveness(timeout: 0.5))
+        let server = EngineCoreRPCServer(
+            connection: engine2, handshake: hello(rank: 0), backend: backend,
+            liveness: EngineRPCLiveness(timeout: 0.5))
         let box = XCTestExpectation.Box(expectation(description: "engine returned"))
-        Thread { box.exit = server.run(); box.expectation.fulfill() }.start()
+        Thread {
+            box.exit = server.run(); box.expectation.fulfill()
+        }.start()
         guard case .hello? = try front2.receive() else { return XCTFail("no hello") }
         try front2.send(.helloAck)
         wait(for: [box.expectation], timeout: 10)

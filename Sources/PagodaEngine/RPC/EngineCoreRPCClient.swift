@@ -14,6 +14,7 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
     private var pendingCalls: [UInt64: (Result<String, Error>) -> Void] = [:]
     private var closedReason: String?
     private var latestStats = SchedulerStats()
+    private var heartbeating = false
 
     /// Reads the engine's hello from a fresh connection and accepts it, or refuses it (a failure frame
     /// the engine reports, then this throws `EngineRPCError.refused`) when the protocol versions differ
@@ -32,7 +33,8 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
         guard case .hello(let info)? = first else {
             connection.close()
             if case .failure(let reason)? = first { throw EngineRPCError.handshake("engine core failed: \(reason)") }
-            throw EngineRPCError.handshake(first == nil ? "engine core closed the connection before its hello" : "expected hello, got \(first!)")
+            throw EngineRPCError.handshake(
+                first == nil ? "engine core closed the connection before its hello" : "expected hello, got \(first!)")
         }
         guard info.protocolVersion == EngineRPCProtocol.version else {
             let reason = "engine core speaks protocol v\(info.protocolVersion), this front-end v\(EngineRPCProtocol.version)"
@@ -51,21 +53,16 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
 
     /// Starts the reader thread; with `liveness`, also a heartbeat sender, and the connection counts as lost
     /// when nothing arrives for `liveness.timeout` seconds.
-    public func start(onOutputs: @escaping ([EngineOutput]) -> Void,
-                      onStats: @escaping (SchedulerStats) -> Void = { _ in },
-                      onKVEvents: @escaping (KVCacheEvents) -> Void = { _ in },
-                      liveness: EngineRPCLiveness? = nil,
-                      onClosed: @escaping (String) -> Void) {
+    public func start(
+        onOutputs: @escaping ([EngineOutput]) -> Void,
+        onStats: @escaping (SchedulerStats) -> Void = { _ in },
+        onKVEvents: @escaping (KVCacheEvents) -> Void = { _ in },
+        liveness: EngineRPCLiveness? = nil,
+        onClosed: @escaping (String) -> Void
+    ) {
         if let liveness {
             connection.setReceiveTimeout(liveness.timeout)
-            let beat = Thread { [self] in
-                while closed == nil {
-                    if (try? connection.send(.heartbeat)) == nil { return }
-                    Thread.sleep(forTimeInterval: liveness.interval)
-                }
-            }
-            beat.name = "engine-rpc-heartbeat"
-            beat.start()
+            startHeartbeats(liveness)
         }
         let thread = Thread { [self] in
             var reason = "engine core closed the connection"
@@ -102,6 +99,25 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
         }
         thread.name = "engine-rpc-client"
         thread.start()
+    }
+
+    /// Sends a heartbeat every `liveness.interval` seconds until the connection closes (once; `start` with
+    /// `liveness` calls it too). A head calls it as soon as it accepts a remote engine, which may wait for
+    /// the other ranks before the front-end starts.
+    public func startHeartbeats(_ liveness: EngineRPCLiveness) {
+        lock.lock()
+        let already = heartbeating
+        heartbeating = true
+        lock.unlock()
+        if already { return }
+        let beat = Thread { [self] in
+            while closed == nil {
+                if (try? connection.send(.heartbeat)) == nil { return }
+                Thread.sleep(forTimeInterval: liveness.interval)
+            }
+        }
+        beat.name = "engine-rpc-heartbeat"
+        beat.start()
     }
 
     /// Nil while connected; the reason once the engine core is gone.

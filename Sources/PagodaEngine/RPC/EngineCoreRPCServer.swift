@@ -27,8 +27,10 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
 
     /// With `liveness` (an engine on another host), this side sends heartbeats and gives the front-end up
     /// when nothing arrives from it for `liveness.timeout` seconds.
-    public init(connection: EngineRPCConnection, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
-                statsInterval: Double = 0.02, liveness: EngineRPCLiveness? = nil) {
+    public init(
+        connection: EngineRPCConnection, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
+        statsInterval: Double = 0.02, liveness: EngineRPCLiveness? = nil
+    ) {
         self.connection = connection; self.handshake = handshake; self.backend = backend; self.statsInterval = statsInterval
         self.liveness = liveness
     }
@@ -86,7 +88,8 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
             case .utility(let call):
                 let result: EngineUtilityResult
                 do {
-                    result = EngineUtilityResult(callId: call.callId, result: try backend.utility(method: call.method, arguments: call.arguments), error: nil)
+                    result = EngineUtilityResult(
+                        callId: call.callId, result: try backend.utility(method: call.method, arguments: call.arguments), error: nil)
                 } catch {
                     result = EngineUtilityResult(callId: call.callId, result: nil, error: "\(error)")
                 }

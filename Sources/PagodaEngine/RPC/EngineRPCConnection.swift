@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// One connected engine RPC socket. `send` may be called from any thread (frames are written
 /// whole under a lock); `receive` from one reader thread at a time.
@@ -76,7 +77,8 @@ public final class EngineRPCConnection: @unchecked Sendable {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw errno == EPIPE || errno == ECONNRESET || errno == EBADF ? EngineRPCError.closed
+                    throw errno == EPIPE || errno == ECONNRESET || errno == EBADF
+                        ? EngineRPCError.closed
                         : EngineRPCError.socket(EngineRPCSocket.errnoText("write"))
                 }
                 offset += n

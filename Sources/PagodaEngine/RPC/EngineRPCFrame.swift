@@ -66,7 +66,8 @@ public enum EngineRPCFrame {
                 do { return .hello(try d.decode(EngineHandshake.self, from: payload)) } catch {
                     // Another version's hello: say so rather than "bad frame".
                     if let v = try? d.decode(VersionOnly.self, from: payload), v.protocolVersion != EngineRPCProtocol.version {
-                        throw EngineRPCError.handshake("engine core speaks protocol v\(v.protocolVersion), this front-end v\(EngineRPCProtocol.version)")
+                        throw EngineRPCError.handshake(
+                            "engine core speaks protocol v\(v.protocolVersion), this front-end v\(EngineRPCProtocol.version)")
                     }
                     throw error
                 }

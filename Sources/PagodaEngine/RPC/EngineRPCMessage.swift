@@ -21,9 +21,11 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
     /// empty for a local engine on a unix socket.
     public var address: String
 
-    public init(protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
-                maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
-                dataParallelSize: Int = 1, pid: Int, modelIdentity: String? = nil, address: String = "") {
+    public init(
+        protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
+        maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
+        dataParallelSize: Int = 1, pid: Int, modelIdentity: String? = nil, address: String = ""
+    ) {
         self.protocolVersion = protocolVersion; self.model = model; self.numBlocks = numBlocks; self.blockSize = blockSize
         self.maxModelLen = maxModelLen; self.vocabSize = vocabSize; self.eosTokenIds = eosTokenIds
         self.dataParallelRank = dataParallelRank; self.dataParallelSize = dataParallelSize; self.pid = pid

@@ -33,8 +33,10 @@ public struct DataParallelDeployment: Sendable, Equatable {
 
     /// Validates the flags as vLLM does (`serve.py`, `EngineArgs.create_engine_config`, `ParallelConfig`);
     /// the error names the flags.
-    public init(size: Int, rank: Int? = nil, sizeLocal: Int? = nil, startRank: Int? = nil, headless: Bool = false,
-                address: String? = nil, rpcPort: Int? = nil, apiServerCount: Int? = nil) throws {
+    public init(
+        size: Int, rank: Int? = nil, sizeLocal: Int? = nil, startRank: Int? = nil, headless: Bool = false,
+        address: String? = nil, rpcPort: Int? = nil, apiServerCount: Int? = nil
+    ) throws {
         func fail(_ s: String) -> DataParallelDeploymentError { DataParallelDeploymentError(message: s) }
         guard size >= 1 else { throw fail("invalid --data-parallel-size \(size): must be at least 1") }
         if let sizeLocal, sizeLocal < 0 { throw fail("invalid --data-parallel-size-local \(sizeLocal): must not be negative") }
@@ -42,7 +44,9 @@ public struct DataParallelDeployment: Sendable, Equatable {
         if let rank, !(0..<size).contains(rank) {
             throw fail("invalid --data-parallel-rank \(rank): must be in 0..<\(size) (--data-parallel-size)")
         }
-        if let rpcPort, !(1...65535).contains(rpcPort) { throw fail("invalid --data-parallel-rpc-port \(rpcPort): must be between 1 and 65535") }
+        if let rpcPort, !(1...65535).contains(rpcPort) {
+            throw fail("invalid --data-parallel-rpc-port \(rpcPort): must be between 1 and 65535")
+        }
         if let address, address.isEmpty { throw fail("invalid --data-parallel-address: empty") }
         if let apiServerCount, apiServerCount < 0 { throw fail("invalid --api-server-count \(apiServerCount): must not be negative") }
         if headless {
@@ -67,12 +71,16 @@ public struct DataParallelDeployment: Sendable, Equatable {
         }
         let local = rank != nil ? 1 : (sizeLocal ?? size)
         let start = rank ?? startRank ?? 0
-        if headless && local == 0 { throw fail("--data-parallel-size-local must be at least 1 with --headless (a headless node runs engine cores only)") }
+        if headless && local == 0 {
+            throw fail("--data-parallel-size-local must be at least 1 with --headless (a headless node runs engine cores only)")
+        }
         if start + local > size {
             throw fail("--data-parallel-start-rank \(start) + --data-parallel-size-local \(local) exceed --data-parallel-size \(size)")
         }
         if !headless && rank == nil && start > 0 {
-            throw fail("--data-parallel-start-rank \(start) without --headless: the node with the API server holds ranks from 0 (a node with a later start rank runs --headless)")
+            throw fail(
+                "--data-parallel-start-rank \(start) without --headless: the node with the API server holds ranks from 0 (a node with a later start rank runs --headless)"
+            )
         }
         self.size = size
         self.localSize = local

@@ -34,7 +34,8 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
             else {
                 throw DataParallelError.mismatch(
                     "engine \(r) serves \(h.model) (block size \(h.blockSize), max model len \(h.maxModelLen), vocabulary \(h.vocabSize)); "
-                        + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))")
+                        + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))"
+                )
             }
         }
         self.clients = ranks
@@ -140,7 +141,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     public var engines: [EngineStatus] {
         lock.lock(); let down = downReasons, all = clients; lock.unlock()
         return all.enumerated().map { r, c in
-            EngineStatus(rank: r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats, numOpenRequests: c.numOpenRequests)
+            EngineStatus(
+                rank: r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats,
+                numOpenRequests: c.numOpenRequests)
         }
     }
 

@@ -33,7 +33,8 @@ public struct RankAdmission: Sendable, Equatable {
             return "data-parallel rank \(r) belongs to the head's local ranks \(localRanks.lowerBound)..<\(localRanks.upperBound)"
         }
         guard hello.modelIdentity == modelIdentity else {
-            return "rank \(r) serves a different model: \(hello.model) (\(hello.modelIdentity)); the head serves \(model) (\(modelIdentity))"
+            return
+                "rank \(r) serves a different model: \(hello.model) (\(hello.modelIdentity)); the head serves \(model) (\(modelIdentity))"
         }
         guard hello.blockSize == blockSize else {
             return "rank \(r) uses KV blocks of \(hello.blockSize) tokens; the head \(blockSize) (--block-size must match)"

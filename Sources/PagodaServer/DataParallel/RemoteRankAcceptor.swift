@@ -14,6 +14,7 @@ public final class RemoteRankAcceptor: @unchecked Sendable {
     private let logger: Logger
     /// Seconds a connection may take to send its hello.
     private let helloTimeout: Double
+    private let liveness: EngineRPCLiveness
     private let lock = NSLock()
     /// Ranks that joined before the front-end started (taken by `waitForAll`).
     private var joined: [Int: EngineCoreRPCClient] = [:]
@@ -25,13 +26,17 @@ public final class RemoteRankAcceptor: @unchecked Sendable {
     private var stopped = false
 
     /// Binds `address` (a TCP address) at once, so a busy port is a start-up error.
-    public init(address: EngineRPCAddress, admission: RankAdmission, logger: Logger, helloTimeout: Double = 30) throws {
+    /// `liveness`: heartbeats start as soon as a rank is admitted (it may wait for the others before serving).
+    public init(
+        address: EngineRPCAddress, admission: RankAdmission, liveness: EngineRPCLiveness, logger: Logger, helloTimeout: Double = 30
+    ) throws {
         listener = try EngineRPCListener(address: address)
         self.address = listener.address
         self.admission = admission
         expected = (0..<admission.size).filter { !admission.localRanks.contains($0) }
         self.logger = logger
         self.helloTimeout = helloTimeout
+        self.liveness = liveness
     }
 
     /// Starts accepting on a background thread (until `stop`).
@@ -78,6 +83,7 @@ public final class RemoteRankAcceptor: @unchecked Sendable {
             return
         }
         c.setReceiveTimeout(nil)
+        client.startHeartbeats(liveness)
         let h = client.handshakeInfo
         lock.lock()
         reserved.remove(h.dataParallelRank)
@@ -86,7 +92,9 @@ public final class RemoteRankAcceptor: @unchecked Sendable {
         lock.unlock()
         let at = h.address.isEmpty ? peer : h.address
         guard let rejoin else {
-            logger.info("data-parallel rank \(h.dataParallelRank) joined from \(at) (pid \(h.pid)): \(h.numBlocks) KV blocks of \(h.blockSize) tokens")
+            logger.info(
+                "data-parallel rank \(h.dataParallelRank) joined from \(at) (pid \(h.pid)): \(h.numBlocks) KV blocks of \(h.blockSize) tokens"
+            )
             return
         }
         do {
@@ -111,11 +119,14 @@ public final class RemoteRankAcceptor: @unchecked Sendable {
             let now = Date()
             if now.timeIntervalSince(started) >= timeout {
                 throw ServeStartupError(
-                    "data-parallel rank\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) did not join within \(Int(timeout)) s (waiting at \(address); start them with --headless)")
+                    "data-parallel rank\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) did not join within \(Int(timeout)) s (waiting at \(address); start them with --headless)"
+                )
             }
             if now.timeIntervalSince(lastLog) >= logInterval {
                 lastLog = now
-                logger.info("waiting for data-parallel rank\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) to join at \(address) (\(Int(timeout - now.timeIntervalSince(started))) s left)")
+                logger.info(
+                    "waiting for data-parallel rank\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) to join at \(address) (\(Int(timeout - now.timeIntervalSince(started))) s left)"
+                )
             }
             try check()
             usleep(100_000)

@@ -66,8 +66,11 @@ public final class AsyncEngineClient: EngineClient, @unchecked Sendable {
     }
 
     public var engines: [EngineStatus] {
-        [EngineStatus(rank: handshake.dataParallelRank, down: dead, pid: handshake.pid, numBlocks: handshake.numBlocks, stats: stats,
-                      numOpenRequests: numOpenRequests)]
+        [
+            EngineStatus(
+                rank: handshake.dataParallelRank, down: dead, pid: handshake.pid, numBlocks: handshake.numBlocks, stats: stats,
+                numOpenRequests: numOpenRequests)
+        ]
     }
 
     /// `handler` runs on the RPC reader thread for every prefix-cache change the engine publishes.
