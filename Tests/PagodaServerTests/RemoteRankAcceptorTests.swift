@@ -94,7 +94,7 @@ final class RemoteRankAcceptorTests: XCTestCase {
             address: .tcp(host: "127.0.0.1", port: 0), admission: admission, liveness: EngineRPCLiveness(timeout: 10),
             logger: Logger(label: "test"), helloTimeout: 5)
         acceptor.start()
-        _ = join(hello(rank: 0, size: 2))
+        let zero = join(hello(rank: 0, size: 2))
         let one = join(hello(rank: 1, size: 2))
         let joined = try acceptor.waitForAll(timeout: 10)
         let liveness = EngineRPCLiveness(timeout: 2)
@@ -107,11 +107,11 @@ final class RemoteRankAcceptorTests: XCTestCase {
         // Rank 1's engine goes away: the head marks it down, and the same rank joins again.
         backends[1].shutdown()
         dp.client(1).rpc.shutdown(reason: "test: engine lost")
-        wait(for: [one.expectation], timeout: 10)
+        await fulfillment(of: [one.expectation], timeout: 10)
         let down = Date().addingTimeInterval(5)
         while dp.isUp(1) && Date() < down { try await Task.sleep(nanoseconds: 10_000_000) }
         XCTAssertFalse(dp.isUp(1))
-        _ = join(hello(rank: 1, size: 2))
+        let back = join(hello(rank: 1, size: 2))
         let up = Date().addingTimeInterval(10)
         while !dp.isUp(1) && Date() < up { try await Task.sleep(nanoseconds: 10_000_000) }
         XCTAssertTrue(dp.isUp(1), "rank 1 rejoined")
@@ -127,6 +127,8 @@ final class RemoteRankAcceptorTests: XCTestCase {
         }
         XCTAssertEqual(got, [6, 7], "the rejoined rank serves")
         for r in 0..<2 { dp.client(r).rpc.shutdown() }
+        await fulfillment(of: [zero.expectation, back.expectation], timeout: 10)
+        XCTAssertEqual(back.exit, .shutdownRequested)
     }
 
     func testASilentPeerIsLostAfterTheHeartbeatTimeoutBothWays() throws {
