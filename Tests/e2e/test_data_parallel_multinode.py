@@ -172,8 +172,14 @@ def layout(head_addr, port, size, head_local, node_local, start_rank):
 def test_seed_layouts_answer_like_one_engine(pagoda, reference, node1, head_local, node_local, start_rank):
     ns, _, head_addr = node1
     head_args, node_args = layout(head_addr, free_port(), 4, head_local, node_local, start_rank)
-    head = start_head(pagoda, head_args)
-    node = HeadlessNode(pagoda, ns, node_args)
+    if head_local == 0:
+        # The headless node first: its engine cores keep trying until the head listens.
+        node = HeadlessNode(pagoda, ns, node_args)
+        time.sleep(1)
+        head = start_head(pagoda, head_args)
+    else:
+        head = start_head(pagoda, head_args)
+        node = HeadlessNode(pagoda, ns, node_args)
     try:
         wait_healthy(head, [node])
         # Each prompt twice: equal loads take turns, so every rank serves some.
