@@ -16,9 +16,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Server options") var server: ServerArgs
     @OptionGroup(title: "Engine options") var engine: EngineArgs
+    @OptionGroup(title: "Multi-node data parallel options") var node: DataParallelNodeArgs
 
     func validate() throws {
         try server.validate()
+        _ = try DataParallelNodeSettings(server: server, node: node)
     }
 
     func run() async throws {
@@ -26,22 +28,32 @@ struct ServeCommand: AsyncParsableCommand {
         let modelPath = try ServedModelFolder.resolve(model)
         var config = try engine.makeConfig(model: modelPath)
         // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing);
-        // with `--data-parallel-rank r` this server is one rank of N (external load balancing).
+        // with `--data-parallel-rank r` this server is one rank of N (external load balancing); with
+        // `--data-parallel-size-local L` the other N - L ranks join from headless nodes (multi-node).
+        let multiNode = try DataParallelNodeSettings(server: server, node: node)
+        let deployment = multiNode.deployment
         let external = server.dataParallelRank != nil
         let dpSize = server.dataParallelSize
-        let localRanks = external ? [server.dataParallelRank!] : Array(0..<dpSize)
+        let localRanks = Array(deployment.localRanks)
+        let allRanks = external ? localRanks : Array(0..<dpSize)
         config.parallel.dataParallelSize = dpSize
-        config.parallel.dataParallelRank = localRanks[0]
+        config.parallel.dataParallelRank = allRanks[0]
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
-        ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (localRanks[0], dpSize) : nil)
+        ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (allRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")
+        if deployment.headless { try HeadlessNode.run(config: config, settings: multiNode, logger: logger) }
 
         if server.trustRemoteCode { logger.notice("--trust-remote-code has no effect: Pagoda runs no model code from the model folder") }
         if server.enforceEager { logger.notice("--enforce-eager has no effect: Pagoda has no graph capture on CPUs") }
         if external && dpSize > 1 {
             logger.info("data parallel rank \(localRanks[0]) of \(dpSize) (external load balancing: this server is one rank)")
         } else if dpSize > 1 {
-            logger.info("data parallel size \(dpSize): \(dpSize) engine cores behind this server (internal load balancing, \(server.dataParallelRouting.rawValue) routing)")
+            let joining =
+                deployment.remoteRanks.isEmpty
+                ? "" : "; ranks \(deployment.remoteRanks.map(String.init).joined(separator: ", ")) join from headless nodes"
+            logger.info(
+                "data parallel size \(dpSize): \(localRanks.count) local engine cores behind this server\(joining) (internal load balancing, \(server.dataParallelRouting.rawValue) routing)"
+            )
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
 
@@ -51,34 +63,52 @@ struct ServeCommand: AsyncParsableCommand {
             throw ServeStartupError("cannot load the tokenizer of \(modelPath): \(error)")
         }
 
+        // Remote ranks (multi-node): listen for them before the local engines load, so both load at once.
+        let remote = try RemoteRanks.listen(
+            deployment: deployment, config: config, modelPath: modelPath, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout),
+            logger: logger)
+
         // The engine core processes: each loads the model, sizes its KV cache, connects back.
         let started = Date()
-        let progress = TerminalProgress(message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
-        progress.start()
+        let progress = TerminalProgress(
+            message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
+        if !localRanks.isEmpty { progress.start() }
         let configs = localRanks.enumerated().map { i, r -> EngineConfig in
             var c = config
             c.parallel.dataParallelRank = r
-            if !external && dpSize > 1 { c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: dpSize) }
+            if !external && localRanks.count > 1 {
+                c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: localRanks.count)
+            }
             return c
         }
         let initial: [EngineCoreProcess]
         do {
-            initial = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
+            initial = try EngineCoreProcess.startAll(
+                configs: configs, executable: PagodaExecutable.path, startupTimeout: multiNode.readyTimeout)
         } catch {
             progress.stop()
+            remote?.acceptor.stop()
             throw ServeStartupError("engine core failed to start: \(error)")
         }
         progress.stop()
+        let remoteClients: [Int: EngineCoreRPCClient]
+        do { remoteClients = try remote?.acceptor.waitForAll(timeout: multiNode.readyTimeout) ?? [:] } catch {
+            for p in initial { p.stop() }
+            remote?.acceptor.stop()
+            throw error
+        }
         let processes = EngineProcessTable(initial)
         for p in initial {
             let h = p.client.handshakeInfo
             let rank = dpSize > 1 ? "engine core rank \(h.dataParallelRank)" : "engine core"
-            logger.info("\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
+            logger.info(
+                "\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)"
+            )
         }
 
         let shutdown = ServerShutdownFlag()
         let engineClient: EngineClient
-        if initial.count == 1 {
+        if allRanks.count == 1 && initial.count == 1 {
             let one = AsyncEngineClient(rpc: initial[0].client)
             one.onDeath { reason in
                 guard !shutdown.isSet else { return }
@@ -93,21 +123,34 @@ struct ServeCommand: AsyncParsableCommand {
             let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
             let dp: DataParallelEngineClient
             do {
-                dp = try DataParallelEngineClient(ranks: initial.map { AsyncEngineClient(rpc: $0.client) }, policy: policy)
+                let liveness = EngineRPCLiveness(timeout: multiNode.heartbeatTimeout)
+                dp = try DataParallelEngineClient(
+                    ranks: allRanks.map { r in
+                        r < initial.count
+                            ? AsyncEngineClient(rpc: initial[r].client) : AsyncEngineClient(rpc: remoteClients[r]!, liveness: liveness)
+                    }, policy: policy)
             } catch {
                 processes.stopAll()
+                for c in remoteClients.values { c.shutdown() }
                 throw ServeStartupError("\(error)")
             }
             let restart = server.restartEngines
             dp.onRankDown { rank, reason in
                 guard !shutdown.isSet else { return }
+                // A rank of a headless node: it comes back when its node is started again.
+                guard rank < initial.count else {
+                    remote?.rankLost(rank, reason: reason, noneLeft: dp.dead != nil)
+                    return
+                }
                 let how = processes[rank].exitDescription(waiting: 2)
-                if dp.dead != nil && !restart {
+                if dp.dead != nil && !restart && remote == nil {
                     logger.critical("engine core rank \(rank) died (\(how)): \(reason); no rank is left; exiting")
                     usleep(300_000)
                     Foundation.exit(1)
                 }
-                logger.error("engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest")
+                logger.error(
+                    "engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest"
+                )
                 guard restart else { return }
                 // Start the rank again (a crash loop gives up after a few tries) and let it rejoin.
                 Thread.detachNewThread {
@@ -115,14 +158,17 @@ struct ServeCommand: AsyncParsableCommand {
                         usleep(UInt32(min(8, 1 << (attempt - 1))) * 500_000)
                         if shutdown.isSet { return }
                         do {
-                            let p = try EngineCoreProcess.startAll(configs: [configs[rank]], executable: PagodaExecutable.path,
-                                                                   startupTimeout: 600)[0]
+                            let p = try EngineCoreProcess.startAll(
+                                configs: [configs[rank]], executable: PagodaExecutable.path,
+                                startupTimeout: 600)[0]
                             processes[rank] = p
                             do { try dp.rejoin(rank: rank, client: AsyncEngineClient(rpc: p.client)) } catch {
                                 p.stop()
                                 throw error
                             }
-                            logger.notice("engine core rank \(rank) restarted (pid \(p.pid)) and rejoined (\(p.client.handshakeInfo.numBlocks) KV blocks)")
+                            logger.notice(
+                                "engine core rank \(rank) restarted (pid \(p.pid)) and rejoined (\(p.client.handshakeInfo.numBlocks) KV blocks)"
+                            )
                             return
                         } catch {
                             logger.error("engine core rank \(rank) restart \(attempt) failed: \(error)")
@@ -135,6 +181,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
             dp.start()
+            remote?.serve(dp, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout))
             engineClient = dp
         }
 
@@ -147,11 +194,12 @@ struct ServeCommand: AsyncParsableCommand {
         serverConfig.maxConcurrentRequests = server.maxConcurrentRequests
         serverConfig.shutdownTimeoutSeconds = server.shutdownTimeout
         serverConfig.disableLogRequests = server.disableLogRequests
-        serverConfig.dataParallelRank = localRanks[0]
+        serverConfig.dataParallelRank = allRanks[0]
         serverConfig.dataParallelSize = dpSize
-        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: localRanks[0], engineRanks: localRanks)
-        let serving = OpenAIServing(config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
-                                    logger: logger)
+        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: allRanks[0], engineRanks: allRanks)
+        let serving = OpenAIServing(
+            config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
+            logger: logger)
 
         let host = server.host
         do {
@@ -161,11 +209,13 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             shutdown.set()
             processes.stopAll()
+            remote?.shutdown(engineClient)
             throw ServeStartupError("API server failed: \(error)")
         }
         shutdown.set()
-        logger.info("shutting down the engine core\(initial.count > 1 ? "s" : "")")
+        logger.info("shutting down the engine core\(allRanks.count > 1 ? "s" : "")")
         processes.stopAll()
+        remote?.shutdown(engineClient)
     }
 }
 
@@ -177,8 +227,9 @@ struct ServerArgs: ParsableArguments {
     @Option(help: "Port to listen on.")
     var port: Int = 8000
 
-    @Option(name: .customLong("served-model-name"), parsing: .upToNextOption,
-            help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
+    @Option(
+        name: .customLong("served-model-name"), parsing: .upToNextOption,
+        help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
     var servedModelName: [String] = []
 
     @Option(name: .customLong("api-key"),
@@ -211,30 +262,37 @@ struct ServerArgs: ParsableArguments {
     @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the deployment (external load balancing).")
     var dataParallelSize: Int = 1
 
-    @Option(name: .customLong("data-parallel-rank"),
-            help: "This server's data-parallel rank (0 ..< --data-parallel-size): external load balancing, one rank per server. Without it, --data-parallel-size N runs N engine cores behind this server.")
+    @Option(
+        name: .customLong("data-parallel-rank"),
+        help:
+            "This server's data-parallel rank (0 ..< --data-parallel-size): external load balancing, one rank per server. Without it, --data-parallel-size N runs N engine cores behind this server."
+    )
     var dataParallelRank: Int?
 
-    @Option(name: .customLong("data-parallel-routing"),
-            help: "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running).")
+    @Option(
+        name: .customLong("data-parallel-routing"),
+        help:
+            "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running)."
+    )
     var dataParallelRouting: DataParallelRouting = .prefix
 
-    @Flag(name: .customLong("restart-engines"), inversion: .prefixedNo,
-          help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
+    @Flag(
+        name: .customLong("restart-engines"), inversion: .prefixedNo,
+        help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
     var restartEngines = true
 
-    @Option(name: .customLong("data-parallel-address"), help: "Address of data-parallel rank 0 (for the coordinator; accepted, not used yet).")
+    @Option(
+        name: .customLong("data-parallel-address"),
+        help:
+            "The head node's address: where it listens for the engine cores of headless nodes, and where they connect. Default: 127.0.0.1.")
     var dataParallelAddress: String?
 
-    @Option(name: .customLong("data-parallel-rpc-port"), help: "RPC port of data-parallel rank 0 (for the coordinator; accepted, not used yet).")
+    @Option(
+        name: .customLong("data-parallel-rpc-port"), help: "The head's TCP port for the engine cores of headless nodes. Default: 29550.")
     var dataParallelRPCPort: Int?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("invalid --port \(port): must be between 0 and 65535") }
-        guard dataParallelSize >= 1 else { throw ValidationError("invalid --data-parallel-size \(dataParallelSize): must be at least 1") }
-        if let dataParallelRank, !(0..<dataParallelSize).contains(dataParallelRank) {
-            throw ValidationError("invalid --data-parallel-rank \(dataParallelRank): must be in 0..<\(dataParallelSize) (--data-parallel-size)")
-        }
         if let k = apiKey, k.isEmpty { throw ValidationError("invalid --api-key: empty") }
         guard maxConcurrentRequests >= 0 else { throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more") }
         guard maxRequestBodyBytes >= 1 else { throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1") }

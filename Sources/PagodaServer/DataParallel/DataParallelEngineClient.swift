@@ -29,12 +29,13 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
             guard h.dataParallelRank == r else {
                 throw DataParallelError.mismatch("engine \(r) reports data-parallel rank \(h.dataParallelRank)")
             }
-            guard h.model == first.model, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
+            guard h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
                 h.vocabSize == first.vocabSize, h.eosTokenIds == first.eosTokenIds
             else {
                 throw DataParallelError.mismatch(
                     "engine \(r) serves \(h.model) (block size \(h.blockSize), max model len \(h.maxModelLen), vocabulary \(h.vocabSize)); "
-                        + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))")
+                        + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))"
+                )
             }
         }
         self.clients = ranks
@@ -76,7 +77,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     /// something else than the others, or when the rank is not down.
     public func rejoin(rank r: Int, client c: AsyncEngineClient) throws {
         let h = c.handshake, first = handshake
-        guard h.dataParallelRank == r, h.model == first.model, h.blockSize == first.blockSize,
+        guard h.dataParallelRank == r, h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize,
             h.maxModelLen == first.maxModelLen, h.vocabSize == first.vocabSize
         else {
             throw DataParallelError.mismatch("rank \(r) came back as rank \(h.dataParallelRank) serving \(h.model)")
@@ -89,6 +90,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         lock.unlock()
         wire(c, rank: r)
     }
+
+    /// Whether rank `r` is serving (joined and not down).
+    public func isUp(_ r: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return downReasons[r] == nil }
 
     /// `handler(rank, reason)` runs once per rank that goes down.
     public func onRankDown(_ handler: @escaping (Int, String) -> Void) {
@@ -137,7 +141,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     public var engines: [EngineStatus] {
         lock.lock(); let down = downReasons, all = clients; lock.unlock()
         return all.enumerated().map { r, c in
-            EngineStatus(rank: r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats, numOpenRequests: c.numOpenRequests)
+            EngineStatus(
+                rank: r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats,
+                numOpenRequests: c.numOpenRequests)
         }
     }
 
