@@ -33,8 +33,10 @@ public struct TokenLogprob: Sendable, Codable, Equatable {
     public var logprob: Float
     /// (token id, logprob), best first; `sampling.logprobs` entries.
     public var top: [TopLogprob]
-    public init(tokenId: Int, logprob: Float, top: [TopLogprob]) {
-        self.tokenId = tokenId; self.logprob = logprob; self.top = top
+    /// 1-based rank of `tokenId` in the whole vocabulary (prompt logprobs only; vLLM's `Logprob.rank`).
+    public var rank: Int?
+    public init(tokenId: Int, logprob: Float, top: [TopLogprob], rank: Int? = nil) {
+        self.tokenId = tokenId; self.logprob = logprob; self.top = top; self.rank = rank
     }
 }
 
@@ -50,6 +52,8 @@ public struct EngineOutput: Sendable, Codable {
     public var newTokenIds: [Int]
     /// One entry per new token when `sampling.logprobs` was set.
     public var newLogprobs: [TokenLogprob]?
+    /// With `sampling.promptLogprobs`, on the first output: prompt tokens 1..<P (the first has none).
+    public var promptLogprobs: [TokenLogprob]?
     /// Set on the request's last output.
     public var finishReason: FinishReason?
     /// The token id that matched a stop condition (`stop_token_ids` / EOS), for vLLM's `stop_reason`.

@@ -16,14 +16,17 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Server options") var server: ServerArgs
     @OptionGroup(title: "Engine options") var engine: EngineArgs
+    @OptionGroup(title: "Chat options") var chat: ChatServingArgs
 
     func validate() throws {
         try server.validate()
+        try chat.validate()
     }
 
     func run() async throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         let modelPath = try ServedModelFolder.resolve(model)
+        let chatConfig = try chat.makeConfig()
         var config = try engine.makeConfig(model: modelPath)
         // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing);
         // with `--data-parallel-rank r` this server is one rank of N (external load balancing).
@@ -145,6 +148,7 @@ struct ServeCommand: AsyncParsableCommand {
         serverConfig.disableLogRequests = server.disableLogRequests
         serverConfig.dataParallelRank = localRanks[0]
         serverConfig.dataParallelSize = dpSize
+        serverConfig.chat = chatConfig
         let metrics = ServerMetrics(modelName: served[0], dataParallelRank: localRanks[0], engineRanks: localRanks)
         let serving = OpenAIServing(config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
                                     logger: logger)

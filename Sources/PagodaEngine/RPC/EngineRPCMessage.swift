@@ -26,7 +26,7 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
 
 public enum EngineRPCProtocol {
     /// Bumped whenever a message changes shape.
-    public static let version = 3
+    public static let version = 4
 }
 
 /// A request-response call for anything that is not on the request path (vLLM's "utility"
