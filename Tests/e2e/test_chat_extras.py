@@ -40,7 +40,8 @@ def start(pagoda, model, args):
 
 @pytest.fixture(scope="module")
 def llama(pagoda):
-    s = start(pagoda, MODELS / "tiny-llama3", ["--dtype", "float32", "--max-model-len", "1024", "--max-num-batched-tokens", "64"])
+    s = start(pagoda, MODELS / "tiny-llama3", ["--dtype", "float32", "--max-model-len", "1024", "--max-num-batched-tokens", "64",
+                                                 "--max-num-seqs", "16"])
     try:
         yield s
     finally:
@@ -222,8 +223,8 @@ def test_completions_stream_include_usage(llama):
 
 
 def test_template_that_iterates_parts_gets_parts(llama):
-    src = "{% for m in messages %}{{ m.role }}:{% for p in m['content'] %}[{{ p['text'] }}]{% endfor %}\n{% endfor %}"
-    for content, rendered in [(PARTS, "user:[Hello][world]\n"), ("Hi", "user:[Hi]\n")]:
+    src = "{% for m in messages %}{{ m.role }}:{% for p in m['content'] %}[{{ p['text'] }}]{% endfor %};{% endfor %}"
+    for content, rendered in [(PARTS, "user:[Hello][world];"), ("Hi", "user:[Hi];")]:
         status, tok = post(llama, "/tokenize", {"messages": [{"role": "user", "content": content}], "chat_template": src,
                                                 "add_generation_prompt": False})
         assert status == 200, tok
@@ -276,9 +277,11 @@ def test_reasoning_parser_leaves_completions_alone(r1):
     assert not hasattr(r.choices[0], "reasoning_content") or r.choices[0].reasoning_content is None
 
 
-def test_unknown_reasoning_parser_is_a_one_line_error(pagoda):
-    r = subprocess.run([pagoda, "serve", str(MODELS / "tiny-qwen2"), "--reasoning-parser", "nope"], capture_output=True,
-                       text=True, timeout=60)
+@pytest.mark.parametrize("flag, value, known", [("--reasoning-parser", "nope", "deepseek_r1"),
+                                                ("--chat-template-content-format", "parts", "openai"),
+                                                ("--chat-template", "/nonexistent/template.jinja", "neither a file nor a template")])
+def test_bad_chat_flags_are_one_line_errors(pagoda, flag, value, known):
+    r = subprocess.run([pagoda, "serve", str(MODELS / "tiny-qwen2"), flag, value], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     first = (r.stderr or r.stdout).strip().splitlines()[0]
-    assert "--reasoning-parser" in first and "nope" in first and "deepseek_r1" in first, r.stderr
+    assert flag in first and value in first and known in first, r.stderr
