@@ -11,8 +11,10 @@ public struct EngineRequest: Sendable, Codable {
     /// The data-parallel rank the client pinned (vLLM's `data_parallel_rank`); nil: the front-end chooses.
     public var dataParallelRank: Int?
 
-    public init(requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double,
-                dataParallelRank: Int? = nil) {
+    public init(
+        requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double,
+        dataParallelRank: Int? = nil
+    ) {
         self.requestId = requestId
         self.promptTokenIds = promptTokenIds
         self.sampling = sampling
@@ -65,8 +67,10 @@ public struct EngineOutput: Sendable, Codable {
     /// The data-parallel rank that produced it, set by the data-parallel front-end (not sent over the engine RPC).
     public var dataParallelRank: Int?
 
-    public init(requestId: String, newTokenIds: [Int], newLogprobs: [TokenLogprob]? = nil, finishReason: FinishReason? = nil,
-                stopReason: Int? = nil, numCachedTokens: Int? = nil, error: String? = nil) {
+    public init(
+        requestId: String, newTokenIds: [Int], newLogprobs: [TokenLogprob]? = nil, finishReason: FinishReason? = nil,
+        stopReason: Int? = nil, numCachedTokens: Int? = nil, error: String? = nil
+    ) {
         self.requestId = requestId; self.newTokenIds = newTokenIds; self.newLogprobs = newLogprobs
         self.finishReason = finishReason; self.stopReason = stopReason; self.numCachedTokens = numCachedTokens; self.error = error
     }

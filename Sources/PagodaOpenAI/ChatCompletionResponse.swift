@@ -43,8 +43,10 @@ public struct ChatChoice: Sendable, Codable, Equatable {
     public var logprobs: ChatLogprobs?
     public var finishReason: String?
     public var stopReason: StopReason?
-    public init(index: Int, message: ChatMessage? = nil, delta: ChatMessage? = nil, logprobs: ChatLogprobs? = nil,
-                finishReason: String? = nil, stopReason: StopReason? = nil) {
+    public init(
+        index: Int, message: ChatMessage? = nil, delta: ChatMessage? = nil, logprobs: ChatLogprobs? = nil,
+        finishReason: String? = nil, stopReason: StopReason? = nil
+    ) {
         self.index = index; self.message = message; self.delta = delta; self.logprobs = logprobs
         self.finishReason = finishReason; self.stopReason = stopReason
     }
@@ -73,8 +75,10 @@ public struct ChatCompletionResponse: Sendable, Codable, Equatable {
     public var usage: UsageInfo?
     /// vLLM: the prompt's logprobs when the request set `prompt_logprobs` (whole responses only).
     public var promptLogprobs: PromptLogprobs?
-    public init(id: String, object: String = "chat.completion", created: Int, model: String, choices: [ChatChoice], usage: UsageInfo?,
-                promptLogprobs: PromptLogprobs? = nil) {
+    public init(
+        id: String, object: String = "chat.completion", created: Int, model: String, choices: [ChatChoice], usage: UsageInfo?,
+        promptLogprobs: PromptLogprobs? = nil
+    ) {
         self.id = id; self.object = object; self.created = created; self.model = model; self.choices = choices; self.usage = usage
         self.promptLogprobs = promptLogprobs
     }

@@ -51,8 +51,10 @@ public struct CompletionChoice: Sendable, Codable, Equatable {
     public var stopReason: StopReason?
     /// vLLM: the prompt's logprobs when the request set `prompt_logprobs`.
     public var promptLogprobs: PromptLogprobs?
-    public init(index: Int, text: String, logprobs: CompletionLogprobs? = nil, finishReason: String? = nil, stopReason: StopReason? = nil,
-                promptLogprobs: PromptLogprobs? = nil) {
+    public init(
+        index: Int, text: String, logprobs: CompletionLogprobs? = nil, finishReason: String? = nil, stopReason: StopReason? = nil,
+        promptLogprobs: PromptLogprobs? = nil
+    ) {
         self.index = index; self.text = text; self.logprobs = logprobs; self.finishReason = finishReason; self.stopReason = stopReason
         self.promptLogprobs = promptLogprobs
     }

@@ -4,16 +4,21 @@ import PagodaServer
 
 /// The chat flags of `pagoda serve` (vLLM's names), turned into `ChatServingConfig` once here.
 struct ChatServingArgs: ParsableArguments {
-    @Option(name: .customLong("chat-template"),
-            help: "Chat template replacing the model's: a file path, or the template itself (vLLM's --chat-template).")
+    @Option(
+        name: .customLong("chat-template"),
+        help: "Chat template replacing the model's: a file path, or the template itself (vLLM's --chat-template).")
     var chatTemplate: String?
 
-    @Option(name: .customLong("chat-template-content-format"),
-            help: "How list content reaches the template: auto (detected from the template), string (text parts joined with newlines) or openai (a list of parts).")
+    @Option(
+        name: .customLong("chat-template-content-format"),
+        help:
+            "How list content reaches the template: auto (detected from the template), string (text parts joined with newlines) or openai (a list of parts)."
+    )
     var contentFormat: String = "auto"
 
-    @Option(name: .customLong("reasoning-parser"),
-            help: "Split <think>…</think> into reasoning_content on chat responses: deepseek_r1 or qwen3.")
+    @Option(
+        name: .customLong("reasoning-parser"),
+        help: "Split <think>…</think> into reasoning_content on chat responses: deepseek_r1 or qwen3.")
     var reasoningParser: String?
 
     func validate() throws {

@@ -1,11 +1,13 @@
 import XCTest
+
 @testable import PagodaEngine
 
 /// Prompt logprobs cross the engine RPC's binary outputs payload (flag 32) with their ranks.
 final class EngineOutputsCodecPromptLogprobsTests: XCTestCase {
     func testPromptLogprobsRoundTripBesideTheOtherFields() throws {
-        var o = EngineOutput(requestId: "r-1", newTokenIds: [7], newLogprobs: [TokenLogprob(tokenId: 7, logprob: -0.5, top: [])],
-                             finishReason: .length, numCachedTokens: 0)
+        var o = EngineOutput(
+            requestId: "r-1", newTokenIds: [7], newLogprobs: [TokenLogprob(tokenId: 7, logprob: -0.5, top: [])],
+            finishReason: .length, numCachedTokens: 0)
         o.promptLogprobs = [
             TokenLogprob(tokenId: 3, logprob: -1.25, top: [TopLogprob(tokenId: 9, logprob: -0.1)], rank: 4),
             TokenLogprob(tokenId: 5, logprob: -0.75, top: [], rank: 1),

@@ -1,6 +1,7 @@
 import Foundation
 import PagodaTestSupport
 import XCTest
+
 @testable import PagodaEngine
 
 /// Prompt logprobs (`SamplingParams.promptLogprobs`) against the conformance references: the prompt
@@ -14,10 +15,11 @@ final class PromptLogprobsTests: XCTestCase {
     static let tolerance: Float = 1e-2
 
     func engine(_ path: URL, budget: Int) throws -> EngineCore {
-        try EngineCore(config: EngineConfig(
-            model: ModelLoadConfig(path: path.path, dtype: .float32, maxModelLen: 1024, threads: 1),
-            cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 128),
-            scheduler: SchedulerConfig(maxNumSeqs: 4, maxNumBatchedTokens: budget), seed: 0))
+        try EngineCore(
+            config: EngineConfig(
+                model: ModelLoadConfig(path: path.path, dtype: .float32, maxModelLen: 1024, threads: 1),
+                cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 128),
+                scheduler: SchedulerConfig(maxNumSeqs: 4, maxNumBatchedTokens: budget), seed: 0))
     }
 
     /// Runs one request; returns its prompt logprobs (from the first output) and the outputs' count of them.
@@ -45,8 +47,9 @@ final class PromptLogprobsTests: XCTestCase {
         guard let dir = ConformanceTests.conformanceDir else { throw XCTSkip("conformance data not found: skipped") }
         let name = "tiny-llama3"
         let path = dir.appendingPathComponent("models/\(name)")
-        let ref = try JSONDecoder().decode(ConformanceTests.Reference.self,
-                                           from: Data(contentsOf: path.appendingPathComponent("reference.json")))
+        let ref = try JSONDecoder().decode(
+            ConformanceTests.Reference.self,
+            from: Data(contentsOf: path.appendingPathComponent("reference.json")))
         let long = try XCTUnwrap(ref.prompts.first { $0.name == "long_300" })
         let prompt = long.prompt_ids + long.generated_ids
         let k = 5
@@ -99,12 +102,45 @@ final class PromptLogprobsTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(compared, long.steps.count * (k - 1), "the top \(k) should be among the reference's top 10")
     }
 
+    /// Worker processes: every TP rank must gather the same logits rows (non-driver ranks keep
+    /// `promptLogprobs`), and the last pipeline stage computes them; the values equal one process's.
+    func testTensorAndPipelineParallelGiveTheSamePromptLogprobs() throws {
+        guard let dir = ConformanceTests.conformanceDir else { throw XCTSkip("conformance data not found: skipped") }
+        let path = dir.appendingPathComponent("models/tiny-qwen2")
+        let ref = try JSONDecoder().decode(
+            ConformanceTests.Reference.self,
+            from: Data(contentsOf: path.appendingPathComponent("reference.json")))
+        let medium = try XCTUnwrap(ref.prompts.first { $0.name == "medium_40" })
+        let prompt = medium.prompt_ids + medium.generated_ids
+        let single = try engine(path, budget: 16)
+        let expected = try promptLogprobs(single, id: "s", prompt: prompt, k: 4)
+        single.shutdown()
+        for (tp, pp) in [(2, 1), (2, 2)] {
+            let config = EngineConfig(
+                model: ModelLoadConfig(path: path.path, dtype: .float32, maxModelLen: 256, threads: 1),
+                cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 32),
+                scheduler: SchedulerConfig(maxNumSeqs: 4, maxNumBatchedTokens: 16, enableChunkedPrefill: true),
+                parallel: ParallelConfig(tensorParallelSize: tp, pipelineParallelSize: pp, distributedExecutorBackend: .mp), seed: 0)
+            let core = try EngineCore(config: config, executor: MultiprocExecutor(config: config))
+            let got = try promptLogprobs(core, id: "p", prompt: prompt, k: 4)
+            core.shutdown()
+            XCTAssertEqual(got.count, expected.count, "tp \(tp) pp \(pp)")
+            for (x, y) in zip(got, expected) {
+                XCTAssertEqual(x.tokenId, y.tokenId)
+                XCTAssertEqual(x.logprob, y.logprob, accuracy: 1e-3, "tp \(tp) pp \(pp)")
+                XCTAssertEqual(x.top.count, 4)
+            }
+        }
+    }
+
     func testRequestsWithoutPromptLogprobsGetNone() throws {
         guard let dir = ConformanceTests.conformanceDir else { throw XCTSkip("conformance data not found: skipped") }
         let core = try engine(dir.appendingPathComponent("models/tiny-qwen3"), budget: 64)
         defer { core.shutdown() }
-        try core.addRequest(EngineRequest(requestId: "x", promptTokenIds: Array(1...40), sampling: greedy(maxTokens: 2),
-                                          eosTokenIds: [], arrivalTime: 0))
+        try core.addRequest(
+            EngineRequest(
+                requestId: "x", promptTokenIds: Array(1...40), sampling: greedy(maxTokens: 2),
+                eosTokenIds: [], arrivalTime: 0))
         while core.hasUnfinishedRequests { for o in try core.step() { XCTAssertNil(o.promptLogprobs) } }
     }
 }

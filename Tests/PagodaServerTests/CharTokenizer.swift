@@ -1,6 +1,7 @@
 import Foundation
 import PagodaOpenAI
 import PagodaTokenizer
+
 @testable import PagodaServer
 
 /// A tokenizer double: token id = Unicode scalar value; id 0 is a special token ("<eos>") that

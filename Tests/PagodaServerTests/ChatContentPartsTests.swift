@@ -1,5 +1,6 @@
 import PagodaOpenAI
 import XCTest
+
 @testable import PagodaServer
 
 /// List content of chat messages: flattened for string templates, parts for templates that

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import PagodaServer
 
 /// `--reasoning-parser`: the whole-output split (vLLM's `extract_reasoning`) and the streaming

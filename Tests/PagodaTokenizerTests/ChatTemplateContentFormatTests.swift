@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import PagodaTokenizer
 
 /// `JinjaTemplate.contentFormat`: which templates iterate `message.content` (vLLM's detection).
@@ -7,14 +8,22 @@ final class ChatTemplateContentFormatTests: XCTestCase {
     func format(_ source: String) throws -> ChatTemplateContentFormat { try JinjaTemplate(source: source).contentFormat }
 
     func testTemplatesThatIterateMessageContentWantParts() throws {
-        XCTAssertEqual(try format("{% for message in messages %}{% for part in message['content'] %}{{ part.text }}{% endfor %}{% endfor %}"), .openai)
-        XCTAssertEqual(try format("{% for m in messages %}{% for c in m.content | selectattr('type', 'equalto', 'text') %}{{ c.text }}{% endfor %}{% endfor %}"), .openai)
-        XCTAssertEqual(try format("{% set loop_messages = messages[1:] %}{% for m in loop_messages %}{% if m.content is string %}{{ m.content }}{% else %}{% for p in m['content'] %}{{ p['text'] }}{% endfor %}{% endif %}{% endfor %}"), .openai)
+        XCTAssertEqual(
+            try format("{% for message in messages %}{% for part in message['content'] %}{{ part.text }}{% endfor %}{% endfor %}"), .openai)
+        XCTAssertEqual(
+            try format(
+                "{% for m in messages %}{% for c in m.content | selectattr('type', 'equalto', 'text') %}{{ c.text }}{% endfor %}{% endfor %}"
+            ), .openai)
+        XCTAssertEqual(
+            try format(
+                "{% set loop_messages = messages[1:] %}{% for m in loop_messages %}{% if m.content is string %}{{ m.content }}{% else %}{% for p in m['content'] %}{{ p['text'] }}{% endfor %}{% endif %}{% endfor %}"
+            ), .openai)
     }
 
     func testTemplatesThatPrintContentWantAString() throws {
         XCTAssertEqual(try format("{% for message in messages %}{{ message['content'] }}{% endfor %}"), .string)
-        XCTAssertEqual(try format("{% for message in messages %}{% for x in message['tool_calls'] %}{{ x }}{% endfor %}{% endfor %}"), .string)
+        XCTAssertEqual(
+            try format("{% for message in messages %}{% for x in message['tool_calls'] %}{{ x }}{% endfor %}{% endfor %}"), .string)
         XCTAssertEqual(try format("{% for x in other['content'] %}{{ x }}{% endfor %}"), .string, "not a message variable")
     }
 

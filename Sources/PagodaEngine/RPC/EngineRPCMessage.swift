@@ -15,9 +15,11 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
     /// The engine core's process id (for logs and for the supervisor).
     public var pid: Int
 
-    public init(protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
-                maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
-                dataParallelSize: Int = 1, pid: Int) {
+    public init(
+        protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
+        maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
+        dataParallelSize: Int = 1, pid: Int
+    ) {
         self.protocolVersion = protocolVersion; self.model = model; self.numBlocks = numBlocks; self.blockSize = blockSize
         self.maxModelLen = maxModelLen; self.vocabSize = vocabSize; self.eosTokenIds = eosTokenIds
         self.dataParallelRank = dataParallelRank; self.dataParallelSize = dataParallelSize; self.pid = pid

@@ -30,7 +30,8 @@ enum ChatContentParts {
             case (.string, .string), (.null, _):
                 return message
             default:
-                throw OpenAIError.badRequest("messages[\(k)].content must be a string or a list of content parts", param: "messages[\(k)].content")
+                throw OpenAIError.badRequest(
+                    "messages[\(k)].content must be a string or a list of content parts", param: "messages[\(k)].content")
             }
             return .object(m)
         }

@@ -28,8 +28,10 @@ public struct ChatRenderRequest: Sendable {
     public var extraContext: [String: JSONValue]
     /// A template given in the request instead of the model's.
     public var template: String?
-    public init(messages: [JSONValue], tools: [JSONValue]? = nil, addGenerationPrompt: Bool, continueFinalMessage: Bool = false,
-                extraContext: [String: JSONValue] = [:], template: String? = nil) {
+    public init(
+        messages: [JSONValue], tools: [JSONValue]? = nil, addGenerationPrompt: Bool, continueFinalMessage: Bool = false,
+        extraContext: [String: JSONValue] = [:], template: String? = nil
+    ) {
         self.messages = messages; self.tools = tools; self.addGenerationPrompt = addGenerationPrompt
         self.continueFinalMessage = continueFinalMessage; self.extraContext = extraContext; self.template = template
     }
