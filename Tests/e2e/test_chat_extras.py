@@ -285,3 +285,25 @@ def test_bad_chat_flags_are_one_line_errors(pagoda, flag, value, known):
     assert r.returncode != 0
     first = (r.stderr or r.stdout).strip().splitlines()[0]
     assert flag in first and value in first and known in first, r.stderr
+
+
+def test_qwen3_parser_leaves_output_without_a_think_block_as_content(pagoda):
+    s = start(pagoda, MODELS / "tiny-qwen2", ["--max-model-len", "512", "--chat-template", str(TEMPLATES / "Qwen-Qwen3-0.6B.jinja"),
+                                              "--reasoning-parser", "qwen3"])
+    try:
+        messages = [{"role": "user", "content": "Hi"}]
+        kwargs = {"enable_thinking": False}
+        tok, raw = raw_output(s, messages, kwargs, 8)
+        status, prompt = post(s, "/detokenize", {"tokens": tok["tokens"]})
+        assert prompt["prompt"].endswith("<think>\n\n</think>\n\n"), "enable_thinking reached the template"
+        kw = dict(model="m", messages=messages, max_tokens=8, temperature=0,
+                  extra_body={"chat_template_kwargs": kwargs, "ignore_eos": True})
+        message = client(s).chat.completions.create(**kw).choices[0].message
+        if "<think>" in raw and "</think>" in raw:
+            assert message.reasoning_content is not None
+        else:
+            assert message.content == raw and getattr(message, "reasoning_content", None) is None
+        chunks = list(client(s).chat.completions.create(stream=True, **kw))
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == (message.content or "")
+    finally:
+        s.stop()
