@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "PagodaServerTests",
             dependencies: [
-                "PagodaEngine", "PagodaOpenAI", "PagodaServer", "PagodaEngineTestSupport",
+                "PagodaEngine", "PagodaOpenAI", "PagodaServer", "PagodaEngineTestSupport", "PagodaTokenizer",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "PagodaRouterTests", dependencies: ["PagodaRouter"]),

@@ -11,8 +11,10 @@ public struct EngineRequest: Sendable, Codable {
     /// The data-parallel rank the client pinned (vLLM's `data_parallel_rank`); nil: the front-end chooses.
     public var dataParallelRank: Int?
 
-    public init(requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double,
-                dataParallelRank: Int? = nil) {
+    public init(
+        requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double,
+        dataParallelRank: Int? = nil
+    ) {
         self.requestId = requestId
         self.promptTokenIds = promptTokenIds
         self.sampling = sampling
@@ -33,8 +35,10 @@ public struct TokenLogprob: Sendable, Codable, Equatable {
     public var logprob: Float
     /// (token id, logprob), best first; `sampling.logprobs` entries.
     public var top: [TopLogprob]
-    public init(tokenId: Int, logprob: Float, top: [TopLogprob]) {
-        self.tokenId = tokenId; self.logprob = logprob; self.top = top
+    /// 1-based rank of `tokenId` in the whole vocabulary (prompt logprobs only; vLLM's `Logprob.rank`).
+    public var rank: Int?
+    public init(tokenId: Int, logprob: Float, top: [TopLogprob], rank: Int? = nil) {
+        self.tokenId = tokenId; self.logprob = logprob; self.top = top; self.rank = rank
     }
 }
 
@@ -50,6 +54,8 @@ public struct EngineOutput: Sendable, Codable {
     public var newTokenIds: [Int]
     /// One entry per new token when `sampling.logprobs` was set.
     public var newLogprobs: [TokenLogprob]?
+    /// With `sampling.promptLogprobs`, on the first output: prompt tokens 1..<P (the first has none).
+    public var promptLogprobs: [TokenLogprob]?
     /// Set on the request's last output.
     public var finishReason: FinishReason?
     /// The token id that matched a stop condition (`stop_token_ids` / EOS), for vLLM's `stop_reason`.
@@ -61,8 +67,10 @@ public struct EngineOutput: Sendable, Codable {
     /// The data-parallel rank that produced it, set by the data-parallel front-end (not sent over the engine RPC).
     public var dataParallelRank: Int?
 
-    public init(requestId: String, newTokenIds: [Int], newLogprobs: [TokenLogprob]? = nil, finishReason: FinishReason? = nil,
-                stopReason: Int? = nil, numCachedTokens: Int? = nil, error: String? = nil) {
+    public init(
+        requestId: String, newTokenIds: [Int], newLogprobs: [TokenLogprob]? = nil, finishReason: FinishReason? = nil,
+        stopReason: Int? = nil, numCachedTokens: Int? = nil, error: String? = nil
+    ) {
         self.requestId = requestId; self.newTokenIds = newTokenIds; self.newLogprobs = newLogprobs
         self.finishReason = finishReason; self.stopReason = stopReason; self.numCachedTokens = numCachedTokens; self.error = error
     }

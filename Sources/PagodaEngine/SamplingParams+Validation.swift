@@ -33,7 +33,9 @@ extension SamplingParams {
             throw bad("stop_token_ids", "contains \(t), outside the vocabulary (0..<\(vocabSize))")
         }
         if let n = logprobs, n < 0 || n > Self.maxLogprobs { throw bad("logprobs", "must be in 0...\(Self.maxLogprobs), got \(n)") }
-        if promptLogprobs != nil { throw bad("prompt_logprobs", "is not supported yet") }
+        if let n = promptLogprobs, n < 0 || n > Self.maxLogprobs {
+            throw bad("prompt_logprobs", "must be in 0...\(Self.maxLogprobs), got \(n)")
+        }
         try validateLogitBias(vocabSize: vocabSize)
     }
 

@@ -27,7 +27,12 @@ public struct ChatLogprobs: Sendable, Codable, Equatable {
 public struct ChatMessage: Sendable, Codable, Equatable {
     public var role: String?
     public var content: String?
-    public init(role: String?, content: String?) { self.role = role; self.content = content }
+    /// vLLM: the model's reasoning (`<think>…</think>`) when the server runs a `--reasoning-parser`.
+    public var reasoningContent: String?
+    public init(role: String?, content: String?, reasoningContent: String? = nil) {
+        self.role = role; self.content = content; self.reasoningContent = reasoningContent
+    }
+    enum CodingKeys: String, CodingKey { case role, content, reasoningContent = "reasoning_content" }
 }
 
 /// One choice of a chat completion: `message` when whole, `delta` when streamed.
@@ -38,8 +43,10 @@ public struct ChatChoice: Sendable, Codable, Equatable {
     public var logprobs: ChatLogprobs?
     public var finishReason: String?
     public var stopReason: StopReason?
-    public init(index: Int, message: ChatMessage? = nil, delta: ChatMessage? = nil, logprobs: ChatLogprobs? = nil,
-                finishReason: String? = nil, stopReason: StopReason? = nil) {
+    public init(
+        index: Int, message: ChatMessage? = nil, delta: ChatMessage? = nil, logprobs: ChatLogprobs? = nil,
+        finishReason: String? = nil, stopReason: StopReason? = nil
+    ) {
         self.index = index; self.message = message; self.delta = delta; self.logprobs = logprobs
         self.finishReason = finishReason; self.stopReason = stopReason
     }
@@ -66,7 +73,16 @@ public struct ChatCompletionResponse: Sendable, Codable, Equatable {
     public var model: String
     public var choices: [ChatChoice]
     public var usage: UsageInfo?
-    public init(id: String, object: String = "chat.completion", created: Int, model: String, choices: [ChatChoice], usage: UsageInfo?) {
+    /// vLLM: the prompt's logprobs when the request set `prompt_logprobs` (whole responses only).
+    public var promptLogprobs: PromptLogprobs?
+    public init(
+        id: String, object: String = "chat.completion", created: Int, model: String, choices: [ChatChoice], usage: UsageInfo?,
+        promptLogprobs: PromptLogprobs? = nil
+    ) {
         self.id = id; self.object = object; self.created = created; self.model = model; self.choices = choices; self.usage = usage
+        self.promptLogprobs = promptLogprobs
+    }
+    enum CodingKeys: String, CodingKey {
+        case id, object, created, model, choices, usage, promptLogprobs = "prompt_logprobs"
     }
 }

@@ -49,10 +49,18 @@ public struct CompletionChoice: Sendable, Codable, Equatable {
     public var finishReason: String?
     /// vLLM: the stop string or stop token id that ended the choice.
     public var stopReason: StopReason?
-    public init(index: Int, text: String, logprobs: CompletionLogprobs? = nil, finishReason: String? = nil, stopReason: StopReason? = nil) {
+    /// vLLM: the prompt's logprobs when the request set `prompt_logprobs`.
+    public var promptLogprobs: PromptLogprobs?
+    public init(
+        index: Int, text: String, logprobs: CompletionLogprobs? = nil, finishReason: String? = nil, stopReason: StopReason? = nil,
+        promptLogprobs: PromptLogprobs? = nil
+    ) {
         self.index = index; self.text = text; self.logprobs = logprobs; self.finishReason = finishReason; self.stopReason = stopReason
+        self.promptLogprobs = promptLogprobs
     }
-    enum CodingKeys: String, CodingKey { case index, text, logprobs, finishReason = "finish_reason", stopReason = "stop_reason" }
+    enum CodingKeys: String, CodingKey {
+        case index, text, logprobs, finishReason = "finish_reason", stopReason = "stop_reason", promptLogprobs = "prompt_logprobs"
+    }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(index, forKey: .index)
@@ -60,6 +68,7 @@ public struct CompletionChoice: Sendable, Codable, Equatable {
         try c.encode(logprobs, forKey: .logprobs)  // explicit null, as OpenAI and vLLM send it
         try c.encode(finishReason, forKey: .finishReason)
         try c.encode(stopReason, forKey: .stopReason)
+        try c.encodeIfPresent(promptLogprobs, forKey: .promptLogprobs)
     }
 }
 

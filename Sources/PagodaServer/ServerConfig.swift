@@ -22,6 +22,8 @@ public struct ServerConfig: Sendable {
     public var dataParallelRank: Int = 0
     public var dataParallelSize: Int = 1
     public var version: String = PagodaVersion.current
+    /// Chat template, content form and reasoning split of `/v1/chat/completions`.
+    public var chat = ChatServingConfig()
 
     public init(servedModelNames: [String], modelPath: String) {
         self.servedModelNames = servedModelNames; self.modelPath = modelPath

@@ -17,15 +17,18 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Server options") var server: ServerArgs
     @OptionGroup(title: "Engine options") var engine: EngineArgs
     @OptionGroup(title: "Multi-node data parallel options") var node: DataParallelNodeArgs
+    @OptionGroup(title: "Chat options") var chat: ChatServingArgs
 
     func validate() throws {
         try server.validate()
+        try chat.validate()
         _ = try DataParallelNodeSettings(server: server, node: node)
     }
 
     func run() async throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         let modelPath = try ServedModelFolder.resolve(model)
+        let chatConfig = try chat.makeConfig()
         var config = try engine.makeConfig(model: modelPath)
         // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing);
         // with `--data-parallel-rank r` this server is one rank of N (external load balancing); with
@@ -196,6 +199,7 @@ struct ServeCommand: AsyncParsableCommand {
         serverConfig.disableLogRequests = server.disableLogRequests
         serverConfig.dataParallelRank = allRanks[0]
         serverConfig.dataParallelSize = dpSize
+        serverConfig.chat = chatConfig
         let metrics = ServerMetrics(modelName: served[0], dataParallelRank: allRanks[0], engineRanks: allRanks)
         let serving = OpenAIServing(
             config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,

@@ -42,7 +42,8 @@ final class SamplingParamsValidationTests: XCTestCase {
         XCTAssertEqual(parameter { $0.stopTokenIds = [100] }, "stop_token_ids")
         XCTAssertEqual(parameter { $0.stopTokenIds = [-1] }, "stop_token_ids")
         XCTAssertEqual(parameter { $0.logprobs = 21 }, "logprobs")
-        XCTAssertEqual(parameter { $0.promptLogprobs = 0 }, "prompt_logprobs")
+        XCTAssertEqual(parameter { $0.promptLogprobs = 21 }, "prompt_logprobs")
+        XCTAssertNil(parameter { $0.promptLogprobs = 5 })
     }
 
     func testLogitBiasIdsRangeAndDuplicates() {

@@ -1,5 +1,7 @@
 import Foundation
 import PagodaOpenAI
+import PagodaTokenizer
+
 @testable import PagodaServer
 
 /// A tokenizer double: token id = Unicode scalar value; id 0 is a special token ("<eos>") that
@@ -30,6 +32,8 @@ final class CharTokenizer: ServingTokenizer, @unchecked Sendable {
         if chat.addGenerationPrompt { s += "assistant:" }
         return s
     }
+
+    func chatTemplateContentFormat(template: String?, hasTools: Bool) throws -> ChatTemplateContentFormat { .string }
 
     final class Detok: StreamingDetokenizer {
         let tokenizer: CharTokenizer

@@ -104,7 +104,7 @@ final class RequestFieldTests: XCTestCase {
             (#""structured_outputs": {"regex": "a"}"#, "structured_outputs"),
             (#""allowed_token_ids": [1, 2]"#, "allowed_token_ids"),
             (#""bad_words": ["x"]"#, "bad_words"),
-            (#""prompt_logprobs": 1"#, "prompt_logprobs"),
+            (#""prompt_logprobs": 21"#, "prompt_logprobs"),
             (#""use_beam_search": true"#, "use_beam_search"),
             (#""length_penalty": 0.5"#, "length_penalty"),
             (#""spaces_between_special_tokens": false"#, "spaces_between_special_tokens"),

@@ -98,7 +98,7 @@ REJECTED_BOTH = [
     ("guided_choice", ["a", "b"]),
     ("allowed_token_ids", [1, 2]),
     ("bad_words", ["x"]),
-    ("prompt_logprobs", 1),
+    ("prompt_logprobs", 21),
     ("use_beam_search", True),
     ("logits_processors", ["x"]),
     ("priority", 1),

@@ -45,6 +45,8 @@ public final class Request {
     public internal(set) var stopReason: Int?
     /// Output tokens already reported in an `EngineOutput`.
     var numOutputTokensReported = 0
+    /// Prompt logprobs received so far (prompt tokens 1..., `sampling.promptLogprobs` only), sent with the first output.
+    var promptLogprobs: [TokenLogprob] = []
 
     init(_ r: EngineRequest) {
         requestId = r.requestId

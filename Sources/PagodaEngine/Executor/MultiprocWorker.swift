@@ -117,13 +117,15 @@ public enum MultiprocWorker {
 
 /// The step as a non-driver worker runs it: the same batch, but every new request samples greedily
 /// without logprobs or penalties, since only the driver's tokens count (this worker's runner still
-/// samples after the forward pass; this makes that a cheap argmax over zeroed rows).
+/// samples after the forward pass; this makes that a cheap argmax over zeroed rows). `promptLogprobs`
+/// stays: it adds logits rows, and every TP rank must gather the same rows.
 func withoutSampling(_ s: SchedulerOutput) -> SchedulerOutput {
     if s.scheduledNewReqs.isEmpty { return s }
     var t = s
     for i in t.scheduledNewReqs.indices {
         var p = SamplingParams.greedy
         p.maxTokens = t.scheduledNewReqs[i].sampling.maxTokens
+        p.promptLogprobs = t.scheduledNewReqs[i].sampling.promptLogprobs
         t.scheduledNewReqs[i].sampling = p
     }
     return t

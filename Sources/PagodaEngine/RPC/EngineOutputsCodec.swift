@@ -3,10 +3,10 @@
 ///
 /// Layout, little-endian: `u32 count`, then per output: `u16 idLength, id (UTF-8)`,
 /// `u32 tokenCount, i32 × tokenCount`, `u8 flags` (1 logprobs, 2 finishReason, 4 stopReason,
-/// 8 numCachedTokens, 16 error), then the present fields in that order: logprobs as
+/// 8 numCachedTokens, 16 error, 32 promptLogprobs), then the present fields in that order: logprobs as
 /// `u32 n, n × (i32 token, f32 logprob, u16 topCount, topCount × (i32, f32))`, finishReason as `u8`
 /// (index in `FinishReason.allCodes`), stopReason and numCachedTokens as `i64`, error as
-/// `u32 length, UTF-8`.
+/// `u32 length, UTF-8`, prompt logprobs as logprobs with an `i32 rank` after each logprob.
 enum EngineOutputsCodec {
     static let finishCodes: [FinishReason] = [.stop, .length, .abort, .error]
 
@@ -28,19 +28,23 @@ enum EngineOutputsCodec {
             if o.stopReason != nil { flags |= 4 }
             if o.numCachedTokens != nil { flags |= 8 }
             if o.error != nil { flags |= 16 }
+            if o.promptLogprobs != nil { flags |= 32 }
             u8(flags)
-            if let lps = o.newLogprobs {
+            func logprobs(_ lps: [TokenLogprob], rank: Bool) {
                 u32(UInt32(lps.count))
                 for lp in lps {
                     i32(lp.tokenId); f32(lp.logprob)
+                    if rank { i32(lp.rank ?? 0) }
                     u16(UInt16(truncatingIfNeeded: lp.top.count))
                     for t in lp.top { i32(t.tokenId); f32(t.logprob) }
                 }
             }
+            if let lps = o.newLogprobs { logprobs(lps, rank: false) }
             if let f = o.finishReason { u8(UInt8(finishCodes.firstIndex(of: f) ?? 3)) }
             if let s = o.stopReason { i64(s) }
             if let c = o.numCachedTokens { i64(c) }
             if let e = o.error { let b = Array(e.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
+            if let lps = o.promptLogprobs { logprobs(lps, rank: true) }
         }
     }
 
@@ -75,18 +79,20 @@ enum EngineOutputsCodec {
             for _ in 0..<n { tokens.append(try i32()) }
             let flags = try u8()
             var o = EngineOutput(requestId: id, newTokenIds: tokens)
-            if flags & 1 != 0 {
+            func logprobs(rank: Bool) throws -> [TokenLogprob] {
                 let m = Int(try uint(4))
                 var lps: [TokenLogprob] = []
                 for _ in 0..<m {
                     let t = try i32(), l = try f32()
+                    let r = rank ? try i32() : nil
                     let k = Int(try uint(2))
                     var top: [TopLogprob] = []
                     for _ in 0..<k { top.append(TopLogprob(tokenId: try i32(), logprob: try f32())) }
-                    lps.append(TokenLogprob(tokenId: t, logprob: l, top: top))
+                    lps.append(TokenLogprob(tokenId: t, logprob: l, top: top, rank: r))
                 }
-                o.newLogprobs = lps
+                return lps
             }
+            if flags & 1 != 0 { o.newLogprobs = try logprobs(rank: false) }
             if flags & 2 != 0 {
                 let code = Int(try u8())
                 guard code < finishCodes.count else { throw EngineRPCError.badFrame("finish reason code \(code)") }
@@ -95,6 +101,7 @@ enum EngineOutputsCodec {
             if flags & 4 != 0 { o.stopReason = try i64() }
             if flags & 8 != 0 { o.numCachedTokens = try i64() }
             if flags & 16 != 0 { o.error = try string(Int(try uint(4))) }
+            if flags & 32 != 0 { o.promptLogprobs = try logprobs(rank: true) }
             outputs.append(o)
         }
         guard p == end else { throw EngineRPCError.badFrame("\(end - p) trailing bytes after outputs") }

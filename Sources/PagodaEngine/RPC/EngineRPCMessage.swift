@@ -34,8 +34,9 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
 }
 
 public enum EngineRPCProtocol {
-    /// Bumped whenever a message changes shape (v4: model identity and address in the hello; heartbeats).
-    public static let version = 4
+    /// Bumped whenever a message changes shape (v4: model identity and address in the hello; heartbeats;
+    /// v5: prompt logprobs in the outputs).
+    public static let version = 5
 }
 
 /// A request-response call for anything that is not on the request path (vLLM's "utility"

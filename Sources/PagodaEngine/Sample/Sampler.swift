@@ -252,7 +252,7 @@ public final class Sampler {
     }
 
     /// The `count` largest raw logprobs, best first.
-    private func topLogprobs(_ x: UnsafePointer<Float>, count: Int, lse: Float) -> [TopLogprob] {
+    func topLogprobs(_ x: UnsafePointer<Float>, count: Int, lse: Float) -> [TopLogprob] {
         guard count > 0 else { return [] }
         var best: [TopLogprob] = []
         best.reserveCapacity(count + 1)

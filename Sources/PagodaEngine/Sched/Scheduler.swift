@@ -188,6 +188,7 @@ public final class Scheduler {
         var outputs: [EngineOutput] = []
         outputs.reserveCapacity(runnerOutput.reqIds.count)
         var anyFinished = false
+        for chunk in runnerOutput.promptLogprobs { requests[chunk.reqId]?.record(chunk) }
         for (k, id) in runnerOutput.reqIds.enumerated() {
             guard let req = requests[id], req.status == .running else { continue }  // aborted or preempted meanwhile
             if inFlightOnly && maxConcurrentBatches > 1 && inFlight[id] !== req { continue }  // a newer request with an aborted one's id
@@ -196,7 +197,10 @@ public final class Scheduler {
             let status = checkStop(req)
             var out = EngineOutput(requestId: id, newTokenIds: [token])
             if let lp = runnerOutput.logprobs[k] { out.newLogprobs = [lp] }
-            if req.numOutputTokensReported == 0 { out.numCachedTokens = max(0, req.numCachedTokens) }
+            if req.numOutputTokensReported == 0 {
+                out.numCachedTokens = max(0, req.numCachedTokens)
+                out.promptLogprobs = req.takePromptLogprobs()
+            }
             req.numOutputTokensReported += 1
             if let status {
                 req.status = status

@@ -72,9 +72,13 @@ public struct ModelRunnerOutput: Sendable, Codable, Equatable {
     public var sampledTokenIds: [Int]
     /// Per sampled token when its request asked for logprobs, else nil.
     public var logprobs: [TokenLogprob?]
+    /// Prompt logprobs computed this step, for requests that asked (`sampling.promptLogprobs`); empty for others.
+    public var promptLogprobs: [PromptLogprobsChunk]
 
-    public init(reqIds: [String] = [], sampledTokenIds: [Int] = [], logprobs: [TokenLogprob?] = []) {
+    public init(reqIds: [String] = [], sampledTokenIds: [Int] = [], logprobs: [TokenLogprob?] = [],
+                promptLogprobs: [PromptLogprobsChunk] = []) {
         self.reqIds = reqIds; self.sampledTokenIds = sampledTokenIds; self.logprobs = logprobs
+        self.promptLogprobs = promptLogprobs
     }
     public static let empty = ModelRunnerOutput()
 }

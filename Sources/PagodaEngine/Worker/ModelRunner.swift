@@ -12,14 +12,20 @@ public final class ModelRunner {
     public let maxNumSeqs: Int
     public let vocabSize: Int
     private var requests: [String: CachedRequestState] = [:]
-    private var batch = ForwardBatch(tokenIds: [], positions: [], slotMapping: [], queryStartLoc: [], contextLens: [],
+    var batch = ForwardBatch(tokenIds: [], positions: [], slotMapping: [], queryStartLoc: [], contextLens: [],
                                      blockTables: [], logitsIndices: [])
     /// [maxNumSeqs, vocabSize]: one row per request that samples this step.
     private let logits: UnsafeMutablePointer<Float>
     private var sampleStates: [CachedRequestState] = []
-    private let sampler: Sampler
+    let sampler: Sampler
     /// Seeds the generators of requests without a seed.
     private var defaultGenerator: SamplingRNG
+    /// Prompt positions whose logits this step's requests with `promptLogprobs` want (none for others),
+    /// and the larger logits buffer they need; see `ModelRunner+PromptLogprobs.swift`.
+    var promptRows: [PromptLogitsRow] = []
+    var promptBatchIndices: [Int32] = []
+    var promptLogitsBuffer: UnsafeMutablePointer<Float>?
+    var promptLogitsCapacity = 0
     /// Test hook: sees every step's logits rows (request ids in row order) before sampling.
     public var logitsObserver: ((_ reqIds: [String], _ logits: UnsafePointer<Float>, _ vocabSize: Int) -> Void)?
 
@@ -38,7 +44,7 @@ public final class ModelRunner {
         sampleStates.reserveCapacity(maxNumSeqs)
     }
 
-    deinit { logits.deallocate() }
+    deinit { logits.deallocate(); promptLogitsBuffer?.deallocate() }
 
     /// Requests whose state this runner holds (tests: finished requests must not linger).
     public var numCachedRequests: Int { requests.count }
@@ -47,6 +53,7 @@ public final class ModelRunner {
         try updateStates(s)
         if s.isEmpty { return .empty }
         try prepareBatch(s)
+        let logits = promptRows.isEmpty ? self.logits : logitsWithPromptRows(sampleRows: sampleStates.count)
         try model.forward(batch, hiddenIn: nil, hiddenOut: nil, logits: logits)
         let ids = sampleStates.map(\.reqId)
         logitsObserver?(ids, logits, vocabSize)
@@ -59,6 +66,7 @@ public final class ModelRunner {
             out.sampledTokenIds.append(token)
             out.logprobs.append(lp)
         }
+        if !promptRows.isEmpty { out.promptLogprobs = promptLogprobs(logits + sampleStates.count * vocabSize) }
         return out
     }
 
@@ -90,6 +98,8 @@ public final class ModelRunner {
         batch.blockTables.removeAll(keepingCapacity: true)
         batch.logitsIndices.removeAll(keepingCapacity: true)
         sampleStates.removeAll(keepingCapacity: true)
+        promptRows.removeAll(keepingCapacity: true)
+        promptBatchIndices.removeAll(keepingCapacity: true)
         batch.queryStartLoc.append(0)
         func add(_ id: String) throws {
             guard let st = requests[id] else { throw ModelRunnerError.unknownRequest(id) }
@@ -101,6 +111,7 @@ public final class ModelRunner {
                 throw ModelRunnerError.inconsistentStep(
                     "request \(id): positions \(start)..<\(start + n) exceed its \(st.tokenIds.count) tokens or \(st.blockIds.count) blocks")
             }
+            if st.sampling.promptLogprobs != nil { addPromptRows(st, start: start, count: n, firstIndex: batch.tokenIds.count) }
             for pos in start..<(start + n) {
                 batch.tokenIds.append(Int32(st.tokenIds[pos]))
                 batch.positions.append(Int32(pos))

@@ -12,6 +12,8 @@ struct ChoiceDelta {
     var stopReason: StopReason?
     /// A stop string ended the choice: the engine request must be aborted.
     var stoppedByString: Bool
+    /// The prompt's logprobs (prompt tokens 1...), on the first delta when the request asked for them.
+    var promptLogprobs: [TokenLogprob]? = nil
 }
 
 /// Turns one engine request's outputs into text (vLLM's per-request detokenizer + stop checker of
@@ -31,6 +33,8 @@ final class ChoiceOutputProcessor {
     private(set) var finishReason: String?
     private(set) var stopReason: StopReason?
     private(set) var numCachedTokens = 0
+    /// Prompt tokens 1... with their logprobs (`sampling.promptLogprobs`), from the first output.
+    private(set) var promptLogprobs: [TokenLogprob]?
     private let includeStopStrInOutput: Bool
     private let stops: [String]
 
@@ -51,6 +55,10 @@ final class ChoiceOutputProcessor {
         var delta = ChoiceDelta(text: "", tokenIds: [], logprobs: [], finishReason: nil, stopReason: nil, stoppedByString: false)
         guard !isFinished else { return delta }
         if let c = output.numCachedTokens { numCachedTokens = c }
+        if let p = output.promptLogprobs {
+            promptLogprobs = p
+            delta.promptLogprobs = p
+        }
         let ids = output.newTokenIds
         // The token that matched a stop token id / EOS is not part of the text (vLLM v1).
         var textIds = ids[...]

@@ -23,6 +23,7 @@ extension OpenAIServing {
             throw OpenAIError.badRequest("when using `top_logprobs`, `logprobs` must be set to true.", param: "top_logprobs")
         }
         if request.maxTokens == nil { request.maxTokens = request.maxCompletionTokens }
+        try checkPromptLogprobs(request.promptLogprobs, stream: request.stream ?? false)
         var kwargs = request.chatTemplateKwargs ?? [:]
         if let documents = request.documents { kwargs["documents"] = .array(documents) }
         let promptIds = try renderChatPrompt(messages: request.messages, tools: request.tools,
@@ -61,6 +62,8 @@ extension OpenAIServing {
         if addGenerationPrompt && continueFinalMessage {
             throw OpenAIError.badRequest("continue_final_message and add_generation_prompt cannot both be true", param: "continue_final_message")
         }
+        let template = template ?? config.chat.chatTemplate
+        let messages = try contentNormalizedMessages(messages, template: template, hasTools: tools != nil)
         let text: String
         do {
             text = try tokenizer.renderChat(ChatRenderRequest(
@@ -95,9 +98,14 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
     let serving: OpenAIServing
     let request: ServingRequest
     let wantLogprobs: Bool
+    /// With `--reasoning-parser`: each choice's streaming splitter of `<think>…</think>`.
+    private var reasoningParsers: [Int: ReasoningStreamParser] = [:]
 
     init(serving: OpenAIServing, request: ServingRequest, wantLogprobs: Bool) {
         self.serving = serving; self.request = request; self.wantLogprobs = wantLogprobs
+        if let kind = serving.config.chat.reasoningParser, request.stream {
+            for i in 0..<(request.prompts.count * request.n) { reasoningParsers[i] = ReasoningStreamParser(kind: kind) }
+        }
     }
 
     private func chunk(_ choices: [ChatChoice], usage: UsageInfo?) throws -> [UInt8] {
@@ -111,22 +119,36 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
     }
 
     func frames(index: Int, delta d: ChoiceDelta, usage: UsageInfo?) throws -> [[UInt8]] {
-        if d.text.isEmpty && d.finishReason == nil && !(wantLogprobs && !d.tokenIds.isEmpty) { return [] }
+        var message = ChatMessage(role: nil, content: d.text)
+        if let parser = reasoningParsers[index] {
+            let (reasoning, content) = parser.feed(d.text, final: d.finishReason != nil)
+            message = ChatMessage(role: nil, content: content.isEmpty ? nil : content, reasoningContent: reasoning.isEmpty ? nil : reasoning)
+        }
+        let hasText = message.content.map { !$0.isEmpty } ?? false || message.reasoningContent != nil
+        if !hasText && d.finishReason == nil && !(wantLogprobs && !d.tokenIds.isEmpty) { return [] }
         let lp = wantLogprobs ? serving.chatLogprobs(d.tokenIds, d.logprobs) : nil
-        let choice = ChatChoice(index: index, delta: ChatMessage(role: nil, content: d.text), logprobs: lp,
-                                finishReason: d.finishReason, stopReason: d.stopReason)
+        let choice = ChatChoice(index: index, delta: message, logprobs: lp, finishReason: d.finishReason, stopReason: d.stopReason)
         return [try chunk([choice], usage: usage)]
     }
 
     func usageFrame(_ usage: UsageInfo) throws -> [UInt8] { try chunk([], usage: usage) }
 
     func response(_ choices: [ChoiceOutputProcessor], usage: UsageInfo) throws -> Data {
-        let rendered = choices.map { p in
-            ChatChoice(index: p.index, message: ChatMessage(role: "assistant", content: p.outputText),
-                       logprobs: wantLogprobs ? serving.chatLogprobs(p.tokenIds, p.logprobs) : nil,
-                       finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
+        let rendered = choices.map { p -> ChatChoice in
+            var message = ChatMessage(role: "assistant", content: p.outputText)
+            if let kind = serving.config.chat.reasoningParser {
+                let (reasoning, content) = kind.split(p.outputText)
+                message = ChatMessage(role: "assistant", content: content, reasoningContent: reasoning)
+            }
+            return ChatChoice(index: p.index, message: message,
+                              logprobs: wantLogprobs ? serving.chatLogprobs(p.tokenIds, p.logprobs) : nil,
+                              finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
+        }
+        let promptLogprobs = request.sampling.params.promptLogprobs.flatMap { k in
+            choices.first?.promptLogprobs.map { serving.promptLogprobsList(request.prompts[0], $0, top: k) }
         }
         return try OpenAIJSON.encode(ChatCompletionResponse(
-            id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage))
+            id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage,
+            promptLogprobs: promptLogprobs))
     }
 }

@@ -8,7 +8,7 @@ extension OpenAIServing {
     /// `dataParallelRankHeader`: the request's `X-data-parallel-rank` header (vLLM's), if any.
     public func completions(_ body: Data, dataParallelRankHeader: String? = nil) async throws -> ServingResponse {
         let decoded = try OpenAIJSON.decodeRequestFields(CompletionRequest.self, from: body)
-        let request = decoded.body
+        var request = decoded.body
         try checkModel(request.model)
         try checkEngineAlive()
         try checkUndeclaredFields(decoded.undeclaredFields)
@@ -18,9 +18,10 @@ extension OpenAIServing {
             throw OpenAIError.badRequest("best_of is not supported (must equal n)", param: "best_of")
         }
         let echo = request.echo ?? false
-        if echo && request.logprobs != nil {
-            throw OpenAIError.badRequest("echo together with logprobs needs prompt logprobs, which this server does not return", param: "echo")
-        }
+        try checkPromptLogprobs(request.promptLogprobs, stream: request.stream ?? false)
+        // The `prompt_logprobs` list is returned only when asked; echo + logprobs asks the engine too (as vLLM).
+        let promptLogprobsField = request.promptLogprobs
+        if echo, let k = request.logprobs { request.promptLogprobs = max(request.promptLogprobs ?? 0, k) }
         let ids = try promptTokenIds(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
         // Default max_tokens 16, as OpenAI's legacy API.
         let prepared = try prepare(request, prompts: ids, idPrefix: "cmpl", defaultMaxTokens: 16, rankHeader: dataParallelRankHeader,
@@ -32,7 +33,7 @@ extension OpenAIServing {
             return tokenizer.decode(served, skipSpecialTokens: false)
         } : nil
         return try await serve(prepared, renderer: CompletionRenderer(
-            serving: self, request: prepared, echoTexts: echoTexts, wantLogprobs: request.logprobs != nil))
+            serving: self, request: prepared, echoTexts: echoTexts, logprobs: request.logprobs, promptLogprobs: promptLogprobsField))
     }
 
     /// The token ids of each prompt; token ids given directly must be in the vocabulary.
@@ -82,13 +83,18 @@ final class CompletionRenderer: ChoiceRenderer, @unchecked Sendable {
     let serving: OpenAIServing
     let request: ServingRequest
     let echoTexts: [String]?
-    let wantLogprobs: Bool
+    /// `logprobs` (top alternatives per token) when asked; with `echo` the prompt's tokens come first.
+    let logprobs: Int?
+    /// vLLM's `prompt_logprobs` of the request (the list each whole choice carries).
+    let promptLogprobs: Int?
+    var wantLogprobs: Bool { logprobs != nil }
     /// Streaming state: the choices whose prompt was echoed, and each choice's text offset.
     private var echoed: Set<Int> = []
     private var offsets: [Int]
 
-    init(serving: OpenAIServing, request: ServingRequest, echoTexts: [String]?, wantLogprobs: Bool) {
-        self.serving = serving; self.request = request; self.echoTexts = echoTexts; self.wantLogprobs = wantLogprobs
+    init(serving: OpenAIServing, request: ServingRequest, echoTexts: [String]?, logprobs: Int?, promptLogprobs: Int?) {
+        self.serving = serving; self.request = request; self.echoTexts = echoTexts
+        self.logprobs = logprobs; self.promptLogprobs = promptLogprobs
         offsets = Array(repeating: 0, count: request.prompts.count * request.n)
     }
 
@@ -105,7 +111,12 @@ final class CompletionRenderer: ChoiceRenderer, @unchecked Sendable {
             echoed.insert(index)
             let promptText = echoTexts[index / request.n]
             offsets[index] = promptText.count
-            frames.append(try chunk([CompletionChoice(index: index, text: promptText)], usage: nil))
+            var lp: CompletionLogprobs? = nil
+            if let k = logprobs, let plp = d.promptLogprobs {
+                offsets[index] = 0
+                lp = serving.echoedPromptLogprobs(request.prompts[index / request.n], plp, top: k, offset: &offsets[index])
+            }
+            frames.append(try chunk([CompletionChoice(index: index, text: promptText, logprobs: lp)], usage: nil))
         }
         if d.text.isEmpty && d.finishReason == nil && !wantLogprobs { return frames }
         let lp = wantLogprobs ? serving.completionLogprobs(d.tokenIds, d.logprobs, offset: &offsets[index]) : nil
@@ -119,10 +130,21 @@ final class CompletionRenderer: ChoiceRenderer, @unchecked Sendable {
     func response(_ choices: [ChoiceOutputProcessor], usage: UsageInfo) throws -> Data {
         let rendered = choices.map { p -> CompletionChoice in
             let prefix = echoTexts?[p.index / request.n] ?? ""
+            let promptIds = request.prompts[p.index / request.n]
             var offset = prefix.count
-            let lp = wantLogprobs ? serving.completionLogprobs(p.tokenIds, p.logprobs, offset: &offset) : nil
+            var lp: CompletionLogprobs? = nil
+            if let k = logprobs {
+                var l = CompletionLogprobs()
+                if echoTexts != nil, let plp = p.promptLogprobs {
+                    offset = 0
+                    l = serving.echoedPromptLogprobs(promptIds, plp, top: k, offset: &offset)
+                }
+                l.append(serving.completionLogprobs(p.tokenIds, p.logprobs, offset: &offset))
+                lp = l
+            }
+            let plist = promptLogprobs.flatMap { k in p.promptLogprobs.map { serving.promptLogprobsList(promptIds, $0, top: k) } }
             return CompletionChoice(index: p.index, text: prefix + p.outputText, logprobs: lp,
-                                    finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
+                                    finishReason: p.finishReason ?? "abort", stopReason: p.stopReason, promptLogprobs: plist)
         }
         return try OpenAIJSON.encode(CompletionResponse(
             id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage))

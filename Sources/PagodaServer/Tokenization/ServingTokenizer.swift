@@ -1,4 +1,5 @@
 import PagodaOpenAI
+import PagodaTokenizer
 
 /// The tokenizer as the front-end needs it: encode prompts, render chats, detokenize outputs
 /// incrementally. `TokenizerAdapter` implements it with `PagodaTokenizer.Tokenizer`; unit
@@ -12,6 +13,8 @@ public protocol ServingTokenizer: AnyObject, Sendable {
     func makeDetokenizer(skipSpecialTokens: Bool, promptTokenIds: [Int]) -> any StreamingDetokenizer
     /// The chat rendered with the model's chat template.
     func renderChat(_ chat: ChatRenderRequest) throws -> String
+    /// The content form the chat template (`template`, else the model's) expects; see `ChatContentParts`.
+    func chatTemplateContentFormat(template: String?, hasTools: Bool) throws -> ChatTemplateContentFormat
     var vocabSize: Int { get }
 }
 
@@ -25,8 +28,10 @@ public struct ChatRenderRequest: Sendable {
     public var extraContext: [String: JSONValue]
     /// A template given in the request instead of the model's.
     public var template: String?
-    public init(messages: [JSONValue], tools: [JSONValue]? = nil, addGenerationPrompt: Bool, continueFinalMessage: Bool = false,
-                extraContext: [String: JSONValue] = [:], template: String? = nil) {
+    public init(
+        messages: [JSONValue], tools: [JSONValue]? = nil, addGenerationPrompt: Bool, continueFinalMessage: Bool = false,
+        extraContext: [String: JSONValue] = [:], template: String? = nil
+    ) {
         self.messages = messages; self.tools = tools; self.addGenerationPrompt = addGenerationPrompt
         self.continueFinalMessage = continueFinalMessage; self.extraContext = extraContext; self.template = template
     }

@@ -41,6 +41,10 @@ public final class TokenizerAdapter: ServingTokenizer, @unchecked Sendable {
             extraContext: extra, continueFinalMessage: chat.continueFinalMessage)
     }
 
+    public func chatTemplateContentFormat(template: String?, hasTools: Bool) throws -> ChatTemplateContentFormat {
+        try tokenizer.chatTemplateContentFormat(templateName: template, hasTools: hasTools)
+    }
+
     /// Reference wrapper over the value-type `IncrementalDetokenizer`.
     final class Detokenizer: StreamingDetokenizer {
         var inner: IncrementalDetokenizer
