@@ -66,7 +66,14 @@ public struct ChatCompletionResponse: Sendable, Codable, Equatable {
     public var model: String
     public var choices: [ChatChoice]
     public var usage: UsageInfo?
-    public init(id: String, object: String = "chat.completion", created: Int, model: String, choices: [ChatChoice], usage: UsageInfo?) {
+    /// vLLM's `kv_transfer_params`: where a decode server reads this request's KV (prefill servers only).
+    public var kvTransferParams: JSONValue?
+    public init(id: String, object: String = "chat.completion", created: Int, model: String, choices: [ChatChoice], usage: UsageInfo?,
+                kvTransferParams: JSONValue? = nil) {
         self.id = id; self.object = object; self.created = created; self.model = model; self.choices = choices; self.usage = usage
+        self.kvTransferParams = kvTransferParams
+    }
+    enum CodingKeys: String, CodingKey {
+        case id, object, created, model, choices, usage, kvTransferParams = "kv_transfer_params"
     }
 }

@@ -1,12 +1,14 @@
+import Foundation
+
 /// Binary payload of the `outputs` message, the one message sent every engine step (JSON cost
 /// ~1 ms per step for 64 requests in a debug build; this is a plain byte copy).
 ///
 /// Layout, little-endian: `u32 count`, then per output: `u16 idLength, id (UTF-8)`,
 /// `u32 tokenCount, i32 × tokenCount`, `u8 flags` (1 logprobs, 2 finishReason, 4 stopReason,
-/// 8 numCachedTokens, 16 error), then the present fields in that order: logprobs as
+/// 8 numCachedTokens, 16 error, 32 kvTransferParams), then the present fields in that order: logprobs as
 /// `u32 n, n × (i32 token, f32 logprob, u16 topCount, topCount × (i32, f32))`, finishReason as `u8`
 /// (index in `FinishReason.allCodes`), stopReason and numCachedTokens as `i64`, error as
-/// `u32 length, UTF-8`.
+/// `u32 length, UTF-8`, kvTransferParams as `u32 length, JSON` (once per request, on its last output).
 enum EngineOutputsCodec {
     static let finishCodes: [FinishReason] = [.stop, .length, .abort, .error]
 
@@ -28,6 +30,8 @@ enum EngineOutputsCodec {
             if o.stopReason != nil { flags |= 4 }
             if o.numCachedTokens != nil { flags |= 8 }
             if o.error != nil { flags |= 16 }
+            let kvParams = o.kvTransferParams.flatMap { try? JSONEncoder().encode($0) }
+            if kvParams != nil { flags |= 32 }
             u8(flags)
             if let lps = o.newLogprobs {
                 u32(UInt32(lps.count))
@@ -41,6 +45,7 @@ enum EngineOutputsCodec {
             if let s = o.stopReason { i64(s) }
             if let c = o.numCachedTokens { i64(c) }
             if let e = o.error { let b = Array(e.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
+            if let k = kvParams { u32(UInt32(k.count)); out.append(contentsOf: k) }
         }
     }
 
@@ -95,6 +100,14 @@ enum EngineOutputsCodec {
             if flags & 4 != 0 { o.stopReason = try i64() }
             if flags & 8 != 0 { o.numCachedTokens = try i64() }
             if flags & 16 != 0 { o.error = try string(Int(try uint(4))) }
+            if flags & 32 != 0 {
+                let n = Int(try uint(4))
+                try need(n)
+                do { o.kvTransferParams = try JSONDecoder().decode(KVTransferParams.self, from: Data(bytes[p..<(p + n)])) } catch {
+                    throw EngineRPCError.badFrame("kv_transfer_params: \(error)")
+                }
+                p += n
+            }
             outputs.append(o)
         }
         guard p == end else { throw EngineRPCError.badFrame("\(end - p) trailing bytes after outputs") }
