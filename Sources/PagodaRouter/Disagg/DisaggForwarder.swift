@@ -68,8 +68,7 @@ final class DisaggForwarder: ClientExchange {
             let params = DisaggRequestBodies.transferParams(fromAnswer: Array(answer.readableBytesView))
             if params == nil {
                 prefill.logger.warning(
-                    "request \(requestID): the prefill answer has no kv_transfer_params; "
-                        + "the decode server computes the prompt itself")
+                    "request \(requestID): the prefill answer has no kv_transfer_params; the decode server computes the prompt itself")
             }
             startDecode(clientObject, params: params)
         }
