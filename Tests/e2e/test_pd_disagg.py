@@ -6,6 +6,7 @@ token (greedy, streamed and not); the decode servers' metrics must show the KV c
 import concurrent.futures as futures
 import json
 import re
+import socket
 import subprocess
 import time
 
@@ -26,7 +27,8 @@ def kv_config(role, **extra):
 
 def start(pagoda, log_dir, model, name, *args):
     port = free_port()
-    proc = Proc([pagoda, "serve", model, "--host", "127.0.0.1", "--port", str(port), *SERVE_LIMITS, *args],
+    proc = Proc([pagoda, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "m",
+                 *SERVE_LIMITS, *args],
                 log_dir, f"{name}-{port}")
     wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
     return proc, port
@@ -202,6 +204,16 @@ def test_producer_killed_mid_run_every_answer_arrives_by_recompute(pagoda, small
             assert r.status_code == 200, r.text
             legs.append((prompt, r.json()["kv_transfer_params"]))
         prod.stop()
+        # The engine core (which serves the KV) goes down with its server; wait until its KV port refuses.
+        kv_port = legs[0][1]["remote_port"]
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", kv_port), timeout=1).close()
+            except OSError:
+                break
+            assert time.time() < deadline, "the producer's KV server outlived it"
+            time.sleep(0.05)
         started = time.time()
 
         def decode(leg):
