@@ -32,6 +32,10 @@ struct ServeCommand: AsyncParsableCommand {
         let localRanks = external ? [server.dataParallelRank!] : Array(0..<dpSize)
         config.parallel.dataParallelSize = dpSize
         config.parallel.dataParallelRank = localRanks[0]
+        if config.kvTransfer != nil && localRanks.count > 1 {
+            throw ValidationError("invalid --kv-transfer-config: one KV connector per server for now; run one server per "
+                + "data-parallel rank (--data-parallel-rank r) and list them all in pagoda disagg-proxy")
+        }
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
         ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (localRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")

@@ -314,3 +314,10 @@ def test_bad_kv_transfer_config_is_a_one_line_startup_error(pagoda, small_model,
     assert r.returncode != 0
     errors = [l for l in r.stderr.splitlines() if "kv-transfer-config" in l]
     assert len(errors) == 1 and field in errors[0], r.stderr
+
+
+def test_kv_transfer_with_several_engines_in_one_server_is_refused(pagoda, small_model):
+    r = subprocess.run([pagoda, "serve", small_model, "--port", str(free_port()), "--data-parallel-size", "2",
+                        "--kv-transfer-config", kv_config("kv_producer")], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "--data-parallel-rank" in r.stderr and "kv-transfer-config" in r.stderr, r.stderr

@@ -65,7 +65,8 @@ final class TCPConnectorScheduler: KVConnectorScheduler {
         guard n <= blockIds.count else { return (false, nil) }
         if (numBlocksHeld + n) * bytesPerBlock > config.bufferSize {
             logger.warning(
-                "request \(request.requestId): holding its KV would exceed kv_buffer_size (\(config.bufferSize) bytes); freed at once, the decode server will recompute it")
+                "request \(request.requestId): holding its KV would exceed kv_buffer_size (\(config.bufferSize) bytes); freed at once, the decode server will recompute it"
+            )
             return (false, nil)
         }
         let blocks = Array(blockIds.prefix(n))
