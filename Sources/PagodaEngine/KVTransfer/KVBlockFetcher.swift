@@ -28,16 +28,19 @@ enum KVBlockFetcher {
         guard reply.ok else {
             throw KVTransferSocket.Failure(description: "the producer refused: \(reply.error ?? "no reason given")")
         }
+        // One receive per layer's K (and V) of all blocks into a staging buffer, then scattered to the blocks.
         let bytes = storage.kvBlockFloats * MemoryLayout<Float>.stride
+        let chunk = bytes * localBlockIds.count
+        let staging = UnsafeMutableRawPointer.allocate(byteCount: max(1, chunk), alignment: 64)
+        defer { staging.deallocate() }
         var total = 0
         for layer in 0..<storage.kvNumLayers {
             for value in [false, true] {
-                for b in localBlockIds {
-                    try KVTransferSocket.recv(
-                        fd, storage.kvBlockPointer(layer: layer, block: b, value: value), bytes,
-                        deadline: deadline)
-                    total += bytes
+                try KVTransferSocket.recv(fd, staging, chunk, deadline: deadline)
+                for (k, b) in localBlockIds.enumerated() {
+                    memcpy(storage.kvBlockPointer(layer: layer, block: b, value: value), staging + k * bytes, bytes)
                 }
+                total += chunk
             }
         }
         return total

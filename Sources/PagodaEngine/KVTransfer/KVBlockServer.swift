@@ -154,15 +154,19 @@ final class KVBlockServer: @unchecked Sendable {
         var sent = 0
         do {
             try KVTransferSocket.sendMessage(fd, KVBlockReadReply(ok: true, error: nil), deadline: deadline)
+            // One send per layer's K (and V) of all blocks: the blocks are gathered into a staging buffer
+            // first, as a memory copy is far cheaper than a system call per block.
             let bytes = req.blockFloats * MemoryLayout<Float>.stride
+            let chunk = bytes * req.blockIds.count
+            let staging = UnsafeMutableRawPointer.allocate(byteCount: max(1, chunk), alignment: 64)
+            defer { staging.deallocate() }
             for layer in 0..<req.numLayers {
                 for value in [false, true] {
-                    for b in req.blockIds {
-                        try KVTransferSocket.send(
-                            fd, storage!.kvBlockPointer(layer: layer, block: b, value: value), bytes,
-                            deadline: deadline)
-                        sent += bytes
+                    for (k, b) in req.blockIds.enumerated() {
+                        memcpy(staging + k * bytes, storage!.kvBlockPointer(layer: layer, block: b, value: value), bytes)
                     }
+                    try KVTransferSocket.send(fd, staging, chunk, deadline: deadline)
+                    sent += chunk
                 }
             }
         } catch {

@@ -1,8 +1,8 @@
 /// The messages of one KV read over TCP. The consumer connects to the producer's `KVBlockServer` and
 /// sends a `KVBlockReadRequest`; the producer answers with a `KVBlockReadReply`; when it is `ok`, the
 /// blocks follow layer by layer: for each layer, the K of every requested block in request order, then
-/// their V (`blockFloats` float32 each, the producer's native byte order, which both ends check as
-/// little-endian x86-64). Then the producer closes the connection and frees the blocks.
+/// their V (`blockFloats` float32 each, in the hosts' native byte order: Pagoda runs on little-endian
+/// x86-64 only). Then the producer closes the connection and frees the blocks.
 struct KVBlockReadRequest: Codable {
     var requestId: String
     var blockIds: [Int]
