@@ -10,10 +10,12 @@ public struct EngineRequest: Sendable, Codable {
     public var arrivalTime: Double
     /// The data-parallel rank the client pinned (vLLM's `data_parallel_rank`); nil: the front-end chooses.
     public var dataParallelRank: Int?
+    /// `kv_transfer_params` (prefill/decode disaggregation), for the engine's KV connector.
+    public var kvTransferParams: KVTransferParams?
 
     public init(
         requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double,
-        dataParallelRank: Int? = nil
+        dataParallelRank: Int? = nil, kvTransferParams: KVTransferParams? = nil
     ) {
         self.requestId = requestId
         self.promptTokenIds = promptTokenIds
@@ -21,6 +23,7 @@ public struct EngineRequest: Sendable, Codable {
         self.eosTokenIds = eosTokenIds
         self.arrivalTime = arrivalTime
         self.dataParallelRank = dataParallelRank
+        self.kvTransferParams = kvTransferParams
     }
 }
 
@@ -66,6 +69,8 @@ public struct EngineOutput: Sendable, Codable {
     public var error: String?
     /// The data-parallel rank that produced it, set by the data-parallel front-end (not sent over the engine RPC).
     public var dataParallelRank: Int?
+    /// On the last output of a request a KV connector keeps blocks for: where a decode server reads them.
+    public var kvTransferParams: KVTransferParams?
 
     public init(
         requestId: String, newTokenIds: [Int], newLogprobs: [TokenLogprob]? = nil, finishReason: FinishReason? = nil,
@@ -88,5 +93,7 @@ public struct SchedulerStats: Sendable, Codable, Equatable {
     /// Add-request messages the engine core has received (set by the RPC server): a front-end that counts
     /// what it sent knows exactly how many requests are in transit and not yet in `numWaiting`.
     public var numRequestsReceived: Int = 0
+    /// The KV connector's counters (all zero without `--kv-transfer-config`).
+    public var kvTransfer = KVTransferStats()
     public init() {}
 }

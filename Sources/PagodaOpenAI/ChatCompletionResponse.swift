@@ -75,14 +75,16 @@ public struct ChatCompletionResponse: Sendable, Codable, Equatable {
     public var usage: UsageInfo?
     /// vLLM: the prompt's logprobs when the request set `prompt_logprobs` (whole responses only).
     public var promptLogprobs: PromptLogprobs?
+    /// vLLM's `kv_transfer_params`: where a decode server reads this request's KV (prefill servers only).
+    public var kvTransferParams: JSONValue?
     public init(
         id: String, object: String = "chat.completion", created: Int, model: String, choices: [ChatChoice], usage: UsageInfo?,
-        promptLogprobs: PromptLogprobs? = nil
+        promptLogprobs: PromptLogprobs? = nil, kvTransferParams: JSONValue? = nil
     ) {
         self.id = id; self.object = object; self.created = created; self.model = model; self.choices = choices; self.usage = usage
-        self.promptLogprobs = promptLogprobs
+        self.promptLogprobs = promptLogprobs; self.kvTransferParams = kvTransferParams
     }
     enum CodingKeys: String, CodingKey {
-        case id, object, created, model, choices, usage, promptLogprobs = "prompt_logprobs"
+        case id, object, created, model, choices, usage, promptLogprobs = "prompt_logprobs", kvTransferParams = "kv_transfer_params"
     }
 }

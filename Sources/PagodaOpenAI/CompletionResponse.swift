@@ -97,7 +97,14 @@ public struct CompletionResponse: Sendable, Codable, Equatable {
     public var model: String
     public var choices: [CompletionChoice]
     public var usage: UsageInfo?
-    public init(id: String, created: Int, model: String, choices: [CompletionChoice], usage: UsageInfo?) {
+    /// vLLM's `kv_transfer_params`: where a decode server reads this request's KV (prefill servers only).
+    public var kvTransferParams: JSONValue?
+    public init(id: String, created: Int, model: String, choices: [CompletionChoice], usage: UsageInfo?,
+                kvTransferParams: JSONValue? = nil) {
         self.id = id; self.created = created; self.model = model; self.choices = choices; self.usage = usage
+        self.kvTransferParams = kvTransferParams
+    }
+    enum CodingKeys: String, CodingKey {
+        case id, object, created, model, choices, usage, kvTransferParams = "kv_transfer_params"
     }
 }

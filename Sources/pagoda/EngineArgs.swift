@@ -77,6 +77,13 @@ struct EngineArgs: ParsableArguments {
             help: "Command put before each worker's command line, {rank} replaced (e.g. 'ip netns exec ns{rank}'; env PAGODA_WORKER_LAUNCH_PREFIX).")
     var workerLaunchPrefix: String?
 
+    @Option(name: .customLong("kv-transfer-config"),
+            help: ArgumentHelp("Prefill/decode disaggregation: the KV connector as JSON, e.g. "
+                + "'{\"kv_connector\":\"TCPConnector\",\"kv_role\":\"kv_producer\",\"kv_port\":14579}' "
+                + "(vLLM's PyNcclConnector, P2pNcclConnector, NixlConnector run as TCPConnector; "
+                + "SharedStorageConnector with kv_connector_extra_config.shared_storage_path).", valueName: "json"))
+    var kvTransferConfig: String?
+
     @Option(name: .customLong("worker-executable"),
             help: "The pagoda executable the workers run (default: this one; env PAGODA_WORKER_EXECUTABLE).")
     var workerExecutable: String?
@@ -118,10 +125,13 @@ struct EngineArgs: ParsableArguments {
                 scheduler: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens,
                                            enableChunkedPrefill: enableChunkedPrefill),
                 parallel: parallel,
-                seed: seed ?? 0)
+                seed: seed ?? 0,
+                kvTransfer: try kvTransferConfig.map { try KVTransferConfig.parse(json: $0) })
             try config.validate()
             return config
         } catch let e as EngineConfigError {
+            throw ValidationError(e.description)
+        } catch let e as KVTransferConfigError {
             throw ValidationError(e.description)
         }
     }

@@ -41,6 +41,10 @@ struct ServeCommand: AsyncParsableCommand {
         let allRanks = external ? localRanks : Array(0..<dpSize)
         config.parallel.dataParallelSize = dpSize
         config.parallel.dataParallelRank = allRanks[0]
+        if config.kvTransfer != nil && allRanks.count > 1 {
+            throw ValidationError("invalid --kv-transfer-config: one KV connector per server for now; run one server per "
+                + "data-parallel rank (--data-parallel-rank r) and list them all in pagoda disagg-proxy")
+        }
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
         ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (allRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")

@@ -4,7 +4,7 @@ import ArgumentParser
 enum PagodaSubcommands {
     static let all: [ParsableCommand.Type] = [
         ServeCommand.self, GenerateCommand.self, TokenizeCommand.self, DetokenizeCommand.self,
-        ProxyCommand.self, LaunchCommand.self, BenchCommand.self, MakeRandomModelCommand.self,
+        ProxyCommand.self, DisaggProxyCommand.self, LaunchCommand.self, BenchCommand.self, MakeRandomModelCommand.self,
         EngineCoreCommand.self, WorkerCommand.self,
     ]
 }

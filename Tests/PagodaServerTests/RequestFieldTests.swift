@@ -112,7 +112,7 @@ final class RequestFieldTests: XCTestCase {
             (#""priority": 3"#, "priority"),
             (#""return_tokens_as_token_ids": true"#, "return_tokens_as_token_ids"),
             (#""cache_salt": "s""#, "cache_salt"),
-            (#""kv_transfer_params": {"do_remote_decode": true}"#, "kv_transfer_params"),
+            (#""kv_transfer_params": {"do_remote_prefill": true}"#, "kv_transfer_params"),  // names no producer
             (#""stream_options": {"include_usage": true}"#, "stream_options"),
         ]
         for chat in [false, true] {

@@ -10,10 +10,13 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public var parallel: ParallelConfig
     /// Seeds the sampler's generator for requests without their own seed.
     public var seed: UInt64
+    /// `--kv-transfer-config`: the KV connector for prefill/decode disaggregation (nil: none).
+    public var kvTransfer: KVTransferConfig?
 
     public init(model: ModelLoadConfig, cache: CacheConfig = CacheConfig(), scheduler: SchedulerConfig = SchedulerConfig(),
-                parallel: ParallelConfig = ParallelConfig(), seed: UInt64 = 0) {
+                parallel: ParallelConfig = ParallelConfig(), seed: UInt64 = 0, kvTransfer: KVTransferConfig? = nil) {
         self.model = model; self.cache = cache; self.scheduler = scheduler; self.parallel = parallel; self.seed = seed
+        self.kvTransfer = kvTransfer
     }
 
     /// Checks every value that does not need the model; throws the first problem as a one-line error.
@@ -22,6 +25,11 @@ public struct EngineConfig: Sendable, Codable, Equatable {
         try cache.validate()
         try scheduler.validate()
         try parallel.validate()
+        if kvTransfer != nil && (parallel.worldSize > 1 || parallel.executorBackend != .uni) {
+            throw EngineConfigError.invalid(
+                "--kv-transfer-config", "KV transfer runs with the in-process executor only for now "
+                    + "(--tensor-parallel-size 1, --pipeline-parallel-size 1, no --distributed-executor-backend mp)")
+        }
         if !scheduler.enableChunkedPrefill, let len = model.maxModelLen, scheduler.maxNumBatchedTokens < len {
             throw EngineConfigError.invalid(
                 "--max-num-batched-tokens", "\(scheduler.maxNumBatchedTokens) is smaller than --max-model-len \(len); "

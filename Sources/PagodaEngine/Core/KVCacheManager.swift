@@ -63,7 +63,7 @@ public final class KVCacheManager {
     /// `newComputedBlocks` (from `getComputedBlocks`, cover `numNewComputedTokens` tokens).
     /// Registers the blocks that become full in the prefix cache.
     public func allocateSlots(_ request: Request, numNewTokens: Int, numNewComputedTokens: Int = 0,
-                              newComputedBlocks: KVCacheBlocks = .empty) -> AllocationResult {
+                              newComputedBlocks: KVCacheBlocks = .empty, delayCacheBlocks: Bool = false) -> AllocationResult {
         precondition(numNewTokens > 0 || numNewComputedTokens > 0)
         let id = request.requestId
         let current = reqToBlocks[id]?.count ?? 0
@@ -80,18 +80,24 @@ public final class KVCacheManager {
         reqToBlocks[id, default: []].append(contentsOf: newComputedBlocks.blockIds)
         reqToBlocks[id]!.append(contentsOf: newBlocks)
 
-        if enableCaching {
-            // Blocks whose tokens are all known after this step; their K/V are written this step.
-            let numFull = min(numComputed + numNewTokens, request.numTokens) / blockSize
-            updateBlockHashes(request)
-            let already = numCachedBlocks[id] ?? 0
-            let upTo = min(numFull, request.blockHashes.count)
-            if upTo > already {
-                blockPool.cacheFullBlocks(reqToBlocks[id]!, hashes: request.blockHashes, from: already, to: upTo)
-                numCachedBlocks[id] = upTo
-            }
-        }
+        // Blocks whose tokens are all known after this step; their K/V are written this step. Blocks that a
+        // KV connector fills later (`delayCacheBlocks`) are registered by `cacheBlocks` once their KV is there.
+        if !delayCacheBlocks { cacheBlocks(request, numComputedTokens: numComputed + numNewTokens) }
         return .allocated(newBlocks: KVCacheBlocks(newBlocks))
+    }
+
+    /// Registers in the prefix cache the request's full blocks among its first `numComputedTokens` tokens.
+    public func cacheBlocks(_ request: Request, numComputedTokens: Int) {
+        guard enableCaching, let blocks = reqToBlocks[request.requestId] else { return }
+        let id = request.requestId
+        let numFull = min(numComputedTokens, request.numTokens) / blockSize
+        updateBlockHashes(request)
+        let already = numCachedBlocks[id] ?? 0
+        let upTo = min(numFull, request.blockHashes.count, blocks.count)
+        if upTo > already {
+            blockPool.cacheFullBlocks(blocks, hashes: request.blockHashes, from: already, to: upTo)
+            numCachedBlocks[id] = upTo
+        }
     }
 
     /// Releases all blocks of the request, last block first (so its tail is evicted before its head).
@@ -105,14 +111,7 @@ public final class KVCacheManager {
     @discardableResult public func resetPrefixCache() -> Bool { blockPool.resetPrefixCache() }
 
     /// Extends `request.blockHashes` over every full block of its known tokens.
-    func updateBlockHashes(_ request: Request) {
-        let numFull = request.numTokens / blockSize
-        while request.blockHashes.count < numFull {
-            let i = request.blockHashes.count
-            let tokens = request.allTokenIds[(i * blockSize)..<((i + 1) * blockSize)]
-            request.blockHashes.append(BlockHash(parent: request.blockHashes.last, tokenIds: tokens))
-        }
-    }
+    func updateBlockHashes(_ request: Request) { request.updateBlockHashes(blockSize: blockSize) }
 
     /// True when every block is free (tests: "the block pool is whole again").
     public var isWhole: Bool { blockPool.numFreeBlocks == blockPool.numBlocks && reqToBlocks.isEmpty }

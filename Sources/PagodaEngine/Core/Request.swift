@@ -2,11 +2,14 @@
 /// the counter `numComputedTokens`, not a phase: prefill and decode are the same state.
 public enum RequestStatus: String, Sendable, Codable {
     case waiting, running, preempted
+    /// Admitted with blocks, waiting for its prompt's KV to arrive from a KV connector (vLLM's
+    /// `WAITING_FOR_REMOTE_KVS`); never in a step meanwhile.
+    case waitingForRemoteKVs
     case finishedStopped, finishedLengthCapped, finishedAborted, finishedError
 
     public var isFinished: Bool {
         switch self {
-        case .waiting, .running, .preempted: return false
+        case .waiting, .running, .preempted, .waitingForRemoteKVs: return false
         default: return true
         }
     }
@@ -47,6 +50,12 @@ public final class Request {
     var numOutputTokensReported = 0
     /// Prompt logprobs received so far (prompt tokens 1..., `sampling.promptLogprobs` only), sent with the first output.
     var promptLogprobs: [TokenLogprob] = []
+    /// `kv_transfer_params` of the request (prefill/decode disaggregation).
+    public let kvTransferParams: KVTransferParams?
+    /// Its KV load failed once: the prefill is computed here, never loaded again.
+    var kvLoadFailed = false
+    /// Why a connector declined to load the KV the params name (logged and counted as a recompute).
+    var kvLoadRefusal: String?
 
     init(_ r: EngineRequest) {
         requestId = r.requestId
@@ -54,6 +63,7 @@ public final class Request {
         sampling = r.sampling
         eosTokenIds = r.eosTokenIds
         arrivalTime = r.arrivalTime
+        kvTransferParams = r.kvTransferParams
         allTokenIds = r.promptTokenIds
         allTokenIds.reserveCapacity(r.promptTokenIds.count + r.sampling.maxTokens)
     }
@@ -61,6 +71,15 @@ public final class Request {
     public var numTokens: Int { allTokenIds.count }
     public var numPromptTokens: Int { promptTokenIds.count }
     public var numOutputTokens: Int { outputTokenIds.count }
+
+    /// Extends `blockHashes` over every full block of the known tokens.
+    func updateBlockHashes(blockSize: Int) {
+        let numFull = numTokens / blockSize
+        while blockHashes.count < numFull {
+            let i = blockHashes.count
+            blockHashes.append(BlockHash(parent: blockHashes.last, tokenIds: allTokenIds[(i * blockSize)..<((i + 1) * blockSize)]))
+        }
+    }
 
     func appendOutputToken(_ t: Int) {
         outputTokenIds.append(t)

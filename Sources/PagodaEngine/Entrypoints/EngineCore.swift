@@ -1,3 +1,4 @@
+import Foundation
 import Collections
 import Logging
 
@@ -23,6 +24,8 @@ public final class EngineCore {
     public let maxConcurrentBatches: Int
     /// The most batches that were in flight at once.
     public private(set) var peakBatchesInFlight = 0
+    /// The KV connector's worker half (`--kv-transfer-config`), if any.
+    private var kvConnectorWorker: KVConnectorWorker?
 
     /// Loads the model through the executor the config names and sizes the KV cache.
     public convenience init(config: EngineConfig) throws {
@@ -63,6 +66,10 @@ public final class EngineCore {
         scheduler = Scheduler(config: config.scheduler, maxModelLen: maxModelLen, kvCacheManager: kv)
         maxConcurrentBatches = max(1, executor.maxConcurrentBatches)
         scheduler.maxConcurrentBatches = maxConcurrentBatches
+        if let kvTransfer = config.kvTransfer {
+            kvConnectorWorker = try KVConnectorFactory.install(kvTransfer, config: resolved, executor: executor, scheduler: scheduler,
+                                                               bytesPerBlock: info.kvCacheBytesPerBlock)
+        }
         let mib = Double(numBlocks * info.kvCacheBytesPerBlock) / Double(1 << 20)
         logger.info("# CPU blocks: \(numBlocks) (\(String(format: "%.1f", mib)) MiB of KV cache, \(bs) tokens per block)")
         let concurrency = Double(numBlocks * bs) / Double(maxModelLen)
@@ -77,7 +84,7 @@ public final class EngineCore {
     /// Queues a request; throws if it is invalid (nothing is queued then).
     public func addRequest(_ r: EngineRequest) throws {
         try validate(r)
-        if scheduler.request(r.requestId) != nil { throw EngineError.duplicateRequestId(r.requestId) }
+        if scheduler.holdsRequestId(r.requestId) { throw EngineError.duplicateRequestId(r.requestId) }
         // No request can outgrow the context: a larger max_tokens (say Int.max from the library API) ends
         // at the same place, and bounding it keeps every buffer sized by it (token lists, worker states) finite.
         var bounded = r
@@ -95,11 +102,16 @@ public final class EngineCore {
     /// One engine step: schedule → execute → update. Returns the new tokens (and finishes) of this step.
     public func step() throws -> [EngineOutput] {
         if maxConcurrentBatches > 1 || !batchQueue.isEmpty { return try stepWithBatchQueue() }
-        guard scheduler.hasUnfinishedRequests else { return [] }
+        guard hasUnfinishedRequests else { return [] }
         let schedulerOutput = scheduler.schedule()
-        let runnerOutput = schedulerOutput.isEmpty ? .empty : try executor.executeModel(schedulerOutput)
+        // With a KV connector every step reaches the worker: it reports the transfers that ended.
+        let needsWorker = !schedulerOutput.isEmpty || kvConnectorWorker != nil
+        let runnerOutput = needsWorker ? try executor.executeModel(schedulerOutput) : .empty
         let outputs = scheduler.updateFromOutput(runnerOutput)
         try flushFinishedIfIdle()
+        if schedulerOutput.isEmpty && outputs.isEmpty && kvConnectorWorker != nil {
+            usleep(1000)  // only transfers in flight: poll their end without spinning a core
+        }
         return outputs
     }
 
@@ -129,7 +141,8 @@ public final class EngineCore {
         guard !scheduler.hasUnfinishedRequests else { return }
         while let (f, s) = batchQueue.popFirst() { _ = scheduler.updateFromOutput(s, try f.result()) }
         guard scheduler.hasFinishedRequestsToReport else { return }
-        _ = try executor.executeModel(scheduler.schedule())
+        // The connector's report of this step (held blocks read, loads ended) is applied, not dropped.
+        _ = scheduler.updateFromOutput(try executor.executeModel(scheduler.schedule()))
     }
 
     /// Ends every unfinished request with `finishReason == .error` (after a failed step).
@@ -139,7 +152,8 @@ public final class EngineCore {
         return ids.map { EngineOutput(requestId: $0, newTokenIds: [], finishReason: .error, error: message) }
     }
 
-    public var hasUnfinishedRequests: Bool { scheduler.hasUnfinishedRequests }
+    /// Requests still running, or KV transfers whose end the engine must still see.
+    public var hasUnfinishedRequests: Bool { scheduler.hasUnfinishedRequests || scheduler.hasKVTransfersInFlight }
     public var stats: SchedulerStats { scheduler.makeStats() }
     /// Whether the prefix-cache index records its changes for `takeKVEvents()` (off by default: nobody
     /// would drain them in the offline API).
@@ -157,6 +171,7 @@ public final class EngineCore {
 
     public func shutdown() {
         batchQueue.removeAll()
+        kvConnectorWorker?.shutdown()
         executor.shutdown()
     }
 }

@@ -1,12 +1,15 @@
+import Foundation
+
 /// Binary payload of the `outputs` message, the one message sent every engine step (JSON cost
 /// ~1 ms per step for 64 requests in a debug build; this is a plain byte copy).
 ///
 /// Layout, little-endian: `u32 count`, then per output: `u16 idLength, id (UTF-8)`,
 /// `u32 tokenCount, i32 × tokenCount`, `u8 flags` (1 logprobs, 2 finishReason, 4 stopReason,
-/// 8 numCachedTokens, 16 error, 32 promptLogprobs), then the present fields in that order: logprobs as
-/// `u32 n, n × (i32 token, f32 logprob, u16 topCount, topCount × (i32, f32))`, finishReason as `u8`
+/// 8 numCachedTokens, 16 error, 32 promptLogprobs, 64 kvTransferParams), then the present fields in that order:
+/// logprobs as `u32 n, n × (i32 token, f32 logprob, u16 topCount, topCount × (i32, f32))`, finishReason as `u8`
 /// (index in `FinishReason.allCodes`), stopReason and numCachedTokens as `i64`, error as
-/// `u32 length, UTF-8`, prompt logprobs as logprobs with an `i32 rank` after each logprob.
+/// `u32 length, UTF-8`, prompt logprobs as logprobs with an `i32 rank` after each logprob, kvTransferParams as
+/// `u32 length, JSON` (once per request, on its last output).
 enum EngineOutputsCodec {
     static let finishCodes: [FinishReason] = [.stop, .length, .abort, .error]
 
@@ -29,6 +32,8 @@ enum EngineOutputsCodec {
             if o.numCachedTokens != nil { flags |= 8 }
             if o.error != nil { flags |= 16 }
             if o.promptLogprobs != nil { flags |= 32 }
+            let kvParams = o.kvTransferParams.flatMap { try? JSONEncoder().encode($0) }
+            if kvParams != nil { flags |= 64 }
             u8(flags)
             func logprobs(_ lps: [TokenLogprob], rank: Bool) {
                 u32(UInt32(lps.count))
@@ -45,6 +50,7 @@ enum EngineOutputsCodec {
             if let c = o.numCachedTokens { i64(c) }
             if let e = o.error { let b = Array(e.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
             if let lps = o.promptLogprobs { logprobs(lps, rank: true) }
+            if let k = kvParams { u32(UInt32(k.count)); out.append(contentsOf: k) }
         }
     }
 
@@ -102,6 +108,14 @@ enum EngineOutputsCodec {
             if flags & 8 != 0 { o.numCachedTokens = try i64() }
             if flags & 16 != 0 { o.error = try string(Int(try uint(4))) }
             if flags & 32 != 0 { o.promptLogprobs = try logprobs(rank: true) }
+            if flags & 64 != 0 {
+                let n = Int(try uint(4))
+                try need(n)
+                do { o.kvTransferParams = try JSONDecoder().decode(KVTransferParams.self, from: Data(bytes[p..<(p + n)])) } catch {
+                    throw EngineRPCError.badFrame("kv_transfer_params: \(error)")
+                }
+                p += n
+            }
             outputs.append(o)
         }
         guard p == end else { throw EngineRPCError.badFrame("\(end - p) trailing bytes after outputs") }

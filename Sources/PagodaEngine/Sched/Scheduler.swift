@@ -22,7 +22,7 @@ public final class Scheduler {
     public let kvCacheManager: KVCacheManager
     /// Every unfinished request by id.
     private var requests: [String: Request] = [:]
-    private(set) var waiting = Deque<Request>()
+    var waiting = Deque<Request>()
     /// Oldest first; the last one is preempted first.
     private(set) var running: [Request] = []
     /// Finished since the last `schedule()`: the workers are told in the next SchedulerOutput.
@@ -35,6 +35,16 @@ public final class Scheduler {
     /// scheduler does not track steps in flight: each `schedule()` assumes the previous step is done
     /// (its tokens counted as computed), as with one batch at a time.
     public var maxConcurrentBatches = 1
+    /// The KV connector (`--kv-transfer-config`), if any; see `Scheduler+KVConnector.swift`.
+    public internal(set) var connector: KVConnectorScheduler?
+    /// Requests whose prompt KV is loading (status `.waitingForRemoteKVs`), by id.
+    var waitingForRemoteKVs: [String: Request] = [:]
+    /// Finished requests whose blocks wait for a remote reader (a producer's delayed free), by id.
+    var heldForRemote: [String: Request] = [:]
+    /// Requests aborted while their KV was loading: their blocks are freed when the load ends.
+    var abortedWhileLoading: [String: Request] = [:]
+    /// The connector's counters, summed from the workers' reports and the scheduler's own.
+    var kvTransferStats = KVTransferStats()
 
     public init(config: SchedulerConfig, maxModelLen: Int, kvCacheManager: KVCacheManager) {
         self.config = config
@@ -42,9 +52,13 @@ public final class Scheduler {
         self.kvCacheManager = kvCacheManager
     }
 
-    public var numUnfinishedRequests: Int { waiting.count + running.count }
-    public var hasUnfinishedRequests: Bool { !waiting.isEmpty || !running.isEmpty }
+    public var numUnfinishedRequests: Int { waiting.count + running.count + waitingForRemoteKVs.count }
+    public var hasUnfinishedRequests: Bool { !waiting.isEmpty || !running.isEmpty || !waitingForRemoteKVs.isEmpty }
     public func request(_ id: String) -> Request? { requests[id] }
+    /// True when `id` names a request that still holds blocks (unfinished, or held for a remote reader).
+    public func holdsRequestId(_ id: String) -> Bool {
+        requests[id] != nil || heldForRemote[id] != nil || abortedWhileLoading[id] != nil
+    }
     /// Requests finished since the last `schedule()` that the workers have not been told about.
     public var hasFinishedRequestsToReport: Bool { !finishedReqIds.isEmpty }
 
@@ -106,12 +120,33 @@ public final class Scheduler {
                 if req.numComputedTokens == 0 {
                     (computed, numNewComputed) = kvCacheManager.getComputedBlocks(req)
                 }
+                // A KV connector may supply more: asynchronously (the request then waits for it), or now.
+                var numExternal = 0
+                if connector != nil && req.numComputedTokens == 0 {
+                    let (ext, loadAsync) = matchExternalTokens(req, numLocalComputed: numNewComputed)
+                    if loadAsync {
+                        guard startRemoteLoad(req, numExternal: ext, numLocalComputed: numNewComputed, localBlocks: computed)
+                        else { break }
+                        waiting.removeFirst()
+                        continue
+                    }
+                    numExternal = ext
+                }
+                numNewComputed += numExternal
                 var n = req.numTokens - req.numComputedTokens - numNewComputed
                 if !config.enableChunkedPrefill && n > tokenBudget { break }
                 n = min(n, tokenBudget)
                 guard case .allocated = kvCacheManager.allocateSlots(
                     req, numNewTokens: n, numNewComputedTokens: numNewComputed, newComputedBlocks: computed)
                 else { break }
+                if numExternal > 0 {
+                    // The connector sees the request as it stands after the local prefix hit (vLLM's order).
+                    let before = req.numComputedTokens
+                    req.numComputedTokens += numNewComputed - numExternal
+                    connector?.updateStateAfterAlloc(req, blockIds: kvCacheManager.blockIds(of: req.requestId),
+                                                     numExternalTokens: numExternal)
+                    req.numComputedTokens = before
+                }
                 waiting.removeFirst()
                 running.append(req)
                 req.status = .running
@@ -153,6 +188,10 @@ public final class Scheduler {
             for req in scheduledNew { inFlight[req.requestId] = req }
             for req in scheduledRunning { inFlight[req.requestId] = req }
         }
+        if let connector {
+            let meta = connector.buildConnectorMeta(out, requests: scheduledNew + scheduledRunning)
+            if !meta.isEmpty { out.kvConnectorMetadata = meta }
+        }
         return out
     }
 
@@ -170,6 +209,7 @@ public final class Scheduler {
     /// Applies the sampled tokens of the one step in flight (one batch at a time): see
     /// `updateFromOutput(_:_:)`. Every step in flight counts as done afterwards.
     public func updateFromOutput(_ runnerOutput: ModelRunnerOutput) -> [EngineOutput] {
+        if let c = runnerOutput.kvConnectorOutput { updateFromConnectorOutput(c) }
         let outputs = apply(runnerOutput, inFlightOnly: false)
         inFlight.removeAll(keepingCapacity: true)
         return outputs
@@ -179,6 +219,7 @@ public final class Scheduler {
     /// appends them, checks stop conditions, frees finished requests; its requests may be scheduled
     /// again. Returns one output per request that got a token.
     public func updateFromOutput(_ schedulerOutput: SchedulerOutput, _ runnerOutput: ModelRunnerOutput) -> [EngineOutput] {
+        if let c = runnerOutput.kvConnectorOutput { updateFromConnectorOutput(c) }
         let outputs = apply(runnerOutput, inFlightOnly: true)
         for id in schedulerOutput.numScheduledTokens.keys { inFlight[id] = nil }
         return outputs
@@ -206,7 +247,7 @@ public final class Scheduler {
                 req.status = status
                 out.finishReason = status.finishReason
                 out.stopReason = req.stopReason
-                kvCacheManager.free(req)
+                finishWithConnector(req, output: &out)
                 requests[id] = nil
                 finishedReqIds.append(id)
                 anyFinished = true
@@ -239,8 +280,16 @@ public final class Scheduler {
         var removeWaiting = false
         for id in ids {
             guard let req = requests.removeValue(forKey: id) else { continue }
+            if req.status == .waitingForRemoteKVs {
+                // Its blocks are being written by a load: they are freed when the load ends.
+                waitingForRemoteKVs[id] = nil
+                abortedWhileLoading[id] = req
+                req.status = status
+                continue
+            }
             if req.status == .running { removeRunning = true } else { removeWaiting = true }
             req.status = status
+            _ = connector?.requestFinished(req, blockIds: [])  // an ended request never keeps its blocks
             kvCacheManager.free(req)
             finishedReqIds.append(id)
         }
@@ -249,16 +298,19 @@ public final class Scheduler {
     }
 
     /// Ids of all unfinished requests (running first).
-    public var unfinishedRequestIds: [String] { running.map(\.requestId) + waiting.map(\.requestId) }
+    public var unfinishedRequestIds: [String] {
+        running.map(\.requestId) + waiting.map(\.requestId) + waitingForRemoteKVs.keys.sorted()
+    }
 
     public func makeStats() -> SchedulerStats {
         var s = SchedulerStats()
         s.numRunning = running.count
-        s.numWaiting = waiting.count
+        s.numWaiting = waiting.count + waitingForRemoteKVs.count
         s.kvCacheUsage = kvCacheManager.usage
         s.prefixCacheQueries = kvCacheManager.prefixCacheQueries
         s.prefixCacheHits = kvCacheManager.prefixCacheHits
         s.numPreemptions = numPreemptions
+        s.kvTransfer = kvTransferStats
         return s
     }
 }

@@ -14,6 +14,8 @@ public struct SchedulerOutput: Sendable, Codable, Equatable {
     public var finishedReqIds: [String]
     /// Requests preempted this step: workers drop their state (they come back as new requests).
     public var preemptedReqIds: [String]
+    /// The KV connector's loads, saves and sends for this step (nil without a connector or work).
+    public var kvConnectorMetadata: KVConnectorMetadata?
 
     public init(scheduledNewReqs: [NewRequestData] = [], scheduledCachedReqs: CachedRequestData = CachedRequestData(),
                 numScheduledTokens: [String: Int] = [:], totalNumScheduledTokens: Int = 0,
@@ -24,6 +26,8 @@ public struct SchedulerOutput: Sendable, Codable, Equatable {
     }
 
     public var isEmpty: Bool { totalNumScheduledTokens == 0 }
+    /// True when the step carries nothing for the workers at all (no tokens, no connector work).
+    public var hasNoWork: Bool { isEmpty && (kvConnectorMetadata?.isEmpty ?? true) }
     public var numScheduledRequests: Int { scheduledNewReqs.count + scheduledCachedReqs.reqIds.count }
 }
 
@@ -74,6 +78,8 @@ public struct ModelRunnerOutput: Sendable, Codable, Equatable {
     public var logprobs: [TokenLogprob?]
     /// Prompt logprobs computed this step, for requests that asked (`sampling.promptLogprobs`); empty for others.
     public var promptLogprobs: [PromptLogprobsChunk]
+    /// The KV connector's report of transfers that ended (nil without a connector).
+    public var kvConnectorOutput: KVConnectorOutput?
 
     public init(reqIds: [String] = [], sampledTokenIds: [Int] = [], logprobs: [TokenLogprob?] = [],
                 promptLogprobs: [PromptLogprobsChunk] = []) {

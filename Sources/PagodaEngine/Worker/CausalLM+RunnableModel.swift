@@ -22,3 +22,6 @@ extension UniProcExecutor {
         return lm
     }
 }
+
+/// The KV connectors read and write the real model's paged cache block by block.
+extension CausalLM: KVBlockStorage {}

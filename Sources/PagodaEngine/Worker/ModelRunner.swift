@@ -51,7 +51,30 @@ public final class ModelRunner {
 
     public func execute(_ s: SchedulerOutput) throws -> ModelRunnerOutput {
         try updateStates(s)
-        if s.isEmpty { return .empty }
+        guard let connector = kvConnector else {
+            if s.isEmpty { return .empty }
+            return try executeForward(s)
+        }
+        // vLLM's KV connector calls around the forward pass. The forward pass has no per-layer hook, so the
+        // layer calls bracket the whole pass: loads complete before it, saves start after it.
+        let meta = s.kvConnectorMetadata ?? KVConnectorMetadata()
+        try connector.startLoadKV(meta)
+        var out = ModelRunnerOutput.empty
+        if !s.isEmpty {
+            for layer in 0..<connectorLayers { connector.waitForLayerLoad(layer) }
+            out = try executeForward(s)
+            for layer in 0..<connectorLayers { try connector.saveKVLayer(layer, meta) }
+        }
+        try connector.waitForSave()
+        out.kvConnectorOutput = connector.getFinished(s.finishedReqIds)
+        return out
+    }
+
+    /// The KV connector (`--kv-transfer-config`), set by the engine once the cache exists.
+    public var kvConnector: KVConnectorWorker?
+    private var connectorLayers: Int { (model as? KVBlockStorage)?.kvNumLayers ?? 0 }
+
+    private func executeForward(_ s: SchedulerOutput) throws -> ModelRunnerOutput {
         try prepareBatch(s)
         let logits = promptRows.isEmpty ? self.logits : logitsWithPromptRows(sampleRows: sampleStates.count)
         try model.forward(batch, hiddenIn: nil, hiddenOut: nil, logits: logits)

@@ -5,14 +5,17 @@
 public enum ProxyMetrics {
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    public static func render(_ balancer: LoadBalancer) -> String {
+    /// `role`: a `role` label on every series (`pagoda disagg-proxy` renders its prefill and decode balancers).
+    public static func render(_ balancer: LoadBalancer, role: String? = nil) -> String {
         var out = ""
+        let roleLabel = role.map { "role=\"\($0)\"," } ?? ""
         func family(_ name: String, _ type: String, _ help: String, _ value: (LoadBalancer.Backend) -> String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for (rank, backend) in balancer.backends.enumerated() {
-                out += "\(name){backend=\"\(escape(backend.address.description))\",index=\"\(rank)\"} \(value(backend))\n"
+                out += "\(name){\(roleLabel)backend=\"\(escape(backend.address.description))\",index=\"\(rank)\"} \(value(backend))\n"
             }
         }
+        let single = role.map { "{role=\"\($0)\"}" } ?? ""
         family("pagoda_proxy_backend_in_flight_requests", "gauge", "Requests in flight to the backend.") {
             String($0.inFlightRequests)
         }
@@ -34,11 +37,11 @@ public enum ProxyMetrics {
             $0.health.isHealthy ? "1" : "0"
         }
         out += "# HELP pagoda_proxy_requests_retried_total Attempts retried on another backend.\n"
-        out += "# TYPE pagoda_proxy_requests_retried_total counter\npagoda_proxy_requests_retried_total \(balancer.retries)\n"
+        out += "# TYPE pagoda_proxy_requests_retried_total counter\npagoda_proxy_requests_retried_total\(single) \(balancer.retries)\n"
         out += "# HELP pagoda_proxy_requests_rejected_total Requests refused because no healthy backend was left.\n"
-        out += "# TYPE pagoda_proxy_requests_rejected_total counter\npagoda_proxy_requests_rejected_total \(balancer.rejected)\n"
+        out += "# TYPE pagoda_proxy_requests_rejected_total counter\npagoda_proxy_requests_rejected_total\(single) \(balancer.rejected)\n"
         out += "# HELP pagoda_proxy_cache_affinity_hits_total Requests placed by prompt-prefix affinity (cache-aware).\n"
-        out += "# TYPE pagoda_proxy_cache_affinity_hits_total counter\npagoda_proxy_cache_affinity_hits_total \(balancer.affinityHits)\n"
+        out += "# TYPE pagoda_proxy_cache_affinity_hits_total counter\npagoda_proxy_cache_affinity_hits_total\(single) \(balancer.affinityHits)\n"
         return out
     }
 

@@ -30,7 +30,7 @@ final class CompletionForwarder: BackendResponseObserver, ClientExchange {
         case finished
     }
 
-    private let client: ProxyConnectionHandler
+    private let client: ForwarderClient
     private let proxy: ProxyContext
     private let pool: BackendConnectionPool
     private let path: String
@@ -50,7 +50,7 @@ final class CompletionForwarder: BackendResponseObserver, ClientExchange {
     private var attempts = 0
     private var timeout: Scheduled<Void>?
 
-    init(client: ProxyConnectionHandler, proxy: ProxyContext, pool: BackendConnectionPool, path: String, isChat: Bool,
+    init(client: ForwarderClient, proxy: ProxyContext, pool: BackendConnectionPool, path: String, isChat: Bool,
          body: ByteBuffer, requestID: String, authorization: String?) {
         self.client = client
         self.proxy = proxy

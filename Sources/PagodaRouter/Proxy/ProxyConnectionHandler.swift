@@ -29,10 +29,13 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private var isHTTP10 = false
     private var exchange: ClientExchange?
     private(set) var isClosed = false
+    /// `pagoda disagg-proxy`: the prefill servers; `proxy` then holds the decode servers.
+    private let prefill: (context: ProxyContext, pool: BackendConnectionPool)?
 
-    init(proxy: ProxyContext, pool: BackendConnectionPool) {
+    init(proxy: ProxyContext, pool: BackendConnectionPool, prefill: (context: ProxyContext, pool: BackendConnectionPool)? = nil) {
         self.proxy = proxy
         self.pool = pool
+        self.prefill = prefill
     }
 
     // MARK: Reading requests
@@ -98,6 +101,14 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                     message: "request body is larger than \(proxy.configuration.maxBodyBytes) bytes", requestID: requestID)
                 return
             }
+            if let prefill {
+                let forwarder = DisaggForwarder(
+                    client: self, prefill: prefill.context, decode: proxy, prefillPool: prefill.pool, decodePool: pool, path: path,
+                    body: body, requestID: requestID, authorization: head.headers.first(name: "authorization"))
+                exchange = forwarder
+                forwarder.start()
+                return
+            }
             let forwarder = CompletionForwarder(
                 client: self, proxy: proxy, pool: pool, path: path, isChat: path == "/v1/chat/completions",
                 body: body, requestID: requestID, authorization: head.headers.first(name: "authorization"))
@@ -109,6 +120,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 authorization: head.headers.first(name: "authorization"))
             exchange = forwarder
             forwarder.start()
+        case (.GET, "/health") where prefill != nil, (.GET, "/healthcheck") where prefill != nil:
+            let (text, ok) = DisaggStatus.health(prefill: prefill!.context.shared, decode: proxy.shared)
+            respond(status: ok ? .ok : .serviceUnavailable, contentType: "application/json", body: ByteBuffer(string: text))
+        case (.GET, "/metrics") where prefill != nil:
+            let text = DisaggStatus.metrics(prefill: prefill!.context.shared, decode: proxy.shared)
+            respond(status: .ok, contentType: ProxyMetrics.contentType, body: ByteBuffer(string: text))
         case (.GET, "/health"), (.GET, "/healthcheck"):
             let (healthy, total) = proxy.shared.withLock { ($0.healthyCount, $0.backends.count) }
             let text = #"{"status":"\#(healthy > 0 ? "ok" : "unavailable")","dp_instances":\#(total),"healthy_instances":\#(healthy)}"#

@@ -25,6 +25,7 @@ public final class ServerMetrics: @unchecked Sendable {
         /// Last cumulative engine counters seen (the engine reports totals; Prometheus counters only go up).
         var lastStats = SchedulerStats()
         let registry: PrometheusCollectorRegistry
+        let kvTransfer: KVTransferMetrics
 
         init(registry: PrometheusCollectorRegistry, labels: [(String, String)]) {
             self.registry = registry
@@ -47,6 +48,7 @@ public final class ServerMetrics: @unchecked Sendable {
             e2e = registry.makeValueHistogram(descriptor: d("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds."), labels: labels, buckets: ServerMetrics.e2eBuckets)
             promptLen = registry.makeValueHistogram(descriptor: d("vllm:request_prompt_tokens", "Number of prefill tokens processed."), labels: labels, buckets: ServerMetrics.tokenBuckets)
             generationLen = registry.makeValueHistogram(descriptor: d("vllm:request_generation_tokens", "Number of generation tokens processed."), labels: labels, buckets: ServerMetrics.tokenBuckets)
+            kvTransfer = KVTransferMetrics(registry: registry, labels: labels)
             up.set(Double(1))
             for reason in ["stop", "length", "abort", "error"] { _ = successCounter(reason) }
         }
@@ -96,6 +98,7 @@ public final class ServerMetrics: @unchecked Sendable {
         if dq > 0 { e.prefixQueries.increment(by: dq) }
         if dh > 0 { e.prefixHits.increment(by: dh) }
         if dp > 0 { e.preemptions.increment(by: dp) }
+        e.kvTransfer.record(s.kvTransfer)
         e.lastStats = s
     }
 

@@ -35,6 +35,8 @@ final class ChoiceOutputProcessor {
     private(set) var numCachedTokens = 0
     /// Prompt tokens 1... with their logprobs (`sampling.promptLogprobs`), from the first output.
     private(set) var promptLogprobs: [TokenLogprob]?
+    /// Where a decode server reads this choice's KV (a prefill server's last output).
+    private(set) var kvTransferParams: KVTransferParams?
     private let includeStopStrInOutput: Bool
     private let stops: [String]
 
@@ -53,6 +55,7 @@ final class ChoiceOutputProcessor {
     /// Applies one engine output. Text held back for stop strings is released on the last delta.
     func process(_ output: EngineOutput, streaming: Bool) -> ChoiceDelta {
         var delta = ChoiceDelta(text: "", tokenIds: [], logprobs: [], finishReason: nil, stopReason: nil, stoppedByString: false)
+        if let k = output.kvTransferParams { kvTransferParams = k }
         guard !isFinished else { return delta }
         if let c = output.numCachedTokens { numCachedTokens = c }
         if let p = output.promptLogprobs {

@@ -31,8 +31,9 @@ extension OpenAIServing {
                                              continueFinalMessage: request.continueFinalMessage ?? false,
                                              kwargs: kwargs, template: request.chatTemplate,
                                              addSpecialTokens: request.addSpecialTokens ?? false)
-        let prepared = try prepare(request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil, rankHeader: dataParallelRankHeader,
+        var prepared = try prepare(request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil, rankHeader: dataParallelRankHeader,
                                    logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, logprobsParam: "top_logprobs")
+        prepared.kvTransferParams = try kvTransferParams(decoded.undeclaredFields, request: prepared)
         return try await serve(prepared, renderer: ChatRenderer(serving: self, request: prepared, wantLogprobs: wantLogprobs))
     }
 
@@ -149,6 +150,6 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
         }
         return try OpenAIJSON.encode(ChatCompletionResponse(
             id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage,
-            promptLogprobs: promptLogprobs))
+            promptLogprobs: promptLogprobs, kvTransferParams: serving.kvTransferParamsJSON(choices)))
     }
 }

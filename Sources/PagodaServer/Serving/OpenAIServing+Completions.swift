@@ -24,8 +24,9 @@ extension OpenAIServing {
         if echo, let k = request.logprobs { request.promptLogprobs = max(request.promptLogprobs ?? 0, k) }
         let ids = try promptTokenIds(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
         // Default max_tokens 16, as OpenAI's legacy API.
-        let prepared = try prepare(request, prompts: ids, idPrefix: "cmpl", defaultMaxTokens: 16, rankHeader: dataParallelRankHeader,
+        var prepared = try prepare(request, prompts: ids, idPrefix: "cmpl", defaultMaxTokens: 16, rankHeader: dataParallelRankHeader,
                                    logprobs: request.logprobs)
+        prepared.kvTransferParams = try kvTransferParams(decoded.undeclaredFields, request: prepared)
         // Echo repeats the prompt as served: its text, or the decoded tokens when given as ids or truncated.
         let echoTexts = echo ? prepared.prompts.enumerated().map { p, served -> String in
             if case .text(let s) = prompt, served.count == ids[p].count { return s }
@@ -147,6 +148,7 @@ final class CompletionRenderer: ChoiceRenderer, @unchecked Sendable {
                                     finishReason: p.finishReason ?? "abort", stopReason: p.stopReason, promptLogprobs: plist)
         }
         return try OpenAIJSON.encode(CompletionResponse(
-            id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage))
+            id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage,
+            kvTransferParams: serving.kvTransferParamsJSON(choices)))
     }
 }

@@ -52,9 +52,10 @@ public final class OpenAIServing: @unchecked Sendable {
     }
 
     func engineRequest(id: String, promptTokenIds: [Int], sampling: SamplingParams, arrival: Double,
-                       dataParallelRank: Int? = nil) -> EngineRequest {
+                       dataParallelRank: Int? = nil, kvTransferParams: KVTransferParams? = nil) -> EngineRequest {
         EngineRequest(requestId: id, promptTokenIds: promptTokenIds, sampling: sampling,
-                      eosTokenIds: engine.handshake.eosTokenIds, arrivalTime: arrival, dataParallelRank: dataParallelRank)
+                      eosTokenIds: engine.handshake.eosTokenIds, arrivalTime: arrival, dataParallelRank: dataParallelRank,
+                      kvTransferParams: kvTransferParams)
     }
 
     /// The OpenAI error for a failure on the request path.

@@ -20,6 +20,8 @@ struct ServingRequest {
     let continuousUsage: Bool
     /// The rank the client pinned (`data_parallel_rank`), checked against the engines behind this server.
     let dataParallelRank: Int?
+    /// `kv_transfer_params` (prefill/decode disaggregation), for the engine's KV connector.
+    var kvTransferParams: KVTransferParams? = nil
 
     var n: Int { sampling.n }
     var promptTokens: Int { prompts.reduce(0) { $0 + $1.count } }
@@ -118,7 +120,7 @@ extension OpenAIServing {
                 jobs.append(ChoiceJob(
                     index: index,
                     request: engineRequest(id: "\(request.requestId)-\(index)", promptTokenIds: ids, sampling: params, arrival: arrival,
-                                           dataParallelRank: request.dataParallelRank),
+                                           dataParallelRank: request.dataParallelRank, kvTransferParams: request.kvTransferParams),
                     processor: ChoiceOutputProcessor(index: index, tokenizer: tokenizer, sampling: request.sampling, promptTokenIds: ids)))
             }
         }

@@ -51,7 +51,8 @@ enum UndeclaredRequestFields {
         "return_token_ids": .unsupported(isNoOp: only(.bool(false))),
         "cache_salt": .unsupported(isNoOp: onlyNull),
         "prompt_embeds": .unsupported(isNoOp: onlyNull),
-        "kv_transfer_params": .unsupported(isNoOp: onlyNull),
+        // "kv_transfer_params" is read by `OpenAIServing.kvTransferParams` (prefill/decode disaggregation).
+        "kv_transfer_params": .metadata,
         "vllm_xargs": .unsupported(isNoOp: onlyNull),
         "mm_processor_kwargs": .unsupported(isNoOp: onlyNull),
         // Chat's `echo` (prepend the last message); completions declare their own `echo`.

@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The producer side of the TCP connector: holds finished requests' blocks for their readers and serves
+/// them over TCP (one read per request, one connection per read, a thread per connection).
+///
+/// A request is readable from `hold` until it is read once or its hold expires; either way it moves to
+/// `finished` and the engine frees its blocks when `takeFinished` reports it. A block is freed only after
+/// its read has ended, so a reader never gets blocks that were reused: a read of an unknown, already read
+/// or expired request is answered with an error.
+final class KVBlockServer: @unchecked Sendable {
+    private struct Hold {
+        var blockIds: Set<Int>
+        var numBlocks: Int
+        var deadline: Date
+        var reading: Bool
+    }
+
+    let host: String
+    let port: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    // Guarded by `lock`:
+    private var holds: [String: Hold] = [:]
+    private var finished: [String] = []
+    /// Requests read or expired lately (a reader of one is refused at once instead of waiting for its hold).
+    private var recentlyEnded: Set<String> = []
+    private var recentlyEndedOrder: [String] = []
+    private var stats = KVTransferStats()
+    private var storage: KVBlockStorage?
+    private var stopping = false
+    private var acceptThread: Thread?
+    private let ioTimeoutSeconds: Double
+    private let logger = Logger(label: "pagoda.kv-transfer")
+
+    /// Binds `host:port` now (0: any free port), so `port` can be announced before the cache exists.
+    init(host: String, port: Int, ioTimeoutSeconds: Double) throws {
+        let (fd, bound) = try KVTransferSocket.listen(host: host, port: port)
+        listener = fd
+        self.port = bound
+        self.host = host
+        self.ioTimeoutSeconds = ioTimeoutSeconds
+    }
+
+    /// Starts serving reads from `storage`.
+    func start(storage: KVBlockStorage) {
+        lock.lock(); self.storage = storage; lock.unlock()
+        let t = Thread { [self] in acceptLoop() }
+        t.name = "pagoda-kv-server"
+        acceptThread = t
+        t.start()
+    }
+
+    /// Holds `blockIds` of `requestId` for one reader for `timeoutSeconds`.
+    func hold(_ requestId: String, blockIds: [Int], timeoutSeconds: Double) {
+        lock.lock(); defer { lock.unlock() }
+        holds[requestId] = Hold(
+            blockIds: Set(blockIds), numBlocks: blockIds.count, deadline: Date() + timeoutSeconds,
+            reading: false)
+    }
+
+    /// Requests whose blocks may be freed (read, or hold expired) since the last call, and the read statistics.
+    func takeFinished() -> ([String], KVTransferStats, blocksHeld: Int) {
+        lock.lock(); defer { lock.unlock() }
+        let now = Date()
+        for (id, h) in holds where !h.reading && h.deadline < now {
+            holds[id] = nil
+            ended(id)
+            finished.append(id)
+            stats.sendTimeouts += 1
+            logger.warning("KV of request \(id) was not read within the transfer timeout; its blocks are freed")
+        }
+        defer { finished.removeAll(); stats = KVTransferStats() }
+        return (finished, stats, holds.values.reduce(0) { $0 + $1.numBlocks })
+    }
+
+    /// Remembers the last 1024 ended requests. Call with `lock` held.
+    private func ended(_ id: String) {
+        recentlyEnded.insert(id)
+        recentlyEndedOrder.append(id)
+        if recentlyEndedOrder.count > 1024 { recentlyEnded.remove(recentlyEndedOrder.removeFirst()) }
+    }
+
+    func shutdown() {
+        lock.lock(); stopping = true; lock.unlock()
+        close(listener)
+    }
+
+    private func acceptLoop() {
+        while true {
+            lock.lock(); let stop = stopping; lock.unlock()
+            if stop { return }
+            var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 100) > 0 else { continue }
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { continue }
+            KVTransferSocket.tune(fd)
+            let t = Thread { [self] in
+                serve(fd); close(fd)
+            }
+            t.name = "pagoda-kv-send"
+            t.start()
+        }
+    }
+
+    /// Serves one read on `fd`.
+    private func serve(_ fd: Int32) {
+        let deadline = Date() + ioTimeoutSeconds
+        let req: KVBlockReadRequest
+        do { req = try KVTransferSocket.receiveMessage(fd, KVBlockReadRequest.self, deadline: deadline) } catch {
+            logger.warning("KV read request from a consumer failed: \(error)")
+            return
+        }
+        // The answer naming the blocks can reach the reader a step before the engine hands the hold over:
+        // wait for it a little, unless the request was already read or expired.
+        let grace = Date() + min(5, ioTimeoutSeconds)
+        while true {
+            lock.lock()
+            let waiting = holds[req.requestId] == nil && !recentlyEnded.contains(req.requestId) && !stopping
+            lock.unlock()
+            if !waiting || Date() > grace { break }
+            usleep(1000)
+        }
+        // Claim the hold: from here until the read ends its blocks cannot be freed.
+        lock.lock()
+        let storage = self.storage
+        var refusal: String? = nil
+        if let h = holds[req.requestId] {
+            if storage == nil {
+                refusal = "the producer's KV cache is not ready"
+            } else if h.reading {
+                refusal = "request \(req.requestId) is already being read"
+            } else if !req.blockIds.allSatisfy(h.blockIds.contains) {
+                refusal = "blocks \(req.blockIds) are not the ones held for request \(req.requestId)"
+            } else if let s = storage, s.kvNumLayers != req.numLayers || s.kvBlockFloats != req.blockFloats {
+                refusal =
+                    "KV layout differs: producer has \(s.kvNumLayers) layers × \(s.kvBlockFloats) floats per block, "
+                    + "consumer \(req.numLayers) × \(req.blockFloats) (same model, block size and TP size on both sides?)"
+            } else {
+                holds[req.requestId]!.reading = true
+            }
+        } else {
+            refusal = "request \(req.requestId) is not held here (unknown, already read, or its blocks were freed after the timeout)"
+        }
+        lock.unlock()
+        if let refusal {
+            try? KVTransferSocket.sendMessage(fd, KVBlockReadReply(ok: false, error: refusal), deadline: deadline)
+            return
+        }
+        var sent = 0
+        do {
+            try KVTransferSocket.sendMessage(fd, KVBlockReadReply(ok: true, error: nil), deadline: deadline)
+            // One send per layer's K (and V) of all blocks: the blocks are gathered into a staging buffer
+            // first, as a memory copy is far cheaper than a system call per block.
+            let bytes = req.blockFloats * MemoryLayout<Float>.stride
+            let chunk = bytes * req.blockIds.count
+            let staging = UnsafeMutableRawPointer.allocate(byteCount: max(1, chunk), alignment: 64)
+            defer { staging.deallocate() }
+            for layer in 0..<req.numLayers {
+                for value in [false, true] {
+                    for (k, b) in req.blockIds.enumerated() {
+                        memcpy(staging + k * bytes, storage!.kvBlockPointer(layer: layer, block: b, value: value), bytes)
+                    }
+                    try KVTransferSocket.send(fd, staging, chunk, deadline: deadline)
+                    sent += chunk
+                }
+            }
+        } catch {
+            logger.warning("sending the KV of request \(req.requestId) failed after \(sent) bytes: \(error)")
+        }
+        lock.lock()
+        holds[req.requestId] = nil
+        ended(req.requestId)
+        finished.append(req.requestId)
+        stats.sends += 1
+        stats.sentBytes += sent
+        lock.unlock()
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+
+/// Builds the connector `--kv-transfer-config` names and wires its halves into the engine: the scheduler
+/// half into the scheduler, the worker half into the model runner with the paged cache it reads and
+/// writes (vLLM's `KVConnectorFactory`).
+enum KVConnectorFactory {
+    /// Returns the worker half (the engine shuts it down). Throws when the executor cannot host a connector.
+    static func install(
+        _ c: KVTransferConfig, config: EngineConfig, executor: Executor, scheduler: Scheduler,
+        bytesPerBlock: Int
+    ) throws -> KVConnectorWorker {
+        let logger = Logger(label: "pagoda.kv-transfer")
+        guard let uni = executor as? UniProcExecutor, let storage = uni.runner.model as? KVBlockStorage else {
+            throw EngineConfigError.invalid(
+                "--kv-transfer-config", "the KV connector needs the in-process executor and a model with a paged KV cache")
+        }
+        if c.isAlias {
+            logger.info(
+                "kv_connector \(c.connectorName) is served by Pagoda's \(KVTransferConfig.Connector.tcp.rawValue) (KV blocks over TCP)")
+        }
+        let blockSize = config.cache.blockSize
+        let worker: KVConnectorWorker
+        switch c.connector {
+        case .tcp:
+            let engineId = c.engineId ?? UUID().uuidString.lowercased()
+            var server: KVBlockServer? = nil
+            if c.role.isProducer {
+                server = try KVBlockServer(host: c.ip, port: c.port, ioTimeoutSeconds: c.transferTimeoutSeconds)
+                logger.info("KV transfer: \(c.role.rawValue) \(engineId) serves KV blocks on \(c.ip):\(server!.port)")
+            } else {
+                logger.info("KV transfer: \(c.role.rawValue) \(engineId) reads KV blocks from the producers its requests name")
+            }
+            scheduler.setConnector(
+                TCPConnectorScheduler(
+                    config: c, engineId: engineId, serverPort: server?.port ?? c.port,
+                    blockSize: blockSize, bytesPerBlock: bytesPerBlock))
+            worker = TCPConnectorWorker(config: c, server: server)
+        case .sharedStorage:
+            let dir = try sharedStorageDirectory(c.sharedStoragePath!, config: config, storage: storage)
+            let s = SharedStorageConnectorScheduler(directory: dir, blockSize: blockSize, bytesPerBlock: bytesPerBlock)
+            s.blockTable = { [kv = scheduler.kvCacheManager] in kv.blockIds(of: $0) }
+            scheduler.setConnector(s)
+            worker = SharedStorageConnectorWorker(directory: dir)
+            logger.info("KV transfer: shared storage in \(dir)")
+        }
+        try worker.registerKVCaches(storage)
+        uni.runner.kvConnector = worker
+        return worker
+    }
+
+    /// `<path>/<model key>`: blocks of different models, dtypes or block sizes never share a directory
+    /// (their token hashes would collide). Created when missing.
+    static func sharedStorageDirectory(_ path: String, config: EngineConfig, storage: KVBlockStorage) throws -> String {
+        let model = (config.model.path as NSString).standardizingPath
+        let key =
+            "\(model)|\(config.model.dtype.rawValue)|\(config.model.quantization?.rawValue ?? "-")|\(config.cache.blockSize)"
+            + "|\(storage.kvNumLayers)|\(storage.kvBlockFloats)"
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let dir = (path as NSString).appendingPathComponent(String(format: "%016llx", h))
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw EngineConfigError.invalid(
+                "--kv-transfer-config",
+                "kv_connector_extra_config.shared_storage_path: cannot create \(dir): \(error)")
+        }
+        return dir
+    }
+}
