@@ -35,7 +35,7 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
 
 public enum EngineRPCProtocol {
     /// Bumped whenever a message changes shape (v4: model identity and address in the hello; heartbeats;
-    /// v5: prompt logprobs in the outputs).
+    /// v5: prompt logprobs and kv_transfer_params in the outputs, kv_transfer_params in add-request).
     public static let version = 5
 }
 
