@@ -53,14 +53,17 @@ public final class CausalLM {
 
     /// Loads the folder. `maxModelLen` is the longest context the engine will run (`--max-model-len`);
     /// nil checks the config against `max_position_embeddings` (`ModelConfig.validate`).
+    /// `dequantizeToFloat32` (tests against float32 oracles only; serving computes on the blocks): a GGUF's
+    /// block-quantized tensors are dequantized to float32 copies at load, as transformers loads a GGUF.
     public init(
         directory: String, parallelism: ModelParallelism = .single, threadPool: ThreadPool, maxModelLen: Int? = nil,
-        quantization: WeightDType? = nil
+        quantization: WeightDType? = nil, dequantizeToFloat32: Bool = false
     ) throws {
         // A GGUF file (or a folder holding one): config, tokenizer and weights all come from it.
         let ggufPath = try GGUFFile.modelFile(at: directory)
         let gguf = try ggufPath.map { try GGUFFile(path: $0) }
-        let config = try gguf.map { try ModelConfig.load(gguf: $0, maxModelLen: maxModelLen) }
+        let config =
+            try gguf.map { try ModelConfig.load(gguf: $0, maxModelLen: maxModelLen) }
             ?? ModelConfig.load(directory: directory, maxModelLen: maxModelLen)
         try parallelism.validate()
         self.config = config
@@ -75,6 +78,7 @@ public final class CausalLM {
 
         store = try gguf.map { WeightStore(gguf: $0, config: config) } ?? WeightStore(directory: directory)
         store.quantization = quantization.map { (type: $0, pool: threadPool) }
+        store.dequantization = dequantizeToFloat32 ? threadPool : nil
         let h = config.hiddenSize, vocab = config.vocabSize
         let needsEmbedding = parallelism.isFirstStage || (parallelism.isLastStage && config.resolvedTieWordEmbeddings)
         let fullEmbedding = needsEmbedding ? try store.matrix("model.embed_tokens.weight", shape: [vocab, h]) : nil

@@ -17,6 +17,9 @@ public final class WeightStore: @unchecked Sendable {
     private var ownedBytes: [UnsafeMutableRawPointer] = []
     /// `--quantization`: float weights of the linear layers are quantized to `type` as they are handed out.
     public var quantization: (type: WeightDType, pool: ThreadPool)?
+    /// Oracle only (never the serving path): block-quantized tensors (GGUF) are dequantized to owned float32
+    /// copies as they are handed out — what Hugging Face transformers computes on when it loads a GGUF.
+    public var dequantization: ThreadPool?
     private var quantized: [QuantizedWeights] = []
     private var files: [String: SafetensorsFile] = [:]
     private var location: [String: String] = [:]  // tensor name -> file name
@@ -91,14 +94,25 @@ public final class WeightStore: @unchecked Sendable {
     /// A 2-D weight [rows, cols] checked against `shape` (quantized at load for the linear layers when
     /// `quantization` is set).
     public func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
-        let m = try storedMatrix(name, shape: shape)
+        var m = try storedMatrix(name, shape: shape)
+        if let pool = dequantization, m.dtype.isQuantized { m = dequantized(m, pool: pool) }
         guard let (type, pool) = quantization, shape.count == 2, !m.dtype.isQuantized, Self.isLinearLayer(name) else { return m }
         guard m.cols % 32 == 0 else {
-            throw ModelLoadError.invalidConfig(path: directory, reason: "--quantization: \(name) has \(m.cols) columns, not whole blocks of 32")
+            throw ModelLoadError.invalidConfig(
+                path: directory, reason: "--quantization: \(name) has \(m.cols) columns, not whole blocks of 32")
         }
         let q = QuantizedWeights(quantizing: m, to: type, pool: pool)
         quantized.append(q)
         return q.matrix
+    }
+
+    /// A float32 copy of a block-quantized matrix (kept alive here), rows dequantized on `pool`.
+    private func dequantized(_ m: WeightMatrix, pool: ThreadPool) -> WeightMatrix {
+        let buf = AlignedBuffer<Float>(capacity: m.rows * m.cols)
+        let out = buf.pointer, cols = m.cols
+        pool.parallelFor(m.rows) { r in m.copyRow(r, to: out + r * cols) }
+        owned.append(buf)
+        return WeightMatrix(base: UnsafeRawPointer(out), rows: m.rows, cols: cols, dtype: .f32)
     }
 
     /// The projections of attention and MLP (and experts) — what `--quantization` quantizes; embeddings, the LM
@@ -167,12 +181,15 @@ public final class WeightStore: @unchecked Sendable {
             return WeightMatrix(base: UnsafeRawPointer(buf.pointer), rows: rows, cols: cols, dtype: .f32)
         default:
             throw ModelLoadError.unsupportedGGUFTensorType(
-                path: file.path, tensor: t.name, type: t.type.name, supported: ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"])
+                path: file.path, tensor: t.name, type: t.type.name,
+                supported: ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"])
         }
         if let order = try rowOrder(name, rows: rows, file: file, config: config) {
             let rowBytes = t.rowByteCount
             let copy = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
-            for r in 0..<rows { copy.advanced(by: r * rowBytes).copyMemory(from: t.row(rowRange.lowerBound + order[r]), byteCount: rowBytes) }
+            for r in 0..<rows {
+                copy.advanced(by: r * rowBytes).copyMemory(from: t.row(rowRange.lowerBound + order[r]), byteCount: rowBytes)
+            }
             ownedBytes.append(copy)
             return WeightMatrix(base: UnsafeRawPointer(copy), rows: rows, cols: cols, dtype: dtype)
         }
