@@ -3,8 +3,9 @@
 # --data-parallel-size 1 and 2 (one thread per engine), output throughput and TTFT p50/p99 at concurrency 32
 # on the random dataset; then the prefix-cache hit rate and TTFT of prefix-aware routing against the load
 # score alone (--data-parallel-routing load) on the prefix_repetition dataset, DP=2, with 16 shared prefixes
-# that fit in the two engines' caches together (200 MB of KV each) but not in one: load-only routing makes
-# every engine hold every prefix and evict them, prefix-aware routing gives each engine half.
+# that fit in the two engines' caches together but not in one (KV_SMALL_BYTES per engine, default 120 MB: 305
+# blocks of the Qwen2.5-0.5B shape, about 9 prefixes): load-only routing makes every engine cycle through every
+# prefix and evict them, prefix-aware routing gives each engine half.
 #   ONLY=prefix Benchmarks/data-parallel/run.sh ...   runs the prefix comparison alone.
 #   Benchmarks/data-parallel/run.sh [PAGODA_BINARY] [MODEL_DIR]
 # MODEL_DIR defaults to /tmp/pagoda-qwen2.5-0.5b (made with `pagoda make-random-model --shape qwen2.5-0.5b`).
