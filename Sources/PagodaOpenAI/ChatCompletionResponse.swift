@@ -27,7 +27,12 @@ public struct ChatLogprobs: Sendable, Codable, Equatable {
 public struct ChatMessage: Sendable, Codable, Equatable {
     public var role: String?
     public var content: String?
-    public init(role: String?, content: String?) { self.role = role; self.content = content }
+    /// The tool calls of the answer (omitted when none).
+    public var toolCalls: [ChatToolCall]?
+    public init(role: String?, content: String?, toolCalls: [ChatToolCall]? = nil) {
+        self.role = role; self.content = content; self.toolCalls = toolCalls
+    }
+    enum CodingKeys: String, CodingKey { case role, content, toolCalls = "tool_calls" }
 }
 
 /// One choice of a chat completion: `message` when whole, `delta` when streamed.

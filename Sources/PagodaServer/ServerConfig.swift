@@ -15,6 +15,10 @@ public struct ServerConfig: Sendable {
     public var dataParallelRank: Int = 0
     public var dataParallelSize: Int = 1
     public var version: String = PagodaVersion.current
+    /// `--enable-auto-tool-choice`: `tool_choice: "auto"` parses tool calls out of the answer.
+    public var enableAutoToolChoice = false
+    /// `--tool-call-parser`: how tool calls look in the model's text.
+    public var toolCallParser: ToolCallParserKind?
 
     public init(servedModelNames: [String], modelPath: String) {
         self.servedModelNames = servedModelNames; self.modelPath = modelPath

@@ -143,6 +143,8 @@ struct ServeCommand: AsyncParsableCommand {
         serverConfig.port = server.port
         serverConfig.apiKey = server.apiKey
         serverConfig.disableLogRequests = server.disableLogRequests
+        serverConfig.enableAutoToolChoice = server.enableAutoToolChoice
+        serverConfig.toolCallParser = server.toolCallParser.flatMap(ToolCallParserKind.init(rawValue:))
         serverConfig.dataParallelRank = localRanks[0]
         serverConfig.dataParallelSize = dpSize
         let metrics = ServerMetrics(modelName: served[0], dataParallelRank: localRanks[0], engineRanks: localRanks)
@@ -204,6 +206,14 @@ struct ServerArgs: ParsableArguments {
           help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
     var restartEngines = true
 
+    @Flag(name: .customLong("enable-auto-tool-choice"),
+          help: "Let the model decide when to call tools (tool_choice \"auto\"); needs --tool-call-parser.")
+    var enableAutoToolChoice = false
+
+    @Option(name: .customLong("tool-call-parser"),
+            help: "How tool calls look in the model's output: \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: \", \")).")
+    var toolCallParser: String?
+
     @Option(name: .customLong("data-parallel-address"), help: "Address of data-parallel rank 0 (for the coordinator; accepted, not used yet).")
     var dataParallelAddress: String?
 
@@ -217,6 +227,12 @@ struct ServerArgs: ParsableArguments {
             throw ValidationError("invalid --data-parallel-rank \(dataParallelRank): must be in 0..<\(dataParallelSize) (--data-parallel-size)")
         }
         if let k = apiKey, k.isEmpty { throw ValidationError("invalid --api-key: empty") }
+        if let p = toolCallParser, ToolCallParserKind(rawValue: p) == nil {
+            throw ValidationError("invalid --tool-call-parser '\(p)': must be one of \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if enableAutoToolChoice && toolCallParser == nil {
+            throw ValidationError("--enable-auto-tool-choice requires --tool-call-parser")
+        }
         if servedModelName.contains(where: \.isEmpty) { throw ValidationError("invalid --served-model-name: empty name") }
     }
 }
