@@ -15,8 +15,9 @@ public struct StructuredCompileBenchmark {
         public var trieNodes: Int
 
         public var summary: String {
-            String(format: "Structured outputs: vocabulary trie %.1f ms (%d nodes), schema compile %.3f ms (%d rules), first mask %.1f ms",
-                   vocabularySeconds * 1e3, trieNodes, compileSeconds * 1e3, grammarRules, firstMaskSeconds * 1e3)
+            String(
+                format: "Structured outputs: vocabulary trie %.1f ms (%d nodes), schema compile %.3f ms (%d rules), first mask %.1f ms",
+                vocabularySeconds * 1e3, trieNodes, compileSeconds * 1e3, grammarRules, firstMaskSeconds * 1e3)
         }
     }
 
@@ -30,7 +31,8 @@ public struct StructuredCompileBenchmark {
         let matcher = StructuredGrammar(grammar: grammar, vocabulary: vocab).makeMatcher()
         _ = matcher.allows(token: 0)
         let t3 = now()
-        return Result(vocabularySeconds: t1 - t0, compileSeconds: t2 - t1, firstMaskSeconds: t3 - t2,
-                      grammarRules: grammar.rules.count, trieNodes: vocab.nodeCount)
+        return Result(
+            vocabularySeconds: t1 - t0, compileSeconds: t2 - t1, firstMaskSeconds: t3 - t2,
+            grammarRules: grammar.rules.count, trieNodes: vocab.nodeCount)
     }
 }

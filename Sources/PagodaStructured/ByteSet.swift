@@ -7,7 +7,9 @@ public struct ByteSet: Hashable, Sendable {
     public init(_ r: ClosedRange<UInt8>) { for b in r { insert(b) } }
     public init<S: Sequence>(bytes: S) where S.Element == UInt8 { for b in bytes { insert(b) } }
 
-    public static let all: ByteSet = { var s = ByteSet(); s.w0 = .max; s.w1 = .max; s.w2 = .max; s.w3 = .max; return s }()
+    public static let all: ByteSet = {
+        var s = ByteSet(); s.w0 = .max; s.w1 = .max; s.w2 = .max; s.w3 = .max; return s
+    }()
 
     @inline(__always) public func contains(_ b: UInt8) -> Bool {
         let bit = UInt64(1) << UInt64(b & 63)

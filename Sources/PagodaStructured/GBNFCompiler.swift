@@ -124,7 +124,11 @@ public struct GBNFCompiler {
             }
             // Quantifiers.
             while let q = peek {
-                if q == "*" { i += 1; atom = [b.star(atom, "star")] } else if q == "+" { i += 1; atom = b.repeated(atom, min: 1, max: nil, "plus") } else if q == "?" {
+                if q == "*" {
+                    i += 1; atom = [b.star(atom, "star")]
+                } else if q == "+" {
+                    i += 1; atom = b.repeated(atom, min: 1, max: nil, "plus")
+                } else if q == "?" {
                     i += 1; atom = [b.optional(atom, "opt")]
                 } else if q == "{" {
                     i += 1
@@ -167,7 +171,8 @@ public struct GBNFCompiler {
         case "x", "u", "U":
             let len = e == "x" ? 2 : e == "u" ? 4 : 8
             guard i + len <= s.count, let v = UInt32(String(String.UnicodeScalarView(s[i..<(i + len)])), radix: 16),
-                  let u = Unicode.Scalar(v) else { throw fail("bad escape") }
+                let u = Unicode.Scalar(v)
+            else { throw fail("bad escape") }
             i += len
             return u
         default: return e

@@ -52,7 +52,9 @@ public struct Grammar: Sendable, Equatable {
             changed = false
             for (r, alts) in rules.enumerated() where !nullable[r] {
                 let n = alts.contains { seq in
-                    seq.allSatisfy { if case .rule(let t) = $0, t >= 0, t < rules.count { return nullable[t] }; return false }
+                    seq.allSatisfy {
+                        if case .rule(let t) = $0, t >= 0, t < rules.count { return nullable[t] }; return false
+                    }
                 }
                 if n { nullable[r] = true; changed = true }
             }

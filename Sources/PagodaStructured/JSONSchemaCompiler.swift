@@ -4,7 +4,8 @@
 /// `additionalProperties` (extra properties are never generated), `items`, `minItems`, `maxItems`,
 /// `minLength`, `maxLength`, `enum`, `const`, `anyOf`/`oneOf`, `$ref` into `$defs`/`definitions`,
 /// and annotations (`title`, `description`, `default`, `examples`, ...), which are ignored. Any
-/// other keyword is an `unsupportedSchema` error naming it.
+/// other keyword is an `unsupportedSchema` error naming it. Integers have at most 18 digits and
+/// fractions 16 (`GrammarBuilder.maxIntegerDigits`), so a repeating model cannot loop inside a number.
 public struct JSONSchemaCompiler {
     /// Keywords that do not constrain the value.
     static let annotations: Set<String> = [
@@ -46,12 +47,16 @@ public struct JSONSchemaCompiler {
         }
         if let c = s["const"] { return b.literal(c.text) }
         if let e = s["enum"] {
-            guard let values = e.arrayValue, !values.isEmpty else { throw StructuredOutputError.invalidSchema("enum at \(path) must be a non-empty array") }
+            guard let values = e.arrayValue, !values.isEmpty else {
+                throw StructuredOutputError.invalidSchema("enum at \(path) must be a non-empty array")
+            }
             return [b.rule("enum", values.map { b.literal($0.text) })]
         }
         for key in ["anyOf", "oneOf"] {
             if let a = s[key] {
-                guard let subs = a.arrayValue, !subs.isEmpty else { throw StructuredOutputError.invalidSchema("\(key) at \(path) must be a non-empty array") }
+                guard let subs = a.arrayValue, !subs.isEmpty else {
+                    throw StructuredOutputError.invalidSchema("\(key) at \(path) must be a non-empty array")
+                }
                 var alts: [[GrammarSymbol]] = []
                 for (i, sub) in subs.enumerated() { alts.append(try value(sub, path: "\(path)/\(key)/\(i)")) }
                 return [b.rule(key, alts)]
@@ -111,7 +116,9 @@ public struct JSONSchemaCompiler {
         guard let list = props.objectPairs else { throw StructuredOutputError.invalidSchema("properties at \(path) must be an object") }
         var required = Set<String>()
         if let r = s["required"] {
-            guard let names = r.arrayValue?.compactMap(\.stringValue) else { throw StructuredOutputError.invalidSchema("required at \(path) must be a list") }
+            guard let names = r.arrayValue?.compactMap(\.stringValue) else {
+                throw StructuredOutputError.invalidSchema("required at \(path) must be a list")
+            }
             for n in names {
                 guard list.contains(where: { $0.key == n }) else {
                     throw StructuredOutputError.unsupportedSchema(keyword: "required", detail: "'\(n)' is not in properties at \(path)")
@@ -150,7 +157,9 @@ public struct JSONSchemaCompiler {
         let lo = s["minItems"]?.intValue ?? 0
         let hi = s["maxItems"]?.intValue
         if let hi, hi < lo { throw StructuredOutputError.invalidSchema("maxItems < minItems at \(path)") }
-        if lo > 1000 || (hi ?? 0) > 1000 { throw StructuredOutputError.unsupportedSchema(keyword: "maxItems", detail: "bounds above 1000 at \(path)") }
+        if lo > 1000 || (hi ?? 0) > 1000 {
+            throw StructuredOutputError.unsupportedSchema(keyword: "maxItems", detail: "bounds above 1000 at \(path)")
+        }
         let itemRule = b.rule("item", [item])
         let tail = b.repeated(b.literal(", ") + [itemRule], min: max(lo - 1, 0), max: hi.map { max($0 - 1, 0) }, "items")
         let nonEmpty = [itemRule] + tail
@@ -165,7 +174,9 @@ public struct JSONSchemaCompiler {
         if let rule = refRules[r] { return rule }
         var target = root
         if r != "#" {
-            guard r.hasPrefix("#/") else { throw StructuredOutputError.unsupportedSchema(keyword: "$ref", detail: "'\(r)' (only local references)") }
+            guard r.hasPrefix("#/") else {
+                throw StructuredOutputError.unsupportedSchema(keyword: "$ref", detail: "'\(r)' (only local references)")
+            }
             for part in r.dropFirst(2).split(separator: "/") {
                 let key = part.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
                 guard let next = target[key] else { throw StructuredOutputError.invalidSchema("$ref '\(r)' does not resolve") }

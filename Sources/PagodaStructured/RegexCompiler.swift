@@ -98,7 +98,9 @@ public struct RegexCompiler {
                 } else if peek == "P" || peek == "<" {
                     if peek == "P" { i += 1 }
                     guard peek == "<" else { throw StructuredOutputError.invalidRegex("unsupported group syntax at \(i)") }
-                    if i + 1 < s.count, s[i + 1] == "=" || s[i + 1] == "!" { throw StructuredOutputError.invalidRegex("look-behind is not supported") }
+                    if i + 1 < s.count, s[i + 1] == "=" || s[i + 1] == "!" {
+                        throw StructuredOutputError.invalidRegex("look-behind is not supported")
+                    }
                     while let p = peek, p != ">" { i += 1 }
                     i += 1
                 } else {

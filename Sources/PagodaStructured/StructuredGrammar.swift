@@ -228,8 +228,9 @@ public final class StructuredOutputCache: @unchecked Sendable {
         }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let g = try spec.compileGrammar()
-        let s = StructuredGrammar(grammar: g, vocabulary: vocabulary,
-                                  compileSeconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        let s = StructuredGrammar(
+            grammar: g, vocabulary: vocabulary,
+            compileSeconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         if entries.count >= capacity, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
             entries[oldest] = nil
         }

@@ -31,7 +31,9 @@ public indirect enum StructuredJSON: Equatable, Sendable {
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     public var arrayValue: [StructuredJSON]? { if case .array(let a) = self { return a }; return nil }
     public var objectPairs: [(key: String, value: StructuredJSON)]? { if case .object(let o) = self { return o }; return nil }
-    public var intValue: Int? { if case .number(let s) = self { return Int(s) ?? Double(s).flatMap { $0 == $0.rounded() ? Int($0) : nil } }; return nil }
+    public var intValue: Int? {
+        if case .number(let s) = self { return Int(s) ?? Double(s).flatMap { $0 == $0.rounded() ? Int($0) : nil } }; return nil
+    }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
 
     /// Compact JSON text in Python's `json.dumps` layout (`", "` and `": "` separators), the form the

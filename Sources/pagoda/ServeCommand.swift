@@ -211,7 +211,7 @@ struct ServerArgs: ParsableArguments {
     var enableAutoToolChoice = false
 
     @Option(name: .customLong("tool-call-parser"),
-            help: "How tool calls look in the model's output: \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: \", \")).")
+            help: "How tool calls look in the model's output: hermes, llama3_json or mistral.")
     var toolCallParser: String?
 
     @Option(name: .customLong("data-parallel-address"), help: "Address of data-parallel rank 0 (for the coordinator; accepted, not used yet).")

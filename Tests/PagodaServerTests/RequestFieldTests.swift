@@ -103,7 +103,7 @@ final class RequestFieldTests: XCTestCase {
             (#""guided_choice": []"#, "guided_choice"),
             (#""guided_grammar": "root ::= x""#, "guided_grammar"),
             (#""structured_outputs": {"regex": "a(?=b)"}"#, "structured_outputs"),
-            (#""guided_regex": "a", "guided_choice": ["a"]"#, "guided_regex"),
+            (#""guided_regex": "a", "guided_choice": ["a"]"#, "guided_choice"),
             (#""allowed_token_ids": [1, 2]"#, "allowed_token_ids"),
             (#""bad_words": ["x"]"#, "bad_words"),
             (#""prompt_logprobs": 1"#, "prompt_logprobs"),

@@ -5,18 +5,22 @@ import XCTest
 /// The `--tool-call-parser` formats and the streamed tool-call deltas, on fixed texts.
 final class ToolCallParserTests: XCTestCase {
     func testHermes() {
-        let text = "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n"
+        let text =
+            "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n"
             + "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>"
         let r = ToolCallParserKind.hermes.parse(text)
         XCTAssertEqual(r.content, "Let me check.\n")
-        XCTAssertEqual(r.calls, [ParsedToolCall(name: "get_weather", arguments: #"{"city":"Oslo"}"#), ParsedToolCall(name: "get_time", arguments: "{}")])
+        XCTAssertEqual(
+            r.calls,
+            [ParsedToolCall(name: "get_weather", arguments: #"{"city":"Oslo"}"#), ParsedToolCall(name: "get_time", arguments: "{}")])
         // Invalid JSON inside the block: everything stays content.
         XCTAssertEqual(ToolCallParserKind.hermes.parse("<tool_call>{oops</tool_call>").calls, [])
         XCTAssertEqual(ToolCallParserKind.hermes.parse("plain").content, "plain")
     }
 
     func testLlama3JSON() {
-        let r = ToolCallParserKind.llama3Json.parse(#"<|python_tag|>{"name": "a", "parameters": {"x": 1}}; {"name": "b", "parameters": {"s": "p;q"}}"#)
+        let r = ToolCallParserKind.llama3Json.parse(
+            #"<|python_tag|>{"name": "a", "parameters": {"x": 1}}; {"name": "b", "parameters": {"s": "p;q"}}"#)
         XCTAssertNil(r.content)
         XCTAssertEqual(r.calls, [ParsedToolCall(name: "a", arguments: #"{"x":1}"#), ParsedToolCall(name: "b", arguments: #"{"s":"p;q"}"#)])
         XCTAssertEqual(ToolCallParserKind.llama3Json.parse("The answer is {x}").calls, [])
@@ -49,7 +53,8 @@ final class ToolCallParserTests: XCTestCase {
 
     func testStreamedAutoHoldsTheMarker() {
         let plan = ChatToolPlan(mode: .auto(.hermes), structuredOutputs: nil)
-        let (content, calls, reason) = run(plan, ["Hi ", "there <tool", "_call>{\"name\": \"f\", ", "\"arguments\": {\"a\": 1}}</tool_call>"])
+        let (content, calls, reason) = run(
+            plan, ["Hi ", "there <tool", "_call>{\"name\": \"f\", ", "\"arguments\": {\"a\": 1}}</tool_call>"])
         XCTAssertEqual(content, "Hi there ")
         XCTAssertEqual(calls.map(\.0), ["f"])
         XCTAssertEqual(calls.first?.1, #"{"a":1}"#)

@@ -34,8 +34,15 @@ final class GrammarCompileTests: XCTestCase {
     func testJSONSchemaAcceptsValidDocuments() throws {
         let spec = StructuredOutputSpec.jsonSchema(Self.personSchema)
         XCTAssertTrue(try accepts(spec, #"{"name": "ann", "age": 31, "role": "admin", "tags": ["a"], "address": {"city": "Oslo"}}"#))
-        XCTAssertTrue(try accepts(spec, #"{"name": "", "age": -7, "role": "user", "tags": ["a", "b\n"], "address": {"city": "x", "zip": null}, "score": 1.5e3, "ok": true}"#))
-        XCTAssertTrue(try accepts(spec, #"{"name": "é\u00e9", "age": 0, "role": "user", "tags": ["a"], "address": {"city": "x", "zip": "0150"}, "ok": false}"#))
+        XCTAssertTrue(
+            try accepts(
+                spec,
+                #"{"name": "", "age": -7, "role": "user", "tags": ["a", "b\n"], "address": {"city": "x", "zip": null}, "score": 1.5e3, "ok": true}"#
+            ))
+        XCTAssertTrue(
+            try accepts(
+                spec, #"{"name": "é\u00e9", "age": 0, "role": "user", "tags": ["a"], "address": {"city": "x", "zip": "0150"}, "ok": false}"#
+            ))
     }
 
     func testJSONSchemaRejectsInvalidDocuments() throws {
@@ -73,7 +80,10 @@ final class GrammarCompileTests: XCTestCase {
             XCTAssertEqual(e as? StructuredOutputError, .unsupportedSchema(keyword: "pattern", detail: "at #"))
             XCTAssertTrue("\(e)".contains("'pattern'"))
         }
-        XCTAssertThrowsError(try StructuredOutputSpec.jsonSchema(#"{"type": "object", "properties": {"n": {"type": "integer", "minimum": 3}}}"#).compileGrammar()) { e in
+        XCTAssertThrowsError(
+            try StructuredOutputSpec.jsonSchema(#"{"type": "object", "properties": {"n": {"type": "integer", "minimum": 3}}}"#)
+                .compileGrammar()
+        ) { e in
             XCTAssertTrue("\(e)".contains("'minimum'"), "\(e)")
         }
         XCTAssertThrowsError(try StructuredOutputSpec.jsonSchema("{not json").compileGrammar())

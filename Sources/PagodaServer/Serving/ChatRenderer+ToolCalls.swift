@@ -9,17 +9,21 @@ extension ChatRenderer {
         let stream = toolStreams[index] ?? ToolCallStream(plan: tools)
         toolStreams[index] = stream
         return try stream.step(d.text, finishReason: d.finishReason).map { message, finish in
-            try chunk([ChatChoice(index: index, delta: message, finishReason: finish, stopReason: finish == nil ? nil : d.stopReason)],
-                      usage: usage)
+            try chunk(
+                [ChatChoice(index: index, delta: message, finishReason: finish, stopReason: finish == nil ? nil : d.stopReason)],
+                usage: usage)
         }
     }
 
     func toolChoice(_ p: ChoiceOutputProcessor) -> ChatChoice {
         let parsed = tools.parse(p.outputText)
-        let calls = parsed.calls?.map { ChatToolCall(id: tools.newCallId(), function: ChatFunctionCall(name: $0.name, arguments: $0.arguments)) }
-        return ChatChoice(index: p.index, message: ChatMessage(role: "assistant", content: parsed.content, toolCalls: calls),
-                          logprobs: wantLogprobs ? serving.chatLogprobs(p.tokenIds, p.logprobs) : nil,
-                          finishReason: tools.finishReason(p.finishReason ?? "abort", madeCalls: calls != nil), stopReason: p.stopReason)
+        let calls = parsed.calls?.map {
+            ChatToolCall(id: tools.newCallId(), function: ChatFunctionCall(name: $0.name, arguments: $0.arguments))
+        }
+        return ChatChoice(
+            index: p.index, message: ChatMessage(role: "assistant", content: parsed.content, toolCalls: calls),
+            logprobs: wantLogprobs ? serving.chatLogprobs(p.tokenIds, p.logprobs) : nil,
+            finishReason: tools.finishReason(p.finishReason ?? "abort", madeCalls: calls != nil), stopReason: p.stopReason)
     }
 }
 
@@ -29,8 +33,9 @@ extension OpenAIServing {
         let fromFields = try StructuredOutputRequest.spec(body: body)
         guard let fromTools = tools.structuredOutputs else { return fromFields }
         if fromFields != nil {
-            throw OpenAIError.badRequest("tool_choice \"required\" or a named function cannot be combined with a structured output constraint",
-                                         param: "tool_choice")
+            throw OpenAIError.badRequest(
+                "tool_choice \"required\" or a named function cannot be combined with a structured output constraint",
+                param: "tool_choice")
         }
         return fromTools
     }

@@ -33,7 +33,9 @@ struct ChatToolPlan {
             }
             var params = StructuredJSON.object([("type", .string("object"))])
             if k < ordered.count, let p = ordered[k]["function"]?["parameters"], p != .null {
-                guard p.objectPairs != nil else { throw OpenAIError.badRequest("tools[\(k)].function.parameters must be an object", param: "tools") }
+                guard p.objectPairs != nil else {
+                    throw OpenAIError.badRequest("tools[\(k)].function.parameters must be an object", param: "tools")
+                }
                 params = p
             }
             functions.append((name, params))
@@ -43,14 +45,18 @@ struct ChatToolPlan {
         case .string("none"):
             return .disabled
         case .string("auto"):
-            guard !tools.isEmpty else { throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice") }
+            guard !tools.isEmpty else {
+                throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice")
+            }
             guard config.enableAutoToolChoice, let parser = config.toolCallParser else {
                 throw OpenAIError.badRequest(
                     "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set", param: "tool_choice")
             }
             return ChatToolPlan(mode: .auto(parser), structuredOutputs: nil)
         case .string("required"):
-            guard !tools.isEmpty else { throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice") }
+            guard !tools.isEmpty else {
+                throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice")
+            }
             let alternatives = functions.map { f in
                 StructuredJSON.object([
                     ("type", .string("object")),
@@ -68,7 +74,9 @@ struct ChatToolPlan {
             return ChatToolPlan(mode: .required, structuredOutputs: spec)
         case .object where choice["type"]?.stringValue == "function" && choice["function"]?["name"]?.stringValue != nil:
             let name = choice["function"]?["name"]?.stringValue ?? ""
-            guard !tools.isEmpty else { throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice") }
+            guard !tools.isEmpty else {
+                throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice")
+            }
             guard let f = functions.first(where: { $0.name == name }) else {
                 throw OpenAIError.badRequest("Tool '\(name)' has not been passed in `tools`.", param: "tool_choice")
             }
@@ -122,18 +130,22 @@ struct ChatToolPlan {
 }
 
 /// Assistant messages' `tool_calls[].function.arguments` arrive as JSON text; chat templates expect
-/// a mapping (they render it with `tojson` or iterate it), so it is parsed first, as vLLM does.
+/// a mapping (they render it with `tojson` or iterate it), so it is parsed first, as vLLM does. The
+/// `null` content OpenAI clients send beside tool calls becomes "" (templates test it with `in`).
 enum ToolMessages {
     static func forTemplate(_ messages: [JSONValue]) -> [JSONValue] {
         messages.map { m in
             guard case .object(var o) = m, case .array(let calls)? = o["tool_calls"] else { return m }
-            o["tool_calls"] = .array(calls.map { call in
-                guard case .object(var c) = call, case .object(var f)? = c["function"], case .string(let args)? = f["arguments"],
-                      let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(args.utf8)), parsed.objectValue != nil else { return call }
-                f["arguments"] = parsed
-                c["function"] = .object(f)
-                return .object(c)
-            })
+            if o["content"] == nil || o["content"] == .null { o["content"] = .string("") }
+            o["tool_calls"] = .array(
+                calls.map { call in
+                    guard case .object(var c) = call, case .object(var f)? = c["function"], case .string(let args)? = f["arguments"],
+                        let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(args.utf8)), parsed.objectValue != nil
+                    else { return call }
+                    f["arguments"] = parsed
+                    c["function"] = .object(f)
+                    return .object(c)
+                })
             return .object(o)
         }
     }

@@ -25,15 +25,19 @@ enum StructuredOutputRequest {
             case "json_object"?: found.append(("response_format", .jsonObject))
             case "json_schema"?:
                 guard let schema = rf["json_schema"]?["schema"] ?? rf["json_schema"]?["json_schema"], schema.objectPairs != nil else {
-                    throw OpenAIError.badRequest("response_format.json_schema.schema must be a JSON schema object", param: "response_format")
+                    throw OpenAIError.badRequest(
+                        "response_format.json_schema.schema must be a JSON schema object", param: "response_format")
                 }
                 found.append(("response_format", .jsonSchema(schema.text)))
             default:
-                throw OpenAIError.badRequest("response_format.type must be 'text', 'json_object' or 'json_schema'", param: "response_format")
+                throw OpenAIError.badRequest(
+                    "response_format.type must be 'text', 'json_object' or 'json_schema'", param: "response_format")
             }
         }
         if let so = json["structured_outputs"], so != .null {
-            guard let pairs = so.objectPairs else { throw OpenAIError.badRequest("structured_outputs must be an object", param: "structured_outputs") }
+            guard let pairs = so.objectPairs else {
+                throw OpenAIError.badRequest("structured_outputs must be an object", param: "structured_outputs")
+            }
             for (key, value) in pairs where value != .null {
                 switch key {
                 case "json": found.append(("structured_outputs", try jsonSpec(value, param: "structured_outputs.json")))
@@ -74,7 +78,9 @@ enum StructuredOutputRequest {
     /// A JSON schema given as an object or as JSON text.
     static func jsonSpec(_ v: StructuredJSON, param: String) throws -> StructuredOutputSpec {
         if let s = v.stringValue {
-            do { return .jsonSchema(try StructuredJSON.parse(s).text) } catch { throw OpenAIError.badRequest("\(param): \(error)", param: param) }
+            do { return .jsonSchema(try StructuredJSON.parse(s).text) } catch {
+                throw OpenAIError.badRequest("\(param): \(error)", param: param)
+            }
         }
         guard v.objectPairs != nil || v == .bool(true) else { throw OpenAIError.badRequest("\(param) must be a JSON schema", param: param) }
         return .jsonSchema(v.text)

@@ -50,7 +50,10 @@ public enum ToolCallParserKind: String, Sendable, CaseIterable {
             guard body.hasPrefix("{") else { return plain }
             var calls: [ParsedToolCall] = []
             for piece in Self.splitTopLevel(body, separator: ";") {
-                guard let call = ParsedToolCall(json: piece, argumentsKey: "parameters") ?? ParsedToolCall(json: piece, argumentsKey: "arguments") else {
+                guard
+                    let call = ParsedToolCall(json: piece, argumentsKey: "parameters")
+                        ?? ParsedToolCall(json: piece, argumentsKey: "arguments")
+                else {
                     return plain
                 }
                 calls.append(call)
@@ -59,10 +62,14 @@ public enum ToolCallParserKind: String, Sendable, CaseIterable {
         case .mistral:
             guard let start = text.range(of: "[TOOL_CALLS]") else { return plain }
             let body = text[start.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let data = body.data(using: .utf8), let list = try? JSONSerialization.jsonObject(with: data) as? [Any] else { return plain }
+            guard let data = body.data(using: .utf8), let list = try? JSONSerialization.jsonObject(with: data) as? [Any] else {
+                return plain
+            }
             var calls: [ParsedToolCall] = []
             for item in list {
-                guard let obj = item as? [String: Any], let call = ParsedToolCall(object: obj, argumentsKey: "arguments") else { return plain }
+                guard let obj = item as? [String: Any], let call = ParsedToolCall(object: obj, argumentsKey: "arguments") else {
+                    return plain
+                }
                 calls.append(call)
             }
             let content = String(text[..<start.lowerBound])
@@ -106,12 +113,14 @@ public struct ParsedToolCall: Sendable, Equatable {
 
     init?(json: String, argumentsKey: String) {
         guard let data = json.trimmingCharacters(in: .whitespacesAndNewlines).data(using: .utf8),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
         self.init(object: obj, argumentsKey: argumentsKey)
     }
 
     init?(object obj: [String: Any], argumentsKey: String) {
-        guard let name = obj["name"] as? String, let args = obj[argumentsKey] ?? (argumentsKey == "parameters" ? nil : obj["parameters"]) else {
+        guard let name = obj["name"] as? String, let args = obj[argumentsKey] ?? (argumentsKey == "parameters" ? nil : obj["parameters"])
+        else {
             return nil
         }
         self.name = name

@@ -34,11 +34,23 @@ final class ToolCallStream {
             sent = text.count
             if callId == nil {
                 callId = plan.newCallId()
-                out.append((ChatMessage(role: nil, content: nil, toolCalls: [
-                    ChatToolCall(index: 0, id: callId, function: ChatFunctionCall(name: name, arguments: args))]), nil))
+                out.append(
+                    (
+                        ChatMessage(
+                            role: nil, content: nil,
+                            toolCalls: [
+                                ChatToolCall(index: 0, id: callId, function: ChatFunctionCall(name: name, arguments: args))
+                            ]), nil
+                    ))
             } else if !args.isEmpty {
-                out.append((ChatMessage(role: nil, content: nil, toolCalls: [
-                    ChatToolCall(index: 0, id: nil, type: nil, function: ChatFunctionCall(name: nil, arguments: args))]), nil))
+                out.append(
+                    (
+                        ChatMessage(
+                            role: nil, content: nil,
+                            toolCalls: [
+                                ChatToolCall(index: 0, id: nil, type: nil, function: ChatFunctionCall(name: nil, arguments: args))
+                            ]), nil
+                    ))
             }
         case .required:
             break
