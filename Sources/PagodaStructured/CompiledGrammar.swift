@@ -75,7 +75,10 @@ public final class CompiledGrammar {
                 expand(nodePos[Int(parent)], nodeParent[Int(parent)], into: &out, depth: depth + 1)
             }
         case .rule:
-            let cont = node(pos + 1, parent)
+            // A rule at the end of its alternative returns straight to the parent (a tail call), so
+            // right-recursive repetitions (`x*` as R ::= x R | ε) keep a constant stack depth and
+            // their states recur, which is what lets the token masks be cached.
+            let cont = kind[Int(pos) + 1] == .end ? parent : node(pos + 1, parent)
             for a in ruleStarts[Int(arg[Int(pos)])] { expand(a, cont, into: &out, depth: depth + 1) }
         }
     }
