@@ -45,6 +45,9 @@ let package = Package(
         // Optimized even in debug: every request is tokenized, and loading a 128k-vocab tokenizer.json at -Onone takes seconds.
         .target(name: "PagodaTokenizer", swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "PagodaOpenAI"),
+        // Constrained decoding: JSON schema / regex / choice / GBNF → byte grammar, token masks. Optimized even in
+        // debug: the mask walk runs over the vocabulary trie.
+        .target(name: "PagodaStructured", swiftSettings: [.unsafeFlags(["-O"])]),
         // Layer 1
         .target(
             name: "PagodaDistributed",
@@ -58,7 +61,7 @@ let package = Package(
         .target(
             name: "PagodaEngine",
             dependencies: [
-                "CPagodaSystem", "PagodaKernels", "PagodaDistributed", "PagodaModel", "PagodaTokenizer",
+                "CPagodaSystem", "PagodaKernels", "PagodaDistributed", "PagodaModel", "PagodaTokenizer", "PagodaStructured",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Collections", package: "swift-collections"),
             ],
@@ -68,7 +71,7 @@ let package = Package(
         .target(
             name: "PagodaServer",
             dependencies: [
-                "PagodaEngine", "PagodaOpenAI", "PagodaTokenizer",
+                "PagodaEngine", "PagodaOpenAI", "PagodaTokenizer", "PagodaStructured",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,7 +94,7 @@ let package = Package(
         .target(
             name: "PagodaBench",
             dependencies: [
-                "PagodaTokenizer", "PagodaEngine",
+                "PagodaTokenizer", "PagodaEngine", "PagodaStructured",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -101,7 +104,7 @@ let package = Package(
             name: "pagoda",
             dependencies: [
                 "CPagodaSystem", "PagodaDistributed", "PagodaModel", "PagodaEngine", "PagodaServer", "PagodaRouter",
-                "PagodaBench", "PagodaTokenizer",
+                "PagodaBench", "PagodaTokenizer", "PagodaStructured",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -121,6 +124,7 @@ let package = Package(
         .testTarget(name: "PagodaTokenizerTests", dependencies: ["PagodaTokenizer"]),
         .testTarget(name: "PagodaDistributedTests", dependencies: ["PagodaDistributed"]),
         .testTarget(name: "PagodaOpenAITests", dependencies: ["PagodaOpenAI"]),
+        .testTarget(name: "PagodaStructuredTests", dependencies: ["PagodaStructured", "PagodaTokenizer"]),
         .testTarget(name: "PagodaModelTests", dependencies: ["PagodaKernels", "PagodaModel", "PagodaTestSupport"]),
         .testTarget(
             name: "PagodaEngineTests",

@@ -1,5 +1,6 @@
 import Foundation
 import PagodaEngine
+import PagodaStructured
 
 /// `pagoda bench latency` (vLLM's `bench latency`): the time to run one batch of `batchSize` random
 /// prompts of `inputLen` tokens to `outputLen` tokens each, over `numIters` iterations after
@@ -14,6 +15,8 @@ public struct OfflineLatencyBenchmark {
     public var numIters: Int
     public var seed: UInt64
     public var greedy: Bool
+    /// Constrain every request (e.g. a JSON schema): measures the token mask's cost per decode step.
+    public var structuredOutputs: StructuredOutputSpec? = nil
 
     public init(inputLen: Int, outputLen: Int, batchSize: Int, numItersWarmup: Int, numIters: Int, seed: UInt64 = 0,
                 greedy: Bool = false) {
@@ -55,14 +58,18 @@ public struct OfflineLatencyBenchmark {
 
     public func run(_ engine: EngineCore, progress: (String) -> Void = { _ in }) throws -> Result {
         var maker = OfflinePromptMaker(vocabSize: engine.modelInfo.vocabSize, seed: seed)
-        let sampling = offlineBenchSampling(outputLen: outputLen, greedy: greedy)
+        var sampling = offlineBenchSampling(outputLen: outputLen, greedy: greedy)
+        sampling.structuredOutputs = structuredOutputs
+        // A finished document can only be followed by EOS (repeated, as EOS is ignored): min_tokens would forbid it.
+        if structuredOutputs != nil { sampling.minTokens = 0 }
+        let eos = structuredOutputs != nil ? engine.modelInfo.eosTokenIds : []
         var latencies: [Double] = [], prefills: [Double] = [], perToken: [Double] = []
         for iter in 0..<(numItersWarmup + numIters) {
             let prompts = maker.prompts(count: batchSize, length: inputLen)
             let start = DispatchTime.now().uptimeNanoseconds
             for (i, p) in prompts.enumerated() {
                 try engine.addRequest(EngineRequest(requestId: "lat-\(iter)-\(i)", promptTokenIds: p, sampling: sampling,
-                                                    eosTokenIds: [], arrivalTime: 0))
+                                                    eosTokenIds: eos, arrivalTime: 0))
             }
             var started = Set<String>()
             var prefillEnd = start

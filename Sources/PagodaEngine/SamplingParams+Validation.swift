@@ -1,3 +1,5 @@
+import PagodaStructured
+
 /// The one check of sampling parameters (vLLM's `SamplingParams._verify_args` plus the engine's
 /// vocabulary checks). The API server calls it while building a request, so a bad value is a 400
 /// naming the parameter before anything reaches the engine; `EngineCore.addRequest` calls it again
@@ -37,6 +39,9 @@ extension SamplingParams {
             throw bad("prompt_logprobs", "must be in 0...\(Self.maxLogprobs), got \(n)")
         }
         try validateLogitBias(vocabSize: vocabSize)
+        if let spec = structuredOutputs {
+            do { _ = try spec.compileGrammar() } catch { throw bad("structured_outputs", "\(error)") }
+        }
     }
 
     private func validateLogitBias(vocabSize: Int) throws {

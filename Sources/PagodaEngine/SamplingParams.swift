@@ -1,3 +1,5 @@
+import PagodaStructured
+
 /// How one request's tokens are chosen and when it stops (vLLM's `SamplingParams`).
 ///
 /// Stop *strings* are not here: they are text, so the front-end (which detokenizes) checks them
@@ -25,6 +27,8 @@ public struct SamplingParams: Sendable, Codable, Equatable {
     /// Added to the logits before any penalty or sampling step (OpenAI's `logit_bias`), so it also
     /// steers greedy decoding. Empty for most requests, which then pay nothing for it.
     public var logitBias: [LogitBias] = []
+    /// The grammar the output must match (vLLM's `structured_outputs`); nil: free text.
+    public var structuredOutputs: StructuredOutputSpec? = nil
 
     public init() {}
     public static var greedy: SamplingParams { var p = SamplingParams(); p.temperature = 0; return p }

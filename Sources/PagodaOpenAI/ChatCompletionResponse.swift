@@ -29,10 +29,12 @@ public struct ChatMessage: Sendable, Codable, Equatable {
     public var content: String?
     /// vLLM: the model's reasoning (`<think>…</think>`) when the server runs a `--reasoning-parser`.
     public var reasoningContent: String?
-    public init(role: String?, content: String?, reasoningContent: String? = nil) {
-        self.role = role; self.content = content; self.reasoningContent = reasoningContent
+    /// The tool calls of the answer (omitted when none).
+    public var toolCalls: [ChatToolCall]?
+    public init(role: String?, content: String?, reasoningContent: String? = nil, toolCalls: [ChatToolCall]? = nil) {
+        self.role = role; self.content = content; self.reasoningContent = reasoningContent; self.toolCalls = toolCalls
     }
-    enum CodingKeys: String, CodingKey { case role, content, reasoningContent = "reasoning_content" }
+    enum CodingKeys: String, CodingKey { case role, content, reasoningContent = "reasoning_content", toolCalls = "tool_calls" }
 }
 
 /// One choice of a chat completion: `message` when whole, `delta` when streamed.

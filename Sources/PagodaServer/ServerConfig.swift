@@ -24,6 +24,10 @@ public struct ServerConfig: Sendable {
     public var version: String = PagodaVersion.current
     /// Chat template, content form and reasoning split of `/v1/chat/completions`.
     public var chat = ChatServingConfig()
+    /// `--enable-auto-tool-choice`: `tool_choice: "auto"` parses tool calls out of the answer.
+    public var enableAutoToolChoice = false
+    /// `--tool-call-parser`: how tool calls look in the model's text.
+    public var toolCallParser: ToolCallParserKind?
 
     public init(servedModelNames: [String], modelPath: String) {
         self.servedModelNames = servedModelNames; self.modelPath = modelPath

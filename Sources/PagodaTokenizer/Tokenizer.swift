@@ -15,10 +15,10 @@ public final class Tokenizer: @unchecked Sendable {
     private let normalizer: Normalizer?
     private let preTokenizer: PreTokenizer?
     private let postProcessor: PostProcessor?
-    private let decoder: TokenDecoder?
+    let decoder: TokenDecoder?
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
-    private let addedById: [Int: AddedToken]
+    let addedById: [Int: AddedToken]
     private let addedByContent: [ExactString: Int]
     private let specialIds: Set<Int>
     private let totalVocabSize: Int

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PagodaBench
 import PagodaEngine
+import PagodaStructured
 
 /// `pagoda bench latency`: Offline latency benchmark (vLLM's bench latency) for one batch of random prompts.
 struct BenchLatencyCommand: ParsableCommand {
@@ -17,6 +18,9 @@ struct BenchLatencyCommand: ParsableCommand {
     @Option(name: .customLong("num-iters"), help: "Measured iterations.") var numIters: Int = 5
     @Flag(name: .customLong("greedy"), help: "Greedy sampling (default: temperature 1, as vLLM).") var greedy = false
     @Option(name: .customLong("output-json"), help: "Write the results as JSON to this file.") var outputJSON: String?
+    @Option(name: .customLong("json-schema"),
+            help: "Constrain every request with this JSON schema file (structured outputs) and report its one-time costs.")
+    var jsonSchema: String?
     @OptionGroup var engineArgs: EngineArgs
 
     func validate() throws {
@@ -28,14 +32,24 @@ struct BenchLatencyCommand: ParsableCommand {
     }
 
     func run() throws {
-        var config = try engineArgs.makeConfig(model: modelPath ?? modelOption!)
+        let model = modelPath ?? modelOption!
+        var spec: StructuredOutputSpec? = nil
+        if let path = jsonSchema {
+            let text = try runOrExit { try String(contentsOfFile: path, encoding: .utf8) }
+            spec = .jsonSchema(text)
+            let tokenizer = try runOrExit { try ModelTokenizer.load(model) }
+            print(try runOrExit { try StructuredCompileBenchmark.run(spec: spec!, tokenizer: tokenizer) }.summary)
+        }
+        var config = try engineArgs.makeConfig(model: model)
         config.scheduler.maxNumSeqs = max(config.scheduler.maxNumSeqs, batchSize)
         config.scheduler.maxNumBatchedTokens = max(config.scheduler.maxNumBatchedTokens, batchSize * inputLen)
         let engine = try runOrExit { try EngineCore(config: config) }
         let bench = OfflineLatencyBenchmark(inputLen: inputLen, outputLen: outputLen, batchSize: batchSize,
                                             numItersWarmup: numItersWarmup, numIters: numIters,
                                             seed: engineArgs.seed ?? 0, greedy: greedy)
-        let result = try runOrExit { try bench.run(engine) { print($0) } }
+        var benchmark = bench
+        benchmark.structuredOutputs = spec
+        let result = try runOrExit { try benchmark.run(engine) { print($0) } }
         print(result.summary)
         if let path = outputJSON { try writeBenchJSON(result, to: path) }
         engine.shutdown()

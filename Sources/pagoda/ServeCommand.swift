@@ -201,6 +201,8 @@ struct ServeCommand: AsyncParsableCommand {
         serverConfig.maxConcurrentRequests = server.maxConcurrentRequests
         serverConfig.shutdownTimeoutSeconds = server.shutdownTimeout
         serverConfig.disableLogRequests = server.disableLogRequests
+        serverConfig.enableAutoToolChoice = server.enableAutoToolChoice
+        serverConfig.toolCallParser = server.toolCallParser.flatMap(ToolCallParserKind.init(rawValue:))
         serverConfig.dataParallelRank = allRanks[0]
         serverConfig.dataParallelSize = dpSize
         serverConfig.chat = chatConfig
@@ -289,6 +291,15 @@ struct ServerArgs: ParsableArguments {
         help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
     var restartEngines = true
 
+    @Flag(name: .customLong("enable-auto-tool-choice"),
+          help: "Let the model decide when to call tools (tool_choice \"auto\"); needs --tool-call-parser.")
+    var enableAutoToolChoice = false
+
+    @Option(name: .customLong("tool-call-parser"),
+            help: "How tool calls look in the model's output: hermes, llama3_json or mistral.")
+    var toolCallParser: String?
+
+
     @Option(
         name: .customLong("data-parallel-address"),
         help:
@@ -305,6 +316,12 @@ struct ServerArgs: ParsableArguments {
         guard maxConcurrentRequests >= 0 else { throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more") }
         guard maxRequestBodyBytes >= 1 else { throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1") }
         guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else { throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds") }
+        if let p = toolCallParser, ToolCallParserKind(rawValue: p) == nil {
+            throw ValidationError("invalid --tool-call-parser '\(p)': must be one of \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if enableAutoToolChoice && toolCallParser == nil {
+            throw ValidationError("--enable-auto-tool-choice requires --tool-call-parser")
+        }
         if servedModelName.contains(where: \.isEmpty) { throw ValidationError("invalid --served-model-name: empty name") }
     }
 }

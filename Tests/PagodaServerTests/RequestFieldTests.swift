@@ -96,12 +96,14 @@ final class RequestFieldTests: XCTestCase {
 
     func testUnsupportedFieldsAreA400NamingTheField() async {
         let both: [(String, String)] = [
-            (#""response_format": {"type": "json_object"}"#, "response_format"),
-            (#""guided_json": {"type": "object"}"#, "guided_json"),
-            (#""guided_regex": "a+""#, "guided_regex"),
-            (#""guided_choice": ["a"]"#, "guided_choice"),
+            // Structured outputs are served; a constraint Pagoda cannot compile is a 400 naming its field.
+            (#""response_format": {"type": "json_schema", "json_schema": {"name": "x"}}"#, "response_format"),
+            (#""guided_json": {"type": "string", "pattern": "a+"}"#, "guided_json"),
+            (#""guided_regex": "(a""#, "guided_regex"),
+            (#""guided_choice": []"#, "guided_choice"),
             (#""guided_grammar": "root ::= x""#, "guided_grammar"),
-            (#""structured_outputs": {"regex": "a"}"#, "structured_outputs"),
+            (#""structured_outputs": {"regex": "a(?=b)"}"#, "structured_outputs"),
+            (#""guided_regex": "a", "guided_choice": ["a"]"#, "guided_choice"),
             (#""allowed_token_ids": [1, 2]"#, "allowed_token_ids"),
             (#""bad_words": ["x"]"#, "bad_words"),
             (#""prompt_logprobs": 21"#, "prompt_logprobs"),
@@ -119,9 +121,12 @@ final class RequestFieldTests: XCTestCase {
             for (fragment, param) in both { await assertRejected(fragment, param: param, chat: chat) }
         }
         let chatOnly: [(String, String)] = [
-            (#""tools": [{"type": "function", "function": {"name": "f"}}]"#, "tools"),
+            // Tools without tool_choice mean "auto", which needs --enable-auto-tool-choice (vLLM's 400).
+            (#""tools": [{"type": "function", "function": {"name": "f"}}]"#, "tool_choice"),
             (#""tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "auto""#, "tool_choice"),
-            (#""tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required""#, "tool_choice"),
+            (#""tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}"#, "tool_choice"),
+            (#""tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"format": "date"}}}}}], "tool_choice": "required""#, "tools"),
+            (#""tools": [{"type": "function"}], "tool_choice": "none""#, "tools"),
             (#""tool_choice": "auto""#, "tool_choice"),
             (#""tool_choice": "sometimes""#, "tool_choice"),
             (#""functions": [{"name": "f"}]"#, "functions"),

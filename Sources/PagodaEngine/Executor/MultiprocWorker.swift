@@ -91,7 +91,8 @@ public enum MultiprocWorker {
         let isDriver = rank == layout.driverRank
         let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
                                        producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
-        let runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed)
+        let runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
+                                 tokenizerPath: config.model.path)
         try channel.send(MultiprocReply.ready(ModelInfo(
             vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
             kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))))

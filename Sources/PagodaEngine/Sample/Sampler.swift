@@ -1,4 +1,5 @@
 import Foundation
+import PagodaStructured
 
 /// What the sampler needs to know about one request besides its logits row.
 public protocol SamplingState: AnyObject {
@@ -7,6 +8,17 @@ public protocol SamplingState: AnyObject {
     var outputTokenIds: [Int] { get }
     var eosTokenIds: [Int] { get }
     var generator: SamplingRNG { get set }
+    /// The grammar matcher of a structured-output request (nil: free text).
+    var grammarMatcher: GrammarMatcher? { get }
+}
+
+extension SamplingState {
+    public var grammarMatcher: GrammarMatcher? { nil }
+
+    /// Whether `token` ends the request (EOS unless ignored, or a stop token id).
+    public func isTerminator(_ token: Int) -> Bool {
+        (!sampling.ignoreEOS && eosTokenIds.contains(token)) || sampling.stopTokenIds.contains(token)
+    }
 }
 
 /// Turns one logits row into one token, following vLLM's order: min-tokens suppression, logit bias
@@ -60,6 +72,9 @@ public final class Sampler {
         applyMinTokens(row, state)
         applyLogitBias(row, p.logitBias)
         applyPenalties(row, state)
+        if let m = state.grammarMatcher {
+            m.applyMask(row, count: vocabSize)
+        }
         let token: Int
         if p.temperature < 1e-5 {
             token = Self.argmax(row, vocabSize)

@@ -1,3 +1,5 @@
+import PagodaStructured
+
 /// A worker's persistent record of one request, built from `NewRequestData` and updated by the
 /// diffs of `CachedRequestData` (vLLM's `CachedRequestState`).
 public final class CachedRequestState: SamplingState {
@@ -12,6 +14,8 @@ public final class CachedRequestState: SamplingState {
     public private(set) var blockIds: [Int32]
     public var numComputedTokens: Int
     public var generator: SamplingRNG
+    /// The request's place in its output grammar (structured outputs only).
+    public var grammarMatcher: GrammarMatcher?
 
     init(_ d: NewRequestData, defaultGenerator: inout SamplingRNG) {
         reqId = d.reqId

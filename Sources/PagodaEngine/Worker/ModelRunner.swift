@@ -1,4 +1,5 @@
 import PagodaModel
+import PagodaStructured
 
 /// Runs one step on the model: keeps per-request state from the SchedulerOutput diffs, flattens the
 /// scheduled tokens into a `ForwardBatch`, runs the forward pass and samples one token for every
@@ -26,10 +27,14 @@ public final class ModelRunner {
     var promptBatchIndices: [Int32] = []
     var promptLogitsBuffer: UnsafeMutablePointer<Float>?
     var promptLogitsCapacity = 0
+    /// Constrained decoding: the model's vocabulary as bytes and the compiled constraints.
+    private let structured: StructuredDecoding
     /// Test hook: sees every step's logits rows (request ids in row order) before sampling.
     public var logitsObserver: ((_ reqIds: [String], _ logits: UnsafePointer<Float>, _ vocabSize: Int) -> Void)?
 
-    public init(model: RunnableModel, blockSize: Int, scheduler: SchedulerConfig, seed: UInt64) {
+    /// `tokenizerPath`: where the model's tokenizer is (its path), loaded on the first constrained request.
+    public init(model: RunnableModel, blockSize: Int, scheduler: SchedulerConfig, seed: UInt64, tokenizerPath: String? = nil) {
+        structured = StructuredDecoding(tokenizerPath: tokenizerPath)
         self.model = model
         self.blockSize = blockSize
         self.maxNumSeqs = scheduler.maxNumSeqs
@@ -86,6 +91,7 @@ public final class ModelRunner {
         out.logprobs.reserveCapacity(ids.count)
         for (r, state) in sampleStates.enumerated() {
             let (token, lp) = sampler.sample(logits: logits + r * vocabSize, state: state)
+            if let m = state.grammarMatcher { m.advance(token: token, isTerminator: state.isTerminator(token)) }
             out.sampledTokenIds.append(token)
             out.logprobs.append(lp)
         }
@@ -98,7 +104,11 @@ public final class ModelRunner {
     private func updateStates(_ s: SchedulerOutput) throws {
         for id in s.finishedReqIds { requests[id] = nil }
         for id in s.preemptedReqIds { requests[id] = nil }
-        for d in s.scheduledNewReqs { requests[d.reqId] = CachedRequestState(d, defaultGenerator: &defaultGenerator) }
+        for d in s.scheduledNewReqs {
+            let st = CachedRequestState(d, defaultGenerator: &defaultGenerator)
+            if let spec = d.sampling.structuredOutputs { st.grammarMatcher = try structured.matcher(spec, replaying: st) }
+            requests[d.reqId] = st
+        }
         let c = s.scheduledCachedReqs
         let n = c.reqIds.count
         guard c.newTokenIds.count == n, c.newBlockIds.count == n, c.numComputedTokens.count == n else {

@@ -17,7 +17,8 @@ extension OpenAIServing {
                 throw OpenAIError.badRequest("messages[\(k)] must be an object with a 'role'", param: "messages[\(k)]")
             }
         }
-        try checkToolChoice(request.toolChoice, tools: request.tools)
+        let tools = try ChatToolPlan.resolve(tools: request.tools, toolChoice: request.toolChoice, body: body, config: config)
+        if tools.needsSpecialTokens && request.skipSpecialTokens == nil { request.skipSpecialTokens = false }
         let wantLogprobs = request.logprobs ?? false
         if request.topLogprobs != nil && !wantLogprobs {
             throw OpenAIError.badRequest("when using `top_logprobs`, `logprobs` must be set to true.", param: "top_logprobs")
@@ -26,35 +27,16 @@ extension OpenAIServing {
         try checkPromptLogprobs(request.promptLogprobs, stream: request.stream ?? false)
         var kwargs = request.chatTemplateKwargs ?? [:]
         if let documents = request.documents { kwargs["documents"] = .array(documents) }
-        let promptIds = try renderChatPrompt(messages: request.messages, tools: request.tools,
+        let promptIds = try renderChatPrompt(messages: ToolMessages.forTemplate(request.messages), tools: request.tools,
                                              addGenerationPrompt: request.addGenerationPrompt ?? true,
                                              continueFinalMessage: request.continueFinalMessage ?? false,
                                              kwargs: kwargs, template: request.chatTemplate,
                                              addSpecialTokens: request.addSpecialTokens ?? false)
         var prepared = try prepare(request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil, rankHeader: dataParallelRankHeader,
-                                   logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, logprobsParam: "top_logprobs")
+                                   logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, logprobsParam: "top_logprobs",
+                                   structuredOutputs: try structuredOutputs(body: body, tools: tools))
         prepared.kvTransferParams = try kvTransferParams(decoded.undeclaredFields, request: prepared)
-        return try await serve(prepared, renderer: ChatRenderer(serving: self, request: prepared, wantLogprobs: wantLogprobs))
-    }
-
-    /// Tool calls are not parsed yet, so only `tool_choice: "none"` is served: the tools (if any)
-    /// reach the template, as vLLM does for "none", and the answer stays text. Without `tool_choice`
-    /// and with tools, OpenAI and vLLM mean "auto", which is rejected with the rest.
-    func checkToolChoice(_ choice: JSONValue?, tools: [JSONValue]?) throws {
-        let hasTools = !(tools ?? []).isEmpty
-        switch choice {
-        case nil:
-            if hasTools {
-                throw OpenAIError.badRequest("tool calling is not supported yet (tools without tool_choice \"none\")", param: "tools")
-            }
-        case .string("none")?:
-            return
-        case .string("auto")?, .string("required")?, .object?:
-            guard hasTools else { throw OpenAIError.badRequest("When using `tool_choice`, `tools` must be set.", param: "tool_choice") }
-            throw OpenAIError.badRequest("tool_choice other than \"none\" is not supported yet", param: "tool_choice")
-        default:
-            throw OpenAIError.badRequest("tool_choice must be \"none\", \"auto\", \"required\" or a named tool", param: "tool_choice")
-        }
+        return try await serve(prepared, renderer: ChatRenderer(serving: self, request: prepared, wantLogprobs: wantLogprobs, tools: tools))
     }
 
     /// The chat rendered by the template and tokenized; template errors are 400s.
@@ -101,15 +83,18 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
     let wantLogprobs: Bool
     /// With `--reasoning-parser`: each choice's streaming splitter of `<think>…</think>`.
     private var reasoningParsers: [Int: ReasoningStreamParser] = [:]
+    /// Tool calling (`ChatRenderer+ToolCalls`): with a mode other than none, text goes through `toolStreams`.
+    let tools: ChatToolPlan
+    var toolStreams: [Int: ToolCallStream] = [:]
 
-    init(serving: OpenAIServing, request: ServingRequest, wantLogprobs: Bool) {
-        self.serving = serving; self.request = request; self.wantLogprobs = wantLogprobs
+    init(serving: OpenAIServing, request: ServingRequest, wantLogprobs: Bool, tools: ChatToolPlan = .disabled) {
+        self.serving = serving; self.request = request; self.wantLogprobs = wantLogprobs; self.tools = tools
         if let kind = serving.config.chat.reasoningParser, request.stream {
             for i in 0..<(request.prompts.count * request.n) { reasoningParsers[i] = ReasoningStreamParser(kind: kind) }
         }
     }
 
-    private func chunk(_ choices: [ChatChoice], usage: UsageInfo?) throws -> [UInt8] {
+    func chunk(_ choices: [ChatChoice], usage: UsageInfo?) throws -> [UInt8] {
         try ServerSentEvents.frame(json: ChatCompletionResponse(
             id: request.requestId, object: "chat.completion.chunk", created: request.created, model: request.model,
             choices: choices, usage: usage))
@@ -120,6 +105,7 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
     }
 
     func frames(index: Int, delta d: ChoiceDelta, usage: UsageInfo?) throws -> [[UInt8]] {
+        if tools.mode != .plainText { return try toolFrames(index: index, delta: d, usage: usage) }
         var message = ChatMessage(role: nil, content: d.text)
         if let parser = reasoningParsers[index] {
             let (reasoning, content) = parser.feed(d.text, final: d.finishReason != nil)
@@ -136,6 +122,7 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
 
     func response(_ choices: [ChoiceOutputProcessor], usage: UsageInfo) throws -> Data {
         let rendered = choices.map { p -> ChatChoice in
+            if tools.mode != .plainText { return toolChoice(p) }
             var message = ChatMessage(role: "assistant", content: p.outputText)
             if let kind = serving.config.chat.reasoningParser {
                 let (reasoning, content) = kind.split(p.outputText)

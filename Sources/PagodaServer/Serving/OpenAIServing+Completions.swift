@@ -25,7 +25,7 @@ extension OpenAIServing {
         let ids = try promptTokenIds(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
         // Default max_tokens 16, as OpenAI's legacy API.
         var prepared = try prepare(request, prompts: ids, idPrefix: "cmpl", defaultMaxTokens: 16, rankHeader: dataParallelRankHeader,
-                                   logprobs: request.logprobs)
+                                   logprobs: request.logprobs, structuredOutputs: try StructuredOutputRequest.spec(body: body))
         prepared.kvTransferParams = try kvTransferParams(decoded.undeclaredFields, request: prepared)
         // Echo repeats the prompt as served: its text, or the decoded tokens when given as ids or truncated.
         let echoTexts = echo ? prepared.prompts.enumerated().map { p, served -> String in

@@ -12,7 +12,7 @@ extension OpenAIServing {
         let ids: [Int]
         if let messages = request.messages {
             guard request.prompt == nil else { throw OpenAIError.badRequest("give either prompt or messages, not both", param: "messages") }
-            ids = try renderChatPrompt(messages: messages, tools: request.tools, addGenerationPrompt: request.addGenerationPrompt ?? true,
+            ids = try renderChatPrompt(messages: ToolMessages.forTemplate(messages), tools: request.tools, addGenerationPrompt: request.addGenerationPrompt ?? true,
                                        continueFinalMessage: request.continueFinalMessage ?? false,
                                        kwargs: request.chatTemplateKwargs ?? [:], template: request.chatTemplate,
                                        addSpecialTokens: request.addSpecialTokens ?? false)

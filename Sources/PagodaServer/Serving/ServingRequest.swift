@@ -1,6 +1,7 @@
 import Foundation
 import PagodaEngine
 import PagodaOpenAI
+import PagodaStructured
 
 /// One generation request after the endpoint has parsed it: the prompts as token ids, the
 /// validated sampling parameters with each prompt's `max_tokens`, and what the response needs
@@ -46,13 +47,14 @@ extension OpenAIServing {
     /// fits each prompt with its `max_tokens` into the context and validates the sampling
     /// parameters (one validator: `SamplingParams.validate`).
     func prepare(_ fields: some SamplingFields, prompts: [[Int]], idPrefix: String, defaultMaxTokens: Int?, rankHeader: String? = nil,
-                 logprobs: Int?, logprobsParam: String = "logprobs") throws -> ServingRequest {
+                 logprobs: Int?, logprobsParam: String = "logprobs", structuredOutputs: StructuredOutputSpec? = nil) throws -> ServingRequest {
         if fields.streamOptions != nil && !(fields.stream ?? false) {
             throw OpenAIError.badRequest("stream_options can only be set when stream is true", param: "stream_options")
         }
         // The model's vocabulary (vLLM checks logit_bias against it), the bound the engine checks too.
         var sampling = try RequestSampling.from(fields, logprobs: logprobs, logprobsParam: logprobsParam,
                                                 vocabSize: engine.handshake.vocabSize)
+        sampling.params.structuredOutputs = structuredOutputs
         let prompts = try prompts.map { try truncate($0, to: fields.truncatePromptTokens) }
         // Each prompt must fit with its own max_tokens; the shared parameters carry the largest.
         var maxTokens: [Int] = []

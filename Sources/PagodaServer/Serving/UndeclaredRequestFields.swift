@@ -13,6 +13,8 @@ enum UndeclaredRequestFields {
         case metadata
         /// Not implemented: a 400 unless `isNoOp` says the value asks for nothing.
         case unsupported(isNoOp: (JSONValue) -> Bool)
+        /// Read by the endpoint itself (e.g. `StructuredOutputRequest`).
+        case handled
     }
 
     /// Accepted only as `null` (any other value asks for the feature).
@@ -21,12 +23,15 @@ enum UndeclaredRequestFields {
 
     /// The known fields of `/v1/completions` and `/v1/chat/completions` that their wire types
     /// leave out. A field in neither the type nor this table is unknown.
-    static let rules: [String: Rule] = [
+    static let rules: [String: Rule] = handledRules.merging(unhandledRules) { a, _ in a }
+
+    static let handledRules: [String: Rule] = Dictionary(uniqueKeysWithValues: StructuredOutputRequest.fields.map { ($0, Rule.handled) })
+
+    static let unhandledRules: [String: Rule] = [
         // OpenAI metadata: stored-completion tags, storage, billing tier. None changes the tokens.
         "metadata": .metadata, "store": .metadata, "service_tier": .metadata,
         // Only affects tool calls, which Pagoda never produces (tool_choice other than "none" is a 400).
         "parallel_tool_calls": .metadata,
-        "response_format": .unsupported(isNoOp: { $0["type"] == .some(.string("text")) }),
         "functions": .unsupported(isNoOp: onlyNull), "function_call": .unsupported(isNoOp: only(.string("none"))),
         "modalities": .unsupported(isNoOp: only(.array([.string("text")]))),
         "audio": .unsupported(isNoOp: onlyNull),
@@ -40,11 +45,8 @@ enum UndeclaredRequestFields {
         "allowed_token_ids": .unsupported(isNoOp: onlyNull),
         "bad_words": .unsupported(isNoOp: only(.array([]))),
         "spaces_between_special_tokens": .unsupported(isNoOp: only(.bool(true))),
-        "guided_json": .unsupported(isNoOp: onlyNull), "guided_regex": .unsupported(isNoOp: onlyNull),
-        "guided_choice": .unsupported(isNoOp: onlyNull), "guided_grammar": .unsupported(isNoOp: onlyNull),
-        "guided_decoding_backend": .unsupported(isNoOp: onlyNull),
         "guided_whitespace_pattern": .unsupported(isNoOp: onlyNull),
-        "structural_tag": .unsupported(isNoOp: onlyNull), "structured_outputs": .unsupported(isNoOp: onlyNull),
+        "structural_tag": .unsupported(isNoOp: onlyNull),
         "logits_processors": .unsupported(isNoOp: onlyNull),
         "priority": .unsupported(isNoOp: only(.number(0))),
         "return_tokens_as_token_ids": .unsupported(isNoOp: only(.bool(false))),
@@ -66,7 +68,7 @@ enum UndeclaredRequestFields {
         for name in fields.keys.sorted() {
             let value = fields[name]!
             switch rules[name] {
-            case .metadata?: continue
+            case .metadata?, .handled?: continue
             case .unsupported(let isNoOp)?:
                 if value == .null || isNoOp(value) { continue }
                 throw OpenAIError.badRequest("\(name) is not supported yet", param: name)
