@@ -61,7 +61,7 @@ public struct ServeMain {
         let tokenizerId = options.tokenizer ?? modelId
         guard Self.isTokenizerFolder(tokenizerId) else {
             throw ServeBenchError(
-                "--tokenizer: '\(tokenizerId)' is not a local folder with tokenizer.json (give --tokenizer DIR, or --model as the model folder)")
+                "--tokenizer: '\(tokenizerId)' is not a local folder with tokenizer.json nor a GGUF file (give --tokenizer DIR, or --model as the model folder or .gguf file)")
         }
         let tokenizer: BenchTokenizer
         do {
@@ -234,8 +234,12 @@ public struct ServeMain {
         return formatter.string(from: Date())
     }
 
+    /// A folder with `tokenizer.json`, a `.gguf` file, or a folder holding one (its `tokenizer.*` metadata).
     static func isTokenizerFolder(_ path: String) -> Bool {
-        FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("tokenizer.json"))
+        let fm = FileManager.default
+        if fm.fileExists(atPath: (path as NSString).appendingPathComponent("tokenizer.json")) { return true }
+        if path.hasSuffix(".gguf") { return fm.fileExists(atPath: path) }
+        return ((try? fm.contentsOfDirectory(atPath: path)) ?? []).contains { $0.hasSuffix(".gguf") }
     }
 
     struct ServedModel {
