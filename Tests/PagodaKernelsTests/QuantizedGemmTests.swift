@@ -1,5 +1,6 @@
 import CPagodaKernels
 import XCTest
+
 @testable import PagodaKernels
 
 /// `QuantizedGemm` (both kernels) against its naive twins, for every block type.
@@ -69,7 +70,10 @@ final class QuantizedGemmTests: XCTestCase {
     func test32BlockFormats() {
         for kernel in Self.kernels {
             for dtype in [WeightDType.q8_0, .q4_0, .q4_1] {
-                for (m, n, k) in [(1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544), (2, 9, 160), (1, 5, 1120)] {
+                for (m, n, k) in [
+                    (1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544), (2, 9, 160),
+                    (1, 5, 1120),
+                ] {
                     check(dtype, m: m, n: n, k: k, kernel: kernel)
                 }
             }
