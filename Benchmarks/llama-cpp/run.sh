@@ -134,8 +134,8 @@ serve_pagoda() {  # file threads port
   wait_up "$SERVER" "$3" "$WORK/server.log"
 }
 
-serve_llama() {  # file threads port: 32 slots of 256 tokens (128 in + 64 out fit), the same threads for batches
-  "$BIN/llama-server" -m "$1" --host 127.0.0.1 --port "$3" -t "$2" -tb "$2" -np 32 -c 8192 -b 2048 -ub 512 \
+serve_llama() {  # file threads port: 32 slots of 512 tokens (128 prompt tokens re-tokenized + 64 out fit), the same threads for batches
+  "$BIN/llama-server" -m "$1" --host 127.0.0.1 --port "$3" -t "$2" -tb "$2" -np 32 -c 16384 -b 2048 -ub 512 \
     --alias m --no-webui >"$WORK/server.log" 2>&1 &
   SERVER=$!
   wait_up "$SERVER" "$3" "$WORK/server.log"
@@ -150,22 +150,22 @@ for name in $FILES; do
     bw=$(OMP_NUM_THREADS=$t "$READBW" 1024 10 | awk '{print $(NF-4)}')
     echo "$name ($(basename "$file"), $gb GB) --threads $t: readbw $bw GB/s (file ÷ readbw: $(python3 -c "print(f'{$bw/$gb:.0f}')") tokens/s), load $(cut -d' ' -f1 /proc/loadavg)" >&2
     printf '%s\t%s\treadbw\t%s\t%s\tGB/s\n' "$name" "$t" "$bw" "$bw" >>"$RESULTS"
-    read -r lpp ltg <<<"$(llama_bench "$file" "$t")"
-    read -r _ pd1 <<<"$(pagoda_latency "$file" "$t" 8 "$TG" 1)"
+    v=$(llama_bench "$file" "$t"); read -r lpp ltg <<<"$v"
+    v=$(pagoda_latency "$file" "$t" 8 "$TG" 1); read -r _ pd1 <<<"$v"
     record "$name" "$t" "decode B=1" "$pd1" "$ltg" "tok/s"
-    read -r ppp _ <<<"$(pagoda_latency "$file" "$t" 512 1 1)"
+    v=$(pagoda_latency "$file" "$t" 512 1 1); read -r ppp _ <<<"$v"
     record "$name" "$t" "prefill 512" "$ppp" "$lpp" "tok/s"
-    read -r l16 l64 <<<"$(llama_batched "$file" "$t")"
-    read -r _ pd16 <<<"$(pagoda_latency "$file" "$t" 32 32 16)"
+    v=$(llama_batched "$file" "$t"); read -r l16 l64 <<<"$v"
+    v=$(pagoda_latency "$file" "$t" 32 32 16); read -r _ pd16 <<<"$v"
     record "$name" "$t" "decode B=16" "$pd16" "$l16" "tok/s"
-    read -r _ pd64 <<<"$(pagoda_latency "$file" "$t" 32 32 64)"
+    v=$(pagoda_latency "$file" "$t" 32 32 64); read -r _ pd64 <<<"$v"
     record "$name" "$t" "decode B=64" "$pd64" "$l64" "tok/s"
     [ "$SERVE" = 1 ] || continue
     for c in $CONCURRENCY; do
       port=$(free_port); serve_pagoda "$file" "$t" "$port"
-      read -r pthr pp50 pp99 pok pfail <<<"$(serve_bench "$file" "$port" "$c")"; stop_server
+      v=$(serve_bench "$file" "$port" "$c"); stop_server; read -r pthr pp50 pp99 pok pfail <<<"$v"
       port=$(free_port); serve_llama "$file" "$t" "$port"
-      read -r lthr lp50 lp99 lok lfail <<<"$(serve_bench "$file" "$port" "$c")"; stop_server
+      v=$(serve_bench "$file" "$port" "$c"); stop_server; read -r lthr lp50 lp99 lok lfail <<<"$v"
       record "$name" "$t" "serve c=$c out" "$pthr" "$lthr" "tok/s (ok/failed: $pok/$pfail vs $lok/$lfail)"
       record "$name" "$t" "serve c=$c TTFT p50" "$pp50" "$lp50" "ms"
       record "$name" "$t" "serve c=$c TTFT p99" "$pp99" "$lp99" "ms"
