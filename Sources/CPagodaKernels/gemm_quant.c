@@ -14,7 +14,8 @@
 // activation bytes broadcast to all lanes advances 16 rows by 4 weights; NC ≤ 8 activation rows share each
 // loaded weight vector. Per scale group and activation row only four float operations remain (convert, scale
 // product, two FMAs), and the 16 results of a tile leave as one vector store: no horizontal sums.
-// At m ≤ 2 (batch-1 decode) Q8_0/Q4_0/Q4_1 rows are streamed instead (gemv_row_vnni): no unpack, no transpose.
+// At m ≤ 2 (batch-1 decode) Q8_0/Q4_0/Q4_1 rows are streamed instead (gemv_row_vnni), and so are Q6_K rows
+// (gemv_row_q6k_vnni): no unpack, no transpose.
 // The portable kernel (any CPU; compiled for the build's target) does the same arithmetic one lane at a time.
 #include "pagoda_quant.h"
 #include <immintrin.h>
@@ -277,8 +278,37 @@ static void transpose_portable(tile_t *t, int64_t groups) {
         for (int r = 0; r < TR; r++) memcpy(t->u + g * 64 + 4 * r, t->rowu + r * KC + 4 * g, 4);
 }
 
+/// One 32-element block quantized as the scalar loop below does it, 16 lanes at a time: the same amax, scale and
+/// reciprocal (IEEE division), and round-half-away-from-zero done exactly (truncate, then step by the sign where the
+/// exact remainder is at least one half), so the codes are identical to roundf's.
+PAGODA_VNNI_TARGET static void quantize_block_avx512(const float *xb, int8_t *qb, float *d, float *s16a, float *s16b,
+                                                     float *s32) {
+    const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    const float scale = amax / 127.0f, id = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    __m512i q[2];
+    for (int h = 0; h < 2; h++) {
+        const __m512 v = _mm512_mul_ps(h ? x1 : x0, vid);
+        const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __m512 rest = _mm512_sub_ps(v, t);  // exact: |v| ≤ 127
+        const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(rest), half, _CMP_GE_OQ);
+        const __m512 r = _mm512_mask_add_ps(t, up, t, _mm512_or_ps(one, _mm512_and_ps(v, _mm512_set1_ps(-0.0f))));
+        q[h] = _mm512_cvtps_epi32(r);
+        _mm_storeu_si128((__m128i *)(qb + 16 * h), _mm512_cvtepi32_epi8(q[h]));
+    }
+    const int sum0 = _mm512_reduce_add_epi32(q[0]), sum1 = _mm512_reduce_add_epi32(q[1]);
+    *d = scale;
+    *s16a = scale * (float)sum0;
+    *s16b = scale * (float)sum1;
+    *s32 = scale * (float)(sum0 + sum1);
+}
+
+static int quantize_has_avx512 = -1;
+
 void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t k, int64_t kp, int8_t *xq,
                                     float *xd, float *xs16, float *xs32) {
+    if (quantize_has_avx512 < 0) quantize_has_avx512 = pagoda_cpu_has_avx512_vnni();
     for (int64_t r = 0; r < m; r++) {
         const float *src = x + r * ldx;
         int8_t *q = xq + r * kp;
@@ -291,6 +321,10 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
                 continue;
             }
             const float *xb = src + blk * 32;
+            if (quantize_has_avx512) {
+                quantize_block_avx512(xb, qb, d + blk, s16 + 2 * blk, s16 + 2 * blk + 1, s32 + blk);
+                continue;
+            }
             float amax = 0;
             for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
             const float scale = amax / 127.0f, id = scale != 0.0f ? 1.0f / scale : 0.0f;
@@ -513,6 +547,51 @@ PAGODA_VNNI_TARGET static float gemv_row_vnni(int32_t type, const uint8_t *row, 
     return sum;
 }
 
+/// One Q6_K weight row against one activation row, for m ≤ GEMV_MAX_M (the LM head that llama-quantize leaves in
+/// Q6_K beside Q4_0 layers, at batch-1 decode): each 256-weight super-block is streamed once, 64 codes per vector
+/// (ql nibbles | two qh bits), no unpack into scratch. Lane i of a dot product holds weights 4i ..< 4i+4 of the 64, in
+/// 16-weight sub-block i/4 (scale sc[·]) and 32-weight activation block i/8 (scale xd[·]); both reach the lanes by
+/// permutes of one per-super-block vector of d·sc·xd. The −32 offset is applied once through xs16. Same arithmetic
+/// per sub-block as the tile kernel up to the order of the f32 sums.
+PAGODA_VNNI_TARGET static float gemv_row_q6k_vnni(const uint8_t *row, int64_t k, const int8_t *xq, const float *xd,
+                                                  const float *xs16) {
+    const int64_t supers = k / 256;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i quarter = _mm512_srli_epi32(lane, 2);             // sub-block of a lane within its 64 weights
+    const __m512i halfIndex = _mm512_srli_epi32(lane, 1);           // sub-block j → its activation block j/2
+    __m512 acc = _mm512_setzero_ps(), accb = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < supers; sb++) {
+        const uint8_t *blk = row + sb * 210;
+        uint16_t hd;
+        memcpy(&hd, blk + 208, 2);
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(hd));
+        const __m512 sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192)))));
+        const __m512 xd8 = _mm512_castps256_ps512(_mm256_loadu_ps(xd + 8 * sb));
+        const __m512 comb = _mm512_mul_ps(sc, _mm512_permutexvar_ps(halfIndex, xd8));  // d·sc[j]·xd[j/2]
+        accb = _mm512_fmadd_ps(sc, _mm512_loadu_ps(xs16 + 16 * sb), accb);
+        const int8_t *xs = xq + 256 * sb;
+        for (int h = 0; h < 2; h++) {
+            const __m512i ql = _mm512_loadu_si512((const void *)(blk + 64 * h));  // ql0 | ql1
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+            const __m512i qhp = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            // Weights 128h + 0..63: low nibbles | qh bits 0-1 (first 32) and 2-3 (next 32).
+            const __m512i va = _mm512_or_si512(_mm512_and_si512(ql, low4),
+                                               _mm512_slli_epi16(_mm512_and_si512(qhp, three), 4));
+            // Weights 128h + 64..127: high nibbles | qh bits 4-5 and 6-7.
+            const __m512i vb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                               _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qhp, 4), three), 4));
+            const __m512i da = _mm512_dpbusd_epi32(_mm512_setzero_si512(), va, _mm512_loadu_si512((const void *)(xs + 128 * h)));
+            const __m512i db = _mm512_dpbusd_epi32(_mm512_setzero_si512(), vb, _mm512_loadu_si512((const void *)(xs + 128 * h + 64)));
+            const __m512 sa = _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h)), comb);
+            const __m512 sbv = _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h + 4)), comb);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(da), sa, acc);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(db), sbv, acc);
+        }
+    }
+    return _mm512_reduce_add_ps(acc) - 32.0f * _mm512_reduce_add_ps(accb);
+}
+
 #define GEMV_MAX_M 2
 
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
@@ -537,6 +616,13 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
             for (int64_t c = 0; c < m; c++)
                 out[c * ldo + n] = gemv_row_vnni(type, wb + n * row_bytes, k, xq + c * kp, xd + c * (kp / 32),
                                                  xs32 + c * (kp / 32));
+        return;
+    }
+    if (use_vnni && type == PAGODA_QTYPE_Q6_K && m <= GEMV_MAX_M) {
+        for (int64_t n = n0; n < n1; n++)
+            for (int64_t c = 0; c < m; c++)
+                out[c * ldo + n] = gemv_row_q6k_vnni(wb + n * row_bytes, k, xq + c * kp, xd + c * (kp / 32),
+                                                     xs16 + c * (kp / 16));
         return;
     }
     for (int64_t n = n0; n < n1; n += TR) {

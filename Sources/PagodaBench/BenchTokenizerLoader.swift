@@ -1,11 +1,13 @@
+import PagodaEngine
 import PagodaTokenizer
 
 /// PagodaTokenizer's tokenizer already has the benchmark's requirements.
 extension Tokenizer: BenchTokenizer {}
 
-/// Opens the tokenizer folder the benchmark counts tokens with (`tokenizer.json` + `tokenizer_config.json`).
+/// Opens the tokenizer the benchmark counts tokens with: a folder's `tokenizer.json` + `tokenizer_config.json`, or
+/// a GGUF file's `tokenizer.*` metadata (the same `ModelTokenizer` the server uses).
 public enum BenchTokenizerLoader {
-    public static func load(_ directory: String) throws -> BenchTokenizer {
-        try Tokenizer(directory: directory)
+    public static func load(_ path: String) throws -> BenchTokenizer {
+        try ModelTokenizer.load(path)
     }
 }

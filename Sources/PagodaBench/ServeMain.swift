@@ -61,7 +61,8 @@ public struct ServeMain {
         let tokenizerId = options.tokenizer ?? modelId
         guard Self.isTokenizerFolder(tokenizerId) else {
             throw ServeBenchError(
-                "--tokenizer: '\(tokenizerId)' is not a local folder with tokenizer.json (give --tokenizer DIR, or --model as the model folder)")
+                "--tokenizer: '\(tokenizerId)' is not a local folder with tokenizer.json nor a GGUF file (give --tokenizer DIR, or --model as the model folder or .gguf file)"
+            )
         }
         let tokenizer: BenchTokenizer
         do {
@@ -116,7 +117,9 @@ public struct ServeMain {
             if case .object(let pairs) = report.result() { for (key, value) in pairs { json.set(key, value) } }
             if options.saveResult {
                 let concurrency = options.maxConcurrency.map { "-concurrency\($0)" } ?? ""
-                try save(json, options: options, modelId: modelId, defaultName: "\(ServeBenchmark.pythonFloat(options.requestRate))qps\(concurrency)")
+                try save(
+                    json, options: options, modelId: modelId,
+                    defaultName: "\(ServeBenchmark.pythonFloat(options.requestRate))qps\(concurrency)")
             }
             if metrics.completed == 0 {
                 throw ServeBenchError(
@@ -152,7 +155,8 @@ public struct ServeMain {
             results.append(json)
             log(
                 "Concurrency \(level): \(metrics.completed) completed, \(metrics.failed) failed in "
-                    + String(format: "%.2f s, %.2f req/s, %.2f output tok/s", run.duration, metrics.requestThroughput, metrics.outputThroughput))
+                    + String(
+                        format: "%.2f s, %.2f req/s, %.2f output tok/s", run.duration, metrics.requestThroughput, metrics.outputThroughput))
             rows.append(ServeSweepTable.Row(concurrency: level, prompts: count, run: run, metrics: metrics))
         }
         ServeSweepTable(rows: rows, percentiles: config.selectedPercentiles).lines().forEach(log)
@@ -163,7 +167,9 @@ public struct ServeMain {
         json.set("results", .array(results))
         if options.saveResult {
             let levels = options.concurrencySweep.map(String.init).joined(separator: "_")
-            try save(json, options: options, modelId: modelId, defaultName: "\(ServeBenchmark.pythonFloat(options.requestRate))qps-sweep\(levels)")
+            try save(
+                json, options: options, modelId: modelId,
+                defaultName: "\(ServeBenchmark.pythonFloat(options.requestRate))qps-sweep\(levels)")
         }
         if rows.allSatisfy({ $0.metrics.completed == 0 }) {
             throw ServeBenchError("all requests failed at every concurrency level")
@@ -234,8 +240,12 @@ public struct ServeMain {
         return formatter.string(from: Date())
     }
 
+    /// A folder with `tokenizer.json`, a `.gguf` file, or a folder holding one (its `tokenizer.*` metadata).
     static func isTokenizerFolder(_ path: String) -> Bool {
-        FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("tokenizer.json"))
+        let fm = FileManager.default
+        if fm.fileExists(atPath: (path as NSString).appendingPathComponent("tokenizer.json")) { return true }
+        if path.hasSuffix(".gguf") { return fm.fileExists(atPath: path) }
+        return ((try? fm.contentsOfDirectory(atPath: path)) ?? []).contains { $0.hasSuffix(".gguf") }
     }
 
     struct ServedModel {

@@ -7,7 +7,7 @@ import CPagodaKernels
 /// Work: the activation quantization (once per call, `m` rows), then weight rows split over the pool in
 /// multiples of 16; each task unpacks a 16-row × 512-weight tile once (transposed: one vector lane per row) and
 /// applies it to every activation row, 8 at a time (`gemm_quant.c`), so one pass over the weights serves the
-/// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1 on the VNNI kernel, each weight row is instead streamed once
+/// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1/Q6_K on the VNNI kernel, each weight row is instead streamed once
 /// against the activation rows with no unpack (batch-1 decode). The K-quants' unpack is vectorized only in the
 /// VNNI kernel; the portable kernel is scalar (correct, ~6 GFLOP/s: a fallback, not a tuned path).
 ///
@@ -37,13 +37,41 @@ public enum QuantizedGemm {
         x: UnsafePointer<Float>, m: Int, ldx: Int? = nil, weight w: WeightMatrix, out: UnsafeMutablePointer<Float>,
         ldo: Int? = nil, workspace: AlignedBuffer<Float>, pool: ThreadPool, kernel: Kernel = bestKernel
     ) {
-        precondition(w.dtype.isQuantized, "QuantizedGemm needs block-quantized weights, got \(w.dtype)")
-        let k = w.cols, n = w.rows
-        precondition(k % w.dtype.blockSize == 0, "\(k) columns are not whole \(w.dtype) blocks")
-        let ldx = ldx ?? k, ldo = ldo ?? n
-        if m == 0 || n == 0 { return }
+        run(x: x, m: m, ldx: ldx, Product(weight: w, out: out, ldo: ldo), workspace: workspace, pool: pool, kernel: kernel)
+    }
+
+    /// One weight matrix of a `run(x:m:ldx:_:_:_:workspace:pool:kernel:)` call and where its product goes.
+    public struct Product {
+        public var weight: WeightMatrix
+        public var out: UnsafeMutablePointer<Float>
+        /// Row stride of `out` (default weight.rows).
+        public var ldo: Int
+
+        public init(weight: WeightMatrix, out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
+            self.weight = weight
+            self.out = out
+            self.ldo = ldo ?? weight.rows
+        }
+    }
+
+    /// Up to three products of the same activations (q/k/v, gate/up): the activations are quantized once and the
+    /// weight tiles of all of them are split over the pool in one dispatch (one wait instead of three). Each
+    /// matrix may have its own block type; all have `a.weight.cols` columns.
+    public static func run(
+        x: UnsafePointer<Float>, m: Int, ldx: Int? = nil, _ a: Product, _ b: Product? = nil, _ c: Product? = nil,
+        workspace: AlignedBuffer<Float>, pool: ThreadPool, kernel: Kernel = bestKernel
+    ) {
+        let k = a.weight.cols
+        for i in 0..<3 {
+            guard let p = i == 0 ? a : (i == 1 ? b : c) else { continue }
+            precondition(p.weight.dtype.isQuantized, "QuantizedGemm needs block-quantized weights, got \(p.weight.dtype)")
+            precondition(p.weight.cols == k, "products of one activation matrix need the same \(k) columns")
+            precondition(k % p.weight.dtype.blockSize == 0, "\(k) columns are not whole \(p.weight.dtype) blocks")
+        }
+        let ldx = ldx ?? k
+        let tiles = (a.weight.rows + 15) / 16 + ((b?.weight.rows ?? 0) + 15) / 16 + ((c?.weight.rows ?? 0) + 15) / 16
+        if m == 0 || tiles == 0 { return }
         let kp = (k + 63) / 64 * 64
-        let tiles = (n + 15) / 16
         let tasks = min(tiles, max(1, pool.threads * 4))
         let tilesPerTask = (tiles + tasks - 1) / tasks
         let taskCount = (tiles + tilesPerTask - 1) / tilesPerTask
@@ -58,13 +86,23 @@ public enum QuantizedGemm {
         let scratch = raw + activationBytes
         pagoda_quantize_activations_q8(x, Int64(ldx), Int64(m), Int64(k), Int64(kp), xq, xd, xs16, xs32)
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
-        let type = w.dtype.quantKernelType
         pool.parallelFor(taskCount) { t in
-            let n0 = t * tilesPerTask * 16
-            let n1 = min(n, n0 + tilesPerTask * 16)
-            pagoda_qgemm_rows(
-                type, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, Int64(m), Int64(kp), Int64(n0), Int64(n1),
-                out, Int64(ldo), scratch + t * scratchBytes, vnni)
+            // This task's tiles [t0, t1) of the concatenation a | b | c, cut at the matrices' borders.
+            let t0 = t * tilesPerTask, t1 = min(tiles, t0 + tilesPerTask)
+            var first = 0
+            for i in 0..<3 {  // no array of the three: nothing allocated per call
+                guard let p = i == 0 ? a : (i == 1 ? b : c) else { continue }
+                let count = (p.weight.rows + 15) / 16
+                let lo = max(t0, first), hi = min(t1, first + count)
+                if lo < hi {
+                    let w = p.weight
+                    pagoda_qgemm_rows(
+                        w.dtype.quantKernelType, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, Int64(m),
+                        Int64(kp), Int64((lo - first) * 16), Int64(min(w.rows, (hi - first) * 16)), p.out, Int64(p.ldo),
+                        scratch + t * scratchBytes, vnni)
+                }
+                first += count
+            }
         }
     }
 }

@@ -43,9 +43,16 @@ extension DecoderLayer {
             RMSNorm.run(x: residual, weight: $0.baseAddress!, out: normed, rows: n, dim: h, eps: c.eps)
         }
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
-        Gemm.run(x: normed, m: n, weight: qProj, out: q, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
-        Gemm.run(x: normed, m: n, weight: kProj, out: k, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
-        Gemm.run(x: normed, m: n, weight: vProj, out: v, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+        if qProj.dtype.isQuantized && kProj.dtype.isQuantized && vProj.dtype.isQuantized {
+            // One activation quantization and one dispatch for the three projections.
+            QuantizedGemm.run(
+                x: normed, m: n, .init(weight: qProj, out: q), .init(weight: kProj, out: k), .init(weight: vProj, out: v),
+                workspace: s.gemmWorkspace, pool: c.pool)
+        } else {
+            Gemm.run(x: normed, m: n, weight: qProj, out: q, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+            Gemm.run(x: normed, m: n, weight: kProj, out: k, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+            Gemm.run(x: normed, m: n, weight: vProj, out: v, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+        }
         if let qBias, let kBias, let vBias {
             qBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: q, rows: n, dim: qSize) }
             kBias.withUnsafeBufferPointer { Elementwise.addBias($0.baseAddress!, to: k, rows: n, dim: kvSize) }
@@ -98,8 +105,14 @@ func swiGLU(
 ) {
     let s = c.scratch
     let inter = gate.rows
-    Gemm.run(x: x, m: rows, weight: gate, out: s.gate.pointer, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
-    Gemm.run(x: x, m: rows, weight: up, out: s.up.pointer, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+    if gate.dtype.isQuantized && up.dtype.isQuantized {  // one activation quantization, one dispatch
+        QuantizedGemm.run(
+            x: x, m: rows, .init(weight: gate, out: s.gate.pointer), .init(weight: up, out: s.up.pointer),
+            workspace: s.gemmWorkspace, pool: c.pool)
+    } else {
+        Gemm.run(x: x, m: rows, weight: gate, out: s.gate.pointer, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+        Gemm.run(x: x, m: rows, weight: up, out: s.up.pointer, workspace: s.gemmWorkspace, pool: c.pool, precision: c.precision)
+    }
     // Row blocks over the pool (prefill: rows × inter exps are worth spreading).
     let g = s.gate.pointer, u = s.up.pointer
     let blocks = rows >= 8 ? min(rows, c.pool.threads * 4) : 1

@@ -1,5 +1,6 @@
 import CPagodaKernels
 import XCTest
+
 @testable import PagodaKernels
 
 /// `QuantizedGemm` (both kernels) against its naive twins, for every block type.
@@ -69,7 +70,10 @@ final class QuantizedGemmTests: XCTestCase {
     func test32BlockFormats() {
         for kernel in Self.kernels {
             for dtype in [WeightDType.q8_0, .q4_0, .q4_1] {
-                for (m, n, k) in [(1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544), (2, 9, 160), (1, 5, 1120)] {
+                for (m, n, k) in [
+                    (1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544), (2, 9, 160),
+                    (1, 5, 1120),
+                ] {
                     check(dtype, m: m, n: n, k: k, kernel: kernel)
                 }
             }
@@ -79,7 +83,8 @@ final class QuantizedGemmTests: XCTestCase {
     func testKQuantFormats() {
         for kernel in Self.kernels {
             for dtype in [WeightDType.q4_K, .q5_K, .q6_K] {
-                for (m, n, k) in [(1, 7, 256), (3, 5, 1280), (16, 6, 512), (64, 3, 256), (9, 33, 768)] {
+                // B = 1, 2: the streaming Q6_K GEMV (several super-blocks, N not a multiple of the tile).
+                for (m, n, k) in [(1, 7, 256), (3, 5, 1280), (16, 6, 512), (64, 3, 256), (9, 33, 768), (1, 37, 2304), (2, 9, 768)] {
                     check(dtype, m: m, n: n, k: k, kernel: kernel)
                 }
             }
@@ -107,6 +112,59 @@ final class QuantizedGemmTests: XCTestCase {
         XCTAssertEqual(sliced.byteCount, 2 * 2 * 18)
         XCTAssertEqual(w.rowBytes, 72)
         withExtendedLifetime(stored) {}
+    }
+
+    /// Three products of one activation matrix in one call (q/k/v, gate/up), of different block types and row counts
+    /// that are not multiples of the 16-row tile, equal three separate calls exactly (the same quantized activations,
+    /// each row computed alone), for the streaming (B ≤ 2) and the tile kernel.
+    func testSharedActivationProducts() {
+        let k = 512
+        let mats = [
+            QuantTestMatrix(dtype: .q4_0, rows: 37, cols: k, seed: 21), QuantTestMatrix(dtype: .q6_K, rows: 9, cols: k, seed: 22),
+            QuantTestMatrix(dtype: .q8_0, rows: 16, cols: k, seed: 23),
+        ]
+        var rng = SeededRandom(5)
+        for kernel in Self.kernels {
+            for m in [1, 2, 5] {
+                for threads in [1, 2] {
+                    let x = rng.floats(m * k)
+                    let separate = mats.map { runQuantizedGemm(x: x, m: m, weight: $0.matrix, threads: threads, kernel: kernel) }
+                    var out0 = [Float](repeating: .nan, count: m * 37), out1 = [Float](repeating: .nan, count: m * 9)
+                    var out2 = [Float](repeating: .nan, count: m * 16)
+                    let pool = ThreadPool(threads: threads)
+                    x.withUnsafeBufferPointer { xp in
+                        out0.withUnsafeMutableBufferPointer { o0 in
+                            out1.withUnsafeMutableBufferPointer { o1 in
+                                out2.withUnsafeMutableBufferPointer { o2 in
+                                    QuantizedGemm.run(
+                                        x: xp.baseAddress!, m: m, .init(weight: mats[0].matrix, out: o0.baseAddress!),
+                                        .init(weight: mats[1].matrix, out: o1.baseAddress!),
+                                        .init(weight: mats[2].matrix, out: o2.baseAddress!), workspace: AlignedBuffer<Float>(),
+                                        pool: pool, kernel: kernel)
+                                }
+                            }
+                        }
+                    }
+                    let outs = [out0, out1, out2]
+                    for i in 0..<3 { XCTAssertEqual(outs[i], separate[i], "matrix \(i) m=\(m) threads=\(threads) \(kernel)") }
+                    // Two products (gate/up).
+                    var two = [Float](repeating: .nan, count: m * 37), second = [Float](repeating: .nan, count: m * 9)
+                    x.withUnsafeBufferPointer { xp in
+                        two.withUnsafeMutableBufferPointer { o0 in
+                            second.withUnsafeMutableBufferPointer { o1 in
+                                QuantizedGemm.run(
+                                    x: xp.baseAddress!, m: m, .init(weight: mats[0].matrix, out: o0.baseAddress!),
+                                    .init(weight: mats[1].matrix, out: o1.baseAddress!), workspace: AlignedBuffer<Float>(),
+                                    pool: pool, kernel: kernel)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(two, separate[0], "pair m=\(m)")
+                    XCTAssertEqual(second, separate[1], "pair m=\(m)")
+                }
+            }
+        }
+        withExtendedLifetime(mats) {}
     }
 
     /// One workspace reused across shapes that grow and shrink gives the same results as fresh ones.
