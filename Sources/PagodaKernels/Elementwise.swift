@@ -1,15 +1,20 @@
-import CPagodaKernels
 import Foundation
 
 /// Element-wise kernels of the decoder layer: SiLU·mul, residual add, bias add, softmax.
 public enum Elementwise {
-    /// out[r, i] = silu(gate[r, i]) · up[r, i]; silu(x) = x / (1 + e^-x) (vector e^x in C). Rows with strides.
+    /// out[r, i] = silu(gate[r, i]) · up[r, i]; silu(x) = x / (1 + e^-x). Rows with strides.
     public static func siluMul(
         gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, dim: Int,
         ldGate: Int? = nil, ldUp: Int? = nil, ldOut: Int? = nil
     ) {
         let lg = ldGate ?? dim, lu = ldUp ?? dim, lo = ldOut ?? dim
-        for r in 0..<rows { pagoda_silu_mul(gate + r * lg, up + r * lu, out + r * lo, Int64(dim)) }
+        for r in 0..<rows {
+            let g = gate + r * lg, u = up + r * lu, o = out + r * lo
+            for i in 0..<dim {
+                let x = g[i]
+                o[i] = x / (1 + expf(-x)) * u[i]
+            }
+        }
     }
 
     /// y[i] += alpha · x[i] for i < count (fused multiply-add).
@@ -54,7 +59,13 @@ public enum Elementwise {
         if n == 0 { return }
         var m = -Float.infinity
         for i in 0..<n where x[i] > m { m = x[i] }
-        let inv = 1 / pagoda_exp_shifted(x, Int64(n), m)
+        var s: Float = 0
+        for i in 0..<n {
+            let e = expf(x[i] - m)
+            x[i] = e
+            s += e
+        }
+        let inv = 1 / s
         for i in 0..<n { x[i] *= inv }
     }
 

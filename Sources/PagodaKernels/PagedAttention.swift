@@ -1,4 +1,3 @@
-import CPagodaKernels
 import Foundation
 
 /// Attention over a block-paged KV cache (vLLM's PagedAttention, for the CPU).
@@ -89,7 +88,13 @@ public enum PagedAttention {
             scores[p] = s
             if s > maxScore { maxScore = s }
         }
-        let inv = 1 / pagoda_exp_shifted(scores, Int64(contextLen), maxScore)
+        var sum: Float = 0
+        for p in 0..<contextLen {
+            let e = expf(scores[p] - maxScore)
+            scores[p] = e
+            sum += e
+        }
+        let inv = 1 / sum
         out.initialize(repeating: 0, count: d)
         for p in 0..<contextLen {
             let slot = Int(table[p / bs]) * bs + p % bs

@@ -1,5 +1,5 @@
-// CPagodaKernels: the numeric code Swift cannot spell (the AVX512-BF16 GEMM, the quantized GEMM, vector e^x, the
-// prefetch hint), compiled with -O3 -march. Operating-system shims are CPagodaSystem. Keep it tiny.
+// CPagodaKernels: the numeric code Swift cannot spell (the AVX512-BF16 GEMM, the prefetch hint), compiled with
+// -O3 -march. Operating-system shims are CPagodaSystem. Keep it tiny.
 #ifndef CPAGODA_KERNELS_H
 #define CPAGODA_KERNELS_H
 #include <stdint.h>
@@ -16,10 +16,5 @@ void pagoda_convert_f32_to_bf16(const float *src, uint16_t *dst, int64_t count);
 /// weights w (row stride ldw elements), f32 accumulation. Requires k % 32 == 0 and pagoda_cpu_has_avx512_bf16().
 void pagoda_gemm_bf16_rows(const uint16_t *x, int64_t m, int64_t k, const uint16_t *w, int64_t ldw, int64_t n0,
                            int64_t n1, float *out, int64_t ldo);
-
-/// out[i] = silu(gate[i]) · up[i] = gate[i] / (1 + e^-gate[i]) · up[i] for i < n (vector_exp.c: AVX-512 when present).
-void pagoda_silu_mul(const float *gate, const float *up, float *out, int64_t n);
-/// x[i] = e^(x[i] - shift) for i < n; returns their sum (the softmax numerators and denominator).
-float pagoda_exp_shifted(float *x, int64_t n, float shift);
 
 #endif
