@@ -6,7 +6,7 @@ import Logging
 /// until `stop()` (e.g. the engine core died).
 public final class APIServer: @unchecked Sendable {
     public let serving: OpenAIServing
-    private let logger: Logger
+    let logger: Logger
 
     public init(serving: OpenAIServing, logger: Logger) {
         self.serving = serving; self.logger = logger

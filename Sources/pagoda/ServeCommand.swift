@@ -16,34 +16,53 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Server options") var server: ServerArgs
     @OptionGroup(title: "Engine options") var engine: EngineArgs
+    @OptionGroup(title: "Front-end and data-parallel load balancing options") var frontEnd: FrontEndArgs
 
     func validate() throws {
         try server.validate()
+        try frontEnd.validate(with: server)
     }
 
     func run() async throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         let modelPath = try ServedModelFolder.resolve(model)
-        var config = try engine.makeConfig(model: modelPath)
-        // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing);
-        // with `--data-parallel-rank r` this server is one rank of N (external load balancing).
-        let external = server.dataParallelRank != nil
-        let dpSize = server.dataParallelSize
-        let localRanks = external ? [server.dataParallelRank!] : Array(0..<dpSize)
-        config.parallel.dataParallelSize = dpSize
-        config.parallel.dataParallelRank = localRanks[0]
+        let config = try engine.makeConfig(model: modelPath)
+        // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing); with
+        // `--data-parallel-rank r` this server is one rank of N (external), with `--data-parallel-hybrid-lb`
+        // it runs this node's ranks (hybrid). Ranks are global everywhere (logs, /load, /metrics).
+        var modeNotes: [String] = []
+        let layout = try frontEnd.layout(server: server, warn: { modeNotes.append($0) })
+        let external = layout.mode == .external
+        let dpSize = layout.size
+        let localRanks = layout.localRanks
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
+        if let index = frontEnd.apiServerIndex {
+            let addresses = try frontEnd.engineRPCAddresses.map { try EngineRPCAddress(parsing: $0) }
+            guard addresses.count == localRanks.count else {
+                throw ValidationError("--engine-rpc-address: \(addresses.count) given, \(localRanks.count) ranks run here")
+            }
+            try await APIServerProcess(index: index, count: frontEnd.apiServerCount, layout: layout, addresses: addresses,
+                                       modelPath: modelPath, served: served, server: server).run()
+            return
+        }
         ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (localRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")
+        for note in modeNotes { logger.warning("\(note)") }
 
         if server.trustRemoteCode { logger.notice("--trust-remote-code has no effect: Pagoda runs no model code from the model folder") }
         if server.enforceEager { logger.notice("--enforce-eager has no effect: Pagoda has no graph capture on CPUs") }
-        if external && dpSize > 1 {
-            logger.info("data parallel rank \(localRanks[0]) of \(dpSize) (external load balancing: this server is one rank)")
-        } else if dpSize > 1 {
-            logger.info("data parallel size \(dpSize): \(dpSize) engine cores behind this server (internal load balancing, \(server.dataParallelRouting.rawValue) routing)")
+        if dpSize > 1 {
+            logger.info("\(layout.summary)\(localRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
+        let configs = layout.engineConfigs(base: config)
+        if frontEnd.apiServerCount > 1 {
+            try await APIServerSupervisor(
+                configs: configs, apiServerCount: frontEnd.apiServerCount, childArguments: Array(CommandLine.arguments.dropFirst()),
+                restartEngines: server.restartEngines, logger: logger
+            ).run()
+            return
+        }
 
         // The front-end's own half: the tokenizer and chat template.
         let tokenizer: ServingTokenizer
@@ -55,12 +74,6 @@ struct ServeCommand: AsyncParsableCommand {
         let started = Date()
         let progress = TerminalProgress(message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
         progress.start()
-        let configs = localRanks.enumerated().map { i, r -> EngineConfig in
-            var c = config
-            c.parallel.dataParallelRank = r
-            if !external && dpSize > 1 { c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: dpSize) }
-            return c
-        }
         let initial: [EngineCoreProcess]
         do {
             initial = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
@@ -93,15 +106,16 @@ struct ServeCommand: AsyncParsableCommand {
             let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
             let dp: DataParallelEngineClient
             do {
-                dp = try DataParallelEngineClient(ranks: initial.map { AsyncEngineClient(rpc: $0.client) }, policy: policy)
+                dp = try DataParallelEngineClient(ranks: initial.map { AsyncEngineClient(rpc: $0.client) }, firstRank: localRanks[0], policy: policy)
             } catch {
                 processes.stopAll()
                 throw ServeStartupError("\(error)")
             }
             let restart = server.restartEngines
-            dp.onRankDown { rank, reason in
+            dp.onRankDown { index, reason in
                 guard !shutdown.isSet else { return }
-                let how = processes[rank].exitDescription(waiting: 2)
+                let rank = localRanks[index]  // global, for the log
+                let how = processes[index].exitDescription(waiting: 2)
                 if dp.dead != nil && !restart {
                     logger.critical("engine core rank \(rank) died (\(how)): \(reason); no rank is left; exiting")
                     usleep(300_000)
@@ -115,10 +129,10 @@ struct ServeCommand: AsyncParsableCommand {
                         usleep(UInt32(min(8, 1 << (attempt - 1))) * 500_000)
                         if shutdown.isSet { return }
                         do {
-                            let p = try EngineCoreProcess.startAll(configs: [configs[rank]], executable: PagodaExecutable.path,
+                            let p = try EngineCoreProcess.startAll(configs: [configs[index]], executable: PagodaExecutable.path,
                                                                    startupTimeout: 600)[0]
-                            processes[rank] = p
-                            do { try dp.rejoin(rank: rank, client: AsyncEngineClient(rpc: p.client)) } catch {
+                            processes[index] = p
+                            do { try dp.rejoin(rank: index, client: AsyncEngineClient(rpc: p.client)) } catch {
                                 p.stop()
                                 throw error
                             }
@@ -189,7 +203,7 @@ struct ServerArgs: ParsableArguments {
     @Flag(name: .customLong("enforce-eager"), help: "Accepted for vLLM compatibility; has no effect.")
     var enforceEager = false
 
-    @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the deployment (external load balancing).")
+    @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the whole deployment.")
     var dataParallelSize: Int = 1
 
     @Option(name: .customLong("data-parallel-rank"),

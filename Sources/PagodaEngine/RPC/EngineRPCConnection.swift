@@ -39,6 +39,13 @@ public final class EngineRPCConnection: @unchecked Sendable {
         return (EngineRPCConnection(fd: fds[0]), EngineRPCConnection(fd: fds[1]))
     }
 
+    /// Bounds every later `receive` to `seconds` without a byte (0: wait forever); a receive that runs
+    /// out throws `EngineRPCError.timeout`. Used while waiting for a peer's handshake.
+    public func setReceiveTimeout(_ seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     public func send(_ message: EngineRPCMessage) throws {
         let frame = try EngineRPCFrame.encode(message)
         writeLock.lock(); defer { writeLock.unlock() }
@@ -82,6 +89,7 @@ public final class EngineRPCConnection: @unchecked Sendable {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw EngineRPCError.timeout("no message from the peer within the receive timeout") }
                 if errno == ECONNRESET || errno == EBADF { return try endOfStream() }
                 throw EngineRPCError.socket(EngineRPCSocket.errnoText("read"))
             }

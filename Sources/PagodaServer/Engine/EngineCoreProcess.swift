@@ -63,7 +63,7 @@ public final class EngineCoreProcess: @unchecked Sendable {
         }
     }
 
-    static func describeExit(_ p: Process) -> String {
+    public static func describeExit(_ p: Process) -> String {
         if p.isRunning { return "still running (pid \(p.processIdentifier))" }
         switch p.terminationReason {
         case .exit: return "exited with status \(p.terminationStatus)"
