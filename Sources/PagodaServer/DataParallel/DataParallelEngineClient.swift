@@ -181,7 +181,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         // A pinned rank is global; the selector counts from this server's first rank.
         let pinned = request.dataParallelRank.map { $0 - firstRank }
         if let p = pinned, !(0..<clients.count).contains(p) {
-            return .failure(.pinnedRankOutOfRange(request.dataParallelRank!, clients.count))
+            return .failure(.pinnedRankOutOfRange(request.dataParallelRank!, size: clients.count))
         }
         let choice = selector.select(blockHashes: hashes, pinnedRank: pinned)
         if case .success(let r) = choice { requestRank[request.requestId] = r }
