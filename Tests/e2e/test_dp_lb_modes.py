@@ -39,11 +39,9 @@ def engine_metric(s, name, engine):
 
 
 def complete(port, prompt, rank=None):
-    body = {"model": "m", "prompt": prompt, "max_tokens": 6, "temperature": 0}
-    if rank is not None:
-        body["data_parallel_rank"] = rank
+    extra = {"data_parallel_rank": rank} if rank is not None else None
     c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", timeout=120, max_retries=0)
-    return c.completions.create(**body).choices[0].text
+    return c.completions.create(model="m", prompt=prompt, max_tokens=6, temperature=0, extra_body=extra).choices[0].text
 
 
 def test_two_hybrid_servers_behind_the_proxy(pagoda, tmp_path):
