@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension APIServer {
     /// Serves `OpenAIRoutes` on a listening socket this process opens on host:port with SO_REUSEPORT, so the

@@ -47,7 +47,8 @@ struct APIServerProcess {
             do {
                 clients.append(AsyncEngineClient(rpc: try SharedEngineCoreLink.connect(to: address, timeout: 120)))
             } catch {
-                throw ServeStartupError("API server \(index): cannot reach engine core rank \(layout.localRanks[i]) at \(address): \(error)")
+                throw ServeStartupError(
+                    "API server \(index): cannot reach engine core rank \(layout.localRanks[i]) at \(address): \(error)")
             }
         }
         let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
@@ -64,7 +65,8 @@ struct APIServerProcess {
                 usleep(300_000)
                 Foundation.exit(1)
             }
-            logger.error("engine core rank \(ranks[i]) lost: \(reason); its unstarted requests go to the other ranks, streaming ones failed")
+            logger.error(
+                "engine core rank \(ranks[i]) lost: \(reason); its unstarted requests go to the other ranks, streaming ones failed")
             guard restart else { return }
             Thread.detachNewThread {
                 let deadline = Date().addingTimeInterval(Self.rejoinWindow)
@@ -102,7 +104,9 @@ struct APIServerProcess {
         let (index, count) = (self.index, self.count)
         do {
             try await APIServer(serving: serving, logger: logger).runOnSharedPort { port in
-                logger.info("API server \(index) of \(count) (pid \(getpid())) on http://\(host):\(port) serving \(served.joined(separator: ", ")) over engine ranks \(ranks.map(String.init).joined(separator: ","))")
+                logger.info(
+                    "API server \(index) of \(count) (pid \(getpid())) on http://\(host):\(port) serving \(served.joined(separator: ", ")) over engine ranks \(ranks.map(String.init).joined(separator: ","))"
+                )
             }
         } catch {
             throw ServeStartupError("API server \(index) failed: \(error)")

@@ -45,7 +45,9 @@ final class APIServerSupervisor: @unchecked Sendable {
         var sources: [DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { [self] in stopLock.lock(); stopRequested = true; stopLock.unlock() }
+            s.setEventHandler { [self] in
+                stopLock.lock(); stopRequested = true; stopLock.unlock()
+            }
             s.resume()
             sources.append(s)
         }
@@ -58,12 +60,16 @@ final class APIServerSupervisor: @unchecked Sendable {
             for i in configs.indices {
                 let p = engines[i]
                 let rpc = try SharedEngineCoreLink.connect(to: addresses[i], timeout: 600) { [self] in
-                    if !p.isRunning { throw ServeStartupError("engine core rank \(rank[i]) exited during start-up (\(EngineCoreProcess.describeExit(p)))") }
+                    if !p.isRunning {
+                        throw ServeStartupError("engine core rank \(rank[i]) exited during start-up (\(EngineCoreProcess.describeExit(p)))")
+                    }
                     if isStopRequested { throw ServeStartupError("stopped during start-up") }
                 }
                 let h = rpc.handshakeInfo
                 rpc.shutdown(reason: "start-up probe done")
-                logger.info("engine core rank \(h.dataParallelRank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
+                logger.info(
+                    "engine core rank \(h.dataParallelRank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)"
+                )
             }
         } catch {
             stopAll()
@@ -76,7 +82,8 @@ final class APIServerSupervisor: @unchecked Sendable {
             stopAll()
             throw ServeStartupError("cannot start the API servers: \(error)")
         }
-        logger.info("\(apiServerCount) API servers share port \(portDescription) over \(configs.count) engine core\(configs.count == 1 ? "" : "s")")
+        logger.info(
+            "\(apiServerCount) API servers share port \(portDescription) over \(configs.count) engine core\(configs.count == 1 ? "" : "s")")
 
         let code = await supervise()
         stopAll()
@@ -103,10 +110,14 @@ final class APIServerSupervisor: @unchecked Sendable {
                 let how = EngineCoreProcess.describeExit(apiServers[k])
                 apiRestarts[k] += 1
                 guard apiRestarts[k] <= Self.maxRestarts else {
-                    logger.critical("API server \(k) (pid \(apiServers[k].processIdentifier)) \(how); it exited \(apiRestarts[k]) times, giving up; stopping")
+                    logger.critical(
+                        "API server \(k) (pid \(apiServers[k].processIdentifier)) \(how); it exited \(apiRestarts[k]) times, giving up; stopping"
+                    )
                     return 1
                 }
-                logger.error("API server \(k) (pid \(apiServers[k].processIdentifier)) \(how); starting it again (restart \(apiRestarts[k]) of \(Self.maxRestarts))")
+                logger.error(
+                    "API server \(k) (pid \(apiServers[k].processIdentifier)) \(how); starting it again (restart \(apiRestarts[k]) of \(Self.maxRestarts))"
+                )
                 do { apiServers[k] = try startAPIServer(k) } catch {
                     logger.critical("cannot start API server \(k) again: \(error); stopping")
                     return 1
@@ -117,7 +128,9 @@ final class APIServerSupervisor: @unchecked Sendable {
                 engineRestarts[i] += 1
                 if restartEngines && engineRestarts[i] <= Self.maxRestarts {
                     let delay = min(4.0, 0.5 * Double(1 << (engineRestarts[i] - 1)))
-                    logger.error("engine core rank \(rank[i]) (pid \(engines[i].processIdentifier)) \(how); starting it again in \(delay) s (restart \(engineRestarts[i]) of \(Self.maxRestarts)); the API servers reconnect")
+                    logger.error(
+                        "engine core rank \(rank[i]) (pid \(engines[i].processIdentifier)) \(how); starting it again in \(delay) s (restart \(engineRestarts[i]) of \(Self.maxRestarts)); the API servers reconnect"
+                    )
                     engineRestartAt[i] = Date().addingTimeInterval(delay)
                 } else {
                     logger.error("engine core rank \(rank[i]) (pid \(engines[i].processIdentifier)) \(how); not restarted")

@@ -6,22 +6,31 @@ import PagodaServer
 /// `pagoda serve`'s front-end scale-out and data-parallel load-balancing flags (vLLM's names and rules),
 /// and the hidden flags `serve` hands its own API-server processes.
 struct FrontEndArgs: ParsableArguments {
-    @Option(name: .customLong("api-server-count"),
-            help: "API-server processes sharing the port (SO_REUSEPORT); each sees every engine core of this server.")
+    @Option(
+        name: .customLong("api-server-count"),
+        help: "API-server processes sharing the port (SO_REUSEPORT); each sees every engine core of this server.")
     var apiServerCount: Int = 1
 
-    @Flag(name: .customLong("data-parallel-hybrid-lb"),
-          help: "Hybrid load balancing: this server balances only its local ranks (--data-parallel-start-rank .. + --data-parallel-size-local); an outside balancer spreads over the servers.")
+    @Flag(
+        name: .customLong("data-parallel-hybrid-lb"),
+        help:
+            "Hybrid load balancing: this server balances only its local ranks (--data-parallel-start-rank .. + --data-parallel-size-local); an outside balancer spreads over the servers."
+    )
     var hybridLB = false
 
-    @Flag(name: .customLong("data-parallel-external-lb"),
-          help: "External load balancing: this server is one rank (--data-parallel-rank) with its own port; an outside balancer spreads over the ranks.")
+    @Flag(
+        name: .customLong("data-parallel-external-lb"),
+        help:
+            "External load balancing: this server is one rank (--data-parallel-rank) with its own port; an outside balancer spreads over the ranks."
+    )
     var externalLB = false
 
     @Option(name: .customLong("data-parallel-size-local"), help: "Data-parallel ranks (engine cores) run on this node.")
     var dataParallelSizeLocal: Int?
 
-    @Option(name: .customLong("data-parallel-start-rank"), help: "Global rank of this node's first data-parallel rank (implies --data-parallel-hybrid-lb).")
+    @Option(
+        name: .customLong("data-parallel-start-rank"),
+        help: "Global rank of this node's first data-parallel rank (implies --data-parallel-hybrid-lb).")
     var dataParallelStartRank: Int?
 
     @Option(name: .customLong("api-server-index"), help: .hidden)
@@ -48,11 +57,13 @@ struct FrontEndArgs: ParsableArguments {
         var hybrid = hybridLB || dataParallelStartRank != nil
         if external && hybrid {
             throw ValidationError(
-                "cannot use more than one data-parallel load balancing mode: --data-parallel-external-lb (or --data-parallel-rank) and --data-parallel-hybrid-lb (or --data-parallel-start-rank)")
+                "cannot use more than one data-parallel load balancing mode: --data-parallel-external-lb (or --data-parallel-rank) and --data-parallel-hybrid-lb (or --data-parallel-start-rank)"
+            )
         }
         if let local = dataParallelSizeLocal {
             guard local >= 1 else {
-                throw ValidationError("invalid --data-parallel-size-local \(local): must be at least 1 (engine-less head nodes need --headless engine nodes)")
+                throw ValidationError(
+                    "invalid --data-parallel-size-local \(local): must be at least 1 (engine-less head nodes need --headless engine nodes)")
             }
             guard local <= size else {
                 throw ValidationError("invalid --data-parallel-size-local \(local): above --data-parallel-size \(size)")
@@ -68,7 +79,9 @@ struct FrontEndArgs: ParsableArguments {
                 throw ValidationError("--data-parallel-external-lb needs --data-parallel-rank (this server's rank)")
             }
             guard dataParallelSizeLocal == nil || dataParallelSizeLocal == 1 else {
-                throw ValidationError("--data-parallel-size-local must be 1 or unset with --data-parallel-rank (external load balancing runs one rank per server)")
+                throw ValidationError(
+                    "--data-parallel-size-local must be 1 or unset with --data-parallel-rank (external load balancing runs one rank per server)"
+                )
             }
             return DataParallelLayout(mode: .external, size: size, localRanks: [rank])
         }
@@ -88,7 +101,8 @@ struct FrontEndArgs: ParsableArguments {
         if local == size { hybrid = false }
         guard hybrid || local == size else {
             throw ValidationError(
-                "--data-parallel-size-local \(local) below --data-parallel-size \(size) needs --data-parallel-hybrid-lb (or engine nodes started with --headless)")
+                "--data-parallel-size-local \(local) below --data-parallel-size \(size) needs --data-parallel-hybrid-lb (or engine nodes started with --headless)"
+            )
         }
         return DataParallelLayout(mode: hybrid ? .hybrid : .internal, size: size, localRanks: Array(start..<(start + local)))
     }
@@ -121,7 +135,9 @@ struct DataParallelLayout {
         let ranks = localRanks.count == 1 ? "rank \(localRanks[0])" : "ranks \(localRanks[0])..\(localRanks.last!)"
         switch mode {
         case .internal: return "data parallel size \(size): \(size) engine cores behind this server (internal load balancing)"
-        case .hybrid: return "data parallel \(ranks) of \(size) behind this server (hybrid load balancing: an outside balancer spreads over the nodes)"
+        case .hybrid:
+            return
+                "data parallel \(ranks) of \(size) behind this server (hybrid load balancing: an outside balancer spreads over the nodes)"
         case .external: return "data parallel rank \(localRanks[0]) of \(size) (external load balancing: this server is one rank)"
         }
     }

@@ -1,15 +1,17 @@
 import Foundation
-import XCTest
-@testable import PagodaEngine
 import PagodaEngineTestSupport
+import XCTest
+
+@testable import PagodaEngine
 
 /// One engine core shared by several front-ends (`--api-server-count K`) over real Unix sockets: the same
 /// request id from two front-ends does not collide, outputs go back only to the front-end that sent the
 /// request, statistics go to all (each with its own received count), and a front-end that leaves has its
 /// requests aborted while the engine keeps serving the others.
 final class EngineCoreRPCHubTests: XCTestCase {
-    let handshake = EngineHandshake(model: "models/test", numBlocks: 128, blockSize: 16, maxModelLen: 256, vocabSize: 1000,
-                                    eosTokenIds: [2], dataParallelRank: 1, dataParallelSize: 2, pid: Int(getpid()))
+    let handshake = EngineHandshake(
+        model: "models/test", numBlocks: 128, blockSize: 16, maxModelLen: 256, vocabSize: 1000,
+        eosTokenIds: [2], dataParallelRank: 1, dataParallelSize: 2, pid: Int(getpid()))
 
     func request(_ id: String, prompt: Int, maxTokens: Int) -> EngineRequest {
         var p = SamplingParams.greedy
@@ -26,16 +28,22 @@ final class EngineCoreRPCHubTests: XCTestCase {
         var lastStats = SchedulerStats()
         init(_ client: EngineCoreRPCClient) {
             self.client = client
-            client.start(onOutputs: { [self] outs in
-                lock.lock()
-                for o in outs {
-                    tokens[o.requestId, default: []] += o.newTokenIds
-                    if o.finishReason != nil { finished.insert(o.requestId) }
-                }
-                lock.unlock()
-            }, onStats: { [self] s in lock.lock(); lastStats = s; lock.unlock() }, onClosed: { _ in })
+            client.start(
+                onOutputs: { [self] outs in
+                    lock.lock()
+                    for o in outs {
+                        tokens[o.requestId, default: []] += o.newTokenIds
+                        if o.finishReason != nil { finished.insert(o.requestId) }
+                    }
+                    lock.unlock()
+                },
+                onStats: { [self] s in
+                    lock.lock(); lastStats = s; lock.unlock()
+                }, onClosed: { _ in })
         }
-        func snapshot() -> ([String: [Int]], Set<String>, SchedulerStats) { lock.lock(); defer { lock.unlock() }; return (tokens, finished, lastStats) }
+        func snapshot() -> ([String: [Int]], Set<String>, SchedulerStats) {
+            lock.lock(); defer { lock.unlock() }; return (tokens, finished, lastStats)
+        }
     }
 
     func waitUntil(_ what: String, timeout: Double = 10, _ condition: () -> Bool) {
@@ -97,7 +105,9 @@ final class EngineCoreRPCHubTests: XCTestCase {
         let path = NSTemporaryDirectory() + "pagoda-hub-silent-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         let listener = try EngineRPCListener(address: .unix(path: path))
         // A listener that accepts but never says hello: the receive timeout ends the wait.
-        Thread { _ = try? listener.accept(timeout: 5); Thread.sleep(forTimeInterval: 5) }.start()
+        Thread {
+            _ = try? listener.accept(timeout: 5); Thread.sleep(forTimeInterval: 5)
+        }.start()
         let connection = try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5)
         connection.setReceiveTimeout(0.3)
         let start = Date()

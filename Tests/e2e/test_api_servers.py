@@ -162,6 +162,39 @@ def test_killing_an_api_server_leaves_the_engines_serving(two, reference):
     assert s.proc.poll() is None
 
 
+def engines_up(s):
+    """(api_server index, {engine rank: up}) from one /metrics answer."""
+    text = s.get("/metrics")[2].decode()
+    index = int(re.search(r'^pagoda:api_server_info\{[^}]*api_server="(\d+)"', text, re.M).group(1))
+    up = {int(r): float(v) == 1 for r, v in re.findall(r'^pagoda:engine_up\{[^}]*engine="(\d+)"[^}]*\} (\S+)', text, re.M)}
+    return index, up
+
+
+def test_a_lost_engine_core_comes_back_to_every_api_server(two, reference):
+    s = two
+    engines = s.engine_core_pids()
+    assert len(engines) == 2
+    os.kill(engines[1], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while exists(engines[1]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # The other rank serves meanwhile, in both API servers.
+    for i in range(12):
+        assert complete(s, PROMPTS[i % len(PROMPTS)]) == reference[i % len(PROMPTS)]
+    # The supervisor starts it again; every API server reconnects and the rank is up in each.
+    assert re.search(rf"engine core rank \d \(pid {engines[1]}\) killed by signal 9 \(SIGKILL\); starting it again", s.log_text())
+    seen = {}
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (seen.get(0) and seen.get(1)):
+        index, up = engines_up(s)
+        seen[index] = sorted(up) == [0, 1] and all(up.values())
+        time.sleep(0.05)
+    assert seen == {0: True, 1: True}, s.log_text()
+    assert len(s.engine_core_pids()) == 2 and engines[1] not in s.engine_core_pids()
+    assert s.log_text().count("rejoined") >= 2
+    assert [complete(s, p) for p in PROMPTS] == reference
+
+
 def test_ctrl_c_stops_every_process(pagoda):
     s = start(pagoda, "--api-server-count", "2")
     try:

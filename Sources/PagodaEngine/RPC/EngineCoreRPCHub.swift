@@ -49,8 +49,10 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
     private let publishLock = NSLock()
 
     /// `log` receives one line per session that joins or leaves.
-    public init(listener: EngineRPCListener, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
-                statsInterval: Double = 0.02, log: @escaping (String) -> Void = { _ in }) {
+    public init(
+        listener: EngineRPCListener, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
+        statsInterval: Double = 0.02, log: @escaping (String) -> Void = { _ in }
+    ) {
         self.listener = listener; self.handshake = handshake; self.backend = backend
         self.statsInterval = statsInterval; self.log = log
     }
@@ -132,7 +134,8 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
             case .utility(let call):
                 let result: EngineUtilityResult
                 do {
-                    result = EngineUtilityResult(callId: call.callId, result: try backend.utility(method: call.method, arguments: call.arguments), error: nil)
+                    result = EngineUtilityResult(
+                        callId: call.callId, result: try backend.utility(method: call.method, arguments: call.arguments), error: nil)
                 } catch {
                     result = EngineUtilityResult(callId: call.callId, result: nil, error: "\(error)")
                 }

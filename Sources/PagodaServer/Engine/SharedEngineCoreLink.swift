@@ -14,7 +14,9 @@ public enum SharedEngineCoreLink {
         while connection == nil {
             try check()
             do { connection = try EngineRPCConnection.connect(to: address, timeout: 0.5) } catch {
-                if Date() > deadline { throw EngineRPCError.timeout("engine core at \(address) not listening within \(Int(timeout)) s: \(error)") }
+                if Date() > deadline {
+                    throw EngineRPCError.timeout("engine core at \(address) not listening within \(Int(timeout)) s: \(error)")
+                }
             }
         }
         let c = connection!
