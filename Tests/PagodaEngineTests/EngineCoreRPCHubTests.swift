@@ -54,6 +54,7 @@ final class EngineCoreRPCHubTests: XCTestCase {
 
     func testTwoFrontEndsShareOneEngineCore() throws {
         let path = NSTemporaryDirectory() + "pagoda-hub-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        defer { unlink(path) }
         let listener = try EngineRPCListener(address: .unix(path: path))
         let backend = TestEngineBackend(stepInterval: 0.002)
         let hub = EngineCoreRPCHub(listener: listener, handshake: handshake, backend: backend, statsInterval: 0.005)
@@ -103,6 +104,7 @@ final class EngineCoreRPCHubTests: XCTestCase {
 
     func testAHandshakeThatNeverComesTimesOut() throws {
         let path = NSTemporaryDirectory() + "pagoda-hub-silent-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        defer { unlink(path) }
         let listener = try EngineRPCListener(address: .unix(path: path))
         // A listener that accepts but never says hello: the receive timeout ends the wait.
         Thread {
