@@ -42,6 +42,9 @@ struct FrontEndArgs: ParsableArguments {
     /// The checks vLLM makes (`vllm serve`'s mode detection and `EngineArgs.create_engine_config`), as one-line errors.
     func validate(with server: ServerArgs) throws {
         guard apiServerCount >= 1 else { throw ValidationError("invalid --api-server-count \(apiServerCount): must be at least 1") }
+        if apiServerCount > 1 && server.port == 0 {
+            throw ValidationError("--api-server-count \(apiServerCount) needs a fixed --port (port 0 would give each API server a different one)")
+        }
         _ = try layout(server: server, warn: { _ in })
         if let apiServerIndex {
             guard (0..<apiServerCount).contains(apiServerIndex) else {

@@ -97,6 +97,7 @@ def test_external_ranks_behind_the_proxy(pagoda, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--api-server-count", "0"], "invalid --api-server-count 0"),
+    (["--api-server-count", "2", "--port", "0"], "needs a fixed --port"),
     (["--data-parallel-size", "2", "--data-parallel-hybrid-lb", "--data-parallel-external-lb", "--data-parallel-rank", "0",
       "--data-parallel-size-local", "1"], "more than one data-parallel load balancing mode"),
     (["--data-parallel-size", "2", "--data-parallel-rank", "1", "--data-parallel-start-rank", "1"],
