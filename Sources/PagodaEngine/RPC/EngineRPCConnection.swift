@@ -39,10 +39,11 @@ public final class EngineRPCConnection: @unchecked Sendable {
         return (EngineRPCConnection(fd: fds[0]), EngineRPCConnection(fd: fds[1]))
     }
 
-    /// Bounds every later `receive` to `seconds` without a byte (0: wait forever); a receive that runs
+    /// Bounds every later `receive` to `seconds` without a byte (nil: wait forever); a receive that runs
     /// out throws `EngineRPCError.timeout`. Used while waiting for a peer's handshake.
-    public func setReceiveTimeout(_ seconds: Double) {
-        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+    public func setReceiveTimeout(_ seconds: Double?) {
+        let s = seconds ?? 0
+        var tv = timeval(tv_sec: Int(s), tv_usec: Int((s - Double(Int(s))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 

@@ -22,7 +22,7 @@ public enum SharedEngineCoreLink {
         let c = connection!
         c.setReceiveTimeout(max(1, deadline.timeIntervalSinceNow))
         let client = try EngineCoreRPCClient(connection: c)
-        c.setReceiveTimeout(0)
+        c.setReceiveTimeout(nil)
         return client
     }
 }
