@@ -85,6 +85,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Every parser of untrusted bytes as a fuzz target (scripts/fuzz.sh; corpora replayed by PagodaFuzzingTests).
+        .target(
+            name: "PagodaFuzzing",
+            dependencies: ["PagodaEngine", "PagodaModel", "PagodaOpenAI", "PagodaRouter", "PagodaTokenizer"]),
+        .executableTarget(name: "pagoda-fuzz", dependencies: ["PagodaFuzzing"]),
         .target(
             name: "PagodaBench",
             dependencies: [
@@ -133,6 +138,7 @@ let package = Package(
             ]),
         .testTarget(name: "PagodaRouterTests", dependencies: ["PagodaRouter"]),
         .testTarget(name: "PagodaBenchTests", dependencies: ["PagodaBench"]),
+        .testTarget(name: "PagodaFuzzingTests", dependencies: ["PagodaFuzzing"]),
     ],
     swiftLanguageModes: [.v5]
 )

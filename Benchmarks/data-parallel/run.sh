@@ -53,7 +53,7 @@ PREFIX_ARGS=(--dataset-name prefix_repetition --prefix-repetition-prefix-len 512
              --prefix-repetition-num-prefixes 16 --prefix-repetition-output-len 16 --num-prompts 192 --seed 1
              --max-concurrency 8)
 KV_BIG=(--kv-cache-memory-bytes 2000000000)
-KV_SMALL=(--kv-cache-memory-bytes 200000000)
+KV_SMALL=(--kv-cache-memory-bytes "${KV_SMALL_BYTES:-120000000}")
 
 if [ "${ONLY:-}" != prefix ]; then
   serve "${KV_BIG[@]}"; bench "DP=1 random" "${RANDOM_ARGS[@]}"; stop

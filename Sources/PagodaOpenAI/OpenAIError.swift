@@ -5,9 +5,11 @@ public struct OpenAIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var type: String
     public var param: String?
+    /// Seconds the client should wait before retrying (the `Retry-After` header of a 429 or 503).
+    public var retryAfterSeconds: Int?
 
-    public init(status: Int, message: String, type: String? = nil, param: String? = nil) {
-        self.status = status; self.message = message; self.param = param
+    public init(status: Int, message: String, type: String? = nil, param: String? = nil, retryAfterSeconds: Int? = nil) {
+        self.status = status; self.message = message; self.param = param; self.retryAfterSeconds = retryAfterSeconds
         self.type = type ?? OpenAIError.typeName(for: status)
     }
 
@@ -22,6 +24,9 @@ public struct OpenAIError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func unauthorized(_ message: String) -> OpenAIError { OpenAIError(status: 401, message: message) }
     public static func payloadTooLarge(_ message: String) -> OpenAIError { OpenAIError(status: 413, message: message) }
     public static func serviceUnavailable(_ message: String) -> OpenAIError { OpenAIError(status: 503, message: message) }
+    public static func tooManyRequests(_ message: String, retryAfterSeconds: Int) -> OpenAIError {
+        OpenAIError(status: 429, message: message, retryAfterSeconds: retryAfterSeconds)
+    }
     public static func internalError(_ message: String) -> OpenAIError { OpenAIError(status: 500, message: message) }
 
     public static func typeName(for status: Int) -> String {

@@ -14,7 +14,9 @@ extension APIServer {
     /// K API-server processes of `pagoda serve --api-server-count K` share one port and the kernel spreads
     /// new connections over them (as vLLM's API servers do). Hummingbird binds by address only, so the
     /// socket is opened here and handed to NIO; each connection runs Hummingbird's HTTP/1 channel and the
-    /// same router as `run`. Returns when the listening socket closes; the process ends it with a signal.
+    /// same router as `run` (so the same admission: `--max-concurrent-requests`, 503 while draining).
+    /// SIGTERM drains as `run` does (`serveUntilDrained`), then closes the socket and the connections and
+    /// returns; SIGINT is left to the caller (the supervising `pagoda serve` handles Ctrl-C).
     public func runOnSharedPort(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let fd = try SharedPortSocket.listen(host: serving.config.host, port: serving.config.port)
         let responder = OpenAIRoutes.makeRouter(serving: serving).buildResponder()
@@ -38,15 +40,28 @@ extension APIServer {
                 http.setup(channel: channel, logger: logger)
             }
         onListening(listening.channel.localAddress?.port ?? serving.config.port)
-        await withDiscardingTaskGroup { group in
-            do {
-                try await listening.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await http.handle(value: connection, logger: logger) }
+        try await serveUntilDrained(signals: [SIGTERM]) {
+            // Cancelled once drained: the listener and every connection close, so the group ends.
+            await withDiscardingTaskGroup { group in
+                await withTaskCancellationHandler {
+                    do {
+                        try await listening.executeThenClose { inbound in
+                            for try await connection in inbound {
+                                group.addTask {
+                                    await withTaskCancellationHandler {
+                                        await http.handle(value: connection, logger: logger)
+                                    } onCancel: {
+                                        connection.channel.close(promise: nil)
+                                    }
+                                }
+                            }
+                        }
+                    } catch {
+                        if !Task.isCancelled { self.logger.error("shared-port listener ended: \(error)") }
                     }
+                } onCancel: {
+                    listening.channel.close(promise: nil)
                 }
-            } catch {
-                self.logger.error("shared-port listener ended: \(error)")
             }
         }
     }

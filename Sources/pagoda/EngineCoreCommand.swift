@@ -23,17 +23,37 @@ struct EngineCoreCommand: ParsableCommand {
     @Option(name: .customLong("rpc-listen"), help: "Listen here for front-ends instead (several API servers share this engine core).")
     var rpcListen: String?
 
+    @Flag(
+        name: .customLong("remote"),
+        help:
+            "An engine core of a headless node: load the model first, then connect to the head (retrying up to --connect-timeout), with heartbeats."
+    )
+    var remote = false
+
+    @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach the front-end.")
+    var connectTimeout: Double = 30
+
+    @Option(name: .customLong("heartbeat-timeout"), help: "With --remote: seconds of silence after which the head counts as lost.")
+    var heartbeatTimeout: Double = 10
+
     func validate() throws {
         guard (rpcAddress == nil) != (rpcListen == nil) else { throw ValidationError("exactly one of --rpc-address and --rpc-listen is needed") }
+        guard !(remote && rpcListen != nil) else { throw ValidationError("--remote connects to a head; it cannot be used with --rpc-listen") }
     }
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         // Ctrl-C reaches the whole process group: the front-end shuts the engine down in order, and
-        // the engine exits by itself when the front-end's connection closes.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        // the engine exits by itself when the front-end's connection closes. A remote engine core's
+        // front-end is on another node: signals end it (its headless node stops it so).
         if let rpcListen { return try runShared(listen: try EngineRPCAddress(parsing: rpcListen)) }
+        if !remote {
+            signal(SIGINT, SIG_IGN)
+            signal(SIGTERM, SIG_IGN)
+        } else {
+            // A headless node's engine core dies with its node process (even a killed one).
+            _ = pagoda_set_parent_death_signal(SIGTERM, getppid())
+        }
         let address = try EngineRPCAddress(parsing: rpcAddress!)
         let config: EngineConfig
         do { config = try JSONDecoder().decode(EngineConfig.self, from: Data(engineConfigJSON.utf8)) } catch {
@@ -43,21 +63,39 @@ struct EngineCoreCommand: ParsableCommand {
         ServeLogging.bootstrap(dataParallel: dp, process: "engine-core")
         let logger = Logger(label: "pagoda.engine-core")
 
-        let connection = try EngineRPCConnection.connect(to: address, timeout: 30)
+        // A local engine core connects first (its front-end watches it load); a remote one loads first, so the
+        // head sees its hello as soon as it connects.
+        var connection: EngineRPCConnection?
+        if !remote { connection = try EngineRPCConnection.connect(to: address, timeout: connectTimeout) }
         let core: EngineCore
+        let identity: String
         do {
             core = try EngineCore(config: config)
+            identity = try ModelFingerprint.of(path: config.model.path)
         } catch {
-            try? connection.send(.failure("\(error)"))
+            try? connection?.send(.failure("\(error)"))
             logger.error("engine core failed to start: \(error)")
             throw ExitCode(1)
         }
+        if connection == nil {
+            logger.info("model loaded; connecting to the head at \(address) (up to \(Int(connectTimeout)) s)")
+            do { connection = try EngineRPCConnection.connect(to: address, timeout: connectTimeout) } catch {
+                logger.error("cannot reach the head at \(address) within \(Int(connectTimeout)) s: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        guard let connection else { throw ExitCode(1) }
         let handshake = EngineHandshake(
             model: config.model.path, numBlocks: core.numBlocks, blockSize: config.cache.blockSize,
             maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
             dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
-            pid: Int(getpid()))
-        let exit = EngineCoreRPCServer(connection: connection, handshake: handshake, backend: EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching)).run()
+            pid: Int(getpid()), modelIdentity: identity, address: connection.localIPv4Address ?? "")
+        let server = EngineCoreRPCServer(
+            connection: connection, handshake: handshake,
+            backend: EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching),
+            liveness: remote ? EngineRPCLiveness(timeout: heartbeatTimeout) : nil)
+        if remote { logger.info("joining the head at \(address) as data-parallel rank \(config.parallel.dataParallelRank)") }
+        let exit = server.run()
         switch exit {
         case .shutdownRequested:
             logger.info("engine core shut down")
@@ -84,17 +122,20 @@ extension EngineCoreCommand {
         let logger = Logger(label: "pagoda.engine-core")
         let listener = try EngineRPCListener(address: listen)
         let core: EngineCore
+        let identity: String
         do {
             core = try EngineCore(config: config)
+            identity = try ModelFingerprint.of(path: config.model.path)
         } catch {
             logger.error("engine core failed to start: \(error)")
             throw ExitCode(1)
         }
+        // The front-ends are the API servers of this host (they reach it over a unix socket): no address.
         let handshake = EngineHandshake(
             model: config.model.path, numBlocks: core.numBlocks, blockSize: config.cache.blockSize,
             maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
             dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
-            pid: Int(getpid()))
+            pid: Int(getpid()), modelIdentity: identity)
         let hub = EngineCoreRPCHub(
             listener: listener, handshake: handshake,
             backend: EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching),

@@ -11,12 +11,12 @@ import PagodaServer
 ///
 /// Its engine cores belong to the supervisor: when one goes away this process marks the rank down (as with
 /// one API server) and connects again once the supervisor has started it again (`--restart-engines`);
-/// without restarts it exits when no rank is left. SIGTERM (from the supervisor, or its death) ends it;
-/// SIGINT is the supervisor's to handle.
+/// without restarts it exits when no rank is left. SIGTERM (from the supervisor, or its death) drains it as
+/// SIGTERM drains a single server (`--shutdown-timeout`), then it exits; SIGINT is the supervisor's to handle.
 struct APIServerProcess {
     let index: Int
     let count: Int
-    let layout: DataParallelLayout
+    let deployment: DataParallelDeployment
     let addresses: [EngineRPCAddress]
     let modelPath: String
     let served: [String]
@@ -27,11 +27,9 @@ struct APIServerProcess {
 
     func run() async throws {
         signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        // SIGTERM before the server runs (still connecting to the engine cores) ends the process at once;
+        // once it serves, `runOnSharedPort` handles SIGTERM with the drain.
         _ = pagoda_set_parent_death_signal(SIGTERM, getppid())
-        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-        term.setEventHandler { Foundation.exit(0) }
-        term.resume()
 
         ServeLogging.bootstrap(dataParallel: nil, process: "api-server")
         var tagged = Logger(label: "pagoda.api-server")
@@ -48,16 +46,16 @@ struct APIServerProcess {
                 clients.append(AsyncEngineClient(rpc: try SharedEngineCoreLink.connect(to: address, timeout: 120)))
             } catch {
                 throw ServeStartupError(
-                    "API server \(index): cannot reach engine core rank \(layout.localRanks[i]) at \(address): \(error)")
+                    "API server \(index): cannot reach engine core rank \(deployment.startRank + i) at \(address): \(error)")
             }
         }
         let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
         let dp: DataParallelEngineClient
-        do { dp = try DataParallelEngineClient(ranks: clients, firstRank: layout.localRanks[0], policy: policy) } catch {
+        do { dp = try DataParallelEngineClient(ranks: clients, firstRank: deployment.startRank, policy: policy) } catch {
             throw ServeStartupError("\(error)")
         }
         let restart = server.restartEngines
-        let ranks = layout.localRanks
+        let ranks = Array(deployment.localRanks)
         let addresses = self.addresses
         dp.onRankDown { i, reason in
             if !restart && dp.dead != nil {
@@ -93,10 +91,14 @@ struct APIServerProcess {
         var serverConfig = ServerConfig(servedModelNames: served, modelPath: modelPath)
         serverConfig.host = server.host
         serverConfig.port = server.port
-        serverConfig.apiKey = server.apiKey
+        serverConfig.apiKey = server.resolvedAPIKey(environment: ProcessInfo.processInfo.environment)
+        serverConfig.apiKeyAllRoutes = server.apiKeyAllRoutes
+        serverConfig.maxRequestBodyBytes = server.maxRequestBodyBytes
+        serverConfig.maxConcurrentRequests = server.maxConcurrentRequests
+        serverConfig.shutdownTimeoutSeconds = server.shutdownTimeout
         serverConfig.disableLogRequests = server.disableLogRequests
         serverConfig.dataParallelRank = ranks[0]
-        serverConfig.dataParallelSize = layout.size
+        serverConfig.dataParallelSize = deployment.size
         let metrics = ServerMetrics(modelName: served[0], dataParallelRank: ranks[0], engineRanks: ranks)
         metrics.labelAPIServer(index: index, count: count, pid: Int(getpid()))
         let serving = OpenAIServing(config: serverConfig, tokenizer: tokenizer, engine: dp, metrics: metrics, logger: logger)

@@ -22,6 +22,8 @@ final class APIServerSupervisor: @unchecked Sendable {
     private let apiServerCount: Int
     private let childArguments: [String]
     private let restartEngines: Bool
+    /// `--shutdown-timeout`: how long each API server may drain after SIGTERM.
+    private let shutdownTimeout: Double
     private let logger: Logger
     private let addresses: [EngineRPCAddress]
     private var engines: [Process] = []
@@ -30,9 +32,12 @@ final class APIServerSupervisor: @unchecked Sendable {
     private var stopRequested = false
 
     /// `childArguments`: this process's `serve ...` command line, reused for the API servers.
-    init(configs: [EngineConfig], apiServerCount: Int, childArguments: [String], restartEngines: Bool, logger: Logger) {
+    init(
+        configs: [EngineConfig], apiServerCount: Int, childArguments: [String], restartEngines: Bool, shutdownTimeout: Double,
+        logger: Logger
+    ) {
         self.configs = configs; self.apiServerCount = apiServerCount; self.childArguments = childArguments
-        self.restartEngines = restartEngines; self.logger = logger
+        self.restartEngines = restartEngines; self.shutdownTimeout = shutdownTimeout; self.logger = logger
         let dir = NSTemporaryDirectory()
         addresses = configs.map { .unix(path: dir + "pagoda-\(getpid())-rank\($0.parallel.dataParallelRank).sock") }
     }
@@ -175,12 +180,12 @@ final class APIServerSupervisor: @unchecked Sendable {
         return p
     }
 
-    /// SIGTERM to the API servers, then to the engine cores; whatever is still running after a grace period
-    /// is killed. Removes the engine sockets.
+    /// SIGTERM to the API servers (each drains for up to `shutdownTimeout`), then to the engine cores;
+    /// whatever is still running after its grace period is killed. Removes the engine sockets.
     private func stopAll() {
-        for group in [apiServers, engines] {
+        for (group, grace) in [(apiServers, shutdownTimeout + 10), (engines, 10)] {
             for p in group where p.processIdentifier > 0 && p.isRunning { kill(p.processIdentifier, SIGTERM) }
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(grace)
             while group.contains(where: { $0.processIdentifier > 0 && $0.isRunning }) && Date() < deadline { usleep(20_000) }
             for p in group where p.processIdentifier > 0 && p.isRunning { kill(p.processIdentifier, SIGKILL) }
         }

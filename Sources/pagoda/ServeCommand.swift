@@ -16,50 +16,60 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Server options") var server: ServerArgs
     @OptionGroup(title: "Engine options") var engine: EngineArgs
+    @OptionGroup(title: "Multi-node data parallel options") var node: DataParallelNodeArgs
     @OptionGroup(title: "Front-end and data-parallel load balancing options") var frontEnd: FrontEndArgs
 
     func validate() throws {
         try server.validate()
-        try frontEnd.validate(with: server)
+        _ = try DataParallelNodeSettings(server: server, node: node, frontEnd: frontEnd)
     }
 
     func run() async throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         let modelPath = try ServedModelFolder.resolve(model)
-        let config = try engine.makeConfig(model: modelPath)
+        var config = try engine.makeConfig(model: modelPath)
         // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing); with
+        // `--data-parallel-size-local L` the other N - L ranks join from headless nodes (multi-node); with
         // `--data-parallel-rank r` this server is one rank of N (external), with `--data-parallel-hybrid-lb`
         // it runs this node's ranks (hybrid). Ranks are global everywhere (logs, /load, /metrics).
-        var modeNotes: [String] = []
-        let layout = try frontEnd.layout(server: server, warn: { modeNotes.append($0) })
-        let external = layout.mode == .external
-        let dpSize = layout.size
-        let localRanks = layout.localRanks
+        let multiNode = try DataParallelNodeSettings(server: server, node: node, frontEnd: frontEnd)
+        let deployment = multiNode.deployment
+        let external = deployment.loadBalancing == .external
+        let dpSize = deployment.size
+        let localRanks = Array(deployment.localRanks)
+        // The ranks behind this server, in the order of the data-parallel client's indices: local ones first
+        // (they start at 0 on a head), then those joining from headless nodes.
+        let allRanks = deployment.loadBalancing == .internal ? Array(0..<dpSize) : localRanks
+        config.parallel.dataParallelSize = dpSize
+        config.parallel.dataParallelRank = allRanks[0]
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
         if let index = frontEnd.apiServerIndex {
             let addresses = try frontEnd.engineRPCAddresses.map { try EngineRPCAddress(parsing: $0) }
             guard addresses.count == localRanks.count else {
                 throw ValidationError("--engine-rpc-address: \(addresses.count) given, \(localRanks.count) ranks run here")
             }
-            try await APIServerProcess(index: index, count: frontEnd.apiServerCount, layout: layout, addresses: addresses,
-                                       modelPath: modelPath, served: served, server: server).run()
+            try await APIServerProcess(
+                index: index, count: multiNode.apiServerCount, deployment: deployment, addresses: addresses,
+                modelPath: modelPath, served: served, server: server
+            ).run()
             return
         }
-        ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (localRanks[0], dpSize) : nil)
+        ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (allRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")
-        for note in modeNotes { logger.warning("\(note)") }
+        for note in deployment.notes { logger.warning("\(note)") }
+        if deployment.headless { try HeadlessNode.run(config: config, settings: multiNode, logger: logger) }
 
         if server.trustRemoteCode { logger.notice("--trust-remote-code has no effect: Pagoda runs no model code from the model folder") }
         if server.enforceEager { logger.notice("--enforce-eager has no effect: Pagoda has no graph capture on CPUs") }
         if dpSize > 1 {
-            logger.info("\(layout.summary)\(localRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
+            logger.info("\(deployment.summary)\(allRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
-        let configs = layout.engineConfigs(base: config)
-        if frontEnd.apiServerCount > 1 {
+        let configs = deployment.engineConfigs(base: config)
+        if multiNode.apiServerCount > 1 {
             try await APIServerSupervisor(
-                configs: configs, apiServerCount: frontEnd.apiServerCount, childArguments: Array(CommandLine.arguments.dropFirst()),
-                restartEngines: server.restartEngines, logger: logger
+                configs: configs, apiServerCount: multiNode.apiServerCount, childArguments: Array(CommandLine.arguments.dropFirst()),
+                restartEngines: server.restartEngines, shutdownTimeout: server.shutdownTimeout, logger: logger
             ).run()
             return
         }
@@ -70,28 +80,44 @@ struct ServeCommand: AsyncParsableCommand {
             throw ServeStartupError("cannot load the tokenizer of \(modelPath): \(error)")
         }
 
+        // Remote ranks (multi-node): listen for them before the local engines load, so both load at once.
+        let remote = try RemoteRanks.listen(
+            deployment: deployment, config: config, modelPath: modelPath, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout),
+            logger: logger)
+
         // The engine core processes: each loads the model, sizes its KV cache, connects back.
         let started = Date()
-        let progress = TerminalProgress(message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
-        progress.start()
+        let progress = TerminalProgress(
+            message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
+        if !localRanks.isEmpty { progress.start() }
         let initial: [EngineCoreProcess]
         do {
-            initial = try EngineCoreProcess.startAll(configs: configs, executable: PagodaExecutable.path, startupTimeout: 600)
+            initial = try EngineCoreProcess.startAll(
+                configs: configs, executable: PagodaExecutable.path, startupTimeout: multiNode.readyTimeout)
         } catch {
             progress.stop()
+            remote?.acceptor.stop()
             throw ServeStartupError("engine core failed to start: \(error)")
         }
         progress.stop()
+        let remoteClients: [Int: EngineCoreRPCClient]
+        do { remoteClients = try remote?.acceptor.waitForAll(timeout: multiNode.readyTimeout) ?? [:] } catch {
+            for p in initial { p.stop() }
+            remote?.acceptor.stop()
+            throw error
+        }
         let processes = EngineProcessTable(initial)
         for p in initial {
             let h = p.client.handshakeInfo
             let rank = dpSize > 1 ? "engine core rank \(h.dataParallelRank)" : "engine core"
-            logger.info("\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)")
+            logger.info(
+                "\(rank) ready (pid \(h.pid)) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(h.numBlocks) KV blocks of \(h.blockSize) tokens, max model len \(h.maxModelLen)"
+            )
         }
 
         let shutdown = ServerShutdownFlag()
         let engineClient: EngineClient
-        if initial.count == 1 {
+        if allRanks.count == 1 && initial.count == 1 {
             let one = AsyncEngineClient(rpc: initial[0].client)
             one.onDeath { reason in
                 guard !shutdown.isSet else { return }
@@ -106,22 +132,36 @@ struct ServeCommand: AsyncParsableCommand {
             let policy = EngineSelector.Policy(prefixAware: server.dataParallelRouting == .prefix)
             let dp: DataParallelEngineClient
             do {
-                dp = try DataParallelEngineClient(ranks: initial.map { AsyncEngineClient(rpc: $0.client) }, firstRank: localRanks[0], policy: policy)
+                let liveness = EngineRPCLiveness(timeout: multiNode.heartbeatTimeout)
+                dp = try DataParallelEngineClient(
+                    ranks: allRanks.indices.map { i in
+                        i < initial.count
+                            ? AsyncEngineClient(rpc: initial[i].client)
+                            : AsyncEngineClient(rpc: remoteClients[allRanks[i]]!, liveness: liveness)
+                    }, firstRank: allRanks[0], policy: policy)
             } catch {
                 processes.stopAll()
+                for c in remoteClients.values { c.shutdown() }
                 throw ServeStartupError("\(error)")
             }
             let restart = server.restartEngines
             dp.onRankDown { index, reason in
                 guard !shutdown.isSet else { return }
-                let rank = localRanks[index]  // global, for the log
+                let rank = allRanks[index]  // global, for the log
+                // A rank of a headless node: it comes back when its node is started again.
+                guard index < initial.count else {
+                    remote?.rankLost(rank, reason: reason, noneLeft: dp.dead != nil)
+                    return
+                }
                 let how = processes[index].exitDescription(waiting: 2)
-                if dp.dead != nil && !restart {
+                if dp.dead != nil && !restart && remote == nil {
                     logger.critical("engine core rank \(rank) died (\(how)): \(reason); no rank is left; exiting")
                     usleep(300_000)
                     Foundation.exit(1)
                 }
-                logger.error("engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest")
+                logger.error(
+                    "engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest"
+                )
                 guard restart else { return }
                 // Start the rank again (a crash loop gives up after a few tries) and let it rejoin.
                 Thread.detachNewThread {
@@ -129,14 +169,17 @@ struct ServeCommand: AsyncParsableCommand {
                         usleep(UInt32(min(8, 1 << (attempt - 1))) * 500_000)
                         if shutdown.isSet { return }
                         do {
-                            let p = try EngineCoreProcess.startAll(configs: [configs[index]], executable: PagodaExecutable.path,
-                                                                   startupTimeout: 600)[0]
+                            let p = try EngineCoreProcess.startAll(
+                                configs: [configs[index]], executable: PagodaExecutable.path,
+                                startupTimeout: 600)[0]
                             processes[index] = p
                             do { try dp.rejoin(rank: index, client: AsyncEngineClient(rpc: p.client)) } catch {
                                 p.stop()
                                 throw error
                             }
-                            logger.notice("engine core rank \(rank) restarted (pid \(p.pid)) and rejoined (\(p.client.handshakeInfo.numBlocks) KV blocks)")
+                            logger.notice(
+                                "engine core rank \(rank) restarted (pid \(p.pid)) and rejoined (\(p.client.handshakeInfo.numBlocks) KV blocks)"
+                            )
                             return
                         } catch {
                             logger.error("engine core rank \(rank) restart \(attempt) failed: \(error)")
@@ -149,19 +192,25 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
             dp.start()
+            remote?.serve(dp, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout))
             engineClient = dp
         }
 
         var serverConfig = ServerConfig(servedModelNames: served, modelPath: modelPath)
         serverConfig.host = server.host
         serverConfig.port = server.port
-        serverConfig.apiKey = server.apiKey
+        serverConfig.apiKey = server.resolvedAPIKey(environment: ProcessInfo.processInfo.environment)
+        serverConfig.apiKeyAllRoutes = server.apiKeyAllRoutes
+        serverConfig.maxRequestBodyBytes = server.maxRequestBodyBytes
+        serverConfig.maxConcurrentRequests = server.maxConcurrentRequests
+        serverConfig.shutdownTimeoutSeconds = server.shutdownTimeout
         serverConfig.disableLogRequests = server.disableLogRequests
-        serverConfig.dataParallelRank = localRanks[0]
+        serverConfig.dataParallelRank = allRanks[0]
         serverConfig.dataParallelSize = dpSize
-        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: localRanks[0], engineRanks: localRanks)
-        let serving = OpenAIServing(config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
-                                    logger: logger)
+        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: allRanks[0], engineRanks: allRanks)
+        let serving = OpenAIServing(
+            config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
+            logger: logger)
 
         let host = server.host
         do {
@@ -171,11 +220,13 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             shutdown.set()
             processes.stopAll()
+            remote?.shutdown(engineClient)
             throw ServeStartupError("API server failed: \(error)")
         }
         shutdown.set()
-        logger.info("shutting down the engine core\(initial.count > 1 ? "s" : "")")
+        logger.info("shutting down the engine core\(allRanks.count > 1 ? "s" : "")")
         processes.stopAll()
+        remote?.shutdown(engineClient)
     }
 }
 
@@ -187,12 +238,28 @@ struct ServerArgs: ParsableArguments {
     @Option(help: "Port to listen on.")
     var port: Int = 8000
 
-    @Option(name: .customLong("served-model-name"), parsing: .upToNextOption,
-            help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
+    @Option(
+        name: .customLong("served-model-name"), parsing: .upToNextOption,
+        help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
     var servedModelName: [String] = []
 
-    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' on /v1 routes.")
+    @Option(name: .customLong("api-key"),
+            help: "Require 'Authorization: Bearer <key>' on the routes that cost work (/v1/*, /tokenize, /detokenize). Default: $VLLM_API_KEY.")
     var apiKey: String?
+
+    @Flag(name: .customLong("api-key-all-routes"), help: "With an API key: also require it on /health, /ping, /metrics, /load and /version.")
+    var apiKeyAllRoutes = false
+
+    @Option(name: .customLong("max-concurrent-requests"),
+            help: "Generation requests this server holds at once; more get 429 with Retry-After (0: no limit).")
+    var maxConcurrentRequests: Int = 4096
+
+    @Option(name: .customLong("max-request-body-bytes"), help: "Larger request bodies get 413.")
+    var maxRequestBodyBytes: Int = 8 << 20
+
+    @Option(name: .customLong("shutdown-timeout"),
+            help: "On SIGTERM/SIGINT, seconds to let in-flight requests finish while new ones get 503; 0 aborts them at once (vLLM's default).")
+    var shutdownTimeout: Double = 0
 
     @Flag(name: .customLong("disable-log-requests"), help: "Do not log each request.")
     var disableLogRequests = false
@@ -206,32 +273,49 @@ struct ServerArgs: ParsableArguments {
     @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the whole deployment.")
     var dataParallelSize: Int = 1
 
-    @Option(name: .customLong("data-parallel-rank"),
-            help: "This server's data-parallel rank (0 ..< --data-parallel-size): external load balancing, one rank per server. Without it, --data-parallel-size N runs N engine cores behind this server.")
+    @Option(
+        name: .customLong("data-parallel-rank"),
+        help:
+            "This server's data-parallel rank (0 ..< --data-parallel-size): external load balancing, one rank per server. Without it, --data-parallel-size N runs N engine cores behind this server."
+    )
     var dataParallelRank: Int?
 
-    @Option(name: .customLong("data-parallel-routing"),
-            help: "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running).")
+    @Option(
+        name: .customLong("data-parallel-routing"),
+        help:
+            "How this server spreads requests over its engine cores: prefix (load, then the engine caching the longest prefix among close loads; default) or load (vLLM's waiting × 4 + running)."
+    )
     var dataParallelRouting: DataParallelRouting = .prefix
 
-    @Flag(name: .customLong("restart-engines"), inversion: .prefixedNo,
-          help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
+    @Flag(
+        name: .customLong("restart-engines"), inversion: .prefixedNo,
+        help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
     var restartEngines = true
 
-    @Option(name: .customLong("data-parallel-address"), help: "Address of data-parallel rank 0 (for the coordinator; accepted, not used yet).")
+    @Option(
+        name: .customLong("data-parallel-address"),
+        help:
+            "The head node's address: where it listens for the engine cores of headless nodes, and where they connect. Default: 127.0.0.1.")
     var dataParallelAddress: String?
 
-    @Option(name: .customLong("data-parallel-rpc-port"), help: "RPC port of data-parallel rank 0 (for the coordinator; accepted, not used yet).")
+    @Option(
+        name: .customLong("data-parallel-rpc-port"), help: "The head's TCP port for the engine cores of headless nodes. Default: 29550.")
     var dataParallelRPCPort: Int?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("invalid --port \(port): must be between 0 and 65535") }
-        guard dataParallelSize >= 1 else { throw ValidationError("invalid --data-parallel-size \(dataParallelSize): must be at least 1") }
-        if let dataParallelRank, !(0..<dataParallelSize).contains(dataParallelRank) {
-            throw ValidationError("invalid --data-parallel-rank \(dataParallelRank): must be in 0..<\(dataParallelSize) (--data-parallel-size)")
-        }
         if let k = apiKey, k.isEmpty { throw ValidationError("invalid --api-key: empty") }
+        guard maxConcurrentRequests >= 0 else { throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more") }
+        guard maxRequestBodyBytes >= 1 else { throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1") }
+        guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else { throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds") }
         if servedModelName.contains(where: \.isEmpty) { throw ValidationError("invalid --served-model-name: empty name") }
+    }
+}
+
+extension ServerArgs {
+    /// `--api-key`, else vLLM's `VLLM_API_KEY` (never logged).
+    func resolvedAPIKey(environment: [String: String]) -> String? {
+        EnvironmentSetting.value(flag: apiKey, flagName: "--api-key", variables: ["VLLM_API_KEY"], in: environment)?.value
     }
 }
 

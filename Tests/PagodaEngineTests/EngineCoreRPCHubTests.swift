@@ -116,4 +116,50 @@ final class EngineCoreRPCHubTests: XCTestCase {
         XCTAssertThrowsError(try EngineCoreRPCClient(connection: connection))
         XCTAssertLessThan(Date().timeIntervalSince(start), 4)
     }
+
+    /// Engine RPC v4 in the hub: the hello carries the model identity; with a liveness timeout each session
+    /// sends heartbeats, and a front-end that goes silent is given up after the timeout while a heartbeating
+    /// one stays.
+    func testHubSessionsSendHeartbeatsAndDropSilentFrontEnds() throws {
+        let path = NSTemporaryDirectory() + "pagoda-hub-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        defer { unlink(path) }
+        var hello = handshake
+        hello.modelIdentity = "sha256:test-identity"
+        let listener = try EngineRPCListener(address: .unix(path: path))
+        let backend = TestEngineBackend(stepInterval: 0.002)
+        let liveness = EngineRPCLiveness(timeout: 0.5)
+        let hub = EngineCoreRPCHub(listener: listener, handshake: hello, backend: backend, statsInterval: 0.005, liveness: liveness)
+        let hubThread = Thread { hub.run() }
+        hubThread.start()
+        defer { hub.stop() }
+
+        // A silent front-end: handshake, then nothing. It sees heartbeats, then the hub closes it.
+        let silent = try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5)
+        defer { silent.close() }
+        guard case .hello(let h)? = try silent.receive() else { return XCTFail("expected the hello") }
+        XCTAssertEqual(h.modelIdentity, "sha256:test-identity")
+        try silent.send(.helloAck)
+        silent.setReceiveTimeout(5)
+        var heartbeats = 0
+        var closed = false
+        let started = Date()
+        while Date().timeIntervalSince(started) < 5 {
+            guard let m = try silent.receive() else { closed = true; break }
+            if case .heartbeat = m { heartbeats += 1 }
+        }
+        XCTAssertTrue(closed, "the hub gives up a front-end that sends nothing for the liveness timeout")
+        XCTAssertGreaterThan(heartbeats, 0, "the hub sends heartbeats")
+
+        // A front-end that heartbeats stays connected well past the timeout.
+        let client = try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5))
+        let live = FrontEnd(client)
+        client.startHeartbeats(liveness)
+        waitUntil("the heartbeating session joined") { hub.numSessions == 1 }
+        Thread.sleep(forTimeInterval: 1.5)
+        XCTAssertEqual(hub.numSessions, 1)
+        try live.client.addRequest(request("after-idle", prompt: 10, maxTokens: 2))
+        waitUntil("served after idling") { live.snapshot().1 == ["after-idle"] }
+        live.client.shutdown()
+        waitUntil("the session left") { hub.numSessions == 0 }
+    }
 }

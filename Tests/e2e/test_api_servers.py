@@ -209,3 +209,43 @@ def test_ctrl_c_stops_every_process(pagoda):
             assert not exists(pid), f"pid {pid} still runs after Ctrl-C"
     finally:
         s.stop()
+
+
+def test_limits_and_sigterm_drain_hold_in_every_api_server(pagoda):
+    """Each API server takes an admission ticket per generation request (`--max-concurrent-requests` per
+    process: 3 streams over 2 processes with a limit of 1 each leave one 429), and SIGTERM to `serve` drains
+    every API server as a single server drains: in-flight streams finish, new requests and /health get 503."""
+    from test_server_limits import Stream
+
+    s = start(pagoda, "--api-server-count", "2", "--max-concurrent-requests", "1", "--shutdown-timeout", "60")
+    streams = []
+    try:
+        streams = [Stream(s, 400) for _ in range(3)]
+        for st in streams:
+            st.first.wait(60)
+        ended = [st.end for st in streams]
+        refused = [e for e in ended if e is not None and "429" in e]
+        assert len(refused) >= 1, ended
+        running = [st for st in streams if st.end is None]
+        assert 1 <= len(running) <= 2, ended
+        os.kill(s.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if s.get("/health", timeout=2)[0] == 503:
+                    break
+            except OSError:
+                break
+            time.sleep(0.05)
+        if any(st.end is None for st in running):
+            status, _, body = s.post("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1})
+            assert status == 503 and "shutting down" in json.loads(body)["error"]["message"], (status, body)
+        for st in running:
+            st.thread.join(timeout=120)
+            assert st.end == "completed" and st.finish_reason == "length" and st.tokens == 400, (st.end, st.tokens)
+        assert s.proc.wait(timeout=60) == 0
+        assert "draining 1 request" in s.log_text()
+    finally:
+        for st in streams:
+            st.close()
+        s.stop()

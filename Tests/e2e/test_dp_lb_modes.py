@@ -106,11 +106,14 @@ def test_external_ranks_behind_the_proxy(pagoda, tmp_path):
     (["--data-parallel-size", "2", "--data-parallel-rank", "0", "--data-parallel-size-local", "2"], "must be 1 or unset"),
     (["--data-parallel-size", "2", "--data-parallel-hybrid-lb"], "needs --data-parallel-size-local"),
     (["--data-parallel-size", "2", "--data-parallel-start-rank", "1"], "needs --data-parallel-size-local"),
-    (["--data-parallel-size", "2", "--data-parallel-size-local", "3"], "above --data-parallel-size 2"),
+    (["--data-parallel-size", "2", "--data-parallel-size-local", "3"], "must be at most --data-parallel-size 2"),
     (["--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-start-rank", "2"],
      "invalid --data-parallel-start-rank 2"),
-    (["--data-parallel-size", "4", "--data-parallel-size-local", "2", "--data-parallel-start-rank", "3"], "exceeds"),
-    (["--data-parallel-size", "4", "--data-parallel-size-local", "2"], "needs --data-parallel-hybrid-lb"),
+    (["--data-parallel-size", "4", "--data-parallel-size-local", "2", "--data-parallel-start-rank", "3"], "exceed --data-parallel-size 4"),
+    (["--data-parallel-size", "4", "--data-parallel-size-local", "0", "--data-parallel-hybrid-lb"], "must be at least 1 with --data-parallel-hybrid-lb"),
+    (["--data-parallel-size", "4", "--data-parallel-size-local", "2", "--api-server-count", "2"], "with ranks on headless nodes"),
+    (["--data-parallel-size", "4", "--data-parallel-size-local", "2", "--data-parallel-start-rank", "2", "--headless",
+      "--data-parallel-hybrid-lb"], "--data-parallel-hybrid-lb cannot be used with --headless"),
 ])
 def test_rejected_flag_combinations(pagoda, args, needle):
     r = subprocess.run([pagoda, "serve", MODEL, "--port", str(free_port()), *args], capture_output=True, text=True, timeout=60)

@@ -14,33 +14,56 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
     private var pendingCalls: [UInt64: (Result<String, Error>) -> Void] = [:]
     private var closedReason: String?
     private var latestStats = SchedulerStats()
+    private var heartbeating = false
 
-    /// Reads the engine's hello from a fresh connection and accepts it (or refuses it and throws
-    /// when the protocol versions differ). `timeout` bounds the wait for the hello.
-    public init(connection: EngineRPCConnection) throws {
+    /// Reads the engine's hello from a fresh connection and accepts it, or refuses it (a failure frame
+    /// the engine reports, then this throws `EngineRPCError.refused`) when the protocol versions differ
+    /// or `admit` returns a reason.
+    public init(connection: EngineRPCConnection, admit: (EngineHandshake) -> String? = { _ in nil }) throws {
         self.connection = connection
         let first: EngineRPCMessage?
-        do { first = try connection.receive() } catch { throw EngineRPCError.handshake("\(error)") }
+        do { first = try connection.receive() } catch {
+            if case EngineRPCError.handshake(let reason) = error {  // another protocol version
+                try? connection.send(.failure(reason))
+                connection.close()
+                throw EngineRPCError.refused(reason)
+            }
+            throw EngineRPCError.handshake("\(error)")
+        }
         guard case .hello(let info)? = first else {
             connection.close()
             if case .failure(let reason)? = first { throw EngineRPCError.handshake("engine core failed: \(reason)") }
-            throw EngineRPCError.handshake(first == nil ? "engine core closed the connection before its hello" : "expected hello, got \(first!)")
+            throw EngineRPCError.handshake(
+                first == nil ? "engine core closed the connection before its hello" : "expected hello, got \(first!)")
         }
         guard info.protocolVersion == EngineRPCProtocol.version else {
             let reason = "engine core speaks protocol v\(info.protocolVersion), this front-end v\(EngineRPCProtocol.version)"
             try? connection.send(.failure(reason))
             connection.close()
-            throw EngineRPCError.handshake(reason)
+            throw EngineRPCError.refused(reason)
+        }
+        if let reason = admit(info) {
+            try? connection.send(.failure(reason))
+            connection.close()
+            throw EngineRPCError.refused(reason)
         }
         handshakeInfo = info
         try connection.send(.helloAck)
     }
 
-    /// Starts the reader thread.
-    public func start(onOutputs: @escaping ([EngineOutput]) -> Void,
-                      onStats: @escaping (SchedulerStats) -> Void = { _ in },
-                      onKVEvents: @escaping (KVCacheEvents) -> Void = { _ in },
-                      onClosed: @escaping (String) -> Void) {
+    /// Starts the reader thread; with `liveness`, also a heartbeat sender, and the connection counts as lost
+    /// when nothing arrives for `liveness.timeout` seconds.
+    public func start(
+        onOutputs: @escaping ([EngineOutput]) -> Void,
+        onStats: @escaping (SchedulerStats) -> Void = { _ in },
+        onKVEvents: @escaping (KVCacheEvents) -> Void = { _ in },
+        liveness: EngineRPCLiveness? = nil,
+        onClosed: @escaping (String) -> Void
+    ) {
+        if let liveness {
+            connection.setReceiveTimeout(liveness.timeout)
+            startHeartbeats(liveness)
+        }
         let thread = Thread { [self] in
             var reason = "engine core closed the connection"
             readLoop: while true {
@@ -58,7 +81,7 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
                     case .failure(let why):
                         reason = "engine core failed: \(why)"
                         break readLoop
-                    case .hello, .helloAck, .addRequest, .abort, .utility, .shutdown:
+                    case .hello, .helloAck, .addRequest, .abort, .utility, .shutdown, .heartbeat:
                         continue
                     }
                 } catch {
@@ -76,6 +99,25 @@ public final class EngineCoreRPCClient: @unchecked Sendable {
         }
         thread.name = "engine-rpc-client"
         thread.start()
+    }
+
+    /// Sends a heartbeat every `liveness.interval` seconds until the connection closes (once; `start` with
+    /// `liveness` calls it too). A head calls it as soon as it accepts a remote engine, which may wait for
+    /// the other ranks before the front-end starts.
+    public func startHeartbeats(_ liveness: EngineRPCLiveness) {
+        lock.lock()
+        let already = heartbeating
+        heartbeating = true
+        lock.unlock()
+        if already { return }
+        let beat = Thread { [self] in
+            while closed == nil {
+                if (try? connection.send(.heartbeat)) == nil { return }
+                Thread.sleep(forTimeInterval: liveness.interval)
+            }
+        }
+        beat.name = "engine-rpc-heartbeat"
+        beat.start()
     }
 
     /// Nil while connected; the reason once the engine core is gone.

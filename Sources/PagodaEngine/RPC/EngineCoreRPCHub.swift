@@ -12,6 +12,9 @@ import Foundation
 ///   (in `numWaiting`/`numRunning`).
 /// - A session that ends (its front-end closed the connection, failed, or said shutdown) aborts its
 ///   requests; the engine core keeps serving the others and accepting new ones until `stop()`.
+/// - Liveness (engine RPC v4): with `liveness`, each session sends heartbeats and ends when nothing arrives
+///   from its front-end for `liveness.timeout` seconds, as `EngineCoreRPCServer` does; heartbeats received are
+///   ignored (they only keep the connection alive).
 ///
 /// Threads: `run()`'s caller accepts connections; one reader thread per session; the backend's loop
 /// thread sends outputs; a publisher thread sends statistics when they change (every `statsInterval`).
@@ -20,6 +23,8 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
     final class Session: @unchecked Sendable {
         let id: Int
         let connection: EngineRPCConnection
+        /// Set once the session has ended (guarded by the hub's `lock`); stops its heartbeat thread.
+        var ended = false
         /// Add-request frames received from this front-end (guarded by the hub's `publishLock`).
         var numRequestsReceived = 0
         /// The last statistics sent to this front-end (guarded by `publishLock`).
@@ -37,6 +42,7 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
     private let handshake: EngineHandshake
     private let backend: EngineCoreRPCBackend
     private let statsInterval: Double
+    private let liveness: EngineRPCLiveness?
     private let log: (String) -> Void
     /// Guards `sessions`, `routes`, `nextSession`, `stopped`.
     private let lock = NSLock()
@@ -48,13 +54,14 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
     /// after a publish never overtake the events of their step).
     private let publishLock = NSLock()
 
-    /// `log` receives one line per session that joins or leaves.
+    /// `log` receives one line per session that joins or leaves. With `liveness`, every session sends
+    /// heartbeats and gives its front-end up after `liveness.timeout` seconds of silence.
     public init(
         listener: EngineRPCListener, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
-        statsInterval: Double = 0.02, log: @escaping (String) -> Void = { _ in }
+        statsInterval: Double = 0.02, liveness: EngineRPCLiveness? = nil, log: @escaping (String) -> Void = { _ in }
     ) {
         self.listener = listener; self.handshake = handshake; self.backend = backend
-        self.statsInterval = statsInterval; self.log = log
+        self.statsInterval = statsInterval; self.liveness = liveness; self.log = log
     }
 
     /// The number of connected front-ends.
@@ -103,6 +110,10 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
         let count = sessions.count
         lock.unlock()
         log("front-end session \(s.id) joined (\(count) connected)")
+        if let liveness {
+            s.connection.setReceiveTimeout(liveness.timeout)
+            startHeartbeats(s, every: liveness.interval)
+        }
         let why = readLoop(s)
         end(s, why)
     }
@@ -145,8 +156,8 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
                 return "said shutdown"
             case .failure(let reason):
                 return "failed: \(reason)"
-            case .hello, .helloAck, .outputs, .stats, .utilityResult, .kvEvents:
-                continue
+            case .hello, .helloAck, .outputs, .stats, .utilityResult, .kvEvents, .heartbeat:
+                continue  // not meant for this side (a heartbeat only keeps the connection alive)
             }
         }
     }
@@ -155,6 +166,7 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
     private func end(_ s: Session, _ why: String) {
         lock.lock()
         sessions[s.id] = nil
+        s.ended = true
         var orphaned: [String] = []
         for (id, route) in routes where route.session == s.id { orphaned.append(id) }
         for id in orphaned { routes[id] = nil }
@@ -197,6 +209,20 @@ public final class EngineCoreRPCHub: @unchecked Sendable {
             }
             if !events.isEmpty { try? s.connection.send(.kvEvents(events)) }
         }
+    }
+
+    /// Sends `s` a heartbeat every `interval` seconds until it ends or the hub stops.
+    private func startHeartbeats(_ s: Session, every interval: Double) {
+        let thread = Thread { [self] in
+            while true {
+                lock.lock(); let done = stopped || s.ended; lock.unlock()
+                if done { return }
+                if (try? s.connection.send(.heartbeat)) == nil { return }
+                Thread.sleep(forTimeInterval: interval)
+            }
+        }
+        thread.name = "engine-rpc-heartbeat-\(s.id)"
+        thread.start()
     }
 
     private func startStatsPublisher() {

@@ -17,6 +17,7 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
     private let handshake: EngineHandshake
     private let backend: EngineCoreRPCBackend
     private let statsInterval: Double
+    private let liveness: EngineRPCLiveness?
     private let stopLock = NSLock()
     private var stopped = false
     private let statsLock = NSLock()
@@ -24,9 +25,14 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
     /// Add-request frames received (guarded by `statsLock`).
     private var numRequestsReceived = 0
 
-    public init(connection: EngineRPCConnection, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
-                statsInterval: Double = 0.02) {
+    /// With `liveness` (an engine on another host), this side sends heartbeats and gives the front-end up
+    /// when nothing arrives from it for `liveness.timeout` seconds.
+    public init(
+        connection: EngineRPCConnection, handshake: EngineHandshake, backend: EngineCoreRPCBackend,
+        statsInterval: Double = 0.02, liveness: EngineRPCLiveness? = nil
+    ) {
         self.connection = connection; self.handshake = handshake; self.backend = backend; self.statsInterval = statsInterval
+        self.liveness = liveness
     }
 
     /// Serves until shutdown or until the front-end disconnects; the backend is shut down on return.
@@ -52,6 +58,10 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
         }
 
         let connection = self.connection
+        if let liveness {
+            connection.setReceiveTimeout(liveness.timeout)
+            startHeartbeats(every: liveness.interval)
+        }
         backend.start(onOutputs: { [self] outputs in
             guard !outputs.isEmpty else { return }
             // Statistics first: whoever sees these outputs sees load figures at least as new.
@@ -78,7 +88,8 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
             case .utility(let call):
                 let result: EngineUtilityResult
                 do {
-                    result = EngineUtilityResult(callId: call.callId, result: try backend.utility(method: call.method, arguments: call.arguments), error: nil)
+                    result = EngineUtilityResult(
+                        callId: call.callId, result: try backend.utility(method: call.method, arguments: call.arguments), error: nil)
                 } catch {
                     result = EngineUtilityResult(callId: call.callId, result: nil, error: "\(error)")
                 }
@@ -87,7 +98,7 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
                 return .shutdownRequested
             case .failure(let reason):
                 return .frontEndGone("front-end failed: \(reason)")
-            case .hello, .helloAck, .outputs, .stats, .utilityResult, .kvEvents:
+            case .hello, .helloAck, .outputs, .stats, .utilityResult, .kvEvents, .heartbeat:
                 continue  // not meant for this side; ignore
             }
         }
@@ -105,6 +116,19 @@ public final class EngineCoreRPCServer: @unchecked Sendable {
         }
         let events = backend.takeKVEvents()
         if !events.isEmpty { try connection.send(.kvEvents(events)) }
+    }
+
+    private func startHeartbeats(every interval: Double) {
+        let thread = Thread { [self] in
+            while true {
+                stopLock.lock(); let done = stopped; stopLock.unlock()
+                if done { return }
+                if (try? connection.send(.heartbeat)) == nil { return }
+                Thread.sleep(forTimeInterval: interval)
+            }
+        }
+        thread.name = "engine-rpc-heartbeat"
+        thread.start()
     }
 
     private func startStatsPublisher() {

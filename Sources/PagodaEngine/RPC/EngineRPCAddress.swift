@@ -1,9 +1,10 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
 
 /// Where an engine RPC endpoint lives: a Unix socket path (same host) or a TCP host:port.
 /// Written as `unix:/path/to/sock` or `tcp://127.0.0.1:5570` on command lines.
@@ -19,7 +20,8 @@ public enum EngineRPCAddress: Sendable, Equatable, CustomStringConvertible {
         } else if s.hasPrefix("tcp://") {
             let rest = s.dropFirst(6)
             guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
-                  (0...65535).contains(port) else { throw EngineRPCError.badAddress(s) }
+                (0...65535).contains(port)
+            else { throw EngineRPCError.badAddress(s) }
             self = .tcp(host: String(rest[..<colon]), port: port)
         } else {
             throw EngineRPCError.badAddress(s)
@@ -42,6 +44,8 @@ public enum EngineRPCError: Error, CustomStringConvertible, Equatable {
     case badFrame(String)
     case handshake(String)
     case timeout(String)
+    /// This side refused the peer's hello (another protocol version, model, or a rank not to be admitted).
+    case refused(String)
 
     public var description: String {
         switch self {
@@ -51,6 +55,7 @@ public enum EngineRPCError: Error, CustomStringConvertible, Equatable {
         case .badFrame(let s): return "bad engine RPC frame: \(s)"
         case .handshake(let s): return "engine RPC handshake failed: \(s)"
         case .timeout(let s): return "engine RPC timed out: \(s)"
+        case .refused(let s): return "engine refused: \(s)"
         }
     }
 }
@@ -82,7 +87,9 @@ enum EngineRPCSocket {
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_port = in_port_t(UInt16(port).bigEndian)
             let h = host == "localhost" ? "127.0.0.1" : host
-            guard inet_pton(AF_INET, h, &addr.sin_addr) == 1 else { throw EngineRPCError.badAddress("tcp://\(host):\(port) (IPv4 address expected)") }
+            guard inet_pton(AF_INET, h, &addr.sin_addr) == 1 else {
+                throw EngineRPCError.badAddress("tcp://\(host):\(port) (IPv4 address expected)")
+            }
             return try withUnsafePointer(to: &addr) {
                 try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     try body($0, socklen_t(MemoryLayout<sockaddr_in>.size), AF_INET)
@@ -158,7 +165,9 @@ public final class EngineRPCListener: @unchecked Sendable {
         if case .tcp(let host, 0) = address {
             var sin = sockaddr_in()
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listening, $0, &len) } }
+            _ = withUnsafeMutablePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listening, $0, &len) }
+            }
             bound = .tcp(host: host, port: Int(UInt16(bigEndian: sin.sin_port)))
         }
         self.address = bound

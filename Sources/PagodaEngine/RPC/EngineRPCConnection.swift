@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// One connected engine RPC socket. `send` may be called from any thread (frames are written
 /// whole under a lock); `receive` from one reader thread at a time.
@@ -15,6 +16,8 @@ public final class EngineRPCConnection: @unchecked Sendable {
     private var chunk = [UInt8](repeating: 0, count: 1 << 16)
     private let closeLock = NSLock()
     private var isClosed = false
+    /// Seconds `receive` waits for any byte before it throws `EngineRPCError.timeout` (nil: forever).
+    private var receiveTimeout: Double?
 
     init(fd: Int32) {
         self.fd = fd
@@ -39,12 +42,30 @@ public final class EngineRPCConnection: @unchecked Sendable {
         return (EngineRPCConnection(fd: fds[0]), EngineRPCConnection(fd: fds[1]))
     }
 
-    /// Bounds every later `receive` to `seconds` without a byte (nil: wait forever); a receive that runs
-    /// out throws `EngineRPCError.timeout`. Used while waiting for a peer's handshake.
+    /// Makes `receive` give up with `EngineRPCError.timeout` when no byte arrives for `seconds` (a peer behind a
+    /// cut network); nil waits forever.
     public func setReceiveTimeout(_ seconds: Double?) {
+        receiveTimeout = seconds
         let s = seconds ?? 0
         var tv = timeval(tv_sec: Int(s), tv_usec: Int((s - Double(Int(s))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// The IPv4 address of this end of a TCP connection (how the peer reaches this host), or nil.
+    public var localIPv4Address: String? { Self.ipv4(fd, peer: false) }
+    /// The IPv4 address of the other end of a TCP connection, or nil.
+    public var peerIPv4Address: String? { Self.ipv4(fd, peer: true) }
+
+    private static func ipv4(_ fd: Int32, peer: Bool) -> String? {
+        var sin = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let rc = withUnsafeMutablePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &len) : getsockname(fd, $0, &len) }
+        }
+        guard rc == 0, sin.sin_family == sa_family_t(AF_INET) else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        guard inet_ntop(AF_INET, &sin.sin_addr, &text, socklen_t(text.count)) != nil else { return nil }
+        return String(cString: text)
     }
 
     public func send(_ message: EngineRPCMessage) throws {
@@ -56,7 +77,8 @@ public final class EngineRPCConnection: @unchecked Sendable {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw errno == EPIPE || errno == ECONNRESET || errno == EBADF ? EngineRPCError.closed
+                    throw errno == EPIPE || errno == ECONNRESET || errno == EBADF
+                        ? EngineRPCError.closed
                         : EngineRPCError.socket(EngineRPCSocket.errnoText("write"))
                 }
                 offset += n
@@ -90,8 +112,10 @@ public final class EngineRPCConnection: @unchecked Sendable {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw EngineRPCError.timeout("no message from the peer within the receive timeout") }
                 if errno == ECONNRESET || errno == EBADF { return try endOfStream() }
+                if errno == EAGAIN || errno == EWOULDBLOCK, let t = receiveTimeout {
+                    throw EngineRPCError.timeout("nothing received from the peer for \(t) s (heartbeats stopped: peer or network lost)")
+                }
                 throw EngineRPCError.socket(EngineRPCSocket.errnoText("read"))
             }
             if n == 0 { return try endOfStream() }

@@ -12,10 +12,12 @@ public enum EngineRPCFrame {
     public static let maxFrameBytes = 512 << 20
 
     enum Kind: UInt8 {
-        case hello = 1, helloAck, addRequest, abort, outputs, stats, utility, utilityResult, shutdown, failure, kvEvents
+        case hello = 1, helloAck, addRequest, abort, outputs, stats, utility, utilityResult, shutdown, failure, kvEvents, heartbeat
     }
 
     private struct Empty: Codable {}
+    /// The one field of a hello every protocol version has: read when a hello does not decode.
+    private struct VersionOnly: Codable { var protocolVersion: Int }
 
     /// The whole frame (length prefix included) for `message`.
     public static func encode(_ message: EngineRPCMessage) throws -> [UInt8] {
@@ -39,6 +41,7 @@ public enum EngineRPCFrame {
         case .shutdown: kind = .shutdown; payload = Data()
         case .failure(let s): kind = .failure; payload = Data(s.utf8)
         case .kvEvents(let e): kind = .kvEvents; payload = try encoder.encode(e)
+        case .heartbeat: kind = .heartbeat; payload = Data()
         }
         let length = UInt32(payload.count + 1)
         var frame = [UInt8]()
@@ -59,7 +62,15 @@ public enum EngineRPCFrame {
         let d = JSONDecoder()
         do {
             switch kind {
-            case .hello: return .hello(try d.decode(EngineHandshake.self, from: payload))
+            case .hello:
+                do { return .hello(try d.decode(EngineHandshake.self, from: payload)) } catch {
+                    // Another version's hello: say so rather than "bad frame".
+                    if let v = try? d.decode(VersionOnly.self, from: payload), v.protocolVersion != EngineRPCProtocol.version {
+                        throw EngineRPCError.handshake(
+                            "engine core speaks protocol v\(v.protocolVersion), this front-end v\(EngineRPCProtocol.version)")
+                    }
+                    throw error
+                }
             case .helloAck: return .helloAck
             case .addRequest: return .addRequest(try d.decode(EngineRequest.self, from: payload))
             case .abort: return .abort(try d.decode([String].self, from: payload))
@@ -70,6 +81,7 @@ public enum EngineRPCFrame {
             case .shutdown: return .shutdown
             case .failure: return .failure(String(decoding: payload, as: UTF8.self))
             case .kvEvents: return .kvEvents(try d.decode(KVCacheEvents.self, from: payload))
+            case .heartbeat: return .heartbeat
             }
         } catch let e as EngineRPCError {
             throw e

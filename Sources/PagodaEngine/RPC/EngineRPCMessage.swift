@@ -3,8 +3,11 @@
 public struct EngineHandshake: Sendable, Codable, Equatable {
     /// Must equal `EngineRPCProtocol.version` on both sides.
     public var protocolVersion: Int
-    /// Model folder the engine loaded.
+    /// Model folder the engine loaded (as that node names it: paths may differ between nodes).
     public var model: String
+    /// What the engine serves, independent of where it lies: `ModelFingerprint` of the model's config and
+    /// vocabulary. Ranks joining one deployment must agree on it.
+    public var modelIdentity: String
     public var numBlocks: Int
     public var blockSize: Int
     public var maxModelLen: Int
@@ -14,19 +17,25 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
     public var dataParallelSize: Int
     /// The engine core's process id (for logs and for the supervisor).
     public var pid: Int
+    /// The address the front-end reaches this engine at (its end of the RPC connection, e.g. `10.99.48.2`);
+    /// empty for a local engine on a unix socket.
+    public var address: String
 
-    public init(protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
-                maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
-                dataParallelSize: Int = 1, pid: Int) {
+    public init(
+        protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
+        maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
+        dataParallelSize: Int = 1, pid: Int, modelIdentity: String? = nil, address: String = ""
+    ) {
         self.protocolVersion = protocolVersion; self.model = model; self.numBlocks = numBlocks; self.blockSize = blockSize
         self.maxModelLen = maxModelLen; self.vocabSize = vocabSize; self.eosTokenIds = eosTokenIds
         self.dataParallelRank = dataParallelRank; self.dataParallelSize = dataParallelSize; self.pid = pid
+        self.modelIdentity = modelIdentity ?? model; self.address = address
     }
 }
 
 public enum EngineRPCProtocol {
-    /// Bumped whenever a message changes shape.
-    public static let version = 3
+    /// Bumped whenever a message changes shape (v4: model identity and address in the hello; heartbeats).
+    public static let version = 4
 }
 
 /// A request-response call for anything that is not on the request path (vLLM's "utility"
@@ -73,4 +82,16 @@ public enum EngineRPCMessage: Sendable {
     /// [E→F] changes to the engine's prefix-cache index since the previous `kvEvents`, sent right after
     /// the statistics they belong to (the data-parallel front-end routes by them).
     case kvEvents(KVCacheEvents)
+    /// Either way, on a connection with a liveness timeout: "still here" when nothing else was sent for a
+    /// while, so that a peer behind a cut network is noticed (`EngineRPCLiveness`).
+    case heartbeat
+}
+
+/// How a connection between hosts notices a peer that went silent (a cut network sends no FIN): each side
+/// sends a heartbeat every `interval` seconds, and a side that receives nothing for `timeout` seconds
+/// closes the connection as lost.
+public struct EngineRPCLiveness: Sendable, Equatable, Codable {
+    public var timeout: Double
+    public var interval: Double { max(0.05, timeout / 5) }
+    public init(timeout: Double) { self.timeout = timeout }
 }

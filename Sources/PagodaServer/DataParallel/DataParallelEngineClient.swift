@@ -36,12 +36,13 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
             guard h.dataParallelRank == firstRank + r else {
                 throw DataParallelError.mismatch("engine \(firstRank + r) reports data-parallel rank \(h.dataParallelRank)")
             }
-            guard h.model == first.model, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
+            guard h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
                 h.vocabSize == first.vocabSize, h.eosTokenIds == first.eosTokenIds
             else {
                 throw DataParallelError.mismatch(
                     "engine \(r) serves \(h.model) (block size \(h.blockSize), max model len \(h.maxModelLen), vocabulary \(h.vocabSize)); "
-                        + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))")
+                        + "rank 0 serves \(first.model) (block size \(first.blockSize), max model len \(first.maxModelLen), vocabulary \(first.vocabSize))"
+                )
             }
         }
         self.clients = ranks
@@ -84,7 +85,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     /// something else than the others, or when the rank is not down.
     public func rejoin(rank r: Int, client c: AsyncEngineClient) throws {
         let h = c.handshake, first = handshake
-        guard h.dataParallelRank == firstRank + r, h.model == first.model, h.blockSize == first.blockSize,
+        guard h.dataParallelRank == firstRank + r, h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize,
             h.maxModelLen == first.maxModelLen, h.vocabSize == first.vocabSize
         else {
             throw DataParallelError.mismatch("rank \(firstRank + r) came back as rank \(h.dataParallelRank) serving \(h.model)")
@@ -97,6 +98,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         lock.unlock()
         wire(c, rank: r)
     }
+
+    /// Whether the rank with local index `r` is serving (joined and not down).
+    public func isUp(_ r: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return downReasons[r] == nil }
 
     /// `handler(index, reason)` runs once per rank that goes down, with its local index (global rank: `firstRank + index`).
     public func onRankDown(_ handler: @escaping (Int, String) -> Void) {
@@ -145,7 +149,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     public var engines: [EngineStatus] {
         lock.lock(); let down = downReasons, all = clients; lock.unlock()
         return all.enumerated().map { r, c in
-            EngineStatus(rank: firstRank + r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats, numOpenRequests: c.numOpenRequests)
+            EngineStatus(
+                rank: firstRank + r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats,
+                numOpenRequests: c.numOpenRequests)
         }
     }
 

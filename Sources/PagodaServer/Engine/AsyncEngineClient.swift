@@ -13,8 +13,13 @@ public final class AsyncEngineClient: EngineClient, @unchecked Sendable {
     private var statsHandlers: [(SchedulerStats) -> Void] = []
     private var kvEventHandlers: [(KVCacheEvents) -> Void] = []
 
-    public init(rpc: EngineCoreRPCClient) {
+    /// Heartbeats and a silence timeout for an engine core on another node (nil: a local socket, whose close
+    /// is seen at once).
+    private let liveness: EngineRPCLiveness?
+
+    public init(rpc: EngineCoreRPCClient, liveness: EngineRPCLiveness? = nil) {
         self.rpc = rpc
+        self.liveness = liveness
     }
 
     /// Begins delivering outputs (call once, after registering handlers you need from the start).
@@ -31,6 +36,7 @@ public final class AsyncEngineClient: EngineClient, @unchecked Sendable {
                 self.lock.lock(); let hs = self.kvEventHandlers; self.lock.unlock()
                 for h in hs { h(e) }
             },
+            liveness: liveness,
             onClosed: { [weak self] reason in self?.engineDied(reason) })
     }
 
@@ -60,8 +66,11 @@ public final class AsyncEngineClient: EngineClient, @unchecked Sendable {
     }
 
     public var engines: [EngineStatus] {
-        [EngineStatus(rank: handshake.dataParallelRank, down: dead, pid: handshake.pid, numBlocks: handshake.numBlocks, stats: stats,
-                      numOpenRequests: numOpenRequests)]
+        [
+            EngineStatus(
+                rank: handshake.dataParallelRank, down: dead, pid: handshake.pid, numBlocks: handshake.numBlocks, stats: stats,
+                numOpenRequests: numOpenRequests)
+        ]
     }
 
     /// `handler` runs on the RPC reader thread for every prefix-cache change the engine publishes.

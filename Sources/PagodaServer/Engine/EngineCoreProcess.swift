@@ -18,8 +18,10 @@ public final class EngineCoreProcess: @unchecked Sendable {
     ///   - address: where the front-end listens.
     ///   - startupTimeout: seconds to wait for the handshake (model loading included).
     ///   - waiting: called about every 50 ms while the child loads (progress display).
-    public init(executable: String, arguments: [String], address: EngineRPCAddress, startupTimeout: Double,
-                waiting: () -> Void = {}) throws {
+    public init(
+        executable: String, arguments: [String], address: EngineRPCAddress, startupTimeout: Double,
+        waiting: () -> Void = {}
+    ) throws {
         listener = try EngineRPCListener(address: address)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
@@ -63,12 +65,15 @@ public final class EngineCoreProcess: @unchecked Sendable {
         }
     }
 
+    /// How a child process ended ("exited with status 1", "killed by signal 9 (SIGKILL)").
     public static func describeExit(_ p: Process) -> String {
         if p.isRunning { return "still running (pid \(p.processIdentifier))" }
         switch p.terminationReason {
         case .exit: return "exited with status \(p.terminationStatus)"
         case .uncaughtSignal:
-            let name = p.terminationStatus == SIGKILL ? " (SIGKILL)" : p.terminationStatus == SIGSEGV ? " (SIGSEGV)" : p.terminationStatus == SIGTERM ? " (SIGTERM)" : ""
+            let name =
+                p.terminationStatus == SIGKILL
+                ? " (SIGKILL)" : p.terminationStatus == SIGSEGV ? " (SIGSEGV)" : p.terminationStatus == SIGTERM ? " (SIGTERM)" : ""
             return "killed by signal \(p.terminationStatus)\(name)"
         @unknown default: return "ended (status \(p.terminationStatus))"
         }
@@ -96,7 +101,8 @@ extension EngineCoreProcess {
         }
         if let (i, error) = failures.min(by: { $0.0 < $1.0 }) {
             for p in started.compactMap({ $0 }) { p.stop() }
-            throw configs.count > 1 ? EngineRPCError.handshake("data-parallel rank \(configs[i].parallel.dataParallelRank): \(error)") : error
+            throw configs.count > 1
+                ? EngineRPCError.handshake("data-parallel rank \(configs[i].parallel.dataParallelRank): \(error)") : error
         }
         return started.map { $0! }
     }

@@ -27,24 +27,38 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static func response(_ error: OpenAIError) -> Response {
         let body = (try? OpenAIJSON.encode(error.body)) ?? Data()
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let s = error.retryAfterSeconds { headers[.retryAfter] = String(s) }
         return Response(
-            status: HTTPResponse.Status(code: error.status),
-            headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            status: HTTPResponse.Status(code: error.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
 
-/// `--api-key`: every `/v1/*` route needs `Authorization: Bearer <key>` (as in vLLM).
+/// `--api-key`: every route that costs work (`/v1/*`, as in vLLM, and `/tokenize`, `/detokenize`) needs
+/// `Authorization: Bearer <key>`; with `allRoutes` (`--api-key-all-routes`) every route does.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let apiKey: String
+    let allRoutes: Bool
+
+    static func costsWork(_ path: String) -> Bool {
+        path.hasPrefix("/v1") || path == "/tokenize" || path == "/detokenize"
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path.hasPrefix("/v1") {
+        if allRoutes || Self.costsWork(request.uri.path) {
             let given = request.headers[.authorization]
-            guard given == "Bearer \(apiKey)" else {
+            guard let given, Self.equalInConstantTime(given, "Bearer \(apiKey)") else {
                 throw OpenAIError.unauthorized(given == nil ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key")
             }
         }
         return try await next(request, context)
+    }
+
+    /// Compares without stopping at the first differing byte, so response timing does not reveal the key.
+    static func equalInConstantTime(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return diff == 0
     }
 }

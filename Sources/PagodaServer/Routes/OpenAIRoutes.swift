@@ -13,24 +13,32 @@ public enum OpenAIRoutes {
     public static func makeRouter(serving: OpenAIServing) -> Router<ServerRequestContext> {
         let router = Router(context: ServerRequestContext.self)
         router.add(middleware: OpenAIErrorMiddleware())
-        if let key = serving.config.apiKey { router.add(middleware: APIKeyMiddleware(apiKey: key)) }
+        if let key = serving.config.apiKey {
+            router.add(middleware: APIKeyMiddleware(apiKey: key, allRoutes: serving.config.apiKeyAllRoutes))
+        }
         let limit = serving.config.maxRequestBodyBytes
+        let admission = serving.admission
 
         router.post("/v1/completions") { request, context in
             let data = try await body(request, limit: limit)
+            let ticket = try admission.admit()
             let rank = dataParallelRank(request)
-            return respond(try await context.cancellingOnDisconnect { try await serving.completions(data, dataParallelRankHeader: rank) })
+            return respond(try await context.cancellingOnDisconnect { try await serving.completions(data, dataParallelRankHeader: rank) },
+                           holding: ticket)
         }
         router.post("/v1/chat/completions") { request, context in
             let data = try await body(request, limit: limit)
+            let ticket = try admission.admit()
             let rank = dataParallelRank(request)
-            return respond(try await context.cancellingOnDisconnect { try await serving.chatCompletions(data, dataParallelRankHeader: rank) })
+            return respond(try await context.cancellingOnDisconnect { try await serving.chatCompletions(data, dataParallelRankHeader: rank) },
+                           holding: ticket)
         }
         router.get("/v1/models") { _, _ in json(try serving.models()) }
         router.post("/tokenize") { request, _ in json(try serving.tokenize(try await body(request, limit: limit))) }
         router.post("/detokenize") { request, _ in json(try serving.detokenize(try await body(request, limit: limit))) }
         router.get("/health") { _, _ -> Response in
             if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
+            if admission.phase != .serving { throw OpenAIError.serviceUnavailable("the server is shutting down") }
             // Data parallel: still healthy while one rank serves, but say which are down.
             let down = serving.engine.engines.filter { $0.down != nil }
             if down.isEmpty { return Response(status: .ok) }
@@ -84,15 +92,19 @@ public enum OpenAIRoutes {
         Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func respond(_ r: ServingResponse) -> Response {
+    /// The HTTP response of a generation; `ticket` (its place in `RequestAdmission`) is given back once the
+    /// answer is complete: at once for a JSON body, when the stream ends (or is dropped unsent) for SSE.
+    static func respond(_ r: ServingResponse, holding ticket: RequestAdmission.Ticket) -> Response {
         switch r {
         case .json(let data):
+            ticket.release()
             return json(data)
         case .stream(let produce):
             return Response(
                 status: .ok,
                 headers: [.contentType: ServerSentEvents.contentType, .cacheControl: "no-cache"],
                 body: ResponseBody { writer in
+                    defer { ticket.release() }
                     await produce { bytes in try await writer.write(ByteBuffer(bytes: bytes)) }
                     try await writer.finish(nil)
                 })

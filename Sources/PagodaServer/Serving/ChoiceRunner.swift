@@ -2,6 +2,9 @@ import Foundation
 import PagodaEngine
 import PagodaOpenAI
 
+/// Identifies one run in `RequestAdmission`'s registry while the run lives.
+private final class RunToken: Sendable {}
+
 /// One choice of one prompt, as an engine request with its output processor.
 struct ChoiceJob {
     let index: Int
@@ -34,24 +37,36 @@ struct ChoiceRun {
 final class ChoiceRunner: @unchecked Sendable {
     let engine: EngineClient
     let metrics: ServerMetrics
+    let admission: RequestAdmission
 
-    init(engine: EngineClient, metrics: ServerMetrics) {
-        self.engine = engine; self.metrics = metrics
+    init(engine: EngineClient, metrics: ServerMetrics, admission: RequestAdmission) {
+        self.engine = engine; self.metrics = metrics; self.admission = admission
     }
 
     func run(_ jobs: [ChoiceJob], streaming: Bool) -> ChoiceRun {
-        let engine = self.engine, metrics = self.metrics
+        let engine = self.engine, metrics = self.metrics, admission = self.admission
         let (events, continuation) = AsyncStream<ChoiceEvent>.makeStream()
+        // Shutdown's abort cancels the producer: each choice then ends with `abortedByShutdown`.
+        let token = RunToken()
+        let key = ObjectIdentifier(token)
+        let gate = AsyncStream<Void>.makeStream()
         let producer = Task {
+            for await _ in gate.stream {}  // starts once it is tracked (or refused)
+            defer { admission.untrack(ObjectIdentifier(token)) }
             await withTaskGroup(of: Void.self) { group in
                 for job in jobs {
                     group.addTask {
                         await Self.runOne(job, streaming: streaming, engine: engine, metrics: metrics, continuation: continuation)
+                        if Task.isCancelled && admission.aborting {
+                            continuation.yield(.failed(index: job.index, RequestAdmission.abortedByShutdown))
+                        }
                     }
                 }
             }
             continuation.finish()
         }
+        if !admission.track(producer, key: key) { producer.cancel() }
+        gate.continuation.finish()
         continuation.onTermination = { termination in
             if case .cancelled = termination { producer.cancel() }
         }

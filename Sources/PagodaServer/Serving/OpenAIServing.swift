@@ -13,12 +13,15 @@ public final class OpenAIServing: @unchecked Sendable {
     public let tokenizer: ServingTokenizer
     public let engine: EngineClient
     public let metrics: ServerMetrics
+    /// The in-flight limit and the shutdown drain.
+    public let admission: RequestAdmission
     let runner: ChoiceRunner
     let logger: Logger
 
     public init(config: ServerConfig, tokenizer: ServingTokenizer, engine: EngineClient, metrics: ServerMetrics, logger: Logger) {
         self.config = config; self.tokenizer = tokenizer; self.engine = engine; self.metrics = metrics; self.logger = logger
-        self.runner = ChoiceRunner(engine: engine, metrics: metrics)
+        self.admission = RequestAdmission(limit: config.maxConcurrentRequests)
+        self.runner = ChoiceRunner(engine: engine, metrics: metrics, admission: admission)
         engine.onStats { [metrics] rank, s in metrics.record(stats: s, rank: rank) }
     }
 

@@ -1,0 +1,49 @@
+import Foundation
+import PagodaFuzzing
+import XCTest
+
+/// Replays every committed fuzz corpus (Tests/FuzzCorpus/<target>/: seeds, inputs the fuzzer kept, and
+/// `regression-*` inputs that once crashed a parser) through its target, as CI's stand-in for fuzzing time.
+final class FuzzCorpusReplayTests: XCTestCase {
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("FuzzCorpus")
+
+    /// Seeds that are valid inputs: the target must accept them, so a target that rejects everything early
+    /// (and would fuzz nothing) fails here.
+    static let mustAccept: [FuzzTarget: [String]] = [
+        .openaiCompletion: ["plain", "batch", "token-ids"],
+        .openaiChat: ["plain", "parts", "tools"],
+        .openaiTokenize: ["prompt", "messages"],
+        .proxyRouting: ["openai-completion-plain", "openai-chat-plain"],
+        .safetensors: ["two-tensors", "empty"],
+        .gguf: ["tiny-v3"],
+        .tokenizerJSON: ["byte-level-bpe", "metaspace-bpe"],
+        .jinjaTemplate: ["constructs", "Qwen-Qwen2.5-7B-Instruct.jinja", "meta-llama-Llama-3.1-8B-Instruct.jinja"],
+        .engineRPCFrame: ["hello", "abort", "utility", "failure"],
+    ]
+
+    /// Seeds that are invalid: the target must refuse them (with an error, not a crash).
+    static let mustRefuse: [FuzzTarget: [String]] = [
+        .safetensors: ["truncated"],
+        .gguf: ["tiny-v3-head"],
+    ]
+
+    func testEveryTargetHasACorpusAndReplaysIt() throws {
+        for target in FuzzTarget.allCases {
+            let folder = Self.corpus.appendingPathComponent(target.rawValue)
+            let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+            XCTAssertFalse(files.isEmpty, "no corpus for \(target.rawValue)")
+            var accepted = Set<String>()
+            for name in files {
+                let data = try Data(contentsOf: folder.appendingPathComponent(name))
+                if target.run(Array(data)) { accepted.insert(name) }
+            }
+            for name in Self.mustAccept[target] ?? [] {
+                XCTAssertTrue(accepted.contains(name), "\(target.rawValue) refused its valid seed \(name)")
+            }
+            for name in Self.mustRefuse[target] ?? [] {
+                XCTAssertFalse(accepted.contains(name), "\(target.rawValue) accepted its invalid seed \(name)")
+            }
+        }
+    }
+}
