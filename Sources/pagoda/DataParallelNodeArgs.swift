@@ -55,7 +55,8 @@ struct DataParallelNodeSettings {
 
     init(
         server: ServerArgs, node: DataParallelNodeArgs, frontEnd: FrontEndArgs,
-        environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
         do {
             deployment = try DataParallelDeployment(
                 size: server.dataParallelSize, rank: server.dataParallelRank, sizeLocal: node.dataParallelSizeLocal,

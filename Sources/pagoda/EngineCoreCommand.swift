@@ -37,8 +37,12 @@ struct EngineCoreCommand: ParsableCommand {
     var heartbeatTimeout: Double = 10
 
     func validate() throws {
-        guard (rpcAddress == nil) != (rpcListen == nil) else { throw ValidationError("exactly one of --rpc-address and --rpc-listen is needed") }
-        guard !(remote && rpcListen != nil) else { throw ValidationError("--remote connects to a head; it cannot be used with --rpc-listen") }
+        guard (rpcAddress == nil) != (rpcListen == nil) else {
+            throw ValidationError("exactly one of --rpc-address and --rpc-listen is needed")
+        }
+        guard !(remote && rpcListen != nil) else {
+            throw ValidationError("--remote connects to a head; it cannot be used with --rpc-listen")
+        }
     }
 
     func run() throws {

@@ -243,22 +243,26 @@ struct ServerArgs: ParsableArguments {
         help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
     var servedModelName: [String] = []
 
-    @Option(name: .customLong("api-key"),
-            help: "Require 'Authorization: Bearer <key>' on the routes that cost work (/v1/*, /tokenize, /detokenize). Default: $VLLM_API_KEY.")
+    @Option(
+        name: .customLong("api-key"),
+        help: "Require 'Authorization: Bearer <key>' on the routes that cost work (/v1/*, /tokenize, /detokenize). Default: $VLLM_API_KEY.")
     var apiKey: String?
 
-    @Flag(name: .customLong("api-key-all-routes"), help: "With an API key: also require it on /health, /ping, /metrics, /load and /version.")
+    @Flag(
+        name: .customLong("api-key-all-routes"), help: "With an API key: also require it on /health, /ping, /metrics, /load and /version.")
     var apiKeyAllRoutes = false
 
-    @Option(name: .customLong("max-concurrent-requests"),
-            help: "Generation requests this server holds at once; more get 429 with Retry-After (0: no limit).")
+    @Option(
+        name: .customLong("max-concurrent-requests"),
+        help: "Generation requests this server holds at once; more get 429 with Retry-After (0: no limit).")
     var maxConcurrentRequests: Int = 4096
 
     @Option(name: .customLong("max-request-body-bytes"), help: "Larger request bodies get 413.")
     var maxRequestBodyBytes: Int = 8 << 20
 
-    @Option(name: .customLong("shutdown-timeout"),
-            help: "On SIGTERM/SIGINT, seconds to let in-flight requests finish while new ones get 503; 0 aborts them at once (vLLM's default).")
+    @Option(
+        name: .customLong("shutdown-timeout"),
+        help: "On SIGTERM/SIGINT, seconds to let in-flight requests finish while new ones get 503; 0 aborts them at once (vLLM's default).")
     var shutdownTimeout: Double = 0
 
     @Flag(name: .customLong("disable-log-requests"), help: "Do not log each request.")
@@ -305,9 +309,15 @@ struct ServerArgs: ParsableArguments {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("invalid --port \(port): must be between 0 and 65535") }
         if let k = apiKey, k.isEmpty { throw ValidationError("invalid --api-key: empty") }
-        guard maxConcurrentRequests >= 0 else { throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more") }
-        guard maxRequestBodyBytes >= 1 else { throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1") }
-        guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else { throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds") }
+        guard maxConcurrentRequests >= 0 else {
+            throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more")
+        }
+        guard maxRequestBodyBytes >= 1 else {
+            throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1")
+        }
+        guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else {
+            throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds")
+        }
         if servedModelName.contains(where: \.isEmpty) { throw ValidationError("invalid --served-model-name: empty name") }
     }
 }

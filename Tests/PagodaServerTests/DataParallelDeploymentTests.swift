@@ -108,7 +108,10 @@ final class DataParallelDeploymentTests: XCTestCase {
             ("--data-parallel-external-lb needs --data-parallel-rank", { try .init(size: 2, externalLB: true) }),
             ("--data-parallel-hybrid-lb needs --data-parallel-size-local", { try .init(size: 2, hybridLB: true) }),
             ("--data-parallel-hybrid-lb needs --data-parallel-size-local", { try .init(size: 4, startRank: 2) }),
-            ("--data-parallel-size-local must be at least 1 with --data-parallel-hybrid-lb", { try .init(size: 4, sizeLocal: 0, hybridLB: true) }),
+            (
+                "--data-parallel-size-local must be at least 1 with --data-parallel-hybrid-lb",
+                { try .init(size: 4, sizeLocal: 0, hybridLB: true) }
+            ),
             (
                 "--data-parallel-hybrid-lb cannot be used with --headless",
                 { try .init(size: 4, sizeLocal: 2, startRank: 2, headless: true, hybridLB: true) }

@@ -103,7 +103,7 @@ def test_external_ranks_behind_the_proxy(pagoda, tmp_path):
     (["--data-parallel-size", "2", "--data-parallel-rank", "1", "--data-parallel-start-rank", "1"],
      "more than one data-parallel load balancing mode"),
     (["--data-parallel-size", "2", "--data-parallel-external-lb"], "needs --data-parallel-rank"),
-    (["--data-parallel-size", "2", "--data-parallel-rank", "0", "--data-parallel-size-local", "2"], "must be 1 or unset"),
+    (["--data-parallel-size", "2", "--data-parallel-rank", "0", "--data-parallel-size-local", "2"], "must be 1 when --data-parallel-rank is set"),
     (["--data-parallel-size", "2", "--data-parallel-hybrid-lb"], "needs --data-parallel-size-local"),
     (["--data-parallel-size", "2", "--data-parallel-start-rank", "1"], "needs --data-parallel-size-local"),
     (["--data-parallel-size", "2", "--data-parallel-size-local", "3"], "must be at most --data-parallel-size 2"),

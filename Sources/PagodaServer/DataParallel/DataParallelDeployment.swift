@@ -76,7 +76,8 @@ public struct DataParallelDeployment: Sendable, Equatable {
         if headless {
             if hybridLB || externalLB {
                 throw fail(
-                    "--data-parallel-\(hybridLB ? "hybrid" : "external")-lb cannot be used with --headless (those modes run an API server on every node)")
+                    "--data-parallel-\(hybridLB ? "hybrid" : "external")-lb cannot be used with --headless (those modes run an API server on every node)"
+                )
             }
             if let apiServerCount, apiServerCount > 0 {
                 throw fail("--api-server-count \(apiServerCount) cannot be used with --headless (a headless node runs no API server)")
