@@ -176,7 +176,7 @@ final class APIServerSupervisor: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: PagodaExecutable.path)
         p.arguments = arguments
         p.standardInput = FileHandle.nullDevice
-        try p.run()
+        try ChildSpawner.shared.run { try p.run() }
         return p
     }
 
@@ -190,5 +190,45 @@ final class APIServerSupervisor: @unchecked Sendable {
             for p in group where p.processIdentifier > 0 && p.isRunning { kill(p.processIdentifier, SIGKILL) }
         }
         for case .unix(let path) in addresses { unlink(path) }
+    }
+}
+
+/// Starts child processes from one thread that lives as long as this process. The children set
+/// `PR_SET_PDEATHSIG`, which Linux fires when the *thread* that forked them exits, not the process; spawned
+/// from a pool thread that later retires, an API server or engine core would get a SIGTERM while its
+/// supervisor still runs (an API server would start draining).
+final class ChildSpawner: @unchecked Sendable {
+    static let shared = ChildSpawner()
+
+    private let lock = NSCondition()
+    private var jobs: [() -> Void] = []
+
+    private init() {
+        let thread = Thread { [self] in
+            while true {
+                lock.lock()
+                while jobs.isEmpty { lock.wait() }
+                let job = jobs.removeFirst()
+                lock.unlock()
+                job()
+            }
+        }
+        thread.name = "pagoda-child-spawner"
+        thread.start()
+    }
+
+    /// Runs `body` on the spawner thread and returns what it returns (or throws what it throws).
+    func run<T>(_ body: @escaping () throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<T, Error>!
+        lock.lock()
+        jobs.append {
+            result = Result { try body() }
+            done.signal()
+        }
+        lock.signal()
+        lock.unlock()
+        done.wait()
+        return try result.get()
     }
 }
