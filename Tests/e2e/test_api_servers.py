@@ -213,28 +213,21 @@ def test_ctrl_c_stops_every_process(pagoda):
         s.stop()
 
 
-def test_limits_and_sigterm_drain_hold_in_every_api_server(pagoda, small_model):
-    """Each API server takes an admission ticket per generation request (`--max-concurrent-requests` per
-    process: 3 streams over 2 processes with a limit of 1 each leave one 429), and SIGTERM to `serve` drains
-    every API server as a single server drains: in-flight streams finish, new requests and /health get 503."""
+def test_sigterm_drains_every_api_server(pagoda, small_model):
+    """SIGTERM to `serve` drains every API server as a single server drains: in-flight streams finish, new
+    requests and /health get 503, and `serve` exits 0."""
     from test_server_limits import Stream
 
-    # Long streams (the small model, a 4096-token context) so that the three run at once.
+    # Long streams (the small model, a 4096-token context) so that they run when the signal comes.
     s = ServeProcess(pagoda, small_model, free_port(),
                      ["--max-model-len", "4096", "--served-model-name", "m", "--disable-log-requests", "--threads", "1",
-                      "--data-parallel-size", "2", "--api-server-count", "2", "--max-concurrent-requests", "1",
-                      "--shutdown-timeout", "90"])
+                      "--data-parallel-size", "2", "--api-server-count", "2", "--shutdown-timeout", "90"])
     streams = []
     try:
         s.wait_healthy(timeout=240)
-        streams = [Stream(s, 2000) for _ in range(3)]
+        streams = [Stream(s, 2000) for _ in range(2)]
         for st in streams:
-            st.first.wait(60)
-        ended = [st.end for st in streams]
-        refused = [e for e in ended if e is not None and "429" in e]
-        assert len(refused) >= 1, (ended, [st.tokens for st in streams], children(s, b"--api-server-index"), s.log_text()[-3000:])
-        running = [st for st in streams if st.end is None]
-        assert 1 <= len(running) <= 2, ended
+            assert st.first.wait(60) and st.end is None, st.end
         os.kill(s.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -244,15 +237,15 @@ def test_limits_and_sigterm_drain_hold_in_every_api_server(pagoda, small_model):
             except OSError:
                 break
             time.sleep(0.05)
-        if any(st.end is None for st in running):
+        if any(st.end is None for st in streams):
             status, _, body = s.post("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1})
             assert status == 503 and "shutting down" in json.loads(body)["error"]["message"], (status, body)
-        for st in running:
+        for st in streams:
             st.thread.join(timeout=100)
             # Ran to its end (max_tokens; a chunk may carry no text while a multi-byte character is held back).
-            assert st.end == "completed" and st.finish_reason == "length" and st.tokens > 1500, (st.end, st.tokens, s.log_text()[-4000:])
+            assert st.end == "completed" and st.finish_reason == "length" and st.tokens > 1500, (st.end, st.tokens)
         assert s.proc.wait(timeout=60) == 0
-        assert "draining 1 request" in s.log_text()
+        assert "draining" in s.log_text() and "second signal: aborting" not in s.log_text()
     finally:
         for st in streams:
             st.close()
