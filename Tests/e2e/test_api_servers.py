@@ -250,3 +250,29 @@ def test_sigterm_drains_every_api_server(pagoda, small_model):
         for st in streams:
             st.close()
         s.stop()
+
+
+def test_every_api_server_holds_the_in_flight_limit(pagoda, small_model):
+    """Each API server takes an admission ticket per generation request (`--max-concurrent-requests` holds
+    per process): three long streams over two processes with a limit of 1 each leave at least one 429."""
+    from test_server_limits import Stream
+
+    # 4000-token streams, so that the server is still generating each (a finished stream's ticket is back
+    # even while the client still reads the buffered rest).
+    s = ServeProcess(pagoda, small_model, free_port(),
+                     ["--max-model-len", "4096", "--served-model-name", "m", "--disable-log-requests", "--threads", "1",
+                      "--data-parallel-size", "2", "--api-server-count", "2", "--max-concurrent-requests", "1"])
+    streams = []
+    try:
+        s.wait_healthy(timeout=240)
+        streams = [Stream(s, 4000) for _ in range(3)]
+        for st in streams:
+            st.first.wait(60)
+        ended = [st.end for st in streams]
+        refused = [e for e in ended if e is not None and "429" in e]
+        assert len(refused) >= 1, (ended, [st.tokens for st in streams])
+        assert 1 <= sum(e is None for e in ended) <= 2, ended
+    finally:
+        for st in streams:
+            st.close()
+        s.stop()
