@@ -73,7 +73,9 @@ let package = Package(
             dependencies: [
                 "PagodaEngine", "PagodaOpenAI", "PagodaTokenizer", "PagodaStructured",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),

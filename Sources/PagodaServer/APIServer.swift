@@ -5,9 +5,11 @@ import Logging
 
 /// The HTTP API server: Hummingbird serving `OpenAIRoutes` on host:port until SIGINT/SIGTERM (with
 /// `ServerConfig.shutdownTimeoutSeconds` of draining first) or until the calling task is cancelled.
+/// `runOnSharedPort` (SharedPortServer.swift) serves the same routes on a SO_REUSEPORT socket, with the
+/// same drain on SIGTERM.
 public final class APIServer: @unchecked Sendable {
     public let serving: OpenAIServing
-    private let logger: Logger
+    let logger: Logger
 
     public init(serving: OpenAIServing, logger: Logger) {
         self.serving = serving; self.logger = logger
@@ -28,9 +30,17 @@ public final class APIServer: @unchecked Sendable {
             try await app.runService(gracefulShutdownSignals: [])
             return
         }
+        try await serveUntilDrained(signals: [SIGTERM, SIGINT]) { try await app.runService(gracefulShutdownSignals: []) }
+    }
+
+    /// Runs `serve` until the first of `signals` arrives, then drains (`drain(after:)`), cancels `serve` and
+    /// returns; a later signal aborts what is still in flight. The single server (`run`) and each API server
+    /// of `--api-server-count K` (`runOnSharedPort`) shut down through it. `serve` must end when cancelled.
+    func serveUntilDrained(signals: [Int32], _ serve: @escaping @Sendable () async throws -> Void) async throws {
         let admission = serving.admission, logger = self.logger
         let (signalled, first) = AsyncStream<Int32>.makeStream()
-        let signals = ShutdownSignals(
+        let handlers = ShutdownSignals(
+            signals,
             onFirst: { sig in
                 first.yield(sig); first.finish()
             },
@@ -38,9 +48,9 @@ public final class APIServer: @unchecked Sendable {
                 logger.notice("second signal: aborting the requests in flight now")
                 admission.abortAll()
             })
-        defer { signals.cancel(); first.finish() }
+        defer { handlers.cancel(); first.finish() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            group.addTask { try await serve() }
             group.addTask { [self] in
                 for await sig in signalled {
                     await drain(after: sig)
@@ -81,16 +91,18 @@ public final class APIServer: @unchecked Sendable {
 /// Thrown by the signal task to end the server's task group.
 private struct ShutdownComplete: Error {}
 
-/// SIGTERM and SIGINT delivered on a dispatch queue instead of the default handler (which would end the
-/// process): the first to `onFirst`, every later one to `onLater`.
+/// Shutdown signals (SIGTERM, SIGINT) delivered on a dispatch queue instead of the default handler (which
+/// would end the process): the first to `onFirst`, every later one to `onLater`.
 private final class ShutdownSignals: @unchecked Sendable {
+    private let signals: [Int32]
     private var sources: [DispatchSourceSignal] = []
     private let lock = NSLock()
     private var seen = 0
 
-    init(onFirst: @escaping @Sendable (Int32) -> Void, onLater: @escaping @Sendable (Int32) -> Void) {
+    init(_ signals: [Int32], onFirst: @escaping @Sendable (Int32) -> Void, onLater: @escaping @Sendable (Int32) -> Void) {
+        self.signals = signals
         let queue = DispatchQueue(label: "pagoda.signals")
-        for sig in [SIGTERM, SIGINT] {
+        for sig in signals {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler { [self] in
@@ -107,6 +119,6 @@ private final class ShutdownSignals: @unchecked Sendable {
 
     func cancel() {
         for s in sources { s.cancel() }
-        for sig in [SIGTERM, SIGINT] { signal(sig, SIG_DFL) }
+        for sig in signals { signal(sig, SIG_DFL) }
     }
 }

@@ -11,7 +11,9 @@ struct DataParallelNodeArgs: ParsableArguments {
         help: "Data-parallel ranks (engine cores) on this node. Default: all of --data-parallel-size. 0 on the head: the API server only.")
     var dataParallelSizeLocal: Int?
 
-    @Option(name: .customLong("data-parallel-start-rank"), help: "The first data-parallel rank of this node (with --headless). Default: 0.")
+    @Option(
+        name: .customLong("data-parallel-start-rank"),
+        help: "The first data-parallel rank of this node (with --headless, or above 0: hybrid load balancing). Default: 0.")
     var dataParallelStartRank: Int?
 
     @Flag(
@@ -33,9 +35,9 @@ struct DataParallelNodeArgs: ParsableArguments {
     )
     var heartbeatTimeout: Double = 10
 
-    /// Parsed only to reject the combinations vLLM rejects (`--headless` with API servers); more than one API
-    /// server is not run by this build.
-    @Option(name: .customLong("api-server-count"), help: "API server processes (vLLM); only 1 is supported, and none with --headless.")
+    @Option(
+        name: .customLong("api-server-count"),
+        help: "API-server processes sharing the port (SO_REUSEPORT); each sees every engine core of this server. None with --headless.")
     var apiServerCount: Int?
 }
 
@@ -48,17 +50,29 @@ struct DataParallelNodeSettings {
 
     static let defaultReadyTimeout = 600.0
 
-    init(server: ServerArgs, node: DataParallelNodeArgs, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// API-server processes this node runs (`--api-server-count`, default 1; 0 on a headless node).
+    var apiServerCount: Int
+
+    init(
+        server: ServerArgs, node: DataParallelNodeArgs, frontEnd: FrontEndArgs,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
         do {
             deployment = try DataParallelDeployment(
                 size: server.dataParallelSize, rank: server.dataParallelRank, sizeLocal: node.dataParallelSizeLocal,
                 startRank: node.dataParallelStartRank, headless: node.headless, address: server.dataParallelAddress,
-                rpcPort: server.dataParallelRPCPort, apiServerCount: node.apiServerCount)
+                rpcPort: server.dataParallelRPCPort, apiServerCount: node.apiServerCount,
+                hybridLB: frontEnd.hybridLB, externalLB: frontEnd.externalLB)
         } catch let e as DataParallelDeploymentError {
             throw ValidationError(e.message)
         }
-        if let k = node.apiServerCount, k > 1 {
-            throw ValidationError("--api-server-count \(k): more than one API server is not supported by this build")
+        apiServerCount = node.apiServerCount ?? (node.headless ? 0 : 1)
+        if apiServerCount > 1 && server.port == 0 {
+            throw ValidationError(
+                "--api-server-count \(apiServerCount) needs a fixed --port (port 0 would give each API server a different one)")
+        }
+        if let index = frontEnd.apiServerIndex, !(0..<max(apiServerCount, 1)).contains(index) {
+            throw ValidationError("invalid --api-server-index \(index): must be in 0..<\(apiServerCount) (--api-server-count)")
         }
         let flag = node.engineReadyTimeout.map { String($0) }
         let text = EnvironmentSetting.value(

@@ -7,7 +7,9 @@ import PagodaServer
 
 /// `pagoda engine-core` (hidden): one engine core process, started by `pagoda serve`. It connects
 /// to the front-end's engine RPC address, loads the model, sends its handshake, and serves
-/// requests until the front-end says shutdown or goes away.
+/// requests until the front-end says shutdown or goes away. With `--rpc-listen` (several API servers,
+/// `--api-server-count K`) it listens instead, serves every front-end that connects (`EngineCoreRPCHub`),
+/// and runs until SIGTERM or until its parent (`pagoda serve`) dies.
 struct EngineCoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine-core", abstract: "Run one engine core process (started by serve; hidden).", shouldDisplay: false)
@@ -16,7 +18,10 @@ struct EngineCoreCommand: ParsableCommand {
     var engineConfigJSON: String
 
     @Option(name: .customLong("rpc-address"), help: "The front-end's engine RPC address (unix:/path or tcp://host:port).")
-    var rpcAddress: String
+    var rpcAddress: String?
+
+    @Option(name: .customLong("rpc-listen"), help: "Listen here for front-ends instead (several API servers share this engine core).")
+    var rpcListen: String?
 
     @Flag(
         name: .customLong("remote"),
@@ -31,11 +36,21 @@ struct EngineCoreCommand: ParsableCommand {
     @Option(name: .customLong("heartbeat-timeout"), help: "With --remote: seconds of silence after which the head counts as lost.")
     var heartbeatTimeout: Double = 10
 
+    func validate() throws {
+        guard (rpcAddress == nil) != (rpcListen == nil) else {
+            throw ValidationError("exactly one of --rpc-address and --rpc-listen is needed")
+        }
+        guard !(remote && rpcListen != nil) else {
+            throw ValidationError("--remote connects to a head; it cannot be used with --rpc-listen")
+        }
+    }
+
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
         // Ctrl-C reaches the whole process group: the front-end shuts the engine down in order, and
         // the engine exits by itself when the front-end's connection closes. A remote engine core's
         // front-end is on another node: signals end it (its headless node stops it so).
+        if let rpcListen { return try runShared(listen: try EngineRPCAddress(parsing: rpcListen)) }
         if !remote {
             signal(SIGINT, SIG_IGN)
             signal(SIGTERM, SIG_IGN)
@@ -43,7 +58,7 @@ struct EngineCoreCommand: ParsableCommand {
             // A headless node's engine core dies with its node process (even a killed one).
             _ = pagoda_set_parent_death_signal(SIGTERM, getppid())
         }
-        let address = try EngineRPCAddress(parsing: rpcAddress)
+        let address = try EngineRPCAddress(parsing: rpcAddress!)
         let config: EngineConfig
         do { config = try JSONDecoder().decode(EngineConfig.self, from: Data(engineConfigJSON.utf8)) } catch {
             throw ValidationError("invalid --engine-config-json: \(error)")
@@ -92,5 +107,47 @@ struct EngineCoreCommand: ParsableCommand {
             logger.error("engine core exiting: \(why)")
             throw ExitCode(1)
         }
+    }
+}
+
+extension EngineCoreCommand {
+    /// The engine core shared by several API servers: binds `listen` first (front-ends may connect while
+    /// the model loads; they get the handshake once it is loaded), then serves them all until SIGTERM from
+    /// `pagoda serve` or its death.
+    func runShared(listen: EngineRPCAddress) throws {
+        // Die with the supervising `pagoda serve`, whatever killed it.
+        _ = pagoda_set_parent_death_signal(SIGTERM, getppid())
+        let config: EngineConfig
+        do { config = try JSONDecoder().decode(EngineConfig.self, from: Data(engineConfigJSON.utf8)) } catch {
+            throw ValidationError("invalid --engine-config-json: \(error)")
+        }
+        let dp = config.parallel.dataParallelSize > 1 ? (config.parallel.dataParallelRank, config.parallel.dataParallelSize) : nil
+        ServeLogging.bootstrap(dataParallel: dp, process: "engine-core")
+        let logger = Logger(label: "pagoda.engine-core")
+        let listener = try EngineRPCListener(address: listen)
+        let core: EngineCore
+        let identity: String
+        do {
+            core = try EngineCore(config: config)
+            identity = try ModelFingerprint.of(path: config.model.path)
+        } catch {
+            logger.error("engine core failed to start: \(error)")
+            throw ExitCode(1)
+        }
+        // The front-ends are the API servers of this host (they reach it over a unix socket): no address.
+        let handshake = EngineHandshake(
+            model: config.model.path, numBlocks: core.numBlocks, blockSize: config.cache.blockSize,
+            maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
+            dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
+            pid: Int(getpid()), modelIdentity: identity)
+        let hub = EngineCoreRPCHub(
+            listener: listener, handshake: handshake,
+            backend: EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching),
+            log: { logger.info("\($0)") })
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        term.setEventHandler { hub.stop() }
+        term.resume()
+        hub.run()
+        logger.info("engine core shut down")
     }
 }

@@ -18,11 +18,12 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Engine options") var engine: EngineArgs
     @OptionGroup(title: "Multi-node data parallel options") var node: DataParallelNodeArgs
     @OptionGroup(title: "Chat options") var chat: ChatServingArgs
+    @OptionGroup(title: "Front-end and data-parallel load balancing options") var frontEnd: FrontEndArgs
 
     func validate() throws {
         try server.validate()
         try chat.validate()
-        _ = try DataParallelNodeSettings(server: server, node: node)
+        _ = try DataParallelNodeSettings(server: server, node: node, frontEnd: frontEnd)
     }
 
     func run() async throws {
@@ -30,15 +31,18 @@ struct ServeCommand: AsyncParsableCommand {
         let modelPath = try ServedModelFolder.resolve(model)
         let chatConfig = try chat.makeConfig()
         var config = try engine.makeConfig(model: modelPath)
-        // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing);
-        // with `--data-parallel-rank r` this server is one rank of N (external load balancing); with
-        // `--data-parallel-size-local L` the other N - L ranks join from headless nodes (multi-node).
-        let multiNode = try DataParallelNodeSettings(server: server, node: node)
+        // `--data-parallel-size N` alone: N engine cores behind this server (internal load balancing); with
+        // `--data-parallel-size-local L` the other N - L ranks join from headless nodes (multi-node); with
+        // `--data-parallel-rank r` this server is one rank of N (external), with `--data-parallel-hybrid-lb`
+        // it runs this node's ranks (hybrid). Ranks are global everywhere (logs, /load, /metrics).
+        let multiNode = try DataParallelNodeSettings(server: server, node: node, frontEnd: frontEnd)
         let deployment = multiNode.deployment
-        let external = server.dataParallelRank != nil
-        let dpSize = server.dataParallelSize
+        let external = deployment.loadBalancing == .external
+        let dpSize = deployment.size
         let localRanks = Array(deployment.localRanks)
-        let allRanks = external ? localRanks : Array(0..<dpSize)
+        // The ranks behind this server, in the order of the data-parallel client's indices: local ones first
+        // (they start at 0 on a head), then those joining from headless nodes.
+        let allRanks = deployment.loadBalancing == .internal ? Array(0..<dpSize) : localRanks
         config.parallel.dataParallelSize = dpSize
         config.parallel.dataParallelRank = allRanks[0]
         if config.kvTransfer != nil && allRanks.count > 1 {
@@ -46,23 +50,36 @@ struct ServeCommand: AsyncParsableCommand {
                 + "data-parallel rank (--data-parallel-rank r) and list them all in pagoda disagg-proxy")
         }
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
+        if let index = frontEnd.apiServerIndex {
+            let addresses = try frontEnd.engineRPCAddresses.map { try EngineRPCAddress(parsing: $0) }
+            guard addresses.count == localRanks.count else {
+                throw ValidationError("--engine-rpc-address: \(addresses.count) given, \(localRanks.count) ranks run here")
+            }
+            try await APIServerProcess(
+                index: index, count: multiNode.apiServerCount, deployment: deployment, addresses: addresses,
+                modelPath: modelPath, served: served, server: server, chat: chatConfig
+            ).run()
+            return
+        }
         ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (allRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")
+        for note in deployment.notes { logger.warning("\(note)") }
         if deployment.headless { try HeadlessNode.run(config: config, settings: multiNode, logger: logger) }
 
         if server.trustRemoteCode { logger.notice("--trust-remote-code has no effect: Pagoda runs no model code from the model folder") }
         if server.enforceEager { logger.notice("--enforce-eager has no effect: Pagoda has no graph capture on CPUs") }
-        if external && dpSize > 1 {
-            logger.info("data parallel rank \(localRanks[0]) of \(dpSize) (external load balancing: this server is one rank)")
-        } else if dpSize > 1 {
-            let joining =
-                deployment.remoteRanks.isEmpty
-                ? "" : "; ranks \(deployment.remoteRanks.map(String.init).joined(separator: ", ")) join from headless nodes"
-            logger.info(
-                "data parallel size \(dpSize): \(localRanks.count) local engine cores behind this server\(joining) (internal load balancing, \(server.dataParallelRouting.rawValue) routing)"
-            )
+        if dpSize > 1 {
+            logger.info("\(deployment.summary)\(allRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
+        let configs = deployment.engineConfigs(base: config)
+        if multiNode.apiServerCount > 1 {
+            try await APIServerSupervisor(
+                configs: configs, apiServerCount: multiNode.apiServerCount, childArguments: Array(CommandLine.arguments.dropFirst()),
+                restartEngines: server.restartEngines, shutdownTimeout: server.shutdownTimeout, logger: logger
+            ).run()
+            return
+        }
 
         // The front-end's own half: the tokenizer and chat template.
         let tokenizer: ServingTokenizer
@@ -80,14 +97,6 @@ struct ServeCommand: AsyncParsableCommand {
         let progress = TerminalProgress(
             message: "Loading \(modelPath) in \(localRanks.count == 1 ? "the engine core" : "\(localRanks.count) engine cores")")
         if !localRanks.isEmpty { progress.start() }
-        let configs = localRanks.enumerated().map { i, r -> EngineConfig in
-            var c = config
-            c.parallel.dataParallelRank = r
-            if !external && localRanks.count > 1 {
-                c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: localRanks.count)
-            }
-            return c
-        }
         let initial: [EngineCoreProcess]
         do {
             initial = try EngineCoreProcess.startAll(
@@ -132,24 +141,26 @@ struct ServeCommand: AsyncParsableCommand {
             do {
                 let liveness = EngineRPCLiveness(timeout: multiNode.heartbeatTimeout)
                 dp = try DataParallelEngineClient(
-                    ranks: allRanks.map { r in
-                        r < initial.count
-                            ? AsyncEngineClient(rpc: initial[r].client) : AsyncEngineClient(rpc: remoteClients[r]!, liveness: liveness)
-                    }, policy: policy)
+                    ranks: allRanks.indices.map { i in
+                        i < initial.count
+                            ? AsyncEngineClient(rpc: initial[i].client)
+                            : AsyncEngineClient(rpc: remoteClients[allRanks[i]]!, liveness: liveness)
+                    }, firstRank: allRanks[0], policy: policy)
             } catch {
                 processes.stopAll()
                 for c in remoteClients.values { c.shutdown() }
                 throw ServeStartupError("\(error)")
             }
             let restart = server.restartEngines
-            dp.onRankDown { rank, reason in
+            dp.onRankDown { index, reason in
                 guard !shutdown.isSet else { return }
+                let rank = allRanks[index]  // global, for the log
                 // A rank of a headless node: it comes back when its node is started again.
-                guard rank < initial.count else {
+                guard index < initial.count else {
                     remote?.rankLost(rank, reason: reason, noneLeft: dp.dead != nil)
                     return
                 }
-                let how = processes[rank].exitDescription(waiting: 2)
+                let how = processes[index].exitDescription(waiting: 2)
                 if dp.dead != nil && !restart && remote == nil {
                     logger.critical("engine core rank \(rank) died (\(how)): \(reason); no rank is left; exiting")
                     usleep(300_000)
@@ -166,10 +177,10 @@ struct ServeCommand: AsyncParsableCommand {
                         if shutdown.isSet { return }
                         do {
                             let p = try EngineCoreProcess.startAll(
-                                configs: [configs[rank]], executable: PagodaExecutable.path,
+                                configs: [configs[index]], executable: PagodaExecutable.path,
                                 startupTimeout: 600)[0]
-                            processes[rank] = p
-                            do { try dp.rejoin(rank: rank, client: AsyncEngineClient(rpc: p.client)) } catch {
+                            processes[index] = p
+                            do { try dp.rejoin(rank: index, client: AsyncEngineClient(rpc: p.client)) } catch {
                                 p.stop()
                                 throw error
                             }
@@ -192,20 +203,8 @@ struct ServeCommand: AsyncParsableCommand {
             engineClient = dp
         }
 
-        var serverConfig = ServerConfig(servedModelNames: served, modelPath: modelPath)
-        serverConfig.host = server.host
-        serverConfig.port = server.port
-        serverConfig.apiKey = server.resolvedAPIKey(environment: ProcessInfo.processInfo.environment)
-        serverConfig.apiKeyAllRoutes = server.apiKeyAllRoutes
-        serverConfig.maxRequestBodyBytes = server.maxRequestBodyBytes
-        serverConfig.maxConcurrentRequests = server.maxConcurrentRequests
-        serverConfig.shutdownTimeoutSeconds = server.shutdownTimeout
-        serverConfig.disableLogRequests = server.disableLogRequests
-        serverConfig.enableAutoToolChoice = server.enableAutoToolChoice
-        serverConfig.toolCallParser = server.toolCallParser.flatMap(ToolCallParserKind.init(rawValue:))
-        serverConfig.dataParallelRank = allRanks[0]
-        serverConfig.dataParallelSize = dpSize
-        serverConfig.chat = chatConfig
+        let serverConfig = server.makeServerConfig(
+            served: served, modelPath: modelPath, chat: chatConfig, dataParallelRank: allRanks[0], dataParallelSize: dpSize)
         let metrics = ServerMetrics(modelName: served[0], dataParallelRank: allRanks[0], engineRanks: allRanks)
         let serving = OpenAIServing(
             config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
@@ -242,22 +241,26 @@ struct ServerArgs: ParsableArguments {
         help: "Model name(s) clients use; the first is reported. Default: the MODEL argument.")
     var servedModelName: [String] = []
 
-    @Option(name: .customLong("api-key"),
-            help: "Require 'Authorization: Bearer <key>' on the routes that cost work (/v1/*, /tokenize, /detokenize). Default: $VLLM_API_KEY.")
+    @Option(
+        name: .customLong("api-key"),
+        help: "Require 'Authorization: Bearer <key>' on the routes that cost work (/v1/*, /tokenize, /detokenize). Default: $VLLM_API_KEY.")
     var apiKey: String?
 
-    @Flag(name: .customLong("api-key-all-routes"), help: "With an API key: also require it on /health, /ping, /metrics, /load and /version.")
+    @Flag(
+        name: .customLong("api-key-all-routes"), help: "With an API key: also require it on /health, /ping, /metrics, /load and /version.")
     var apiKeyAllRoutes = false
 
-    @Option(name: .customLong("max-concurrent-requests"),
-            help: "Generation requests this server holds at once; more get 429 with Retry-After (0: no limit).")
+    @Option(
+        name: .customLong("max-concurrent-requests"),
+        help: "Generation requests this server holds at once; more get 429 with Retry-After (0: no limit).")
     var maxConcurrentRequests: Int = 4096
 
     @Option(name: .customLong("max-request-body-bytes"), help: "Larger request bodies get 413.")
     var maxRequestBodyBytes: Int = 8 << 20
 
-    @Option(name: .customLong("shutdown-timeout"),
-            help: "On SIGTERM/SIGINT, seconds to let in-flight requests finish while new ones get 503; 0 aborts them at once (vLLM's default).")
+    @Option(
+        name: .customLong("shutdown-timeout"),
+        help: "On SIGTERM/SIGINT, seconds to let in-flight requests finish while new ones get 503; 0 aborts them at once (vLLM's default).")
     var shutdownTimeout: Double = 0
 
     @Flag(name: .customLong("disable-log-requests"), help: "Do not log each request.")
@@ -269,7 +272,7 @@ struct ServerArgs: ParsableArguments {
     @Flag(name: .customLong("enforce-eager"), help: "Accepted for vLLM compatibility; has no effect.")
     var enforceEager = false
 
-    @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the deployment (external load balancing).")
+    @Option(name: .customLong("data-parallel-size"), help: "Data-parallel ranks in the whole deployment.")
     var dataParallelSize: Int = 1
 
     @Option(
@@ -313,9 +316,15 @@ struct ServerArgs: ParsableArguments {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("invalid --port \(port): must be between 0 and 65535") }
         if let k = apiKey, k.isEmpty { throw ValidationError("invalid --api-key: empty") }
-        guard maxConcurrentRequests >= 0 else { throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more") }
-        guard maxRequestBodyBytes >= 1 else { throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1") }
-        guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else { throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds") }
+        guard maxConcurrentRequests >= 0 else {
+            throw ValidationError("invalid --max-concurrent-requests \(maxConcurrentRequests): must be 0 (no limit) or more")
+        }
+        guard maxRequestBodyBytes >= 1 else {
+            throw ValidationError("invalid --max-request-body-bytes \(maxRequestBodyBytes): must be at least 1")
+        }
+        guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else {
+            throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds")
+        }
         if let p = toolCallParser, ToolCallParserKind(rawValue: p) == nil {
             throw ValidationError("invalid --tool-call-parser '\(p)': must be one of \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -327,6 +336,27 @@ struct ServerArgs: ParsableArguments {
 }
 
 extension ServerArgs {
+    /// The API server's settings from these flags: one place for the single server and the K API-server processes.
+    func makeServerConfig(served: [String], modelPath: String, chat: ChatServingConfig, dataParallelRank: Int, dataParallelSize: Int)
+        -> ServerConfig
+    {
+        var c = ServerConfig(servedModelNames: served, modelPath: modelPath)
+        c.host = host
+        c.port = port
+        c.apiKey = resolvedAPIKey(environment: ProcessInfo.processInfo.environment)
+        c.apiKeyAllRoutes = apiKeyAllRoutes
+        c.maxRequestBodyBytes = maxRequestBodyBytes
+        c.maxConcurrentRequests = maxConcurrentRequests
+        c.shutdownTimeoutSeconds = shutdownTimeout
+        c.disableLogRequests = disableLogRequests
+        c.enableAutoToolChoice = enableAutoToolChoice
+        c.toolCallParser = toolCallParser.flatMap(ToolCallParserKind.init(rawValue:))
+        c.dataParallelRank = dataParallelRank
+        c.dataParallelSize = dataParallelSize
+        c.chat = chat
+        return c
+    }
+
     /// `--api-key`, else vLLM's `VLLM_API_KEY` (never logged).
     func resolvedAPIKey(environment: [String: String]) -> String? {
         EnvironmentSetting.value(flag: apiKey, flagName: "--api-key", variables: ["VLLM_API_KEY"], in: environment)?.value

@@ -11,20 +11,37 @@ final class DataParallelEngineClientTests: XCTestCase {
     var backends: [TestEngineBackend] = []
 
     /// Engines with the given step intervals (a long one: an engine that produces nothing for that long).
-    func makeClient(stepIntervals: [Double], model: [String]? = nil) throws -> DataParallelEngineClient {
+    func makeClient(stepIntervals: [Double], model: [String]? = nil, firstRank: Int = 0) throws -> DataParallelEngineClient {
         var clients: [AsyncEngineClient] = []
-        for (r, interval) in stepIntervals.enumerated() {
+        for (i, interval) in stepIntervals.enumerated() {
+            let r = firstRank + i
             let backend = TestEngineBackend(stepInterval: interval)
             backends.append(backend)
-            let h = EngineHandshake(model: model?[r] ?? "/models/test", numBlocks: 64, blockSize: 4, maxModelLen: 64,
+            let h = EngineHandshake(model: model?[i] ?? "/models/test", numBlocks: 64, blockSize: 4, maxModelLen: 64,
                                     vocabSize: 1000, eosTokenIds: [0], dataParallelRank: r, dataParallelSize: stepIntervals.count, pid: 100 + r)
             let (rpc, engine) = try backend.serveOverRPC(h)
             connections.append(engine)
             clients.append(AsyncEngineClient(rpc: rpc))
         }
-        let dp = try DataParallelEngineClient(ranks: clients)
+        let dp = try DataParallelEngineClient(ranks: clients, firstRank: firstRank)
         dp.start()
         return dp
+    }
+
+    /// A hybrid server's slice (global ranks 2 and 3): outputs, `engines` and pins speak global ranks.
+    func testASliceOfRanksUsesGlobalRanks() async throws {
+        let dp = try makeClient(stepIntervals: [0.001, 0.001], firstRank: 2)
+        XCTAssertEqual(dp.engines.map(\.rank), [2, 3])
+        var ranks: [Int?] = []
+        for try await o in dp.generate(request("pinned", rank: 3)) { ranks.append(o.dataParallelRank) }
+        XCTAssertEqual(Set(ranks), [3])
+        XCTAssertEqual(backends[1].addedRequests.map(\.requestId), ["pinned"])
+        do {
+            _ = try await tokens(dp.generate(request("elsewhere", rank: 1)))
+            XCTFail("rank 1 is not served here")
+        } catch let e as DataParallelError {
+            XCTAssertEqual(e, .badRank("data_parallel_rank 1 is out of range (2..<4 are served here)"))
+        }
     }
 
     override func tearDown() {

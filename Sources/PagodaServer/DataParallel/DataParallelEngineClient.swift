@@ -10,6 +10,11 @@ import PagodaEngine
 /// to a live rank (the client never sees the loss), one that was already streaming ends with the engine's
 /// error. The server stays up while one rank serves (`dead` is nil). A rank whose engine core is started
 /// again joins back (`rejoin`) and gets traffic again.
+///
+/// Ranks: the clients are this server's local ranks, `firstRank ..< firstRank + count` in the deployment
+/// (`firstRank` is 0 unless `--data-parallel-hybrid-lb` gives this server a slice); the selector works on
+/// local indexes, everything a user sees (outputs, `engines`, statistics handlers, a pinned
+/// `data_parallel_rank`) uses global ranks.
 public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     /// The client of each rank (replaced when a rank rejoins); read under `lock`.
     private var clients: [AsyncEngineClient]
@@ -19,15 +24,17 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     private var downReasons: [Int: String] = [:]
     private var requestRank: [String: Int] = [:]
     private var onRankDown: [(Int, String) -> Void] = []
+    /// The global rank of local index 0.
+    public let firstRank: Int
 
-    /// `ranks[r]` must be data-parallel rank r; all must serve the same model with the same block size.
-    public init(ranks: [AsyncEngineClient], policy: EngineSelector.Policy = .init()) throws {
+    /// `ranks[i]` must be data-parallel rank `firstRank + i`; all must serve the same model with the same block size.
+    public init(ranks: [AsyncEngineClient], firstRank: Int = 0, policy: EngineSelector.Policy = .init()) throws {
         precondition(!ranks.isEmpty, "at least one engine")
         let first = ranks[0].handshake
         for (r, c) in ranks.enumerated() {
             let h = c.handshake
-            guard h.dataParallelRank == r else {
-                throw DataParallelError.mismatch("engine \(r) reports data-parallel rank \(h.dataParallelRank)")
+            guard h.dataParallelRank == firstRank + r else {
+                throw DataParallelError.mismatch("engine \(firstRank + r) reports data-parallel rank \(h.dataParallelRank)")
             }
             guard h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize, h.maxModelLen == first.maxModelLen,
                 h.vocabSize == first.vocabSize, h.eosTokenIds == first.eosTokenIds
@@ -39,12 +46,13 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
             }
         }
         self.clients = ranks
+        self.firstRank = firstRank
         selector = EngineSelector(numEngines: ranks.count, policy: policy)
     }
 
     public var numRanks: Int { clients.count }
 
-    /// The client of rank `r`.
+    /// The client of local index `r` (global rank `firstRank + r`).
     public func client(_ r: Int) -> AsyncEngineClient { lock.lock(); defer { lock.unlock() }; return clients[r] }
 
     /// Wires the engines' statistics, prefix-cache changes and deaths into the selector, and starts them.
@@ -59,7 +67,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
             self.selector.update(rank: r, waiting: s.numWaiting, running: s.numRunning, received: s.numRequestsReceived)
             let handlers = self.statsHandlers
             self.lock.unlock()
-            for h in handlers { h(r, s) }
+            for h in handlers { h(self.firstRank + r, s) }
         }
         c.onKVEvents { [weak self] e in
             guard let self else { return }
@@ -72,18 +80,18 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         c.start()
     }
 
-    /// Rank `r` is back (its engine core was started again): its new client replaces the lost one and the
+    /// Local index `r` is back (its engine core was started again): its new client replaces the lost one and the
     /// rank takes requests again, starting with an empty prefix cache. Refused when the engine serves
     /// something else than the others, or when the rank is not down.
     public func rejoin(rank r: Int, client c: AsyncEngineClient) throws {
         let h = c.handshake, first = handshake
-        guard h.dataParallelRank == r, h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize,
+        guard h.dataParallelRank == firstRank + r, h.modelIdentity == first.modelIdentity, h.blockSize == first.blockSize,
             h.maxModelLen == first.maxModelLen, h.vocabSize == first.vocabSize
         else {
-            throw DataParallelError.mismatch("rank \(r) came back as rank \(h.dataParallelRank) serving \(h.model)")
+            throw DataParallelError.mismatch("rank \(firstRank + r) came back as rank \(h.dataParallelRank) serving \(h.model)")
         }
         lock.lock()
-        guard downReasons[r] != nil else { lock.unlock(); throw DataParallelError.mismatch("rank \(r) is not down") }
+        guard downReasons[r] != nil else { lock.unlock(); throw DataParallelError.mismatch("rank \(firstRank + r) is not down") }
         clients[r] = c
         downReasons[r] = nil
         selector.setAlive(rank: r, true)
@@ -91,10 +99,10 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         wire(c, rank: r)
     }
 
-    /// Whether rank `r` is serving (joined and not down).
+    /// Whether the rank with local index `r` is serving (joined and not down).
     public func isUp(_ r: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return downReasons[r] == nil }
 
-    /// `handler(rank, reason)` runs once per rank that goes down.
+    /// `handler(index, reason)` runs once per rank that goes down, with its local index (global rank: `firstRank + index`).
     public func onRankDown(_ handler: @escaping (Int, String) -> Void) {
         lock.lock(); onRankDown.append(handler); lock.unlock()
     }
@@ -133,7 +141,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     public var dead: String? {
         lock.lock(); defer { lock.unlock() }
         guard downReasons.count == clients.count else { return nil }
-        return downReasons.keys.sorted().map { "rank \($0): \(downReasons[$0]!)" }.joined(separator: "; ")
+        return downReasons.keys.sorted().map { "rank \(firstRank + $0): \(downReasons[$0]!)" }.joined(separator: "; ")
     }
 
     public var numOpenRequests: Int { lock.lock(); defer { lock.unlock() }; return requestRank.count }
@@ -142,7 +150,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         lock.lock(); let down = downReasons, all = clients; lock.unlock()
         return all.enumerated().map { r, c in
             EngineStatus(
-                rank: r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats,
+                rank: firstRank + r, down: down[r], pid: c.handshake.pid, numBlocks: c.handshake.numBlocks, stats: c.stats,
                 numOpenRequests: c.numOpenRequests)
         }
     }
@@ -176,7 +184,12 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
 
     private func choose(_ request: EngineRequest, hashes: [UInt64]) -> Result<Int, EngineSelector.Refusal> {
         lock.lock(); defer { lock.unlock() }
-        let choice = selector.select(blockHashes: hashes, pinnedRank: request.dataParallelRank)
+        // A pinned rank is global; the selector counts from this server's first rank.
+        let pinned = request.dataParallelRank.map { $0 - firstRank }
+        if let p = pinned, !(0..<clients.count).contains(p) {
+            return .failure(.pinnedRankOutOfRange(request.dataParallelRank!, size: clients.count))
+        }
+        let choice = selector.select(blockHashes: hashes, pinnedRank: pinned)
         if case .success(let r) = choice { requestRank[request.requestId] = r }
         return choice
     }
@@ -193,7 +206,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                     switch choose(request, hashes: hashes) {
                     case .success(let r): rank = r
                     case .failure(let refusal):
-                        continuation.finish(throwing: refusal.asError(dead: dead))
+                        continuation.finish(throwing: refusal.asError(dead: dead, firstRank: firstRank))
                         return
                     }
                     var produced = false
@@ -201,7 +214,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                     do {
                         for try await var output in client(rank).generate(request) {
                             if !output.newTokenIds.isEmpty { produced = true }
-                            output.dataParallelRank = rank
+                            output.dataParallelRank = firstRank + rank
                             continuation.yield(output)
                         }
                         continuation.finish()
@@ -245,12 +258,13 @@ public enum DataParallelError: Error, CustomStringConvertible, Equatable {
 }
 
 extension EngineSelector.Refusal {
-    func asError(dead: String?) -> Error {
+    /// `firstRank`: the global rank of the selector's index 0 (out-of-range ranks arrive global already).
+    func asError(dead: String?, firstRank: Int = 0) -> Error {
         switch self {
         case .noLiveEngine: return EngineDeadError(reason: dead ?? "no data-parallel rank is serving")
         case .pinnedRankOutOfRange(let r, let size):
-            return DataParallelError.badRank("data_parallel_rank \(r) is out of range (0..<\(size))")
-        case .pinnedRankDown(let r): return DataParallelError.badRank("data_parallel_rank \(r) is not serving")
+            return DataParallelError.badRank("data_parallel_rank \(r) is out of range (\(firstRank)..<\(firstRank + size) are served here)")
+        case .pinnedRankDown(let r): return DataParallelError.badRank("data_parallel_rank \(firstRank + r) is not serving")
         }
     }
 }

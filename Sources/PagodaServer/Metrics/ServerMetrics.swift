@@ -63,6 +63,8 @@ public final class ServerMetrics: @unchecked Sendable {
         }
     }
     private var series: [Int: EngineSeries] = [:]
+    /// Requests finished by this API-server process, when it is one of several (`--api-server-count K`).
+    private var apiServerRequests: Counter?
 
     static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]
     static let tokenBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]
@@ -74,6 +76,21 @@ public final class ServerMetrics: @unchecked Sendable {
         self.modelName = modelName
         defaultRank = dataParallelRank
         for r in engineRanks ?? [dataParallelRank] { _ = engine(r) }
+    }
+
+    /// Names this process as API server `index` of `count` (`pagoda serve --api-server-count K`): adds
+    /// `pagoda:api_server_info{api_server="k",api_server_count="K",pid="…"} 1` and
+    /// `pagoda:api_server_requests_total{api_server="k"}` (engine requests this process finished), so a
+    /// scrape shows which of the processes sharing the port answered it.
+    public func labelAPIServer(index: Int, count: Int, pid: Int) {
+        lock.lock(); defer { lock.unlock() }
+        let info = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "pagoda:api_server_info", unitName: "", helpText: "This API-server process (one of --api-server-count)."),
+            labels: [("api_server", String(index)), ("api_server_count", String(count)), ("pid", String(pid))])
+        info.set(Double(1))
+        apiServerRequests = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: "pagoda:api_server_requests_total", unitName: "", helpText: "Engine requests finished by this API-server process."),
+            labels: [("api_server", String(index))])
     }
 
     /// The series of engine `rank` (created on first use). Call with `lock` held.
@@ -126,6 +143,7 @@ public final class ServerMetrics: @unchecked Sendable {
             }
         }
         e.e2e.record(r.finishTime - r.arrivalTime)
+        apiServerRequests?.increment()
     }
 
     /// Prometheus text exposition of every metric.
