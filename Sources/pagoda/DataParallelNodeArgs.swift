@@ -31,7 +31,7 @@ struct DataParallelNodeArgs: ParsableArguments {
     @Option(
         name: .customLong("data-parallel-heartbeat-timeout"),
         help:
-            "Seconds of silence after which a connection between the head and a headless node's engine core counts as lost (heartbeats every fifth of it). Default: 10."
+            "Seconds of silence after which a connection between the head and a headless node's engine core counts as lost (heartbeats every fifth of it)."
     )
     var heartbeatTimeout: Double = 10
 
