@@ -124,7 +124,9 @@ struct ServeCommand: AsyncParsableCommand {
 
         let shutdown = ServerShutdownFlag()
         let engineClient: EngineClient
-        if allRanks.count == 1 && initial.count == 1 {
+        // One engine core without restarts: its death ends the server. Otherwise (several ranks, or one that is
+        // restarted) the ranks sit behind `DataParallelEngineClient`, which marks a dead one down and takes it back.
+        if allRanks.count == 1 && initial.count == 1 && !server.restartEngines {
             let one = AsyncEngineClient(rpc: initial[0].client)
             one.onDeath { reason in
                 guard !shutdown.isSet else { return }
@@ -166,9 +168,14 @@ struct ServeCommand: AsyncParsableCommand {
                     usleep(300_000)
                     Foundation.exit(1)
                 }
-                logger.error(
-                    "engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest"
-                )
+                if allRanks.count == 1 {
+                    logger.error(
+                        "engine core died (\(how)): \(reason); requests in flight failed; new ones get 503 until it is restarted")
+                } else {
+                    logger.error(
+                        "engine core rank \(rank) died (\(how)): \(reason); its unstarted requests go to the other ranks, streaming ones failed; serving on the rest"
+                    )
+                }
                 guard restart else { return }
                 // Start the rank again (a crash loop gives up after a few tries) and let it rejoin.
                 Thread.detachNewThread {
@@ -291,7 +298,8 @@ struct ServerArgs: ParsableArguments {
 
     @Flag(
         name: .customLong("restart-engines"), inversion: .prefixedNo,
-        help: "With --data-parallel-size N: start a dead engine core again and let it rejoin (default on).")
+        help:
+            "Start a dead local engine core again and let it rejoin (default on; with one engine, requests get 503 until it is back). With --no-restart-engines, a server left with no engine core exits non-zero.")
     var restartEngines = true
 
     @Flag(name: .customLong("enable-auto-tool-choice"),

@@ -86,7 +86,7 @@ def test_external_data_parallel_rank_is_reported(pagoda, small_model):
 
 
 def test_engine_core_death_fails_requests_and_exits_nonzero(pagoda, small_model):
-    s = start(pagoda, small_model, "--served-model-name", "m", max_model_len=4096)
+    s = start(pagoda, small_model, "--served-model-name", "m", "--no-restart-engines", max_model_len=4096)
     try:
         engines = s.engine_core_pids()
         assert len(engines) == 1, "serve runs its engine core as a child process"
@@ -117,5 +117,45 @@ def test_engine_core_death_fails_requests_and_exits_nonzero(pagoda, small_model)
         assert s.proc.returncode != 0
         log = s.log_text()
         assert "engine core" in log and "signal 9" in log, log[-2000:]
+    finally:
+        s.stop()
+
+
+def test_a_dead_single_engine_core_is_restarted_and_serves_again(pagoda, small_model):
+    s = start(pagoda, small_model, "--served-model-name", "m", max_model_len=4096)
+    try:
+        engines = s.engine_core_pids()
+        assert len(engines) == 1
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key="x", max_retries=0, timeout=30)
+        outcome = {}
+
+        def long_stream():
+            try:
+                for _ in client.completions.create(model="m", prompt="go", max_tokens=4000, stream=True,
+                                                   extra_body={"ignore_eos": True}):
+                    outcome.setdefault("first", time.monotonic())
+                outcome["end"] = "completed"
+            except Exception as e:  # noqa: BLE001 - the in-flight stream must end with an error
+                outcome["end"] = f"error: {type(e).__name__}: {e}"
+
+        t = threading.Thread(target=long_stream)
+        t.start()
+        deadline = time.monotonic() + 30
+        while "first" not in outcome and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(engines[0], signal.SIGKILL)
+        t.join(timeout=15)
+        assert not t.is_alive() and outcome.get("end", "").startswith("error"), outcome
+        # The server stays up and serves again once the engine core is back (a bounded wait).
+        deadline = time.monotonic() + 120
+        while s.get("/health")[0] != 200:
+            assert s.proc.poll() is None, s.log_text()[-2000:]
+            assert time.monotonic() < deadline, "the engine core was not restarted in time"
+            time.sleep(0.2)
+        assert client.completions.create(model="m", prompt="hello", max_tokens=4).usage.completion_tokens == 4
+        new = s.engine_core_pids()
+        assert len(new) == 1 and new != engines
+        log = s.log_text()
+        assert "engine core died" in log and "restarted" in log, log[-2000:]
     finally:
         s.stop()
