@@ -6,7 +6,7 @@ import PagodaServer
 
 /// `pagoda serve [MODEL]`: the OpenAI-compatible API server (vLLM's `vllm serve`). The engine core
 /// runs in its own process (`pagoda engine-core`), joined by the engine RPC; if it dies, the
-/// server fails what is in flight and exits non-zero.
+/// server fails what is in flight and starts it again (`--no-restart-engines`: exits non-zero).
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve a model behind an OpenAI-compatible HTTP API.")
