@@ -225,7 +225,7 @@ def test_sigterm_drains_every_api_server(pagoda, small_model):
     streams = []
     try:
         s.wait_healthy(timeout=240)
-        streams = [Stream(s, 2000) for _ in range(2)]
+        streams = [Stream(s, 4000) for _ in range(2)]
         for st in streams:
             assert st.first.wait(60) and st.end is None, st.end
         os.kill(s.proc.pid, signal.SIGTERM)
@@ -238,12 +238,17 @@ def test_sigterm_drains_every_api_server(pagoda, small_model):
                 break
             time.sleep(0.05)
         if any(st.end is None for st in streams):
-            status, _, body = s.post("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1})
-            assert status == 503 and "shutting down" in json.loads(body)["error"]["message"], (status, body)
+            try:
+                status, _, body = s.post("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1})
+                assert status == 503 and "shutting down" in json.loads(body)["error"]["message"], (status, body)
+            except OSError:
+                # A fast machine generates the streams to their end while the client still reads what is
+                # buffered: the API servers have drained and closed the port. Only then is a refusal right.
+                assert "draining" in s.log_text()
         for st in streams:
             st.thread.join(timeout=100)
             # Ran to its end (max_tokens; a chunk may carry no text while a multi-byte character is held back).
-            assert st.end == "completed" and st.finish_reason == "length" and st.tokens > 1500, (st.end, st.tokens)
+            assert st.end == "completed" and st.finish_reason == "length" and st.tokens > 3000, (st.end, st.tokens)
         assert s.proc.wait(timeout=60) == 0
         assert "draining" in s.log_text() and "second signal: aborting" not in s.log_text()
     finally:
