@@ -8,24 +8,31 @@ import PagodaFuzzing
 #if PAGODA_FUZZ
 nonisolated(unsafe) private var selected: FuzzTarget?
 
-@_cdecl("LLVMFuzzerInitialize")
-public func fuzzerInitialize(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>>>
-) -> CInt {
-    let name = ProcessInfo.processInfo.environment["PAGODA_FUZZ_TARGET"] ?? ""
-    guard let target = FuzzTarget(rawValue: name) else {
-        let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
-        FileHandle.standardError.write(Data("error: set PAGODA_FUZZ_TARGET to one of: \(names)\n".utf8))
-        exit(2)
-    }
-    selected = target
-    return 0
-}
+/// libFuzzer's entry for a program that has its own `main` (SwiftPM gives every executable one).
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    selected?.run(Array(UnsafeBufferPointer(start: data, count: size)))
-    return 0
+@main
+struct FuzzMain {
+    static func main() {
+        let name = ProcessInfo.processInfo.environment["PAGODA_FUZZ_TARGET"] ?? ""
+        guard let target = FuzzTarget(rawValue: name) else {
+            let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
+            FileHandle.standardError.write(Data("error: set PAGODA_FUZZ_TARGET to one of: \(names)\n".utf8))
+            exit(2)
+        }
+        selected = target
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(
+            runDriver(&argc, &argv) { data, size in
+                selected?.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+                return 0
+            })
+    }
 }
 #else
 @main
