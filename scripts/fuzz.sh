@@ -12,7 +12,13 @@ cd "$(dirname "$0")/.."
 TARGET="${1:?usage: scripts/fuzz.sh TARGET|all [SECONDS] [libFuzzer flags]}"
 SECONDS_EACH="${2:-120}"
 shift $(( $# >= 2 ? 2 : 1 ))
+# Linked with the toolchain's lld (gold stops with an internal error on this binary).
+mkdir -p .build
+LLD="$(dirname "$(readlink -f "$(command -v swift)")")/ld.lld"
+[ -x "$LLD" ] || { echo "error: $LLD not found (the fuzz build links with the Swift toolchain's lld)" >&2; exit 1; }
+printf '{"schemaVersion": "1.0", "linker": {"path": "%s"}}\n' "$LLD" > .build/fuzz-toolset.json
 swift build --product pagoda-fuzz --build-path .build/fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DPAGODA_FUZZ \
+  --toolset .build/fuzz-toolset.json \
   2>&1 | grep -v "warning: Cannot export local symbol" | grep -E "error|warning: |Compiling pagoda|Build complete" || true
 BIN=.build/fuzz/debug/pagoda-fuzz
 [ -x "$BIN" ] || { echo "error: $BIN was not built" >&2; exit 1; }

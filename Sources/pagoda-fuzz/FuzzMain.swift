@@ -15,6 +15,13 @@ private func runDriver(
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
 ) -> CInt
 
+/// The input callback libFuzzer's runtime refers to by name.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    selected?.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
+
 @main
 struct FuzzMain {
     static func main() {
@@ -27,11 +34,7 @@ struct FuzzMain {
         selected = target
         var argc = CommandLine.argc
         var argv = CommandLine.unsafeArgv
-        exit(
-            runDriver(&argc, &argv) { data, size in
-                selected?.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
-                return 0
-            })
+        exit(runDriver(&argc, &argv, fuzzerTestOneInput))
     }
 }
 #else

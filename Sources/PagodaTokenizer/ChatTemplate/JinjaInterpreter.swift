@@ -21,6 +21,10 @@ final class JinjaScope {
     }
 
     func set(_ name: String, _ value: JinjaValue) { variables[name] = value }
+
+    /// Drops every variable: a macro stored in a scope holds that scope (its defining scope), a cycle that
+    /// only this breaks once the render is over.
+    func clear() { variables.removeAll() }
 }
 
 /// How a statement list finished: normally, or by `{% break %}` / `{% continue %}`.
@@ -37,8 +41,15 @@ final class JinjaInterpreter {
     private var callDepth = 0
     static let maxCallDepth = 32
 
+    /// Scopes that hold a macro defined in them (each a reference cycle until the render ends).
+    private var macroScopes: [JinjaScope] = []
+
     func render(_ nodes: [JinjaNode], scope: JinjaScope) throws -> String {
         var out = ""
+        defer {
+            for s in macroScopes { s.clear() }
+            macroScopes.removeAll()
+        }
         do {
             _ = try execute(nodes, scope, &out)
         } catch var e as ChatTemplateError {
@@ -90,6 +101,7 @@ final class JinjaInterpreter {
             case .macro(let def, let l):
                 line = l
                 scope.set(def.name, .callable(makeMacro(def, scope)))
+                macroScopes.append(scope)
             case .callBlock(let callee, let params, let body, let l):
                 line = l
                 guard case .call(let fn, var args) = callee else { break }
