@@ -25,10 +25,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         self.path = path
         mapping = try ReadOnlyMapping(path: path, minimumSize: 8) { ModelLoadError.invalidSafetensors(path: path, reason: $0) }
         let m = mapping.base, size = mapping.size
-        let headerLength = Int(UInt64(littleEndian: m.loadUnaligned(as: UInt64.self)))
-        guard headerLength > 0, headerLength <= size - 8 else {
+        // `Int(exactly:)`: a length of 2^63 or more (a crafted file; found by fuzzing) must be an error, not a trap.
+        let rawLength = UInt64(littleEndian: m.loadUnaligned(as: UInt64.self))
+        guard let headerLength = Int(exactly: rawLength), headerLength > 0, headerLength <= size - 8 else {
             throw ModelLoadError.invalidSafetensors(
-                path: path, reason: "header length \(headerLength) does not fit in the file (\(size) bytes): truncated or not safetensors")
+                path: path, reason: "header length \(rawLength) does not fit in the file (\(size) bytes): truncated or not safetensors")
         }
         dataStart = 8 + headerLength
         tensors = try SafetensorsFile.parseHeader(

@@ -24,7 +24,7 @@ final class FuzzCorpusReplayTests: XCTestCase {
 
     /// Seeds that are invalid: the target must refuse them (with an error, not a crash).
     static let mustRefuse: [FuzzTarget: [String]] = [
-        .safetensors: ["truncated"],
+        .safetensors: ["truncated", "regression-header-length-overflow"],
         .gguf: ["tiny-v3-head"],
     ]
 
