@@ -85,33 +85,40 @@ def test_external_data_parallel_rank_is_reported(pagoda, small_model):
     assert r.returncode != 0 and "data-parallel-rank" in r.stderr + r.stdout
 
 
+def kill_engine_core_mid_stream(s, engine_pid):
+    """Starts a long streamed completion, SIGKILLs the engine core once the first token arrived, and waits (15 s)
+    for the stream to end; returns (how it ended, or None if it still runs; the time of the kill)."""
+    client = openai.OpenAI(base_url=s.base_url + "/v1", api_key="x", max_retries=0, timeout=30)
+    outcome = {}
+
+    def long_stream():
+        try:
+            for _ in client.completions.create(model="m", prompt="go", max_tokens=4000, stream=True,
+                                               extra_body={"ignore_eos": True}):
+                outcome.setdefault("first", time.monotonic())
+            outcome["end"] = "completed"
+        except Exception as e:  # noqa: BLE001 - the in-flight stream must end with an error, not hang or finish
+            outcome["end"] = f"error: {type(e).__name__}: {e}"
+
+    t = threading.Thread(target=long_stream)
+    t.start()
+    deadline = time.monotonic() + 30
+    while "first" not in outcome and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(engine_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    t.join(timeout=15)
+    return (None if t.is_alive() else outcome.get("end", "")), killed
+
+
 def test_engine_core_death_fails_requests_and_exits_nonzero(pagoda, small_model):
     s = start(pagoda, small_model, "--served-model-name", "m", "--no-restart-engines", max_model_len=4096)
     try:
         engines = s.engine_core_pids()
         assert len(engines) == 1, "serve runs its engine core as a child process"
-        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key="x", max_retries=0, timeout=30)
-        outcome = {}
-
-        def long_stream():
-            try:
-                for _ in client.completions.create(model="m", prompt="go", max_tokens=4000, stream=True,
-                                                   extra_body={"ignore_eos": True}):
-                    outcome.setdefault("first", time.monotonic())
-                outcome["end"] = "completed"
-            except Exception as e:  # the stream must end with an error, not hang or finish cleanly
-                outcome["end"] = f"error: {type(e).__name__}: {e}"
-
-        t = threading.Thread(target=long_stream)
-        t.start()
-        deadline = time.monotonic() + 30
-        while "first" not in outcome and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(engines[0], signal.SIGKILL)
-        killed = time.monotonic()
-        t.join(timeout=15)
-        assert not t.is_alive(), "the in-flight stream ended"
-        assert outcome.get("end", "").startswith("error"), outcome
+        end, killed = kill_engine_core_mid_stream(s, engines[0])
+        assert end is not None, "the in-flight stream ended"
+        assert end.startswith("error"), end
         s.proc.wait(timeout=15)
         assert time.monotonic() - killed < 15
         assert s.proc.returncode != 0
@@ -126,26 +133,9 @@ def test_a_dead_single_engine_core_is_restarted_and_serves_again(pagoda, small_m
     try:
         engines = s.engine_core_pids()
         assert len(engines) == 1
+        end, _ = kill_engine_core_mid_stream(s, engines[0])
+        assert end is not None and end.startswith("error"), end
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key="x", max_retries=0, timeout=30)
-        outcome = {}
-
-        def long_stream():
-            try:
-                for _ in client.completions.create(model="m", prompt="go", max_tokens=4000, stream=True,
-                                                   extra_body={"ignore_eos": True}):
-                    outcome.setdefault("first", time.monotonic())
-                outcome["end"] = "completed"
-            except Exception as e:  # noqa: BLE001 - the in-flight stream must end with an error
-                outcome["end"] = f"error: {type(e).__name__}: {e}"
-
-        t = threading.Thread(target=long_stream)
-        t.start()
-        deadline = time.monotonic() + 30
-        while "first" not in outcome and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(engines[0], signal.SIGKILL)
-        t.join(timeout=15)
-        assert not t.is_alive() and outcome.get("end", "").startswith("error"), outcome
         # The server stays up and serves again once the engine core is back (a bounded wait).
         deadline = time.monotonic() + 120
         while s.get("/health")[0] != 200:
