@@ -384,11 +384,18 @@ def run_exec(args):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        code = ray.get(actor.wait.remote())
-    except Exception as e:  # noqa: BLE001
-        print(f"pagoda_ray exec: the actor died: {first_line(e)}", file=sys.stderr)
-        return 1
+    from ray.exceptions import GetTimeoutError
+
+    done = actor.wait.remote()
+    while True:
+        try:
+            code = ray.get(done, timeout=1)  # in slices, so that SIGTERM's handler runs
+            break
+        except GetTimeoutError:
+            continue
+        except Exception as e:  # noqa: BLE001 - the actor (or its node) died
+            print(f"pagoda_ray exec: the actor died: {first_line(e)}", file=sys.stderr)
+            return 1
     ray.kill(actor, no_restart=True)
     return 128 - code if code < 0 else code
 

@@ -39,6 +39,13 @@ struct DataParallelNodeArgs: ParsableArguments {
         name: .customLong("api-server-count"),
         help: "API-server processes sharing the port (SO_REUSEPORT); each sees every engine core of this server. None with --headless.")
     var apiServerCount: Int?
+
+    @Option(
+        name: .customLong("data-parallel-backend"),
+        help:
+            "mp (engine cores started by this server and by headless nodes) or ray (every rank's engine core placed on a running Ray cluster; see PAGODA_RAY_DP_PACK_STRATEGY)."
+    )
+    var dataParallelBackend: String = "mp"
 }
 
 /// The multi-node settings of one `serve`, validated together.
@@ -52,14 +59,22 @@ struct DataParallelNodeSettings {
 
     /// API-server processes this node runs (`--api-server-count`, default 1; 0 on a headless node).
     var apiServerCount: Int
+    /// `--data-parallel-backend ray`: where and how Ray places the ranks (nil: `mp`).
+    var ray: RayDataParallelPlan?
 
     init(
         server: ServerArgs, node: DataParallelNodeArgs, frontEnd: FrontEndArgs,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
+        switch node.dataParallelBackend {
+        case "mp": ray = nil
+        case "ray": ray = try RayDataParallelPlan(server: server, node: node, frontEnd: frontEnd, environment: environment)
+        default: throw ValidationError("invalid --data-parallel-backend \(node.dataParallelBackend): must be mp or ray")
+        }
         do {
+            // With Ray every rank is placed by Ray and joins this server over TCP, like a headless node's rank.
             deployment = try DataParallelDeployment(
-                size: server.dataParallelSize, rank: server.dataParallelRank, sizeLocal: node.dataParallelSizeLocal,
+                size: server.dataParallelSize, rank: server.dataParallelRank, sizeLocal: ray != nil ? 0 : node.dataParallelSizeLocal,
                 startRank: node.dataParallelStartRank, headless: node.headless, address: server.dataParallelAddress,
                 rpcPort: server.dataParallelRPCPort, apiServerCount: node.apiServerCount,
                 hybridLB: frontEnd.hybridLB, externalLB: frontEnd.externalLB)

@@ -50,7 +50,7 @@ struct EngineArgs: ParsableArguments {
     @Option(name: [.customLong("pipeline-parallel-size"), .customLong("pp", withSingleDash: true)], help: "Pipeline stages.")
     var pipelineParallelSize: Int = 1
 
-    @Option(name: .customLong("distributed-executor-backend"), help: "uni (in-process) or mp (worker processes).")
+    @Option(name: .customLong("distributed-executor-backend"), help: "uni (in-process), mp (worker processes) or ray (worker processes placed by a running Ray cluster).")
     var distributedExecutorBackend: String?
 
     @Option(name: .customLong("pipeline-layer-partition"),
@@ -103,7 +103,7 @@ struct EngineArgs: ParsableArguments {
         var backend: ParallelConfig.ExecutorBackend? = nil
         if let b = distributedExecutorBackend {
             guard let v = ParallelConfig.ExecutorBackend(rawValue: b) else {
-                throw ValidationError("invalid --distributed-executor-backend: \(b) (expected uni or mp)")
+                throw ValidationError("invalid --distributed-executor-backend: \(b) (expected uni, mp or ray)")
             }
             backend = v
         }
@@ -118,6 +118,7 @@ struct EngineArgs: ParsableArguments {
             var parallel = ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
                                           distributedExecutorBackend: backend)
             try applyWorkerSettings(to: &parallel)
+            if parallel.executorBackend == .ray { parallel.ray = try RayEnvironment.settings(environment) }
             let config = EngineConfig(
                 model: ModelLoadConfig(path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads, quantization: quant),
                 cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes,

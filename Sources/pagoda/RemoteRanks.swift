@@ -8,15 +8,21 @@ import PagodaServer
 final class RemoteRanks: @unchecked Sendable {
     let acceptor: RemoteRankAcceptor
     let ranks: [Int]
+    let origin: Origin
     private let logger: Logger
 
-    private init(acceptor: RemoteRankAcceptor, ranks: [Int], logger: Logger) {
-        self.acceptor = acceptor; self.ranks = ranks; self.logger = logger
+    /// Who starts the remote ranks: headless nodes (started again by hand, their ranks rejoin) or Ray
+    /// (`--data-parallel-backend ray`, which restarts nothing).
+    enum Origin { case headlessNode, ray }
+
+    private init(acceptor: RemoteRankAcceptor, ranks: [Int], origin: Origin, logger: Logger) {
+        self.acceptor = acceptor; self.ranks = ranks; self.origin = origin; self.logger = logger
     }
 
     /// Listens at `--data-parallel-address:--data-parallel-rpc-port` when some ranks are remote (nil otherwise).
     static func listen(
-        deployment: DataParallelDeployment, config: EngineConfig, modelPath: String, liveness: EngineRPCLiveness, logger: Logger
+        deployment: DataParallelDeployment, config: EngineConfig, modelPath: String, liveness: EngineRPCLiveness,
+        origin: Origin = .headlessNode, logger: Logger
     ) throws -> RemoteRanks? {
         let ranks = deployment.remoteRanks
         guard !ranks.isEmpty else { return nil }
@@ -33,11 +39,17 @@ final class RemoteRanks: @unchecked Sendable {
         }
         acceptor.start()
         logger.info("listening for data-parallel ranks \(ranks.map(String.init).joined(separator: ", ")) at \(acceptor.address)")
-        return RemoteRanks(acceptor: acceptor, ranks: ranks, logger: logger)
+        return RemoteRanks(acceptor: acceptor, ranks: ranks, origin: origin, logger: logger)
     }
 
     /// Logs a lost remote rank; the server keeps serving on the others (or waits, when none is left).
     func rankLost(_ rank: Int, reason: String, noneLeft: Bool) {
+        if origin == .ray {
+            logger.error(
+                "data-parallel rank \(rank) (Ray actor) lost: \(reason); \(noneLeft ? "no rank is serving: requests fail" : "its unstarted requests go to the other ranks, streaming ones failed; serving on the rest")"
+            )
+            return
+        }
         if noneLeft {
             logger.critical(
                 "data-parallel rank \(rank) (headless node) lost: \(reason); no rank is serving: requests fail until a rank rejoins at \(acceptor.address)"

@@ -36,7 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
         // `--data-parallel-rank r` this server is one rank of N (external), with `--data-parallel-hybrid-lb`
         // it runs this node's ranks (hybrid). Ranks are global everywhere (logs, /load, /metrics).
         let multiNode = try DataParallelNodeSettings(server: server, node: node, frontEnd: frontEnd)
-        let deployment = multiNode.deployment
+        var deployment = multiNode.deployment
         let external = deployment.loadBalancing == .external
         let dpSize = deployment.size
         let localRanks = Array(deployment.localRanks)
@@ -65,11 +65,17 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "pagoda.serve")
         for note in deployment.notes { logger.warning("\(note)") }
         if deployment.headless { try HeadlessNode.run(config: config, settings: multiNode, logger: logger) }
+        // `--data-parallel-backend ray`: Ray places every rank's engine core; each joins like a headless node's rank.
+        let rayDP = try multiNode.ray.map { try RayDataParallel.connect($0, logger: logger) }
+        if let rayDP {
+            deployment = rayDP.headDeployment(deployment, address: server.dataParallelAddress, port: server.dataParallelRPCPort)
+        }
 
         if server.trustRemoteCode { logger.notice("--trust-remote-code has no effect: Pagoda runs no model code from the model folder") }
         if server.enforceEager { logger.notice("--enforce-eager has no effect: Pagoda has no graph capture on CPUs") }
         if dpSize > 1 {
-            logger.info("\(deployment.summary)\(allRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
+            let layout = rayDP.map { "data parallel size \(dpSize): every rank placed by Ray (pack strategy \($0.plan.strategy.rawValue))" }
+            logger.info("\(layout ?? deployment.summary)\(allRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
         let configs = deployment.engineConfigs(base: config)
@@ -90,7 +96,14 @@ struct ServeCommand: AsyncParsableCommand {
         // Remote ranks (multi-node): listen for them before the local engines load, so both load at once.
         let remote = try RemoteRanks.listen(
             deployment: deployment, config: config, modelPath: modelPath, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout),
-            logger: logger)
+            origin: rayDP != nil ? .ray : .headlessNode, logger: logger)
+        if let rayDP, let remote {
+            do { try rayDP.launch(base: config, size: dpSize, head: remote.acceptor.address, settings: multiNode) } catch {
+                remote.acceptor.stop()
+                rayDP.shutdown()
+                throw error
+            }
+        }
 
         // The engine core processes: each loads the model, sizes its KV cache, connects back.
         let started = Date()
@@ -111,6 +124,7 @@ struct ServeCommand: AsyncParsableCommand {
         do { remoteClients = try remote?.acceptor.waitForAll(timeout: multiNode.readyTimeout) ?? [:] } catch {
             for p in initial { p.stop() }
             remote?.acceptor.stop()
+            rayDP?.shutdown()
             throw error
         }
         let processes = EngineProcessTable(initial)
@@ -151,6 +165,7 @@ struct ServeCommand: AsyncParsableCommand {
             } catch {
                 processes.stopAll()
                 for c in remoteClients.values { c.shutdown() }
+                rayDP?.shutdown()
                 throw ServeStartupError("\(error)")
             }
             let restart = server.restartEngines
@@ -226,12 +241,14 @@ struct ServeCommand: AsyncParsableCommand {
             shutdown.set()
             processes.stopAll()
             remote?.shutdown(engineClient)
+            rayDP?.shutdown()
             throw ServeStartupError("API server failed: \(error)")
         }
         shutdown.set()
         logger.info("shutting down the engine core\(allRanks.count > 1 ? "s" : "")")
         processes.stopAll()
         remote?.shutdown(engineClient)
+        rayDP?.shutdown()
     }
 }
 

@@ -160,6 +160,9 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
         case uni
         /// One worker process per (pipeline stage, tensor rank).
         case mp
+        /// Like `mp`, with the workers placed by Ray: one placement-group bundle each, started by a Ray actor
+        /// on the bundle's node (`RayExecutor`, settings in `ray`).
+        case ray
     }
     /// How the workers of one engine exchange tensors.
     public enum Transport: String, Sendable, Codable, CaseIterable {
@@ -193,6 +196,9 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
     /// The CPUs this engine's threads (and its workers') run on: a data-parallel rank's share of the host,
     /// set by the API server that starts several engines; nil: every CPU this process may use.
     public var engineCPUs: [Int]? = nil
+    /// How to reach Ray and what a worker's bundle holds (`--distributed-executor-backend ray`, and the engine
+    /// cores of `--data-parallel-backend ray`); nil: `RaySettings()`.
+    public var ray: RaySettings? = nil
 
     public init(tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
                 dataParallelSize: Int = 1, dataParallelRank: Int = 0, pipelineLayerPartition: [Int]? = nil,

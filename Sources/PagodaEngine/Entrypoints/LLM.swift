@@ -27,12 +27,14 @@ public final class LLM {
                             maxModelLen: Int? = nil, maxNumSeqs: Int = 256, maxNumBatchedTokens: Int = 2048,
                             blockSize: Int = 16, kvCacheMemoryBytes: Int? = nil, enablePrefixCaching: Bool = true,
                             seed: UInt64 = 0, threads: Int? = nil, dtype: ModelDType = .auto,
-                            quantization: Quantization? = nil) throws {
+                            quantization: Quantization? = nil,
+                            distributedExecutorBackend: ParallelConfig.ExecutorBackend? = nil) throws {
         let config = EngineConfig(
             model: ModelLoadConfig(path: model, dtype: dtype, maxModelLen: maxModelLen, threads: threads, quantization: quantization),
             cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes, enablePrefixCaching: enablePrefixCaching),
             scheduler: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens),
-            parallel: ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize),
+            parallel: ParallelConfig(tensorParallelSize: tensorParallelSize, pipelineParallelSize: pipelineParallelSize,
+                                     distributedExecutorBackend: distributedExecutorBackend),
             seed: seed)
         try self.init(config: config)
     }

@@ -68,6 +68,7 @@ public enum ExecutorFactory {
         switch config.parallel.executorBackend {
         case .uni: return try UniProcExecutor(config: config)
         case .mp: return try MultiprocExecutor(config: config)
+        case .ray: return try RayExecutor(config: config)
         }
     }
 }

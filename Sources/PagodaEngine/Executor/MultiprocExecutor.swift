@@ -83,9 +83,11 @@ public final class MultiprocExecutor: Executor {
             defer { close(listener) }
             let path = socketPath
             let prefix = p.workerLaunchPrefix
+            // A Ray actor is the parent of a Ray-placed worker: it stops the worker itself.
+            let parent = p.executorBackend == .ray ? [] : ["--parent-pid", "\(getpid())"]
             workerPids = try spawner.spawn(count: n) { rank in
                 prefix.map { $0.replacingOccurrences(of: "{rank}", with: "\(rank)") }
-                    + [exe, "worker", "--engine-socket", path, "--rank", "\(rank)", "--parent-pid", "\(getpid())"]
+                    + [exe, "worker", "--engine-socket", path, "--rank", "\(rank)"] + parent
             }
             try acceptWorkers(listener: listener)
             unlink(socketPath)  // every worker is connected: nothing is left to clean up if the engine is killed

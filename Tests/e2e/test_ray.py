@@ -1,0 +1,342 @@
+"""Pagoda on a real Ray cluster (Ray from PyPI, pinned in requirements.txt): a Ray head on this machine and a
+second Ray node in a network namespace made here (prefix `ray-`), joined by a veth pair with our own 10.x
+addresses, so the two nodes have distinct addresses; a custom resource (`pagoda_dev`, one per node) stands in
+for a device. Ray's files live under a temporary folder of ours, and every Ray process is stopped at the end.
+
+`--data-parallel-backend ray` places DP=2 across the two nodes (greedy outputs equal DP=1, both ranks serve),
+`--distributed-executor-backend ray` places TP=2 across them (tokens equal TP=1), a killed rank actor is
+reported with its rank while the other keeps serving, and after every test no Pagoda placement group or actor
+is left in the cluster."""
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import openai
+import pytest
+
+from conftest import CONFORMANCE, ROOT, free_port
+from serve_process import ServeProcess
+
+MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
+PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):"]
+COMMON = ["--dtype", "float32", "--threads", "1", "--max-model-len", "512", "--served-model-name", "m", "--disable-log-requests"]
+HELPER = str(ROOT / "python" / "pagoda_ray.py")
+RAY_SETTINGS = ["--num-cpus", "1", "--resources", json.dumps({"pagoda_dev": 1}), "--object-store-memory", str(80 * 1024 * 1024),
+                "--disable-usage-stats"]
+
+
+def ip(*args, check=True):
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+def ray_cli():
+    return os.path.join(os.path.dirname(sys.executable), "ray") if os.path.exists(
+        os.path.join(os.path.dirname(sys.executable), "ray")) else shutil.which("ray")
+
+
+class RayCluster:
+    """Two Ray nodes: the head here at SUBNET.1, one in namespace `ns` at SUBNET.2."""
+
+    def __init__(self, ns, head_ip, node_ip, tmp):
+        self.ns, self.head_ip, self.node_ip, self.tmp = ns, head_ip, node_ip, tmp
+        self.address = None
+
+    def start(self):
+        ray = ray_cli()
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        head = subprocess.run([ray, "start", "--head", "--node-ip-address", self.head_ip, "--port", str(free_port()),
+                               "--include-dashboard=false", "--temp-dir", f"{self.tmp}/head", *RAY_SETTINGS],
+                              capture_output=True, text=True, timeout=180, env=env)
+        if head.returncode != 0:
+            raise RuntimeError(f"ray start --head failed:\n{head.stdout}\n{head.stderr}")
+        m = re.search(r"ray start --address='([^']+)'", head.stdout + head.stderr)
+        self.address = m.group(1)
+        node = subprocess.run(["ip", "netns", "exec", self.ns, ray, "start", "--address", self.address, "--node-ip-address",
+                               self.node_ip, "--temp-dir", f"{self.tmp}/node1", *RAY_SETTINGS],
+                              capture_output=True, text=True, timeout=180, env=env)
+        if node.returncode != 0:
+            raise RuntimeError(f"ray start --address failed:\n{node.stdout}\n{node.stderr}")
+
+    def env(self, **extra):
+        return dict(os.environ, RAY_ADDRESS=self.address, PAGODA_RAY_BUNDLE_RESOURCES=json.dumps({"pagoda_dev": 1}), **extra)
+
+    def query(self, code, timeout=120):
+        """Runs `code` in a Ray driver connected to the cluster (namespace pagoda); returns its JSON output."""
+        prog = ("import json, ray\nray.init(address=%r, namespace='pagoda', log_to_driver=False, logging_level='ERROR')\n"
+                % self.address) + code
+        r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def leftovers(self):
+        """Pagoda's placement groups that are not removed and its actors that are alive."""
+        return self.query(
+            "from ray.util import placement_group_table\n"
+            "from ray._private.state import actors\n"
+            "pgs = [v['name'] for v in placement_group_table().values() if v['name'].startswith('pagoda-') and v['state'] != 'REMOVED']\n"
+            "alive = [a['Name'] for a in actors().values() if a['State'] == 'ALIVE' and a['Name'].startswith('pagoda-')]\n"
+            "print(json.dumps({'placement_groups': pgs, 'actors': alive}))\n")
+
+    def processes(self):
+        """Pids of this cluster's processes (their command lines name our temporary folder)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        if self.tmp.encode() in f.read():
+                            pids.append(int(entry))
+                except OSError:
+                    pass
+        return pids
+
+    def stop(self):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in self.processes():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 10
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if shutil.which("ip") is None:
+        print("skipping: the ip command (iproute2) is not installed")
+        pytest.skip("the ip command (iproute2) is not installed")
+    tag = os.getpid() % 100000
+    ns, host_if, ns_if = f"ray-{tag}", f"rayh{tag}", f"rayn{tag}"
+    subnet = f"10.198.{tag % 200 + 20}"
+    probe = ip("netns", "add", ns, check=False)
+    if probe.returncode != 0:
+        reason = f"network namespaces are not permitted here: {probe.stderr.strip()}"
+        print("skipping:", reason)
+        pytest.skip(reason)
+    tmp = tempfile.mkdtemp(prefix="ray-pagoda-", dir="/tmp")
+    c = RayCluster(ns, f"{subnet}.1", f"{subnet}.2", tmp)
+    try:
+        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
+        ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("-n", ns, "addr", "add", f"{subnet}.2/24", "dev", ns_if)
+        ip("-n", ns, "link", "set", ns_if, "up")
+        ip("-n", ns, "link", "set", "lo", "up")
+        c.start()
+        yield c
+    finally:
+        c.stop()
+        for pid in ip("netns", "pids", ns, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        ip("link", "del", host_if, check=False)
+        ip("netns", "del", ns, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def clean(cluster):
+    """Checks after the test that the cluster holds no Pagoda placement group or actor."""
+    yield cluster
+    deadline = time.monotonic() + 30
+    while True:
+        left = cluster.leftovers()
+        if left == {"placement_groups": [], "actors": []} or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert left == {"placement_groups": [], "actors": []}
+
+
+def client(s):
+    return openai.OpenAI(base_url=s.base_url + "/v1", api_key="none", timeout=120, max_retries=0)
+
+
+def greedy(s, prompts, max_tokens=12):
+    c = client(s)
+    return [c.completions.create(model="m", prompt=p, max_tokens=max_tokens, temperature=0).choices[0].text for p in prompts]
+
+
+def load(s):
+    return json.loads(s.get("/load")[2])
+
+
+def metric(s, name, **labels):
+    total = 0.0
+    for line in s.get("/metrics")[2].decode().splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def stop(s):
+    """Stops the server (SIGTERM: it removes its placement groups and actors) and returns its log."""
+    s.stop()
+    with open(s.log.name, errors="replace") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def reference(pagoda):
+    s = ServeProcess(pagoda, MODEL, free_port(), COMMON)
+    try:
+        s.wait_healthy(timeout=180)
+        return greedy(s, PROMPTS)
+    finally:
+        s.stop()
+
+
+def test_dp2_placed_by_ray_across_two_nodes_answers_like_dp1(pagoda, reference, clean):
+    c = clean
+    s = ServeProcess(pagoda, MODEL, free_port(),
+                     [*COMMON, "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-backend", "ray"],
+                     env=c.env())
+    try:
+        s.wait_healthy(timeout=300)
+        # Each prompt twice: equal loads take turns, so both ranks serve.
+        assert greedy(s, PROMPTS + PROMPTS) == reference + reference
+        engines = load(s)["engines"]
+        assert [e["rank"] for e in engines] == [0, 1] and all(e["up"] for e in engines)
+        for r in (0, 1):
+            assert metric(s, "vllm:request_success_total", engine=r) > 0, f"rank {r} served nothing"
+        log = s.log_text()
+        # strict with one local rank: rank 0 on the head node, rank 1 on the namespace's node.
+        assert f"data-parallel rank 0: engine core started by Ray on {c.head_ip}" in log, log
+        assert f"data-parallel rank 1: engine core started by Ray on {c.node_ip}" in log, log
+        assert re.search(rf"data-parallel rank 1 joined from {re.escape(c.node_ip)}", log), log
+        assert c.leftovers()["placement_groups"] != []  # held while serving
+    finally:
+        log = stop(s)
+    assert "Ray: 2 actor(s) stopped, 2 placement group(s) removed" in log, log
+
+
+def test_tp2_with_the_ray_executor_across_two_nodes_matches_tp1(pagoda, reference, clean):
+    c = clean
+    s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "-tp", "2", "--distributed-executor-backend", "ray"], env=c.env())
+    try:
+        s.wait_healthy(timeout=300)
+        assert greedy(s, PROMPTS) == reference
+        log = s.log_text()
+        # One worker per node: the second one's bundle is on the namespace's node.
+        assert f"on {c.head_ip} (bundle" in log and f"on {c.node_ip} (bundle" in log, log
+    finally:
+        stop(s)
+
+
+def test_killing_the_actor_of_one_dp_rank_mid_load(pagoda, clean):
+    c = clean
+    s = ServeProcess(pagoda, MODEL, free_port(),
+                     [*COMMON, "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-backend", "ray",
+                      "--data-parallel-routing", "load"], env=c.env())
+    try:
+        s.wait_healthy(timeout=300)
+        cl = client(s)
+
+        def stream(i):
+            """'ok', or 'error after N chunks' (a request lost before its first token would be 'after 0')."""
+            chunks = 0
+            try:
+                out = cl.completions.create(model="m", prompt=f"story {i}:", max_tokens=64, temperature=0, stream=True)
+                for ch in out:
+                    if ch.choices and ch.choices[0].text:
+                        chunks += 1
+                return "ok"
+            except openai.APIError:
+                return f"error after {chunks}"
+
+        job = re.search(r"placement group (pagoda-serve\d+)-dp1", s.log_text()).group(1)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(stream, i) for i in range(16)]
+            wait_until(lambda: all(e["num_requests_running"] > 0 for e in load(s)["engines"]), 120, "both ranks run requests")
+            killed = c.query(f"ray.kill(ray.get_actor('{job}-dp1-engine'), no_restart=True)\nprint(json.dumps(True))\n")
+            assert killed
+            results = [f.result(timeout=240) for f in futures]
+        print("after killing rank 1's actor:", {r: results.count(r) for r in set(results)})
+        # Nothing lost that had not started: every request completed, or failed after streaming tokens.
+        assert all(r == "ok" or (r.startswith("error after ") and r != "error after 0") for r in results), results
+        wait_until(lambda: load(s)["engines"][1]["up"] is False, 30, "rank 1 is down")
+        status, _, body = s.get("/health")
+        assert status == 200 and json.loads(body) == {"status": "degraded", "down_ranks": [1]}
+        log = s.log_text()
+        assert "data-parallel rank 1 (Ray actor) lost" in log, log
+        assert re.search(r"data-parallel rank 1: Ray reports that its Ray actor died", log), log
+        # Rank 0 keeps answering; Ray restarted nothing.
+        for i in range(4):
+            assert cl.completions.create(model="m", prompt=f"after {i}", max_tokens=4, temperature=0).choices[0].finish_reason == "length"
+        assert [e["up"] for e in load(s)["engines"]] == [True, False]
+    finally:
+        stop(s)
+
+
+def test_an_unsatisfiable_placement_is_a_clear_error_after_a_bounded_wait(pagoda, clean):
+    c = clean
+    started = time.monotonic()
+    r = subprocess.run([pagoda, "serve", MODEL, "--port", str(free_port()), *COMMON, "--data-parallel-size", "3",
+                        "--data-parallel-size-local", "1", "--data-parallel-backend", "ray"],
+                       capture_output=True, text=True, timeout=180, env=c.env(PAGODA_RAY_PLACEMENT_TIMEOUT_S="5"))
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "cannot place data-parallel rank(s) 2..2" in out and "{pagoda_dev: 1}" in out, out
+    assert time.monotonic() - started < 120
+
+
+def test_the_helper_session_protocol_reports_exits_and_cleans_up(clean):
+    """The helper alone: place two ranks (one per node), start a process in each, see one exit reported with its
+    rank, then shut down: every placement group and actor is gone."""
+    c = clean
+    p = subprocess.Popen([sys.executable, HELPER, "session"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True, env=c.env())
+
+    def send(o):
+        p.stdin.write(json.dumps(o) + "\n")
+        p.stdin.flush()
+
+    def event():
+        return json.loads(p.stdout.readline())
+
+    try:
+        hello = event()
+        assert hello["event"] == "connected" and hello["head_ip"] == c.head_ip
+        assert sorted(n["ip"] for n in hello["nodes"]) == sorted([c.head_ip, c.node_ip])
+        send({"op": "place", "job": "t", "ranks": 2, "local_ranks": 1, "bundles_per_rank": 1, "bundle": {"pagoda_dev": 1},
+              "strategy": "strict", "timeout_s": 30})
+        placed = event()
+        assert placed["event"] == "placed"
+        assert [r["node_ips"] for r in placed["ranks"]] == [[c.head_ip], [c.node_ip]]
+        send({"op": "start", "job": "t", "rank": 0, "argv": ["sleep", "60"]})
+        assert event()["event"] == "started"
+        send({"op": "start", "job": "t", "rank": 1, "argv": ["sh", "-c", "exit 3"]})
+        started = event()
+        assert started["event"] == "started" and started["node_ip"] == c.node_ip
+        assert event() == {"event": "exited", "rank": 1, "reason": "its process exited with status 3"}
+        send({"op": "frobnicate"})
+        assert event() == {"event": "error", "message": "unknown op 'frobnicate'"}
+        send({"op": "shutdown"})
+        assert event() == {"event": "stopped", "actors": 2, "placement_groups": 2}
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
