@@ -88,16 +88,22 @@ class RayCluster:
             "print(json.dumps({'placement_groups': pgs, 'actors': alive}))\n")
 
     def processes(self):
-        """Pids of this cluster's processes (their command lines name our temporary folder)."""
+        """Pids of this cluster's processes: their command line or an open file names our temporary folder (Ray's
+        agents rename themselves, e.g. `ray::DashboardAgent`, but keep their log files under it open)."""
         pids = []
         for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        if self.tmp.encode() in f.read():
-                            pids.append(int(entry))
-                except OSError:
-                    pass
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    mine = self.tmp.encode() in f.read()
+                if not mine:
+                    fds = f"/proc/{entry}/fd"
+                    mine = any(self.tmp in os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds))
+            except OSError:
+                continue
+            if mine:
+                pids.append(int(entry))
         return pids
 
     def stop(self):
