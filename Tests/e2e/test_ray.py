@@ -346,3 +346,19 @@ def test_the_helper_session_protocol_reports_exits_and_cleans_up(clean):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_span_places_one_tp2_rank_over_both_nodes(pagoda, reference, clean):
+    """VLLM_RAY_DP_PACK_STRATEGY=span: a rank larger than a node (TP=2, one device per node) spans both; its engine
+    core places its workers in its own placement group's bundles."""
+    c = clean
+    s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "-tp", "2", "--data-parallel-backend", "ray"],
+                     env=c.env(VLLM_RAY_DP_PACK_STRATEGY="span"))
+    try:
+        s.wait_healthy(timeout=300)
+        assert greedy(s, PROMPTS) == reference
+        log = s.log_text()
+        assert re.search(rf"bundles on ({re.escape(c.head_ip)}, {re.escape(c.node_ip)}|{re.escape(c.node_ip)}, {re.escape(c.head_ip)})", log), log
+    finally:
+        log = stop(s)
+    assert "Ray: 1 actor(s) stopped, 1 placement group(s) removed" in log, log
