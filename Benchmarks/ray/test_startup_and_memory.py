@@ -31,14 +31,21 @@ def rss_by_name(pids):
             pass
     return out
 
+def on_second_node(pid, tmp):
+    """Whether a cluster process belongs to the second node (its command line or open files are under node1/)."""
+    mark = f"{tmp}/node1"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if mark.encode() in f.read():
+                return True
+        return any(mark in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
 def test_measure(pagoda, cluster):
     head, node = [], []
     for pid in cluster.processes():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                (node if b"/node1" in f.read() else head).append(pid)
-        except OSError:
-            pass
+        (node if on_second_node(pid, cluster.tmp) else head).append(pid)
     for name, pids in (("head node", head), ("second node", node)):
         r = rss_by_name(pids)
         print(f"Ray RSS on the {name} (idle): total {sum(r.values()) / 1024:.0f} MiB:", {k: f"{v / 1024:.0f} MiB" for k, v in sorted(r.items())})
@@ -47,8 +54,7 @@ def test_measure(pagoda, cluster):
         s.wait_healthy(timeout=400)
         head, node = [], []
         for pid in cluster.processes():
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                (node if b"/node1" in f.read() else head).append(pid)
+            (node if on_second_node(pid, cluster.tmp) else head).append(pid)
         helper = [int(e) for e in os.listdir("/proc") if e.isdigit() and b"pagoda_ray.py" in open(f"/proc/{e}/cmdline", "rb").read()]
         for name, pids in (("head node", head), ("second node", node), ("helper", helper)):
             r = rss_by_name(pids)
