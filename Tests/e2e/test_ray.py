@@ -362,3 +362,18 @@ def test_span_places_one_tp2_rank_over_both_nodes(pagoda, reference, clean):
     finally:
         log = stop(s)
     assert "Ray: 1 actor(s) stopped, 1 placement group(s) removed" in log, log
+
+
+@pytest.mark.parametrize("args, env, needle", [
+    (["--data-parallel-backend", "ray", "--headless"], {}, "--data-parallel-backend ray cannot be used with --headless"),
+    (["--data-parallel-backend", "ray", "--data-parallel-rank", "0"], {}, "cannot be used with --data-parallel-rank"),
+    (["--data-parallel-backend", "slurm"], {}, "invalid --data-parallel-backend slurm: must be mp or ray"),
+    (["--data-parallel-backend", "ray"], {"VLLM_RAY_DP_PACK_STRATEGY": "spread"},
+     'invalid VLLM_RAY_DP_PACK_STRATEGY "spread": must be one of strict, fill, span'),
+    (["--data-parallel-backend", "ray"], {"PAGODA_RAY_BUNDLE_RESOURCES": "[1]"}, "invalid PAGODA_RAY_BUNDLE_RESOURCES"),
+    (["-tp", "2", "--distributed-executor-backend", "slurm"], {}, "(expected uni, mp or ray)"),
+], ids=["headless", "rank", "backend", "strategy", "bundle", "executor"])
+def test_ray_flags_are_checked_at_the_command_line(pagoda, args, env, needle):
+    r = subprocess.run([pagoda, "serve", MODEL, "--port", str(free_port()), *COMMON, "--data-parallel-size", "2", *args],
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ, **env))
+    assert r.returncode != 0 and needle in r.stdout + r.stderr, r.stdout + r.stderr
