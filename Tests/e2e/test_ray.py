@@ -236,6 +236,9 @@ def test_dp2_placed_by_ray_across_two_nodes_answers_like_dp1(pagoda, reference, 
     finally:
         log = stop(s)
     assert "Ray: 2 actor(s) stopped, 2 placement group(s) removed" in log, log
+    # `ray status` shows the devices free again.
+    status = subprocess.run([ray_cli(), "status", "--address", c.address], capture_output=True, text=True, timeout=120)
+    assert " 0.0/2.0 pagoda_dev" in status.stdout, status.stdout + status.stderr
 
 
 def test_tp2_with_the_ray_executor_across_two_nodes_matches_tp1(pagoda, reference, clean):
