@@ -4,7 +4,7 @@ addresses, so the two nodes have distinct addresses; a custom resource (`pagoda_
 for a device. Ray's files live under a temporary folder of ours, and every Ray process is stopped at the end.
 
 `--data-parallel-backend ray` places DP=2 across the two nodes (greedy outputs equal DP=1, both ranks serve),
-`--distributed-executor-backend ray` places TP=2 across them (tokens equal TP=1), a killed rank actor is
+`--distributed-executor-backend ray` places TP=2 (and PP=2) across them (tokens equal one process), a killed rank actor is
 reported with its rank while the other keeps serving, and after every test no Pagoda placement group or actor
 is left in the cluster."""
 import concurrent.futures
@@ -241,9 +241,10 @@ def test_dp2_placed_by_ray_across_two_nodes_answers_like_dp1(pagoda, reference, 
     assert " 0.0/2.0 pagoda_dev" in status.stdout, status.stdout + status.stderr
 
 
-def test_tp2_with_the_ray_executor_across_two_nodes_matches_tp1(pagoda, reference, clean):
+@pytest.mark.parametrize("layout", [["-tp", "2"], ["-pp", "2"]], ids=["tp2", "pp2"])
+def test_tp2_and_pp2_with_the_ray_executor_across_two_nodes_match_one_process(pagoda, reference, clean, layout):
     c = clean
-    s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "-tp", "2", "--distributed-executor-backend", "ray"], env=c.env())
+    s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, *layout, "--distributed-executor-backend", "ray"], env=c.env())
     try:
         s.wait_healthy(timeout=300)
         assert greedy(s, PROMPTS) == reference
