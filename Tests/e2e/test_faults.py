@@ -84,7 +84,9 @@ def test_killing_a_tp_worker_fails_requests_in_flight_clearly_and_the_engine_is_
             assert o["at"] - killed < CLEAR_ERROR_S, o
 
         # The API server survives; the engine core exits and is restarted with fresh workers, and serves again.
-        while s.get("/health")[0] != 200 or s.engine_core_pids() == engines:
+        # (A new engine core is spawned only after the old one was marked down, so once its pid is there, a 200
+        # from /health means the new one has joined.)
+        while not ((pids := s.engine_core_pids()) and pids != engines and s.get("/health")[0] == 200):
             assert s.proc.poll() is None, s.log_text()[-3000:]
             assert time.monotonic() - killed < RESTART_S, "the engine core was not restarted in time:\n" + s.log_text()[-3000:]
             time.sleep(0.2)
