@@ -34,6 +34,10 @@ public final class EngineRPCConnection: @unchecked Sendable {
         let fd = try EngineRPCSocket.connect(to: address, timeout: timeout)
         do { try PeerAuthentication.connect(fd: fd, secret: secret) } catch {
             Glibc.close(fd)
+            // Only a refusal is final; a listener busy with another peer's handshake may just be slow.
+            if case .timeout? = error as? PeerAuthenticationError {
+                throw EngineRPCError.timeout("authentication with \(address): \(error)")
+            }
             throw EngineRPCError.refused("authentication with \(address) failed: \(error)")
         }
         return EngineRPCConnection(fd: fd)
