@@ -67,7 +67,8 @@ final class CollectiveThreadTests: XCTestCase {
                         c = try TCPCommunicator(listener: listener, worldSize: n, secret: Self.secret, timeout: 60)
                         close(listener.fd)
                     } else {
-                        c = try TCPCommunicator(host: "127.0.0.1", port: listener.port, rank: r, worldSize: n, secret: Self.secret, timeout: 60)
+                        c = try TCPCommunicator(
+                            host: "127.0.0.1", port: listener.port, rank: r, worldSize: n, secret: Self.secret, timeout: 60)
                     }
                     return try CollectiveSelfTest.run(c)
                 })
