@@ -26,10 +26,10 @@ struct InternalSecretArgs: ParsableArguments {
     /// The configured secret (the file wins over the variable), or nil when none is configured.
     func configured(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PeerSecret? {
         if let path = internalSecretFile {
-            // A parent hands the secret over on a pipe: read it to its end (read once per process).
+            // Read to the end, whatever the file is (a parent hands the secret over on a pipe: read once per process).
             let data =
                 path == "/dev/stdin"
-                ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: path)
+                ? FileHandle.standardInput.readDataToEndOfFile() : FileHandle(forReadingAtPath: path)?.readDataToEndOfFile()
             guard let data else {
                 throw ValidationError("\(Self.flag): cannot read \(path)")
             }

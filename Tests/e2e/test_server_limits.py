@@ -182,14 +182,19 @@ def test_api_key_guards_work_routes_and_optionally_all(pagoda, small_model):
         s.stop()
 
 
-def test_503_while_the_engine_is_starting(pagoda, small_model):
+def test_503_while_the_engine_is_starting(pagoda, small_model, tmp_path):
     """The port opens before the engines are up; until then /health and the routes that need the engine answer 503
-    with OpenAI error JSON. A head waiting for a rank that never joins holds the starting phase open."""
+    with OpenAI error JSON. A head waiting for a rank that never joins holds the starting phase open (such a head
+    needs the deployment's secret: here from a file)."""
     port = free_port()
-    env = dict(os.environ, PAGODA_INTERNAL_SECRET="e2e-starting-secret-0123", VLLM_ENGINE_READY_TIMEOUT_S="60")
+    secret = tmp_path / "secret"
+    secret.write_text("e2e-starting-secret-0123\n")
+    env = dict(os.environ, VLLM_ENGINE_READY_TIMEOUT_S="60")
+    env.pop("PAGODA_INTERNAL_SECRET", None)
     s = ServeProcess(pagoda, small_model, port, [
         "--served-model-name", "m", "--max-model-len", "256", "--data-parallel-size", "2", "--data-parallel-size-local", "1",
-        "--data-parallel-address", "127.0.0.1", "--data-parallel-rpc-port", str(free_port())], env=env)
+        "--data-parallel-address", "127.0.0.1", "--data-parallel-rpc-port", str(free_port()),
+        "--internal-secret-file", str(secret)], env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
