@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
@@ -51,7 +52,8 @@ let package = Package(
         // Layer 1
         .target(
             name: "PagodaDistributed",
-            dependencies: ["CPagodaSystem"],
+            // Crypto: HMAC-SHA256 of the internal connections' handshake (`PeerAuthentication`).
+            dependencies: ["CPagodaSystem", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: numericSwift),
         // Layer 2
         .target(
@@ -71,7 +73,7 @@ let package = Package(
         .target(
             name: "PagodaServer",
             dependencies: [
-                "PagodaEngine", "PagodaOpenAI", "PagodaTokenizer", "PagodaStructured",
+                "PagodaDistributed", "PagodaEngine", "PagodaOpenAI", "PagodaTokenizer", "PagodaStructured",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -132,12 +134,12 @@ let package = Package(
             name: "PagodaEngineTests",
             dependencies: [
                 "PagodaKernels", "PagodaModel", "PagodaEngine", "PagodaBench", "PagodaTestSupport", "PagodaTokenizer",
-                "PagodaEngineTestSupport",
+                "PagodaEngineTestSupport", "PagodaDistributed",
             ]),
         .testTarget(
             name: "PagodaServerTests",
             dependencies: [
-                "PagodaEngine", "PagodaOpenAI", "PagodaServer", "PagodaEngineTestSupport", "PagodaTokenizer",
+                "PagodaDistributed", "PagodaEngine", "PagodaOpenAI", "PagodaServer", "PagodaEngineTestSupport", "PagodaTokenizer",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "PagodaRouterTests", dependencies: ["PagodaRouter"]),

@@ -34,8 +34,9 @@ public enum CommunicatorAddress: Equatable, CustomStringConvertible, Sendable {
         }
     }
 
-    /// Joins the group as `rank` of `worldSize`; blocks until every rank has joined (or `timeout`).
-    public func connect(rank: Int, worldSize: Int, timeout: Double = 300) throws -> Communicator {
+    /// Joins the group as `rank` of `worldSize`; blocks until every rank has joined (or `timeout`). A TCP group's
+    /// connections prove `secret` (shared memory is reachable only by processes of this host and user).
+    public func connect(rank: Int, worldSize: Int, secret: PeerSecret, timeout: Double = 300) throws -> Communicator {
         if worldSize == 1 { return SingleRankCommunicator() }
         switch self {
         case .single:
@@ -43,7 +44,7 @@ public enum CommunicatorAddress: Equatable, CustomStringConvertible, Sendable {
         case .sharedMemory(let name):
             return try SharedMemoryCommunicator(name: name, rank: rank, worldSize: worldSize, timeout: timeout)
         case .tcp(let host, let port):
-            return try TCPCommunicator(host: host, port: port, rank: rank, worldSize: worldSize, timeout: timeout)
+            return try TCPCommunicator(host: host, port: port, rank: rank, worldSize: worldSize, secret: secret, timeout: timeout)
         }
     }
 }

@@ -15,6 +15,10 @@ import Glibc
 /// megabytes never deadlock. All-reduce is reduce-scatter (rank r sums segment r in rank order) then
 /// all-gather, so results are bit-identical to the shared-memory transport and to a single-process sum.
 /// A closed connection is `peerDied(rank:)`; no progress for `timeoutSeconds` is `timeout(rank:)`.
+///
+/// Every connection of the mesh starts with `PeerAuthentication` over the group's `PeerSecret` before any
+/// hello: a peer that fails it is logged (stderr) and closed, and the listening rank keeps waiting for its
+/// real peers until the rendezvous deadline.
 public final class TCPCommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
@@ -34,11 +38,14 @@ public final class TCPCommunicator: Communicator {
     private let tokens: UnsafeMutablePointer<UInt8>
 
     private static let magic: UInt32 = 0x5047_5443  // "PGTC"
+    /// Proved on every connection of the mesh (set once by the public initializers).
+    private var secret = PeerSecret.random()
 
     /// Joins the group whose rank 0 listens on `host:port`. Returns once the full mesh is connected.
-    public convenience init(host: String, port: Int, rank: Int, worldSize: Int, timeout: Double = 300) throws {
+    public convenience init(host: String, port: Int, rank: Int, worldSize: Int, secret: PeerSecret, timeout: Double = 300) throws {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize)
         self.init(rank: rank, worldSize: worldSize, timeout: timeout)
+        self.secret = secret
         let deadline = Date().addingTimeInterval(timeout)
         do {
             try connectMesh(host: host, port: port, deadline: deadline)
@@ -54,8 +61,9 @@ public final class TCPCommunicator: Communicator {
 
     /// Rank 0 only: listen first on port 0 and pass the bound port to the other ranks (used by tests and the
     /// executor). `listener` must come from `TCPCommunicator.makeListener`.
-    public convenience init(listener: (fd: Int32, port: Int), worldSize: Int, timeout: Double = 300) throws {
+    public convenience init(listener: (fd: Int32, port: Int), worldSize: Int, secret: PeerSecret, timeout: Double = 300) throws {
         self.init(rank: 0, worldSize: worldSize, timeout: timeout)
+        self.secret = secret
         do {
             try acceptAsRoot(listener: listener.fd, deadline: Date().addingTimeInterval(timeout))
         } catch let f as TCPSocket.Failure {
@@ -114,6 +122,7 @@ public final class TCPCommunicator: Communicator {
         }
         let root = try TCPSocket.connect(host: host, port: port, deadline: deadline)
         fds[0] = root
+        try prove(root, to: "rank 0 at \(host):\(port)")
         // Listen on the interface that reaches rank 0, so peers on other hosts can reach us too.
         let myAddress = TCPSocket.dottedQuad(TCPSocket.localAddress(root))
         let (listener, myPort) = try TCPSocket.listen(host: myAddress, port: 0)
@@ -123,12 +132,15 @@ public final class TCPCommunicator: Communicator {
         for i in 1..<rank {
             let fd = try TCPSocket.connect(host: TCPSocket.dottedQuad(table[2 * i]), port: Int(table[2 * i + 1]), deadline: deadline)
             fds[i] = fd
+            try prove(fd, to: "rank \(i)")
             try TCPSocket.writeAll(fd, [Self.magic, UInt32(rank), UInt32(worldSize), 0])
         }
         for _ in (rank + 1)..<worldSize {
-            let fd = try TCPSocket.accept(listener, deadline: deadline)
+            let fd = try acceptAuthenticated(listener, deadline: deadline)
             let hello = try TCPSocket.readAll(fd, words: 4, deadline: deadline)
-            guard hello[0] == Self.magic, Int(hello[2]) == worldSize, Int(hello[1]) > rank, Int(hello[1]) < worldSize, fds[Int(hello[1])] < 0 else {
+            guard hello[0] == Self.magic, Int(hello[2]) == worldSize, Int(hello[1]) > rank, Int(hello[1]) < worldSize,
+                fds[Int(hello[1])] < 0
+            else {
                 close(fd)
                 throw TCPSocket.Failure(detail: "bad hello \(hello) from a peer")
             }
@@ -139,7 +151,7 @@ public final class TCPCommunicator: Communicator {
     private func acceptAsRoot(listener: Int32, deadline: Date) throws {
         var table = [UInt32](repeating: 0, count: 2 * worldSize)
         for _ in 1..<max(worldSize, 1) {
-            let fd = try TCPSocket.accept(listener, deadline: deadline)
+            let fd = try acceptAuthenticated(listener, deadline: deadline)
             let hello = try TCPSocket.readAll(fd, words: 4, deadline: deadline)
             let r = Int(hello[1])
             guard hello[0] == Self.magic, Int(hello[2]) == worldSize, r > 0, r < worldSize, fds[r] < 0 else {
@@ -151,6 +163,28 @@ public final class TCPCommunicator: Communicator {
             table[2 * r + 1] = hello[3]
         }
         for r in 1..<max(worldSize, 1) { try TCPSocket.writeAll(fds[r], table) }
+    }
+
+    /// The next connection whose peer proves the secret; others are logged to stderr, closed, and skipped.
+    private func acceptAuthenticated(_ listener: Int32, deadline: Date) throws -> Int32 {
+        while true {
+            let fd = try TCPSocket.accept(listener, deadline: deadline)
+            do {
+                try PeerAuthentication.accept(fd: fd, secret: secret)
+                return fd
+            } catch {
+                let peer = TCPSocket.dottedQuad(TCPSocket.peerAddress(fd))
+                fputs("pagoda: TCP rank \(rank) refused a connection from \(peer): \(error)\n", stderr)
+                close(fd)
+            }
+        }
+    }
+
+    /// Proves the secret on a connection this rank opened.
+    private func prove(_ fd: Int32, to whom: String) throws {
+        do { try PeerAuthentication.connect(fd: fd, secret: secret) } catch {
+            throw TCPSocket.Failure(detail: "authentication with \(whom) failed: \(error)")
+        }
     }
 
     // MARK: Exchange engine
@@ -297,7 +331,9 @@ public final class TCPCommunicator: Communicator {
     }
 
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
-        guard root >= 0 && root < worldSize else { throw CommunicatorError.invalidArgument("broadcast root \(root) in a group of \(worldSize)") }
+        guard root >= 0 && root < worldSize else {
+            throw CommunicatorError.invalidArgument("broadcast root \(root) in a group of \(worldSize)")
+        }
         if rank == root {
             for p in 0..<worldSize where p != rank { postSend(p, buffer, bytes: count * 4) }
         } else {
@@ -307,13 +343,17 @@ public final class TCPCommunicator: Communicator {
     }
 
     public func send(_ buffer: UnsafePointer<Float>, count: Int, to peer: Int) throws {
-        guard peer >= 0 && peer < worldSize && peer != rank else { throw CommunicatorError.invalidArgument("send to rank \(peer) from rank \(rank) of \(worldSize)") }
+        guard peer >= 0 && peer < worldSize && peer != rank else {
+            throw CommunicatorError.invalidArgument("send to rank \(peer) from rank \(rank) of \(worldSize)")
+        }
         postSend(peer, buffer, bytes: count * 4)
         try exchange("send")
     }
 
     public func recv(_ buffer: UnsafeMutablePointer<Float>, count: Int, from peer: Int) throws {
-        guard peer >= 0 && peer < worldSize && peer != rank else { throw CommunicatorError.invalidArgument("recv from rank \(peer) at rank \(rank) of \(worldSize)") }
+        guard peer >= 0 && peer < worldSize && peer != rank else {
+            throw CommunicatorError.invalidArgument("recv from rank \(peer) at rank \(rank) of \(worldSize)")
+        }
         postRecv(peer, buffer, bytes: count * 4)
         try exchange("recv")
     }

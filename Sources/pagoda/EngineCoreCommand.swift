@@ -2,6 +2,7 @@ import ArgumentParser
 import CPagodaSystem
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 import PagodaServer
 
@@ -36,6 +37,17 @@ struct EngineCoreCommand: ParsableCommand {
     @Option(name: .customLong("heartbeat-timeout"), help: "With --remote: seconds of silence after which the head counts as lost.")
     var heartbeatTimeout: Double = 10
 
+    @OptionGroup var secretArgs: InternalSecretArgs
+
+    /// The deployment's secret: `pagoda serve` hands it over on stdin (`--internal-secret-file /dev/stdin`).
+    func internalSecret() throws -> PeerSecret {
+        guard let s = try secretArgs.configured() else {
+            throw ValidationError(
+                "engine-core needs the deployment's secret (\(InternalSecretArgs.flag) or \(InternalSecretArgs.variable))")
+        }
+        return s
+    }
+
     func validate() throws {
         guard (rpcAddress == nil) != (rpcListen == nil) else {
             throw ValidationError("exactly one of --rpc-address and --rpc-listen is needed")
@@ -59,10 +71,12 @@ struct EngineCoreCommand: ParsableCommand {
             _ = pagoda_set_parent_death_signal(SIGTERM, getppid())
         }
         let address = try EngineRPCAddress(parsing: rpcAddress!)
-        let config: EngineConfig
+        var config: EngineConfig
         do { config = try JSONDecoder().decode(EngineConfig.self, from: Data(engineConfigJSON.utf8)) } catch {
             throw ValidationError("invalid --engine-config-json: \(error)")
         }
+        let secret = try internalSecret()
+        config.internalSecret = secret
         let dp = config.parallel.dataParallelSize > 1 ? (config.parallel.dataParallelRank, config.parallel.dataParallelSize) : nil
         ServeLogging.bootstrap(dataParallel: dp, process: "engine-core")
         let logger = Logger(label: "pagoda.engine-core")
@@ -70,7 +84,7 @@ struct EngineCoreCommand: ParsableCommand {
         // A local engine core connects first (its front-end watches it load); a remote one loads first, so the
         // head sees its hello as soon as it connects.
         var connection: EngineRPCConnection?
-        if !remote { connection = try EngineRPCConnection.connect(to: address, timeout: connectTimeout) }
+        if !remote { connection = try EngineRPCConnection.connect(to: address, secret: secret, timeout: connectTimeout) }
         let core: EngineCore
         let identity: String
         do {
@@ -83,7 +97,7 @@ struct EngineCoreCommand: ParsableCommand {
         }
         if connection == nil {
             logger.info("model loaded; connecting to the head at \(address) (up to \(Int(connectTimeout)) s)")
-            do { connection = try EngineRPCConnection.connect(to: address, timeout: connectTimeout) } catch {
+            do { connection = try EngineRPCConnection.connect(to: address, secret: secret, timeout: connectTimeout) } catch {
                 logger.error("cannot reach the head at \(address) within \(Int(connectTimeout)) s: \(error)")
                 throw ExitCode(1)
             }
@@ -95,8 +109,7 @@ struct EngineCoreCommand: ParsableCommand {
             dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
             pid: Int(getpid()), modelIdentity: identity, address: connection.localIPv4Address ?? "")
         let server = EngineCoreRPCServer(
-            connection: connection, handshake: handshake,
-            backend: EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching),
+            connection: connection, handshake: handshake, backend: Self.engineThread(core, config: config, logger: logger),
             liveness: remote ? EngineRPCLiveness(timeout: heartbeatTimeout) : nil)
         if remote { logger.info("joining the head at \(address) as data-parallel rank \(config.parallel.dataParallelRank)") }
         let exit = server.run()
@@ -111,20 +124,33 @@ struct EngineCoreCommand: ParsableCommand {
 }
 
 extension EngineCoreCommand {
+    /// The engine loop; a dead or failed worker ends the process (its requests were failed first), so that
+    /// `pagoda serve` restarts the engine core with fresh workers instead of keeping one that fails every step.
+    static func engineThread(_ core: EngineCore, config: EngineConfig, logger: Logger) -> EngineCoreThread {
+        let thread = EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching)
+        thread.onUnrecoverableError = { why in
+            logger.critical("engine core cannot go on: \(why); exiting")
+            Foundation.exit(1)
+        }
+        return thread
+    }
+
     /// The engine core shared by several API servers: binds `listen` first (front-ends may connect while
     /// the model loads; they get the handshake once it is loaded), then serves them all until SIGTERM from
     /// `pagoda serve` or its death.
     func runShared(listen: EngineRPCAddress) throws {
         // Die with the supervising `pagoda serve`, whatever killed it.
         _ = pagoda_set_parent_death_signal(SIGTERM, getppid())
-        let config: EngineConfig
+        var config: EngineConfig
         do { config = try JSONDecoder().decode(EngineConfig.self, from: Data(engineConfigJSON.utf8)) } catch {
             throw ValidationError("invalid --engine-config-json: \(error)")
         }
+        let secret = try internalSecret()
+        config.internalSecret = secret
         let dp = config.parallel.dataParallelSize > 1 ? (config.parallel.dataParallelRank, config.parallel.dataParallelSize) : nil
         ServeLogging.bootstrap(dataParallel: dp, process: "engine-core")
         let logger = Logger(label: "pagoda.engine-core")
-        let listener = try EngineRPCListener(address: listen)
+        let listener = try EngineRPCListener(address: listen, secret: secret)
         let core: EngineCore
         let identity: String
         do {
@@ -141,8 +167,7 @@ extension EngineCoreCommand {
             dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
             pid: Int(getpid()), modelIdentity: identity)
         let hub = EngineCoreRPCHub(
-            listener: listener, handshake: handshake,
-            backend: EngineCoreThread(core: core, publishKVEvents: config.cache.enablePrefixCaching),
+            listener: listener, handshake: handshake, backend: Self.engineThread(core, config: config, logger: logger),
             log: { logger.info("\($0)") })
         let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
         term.setEventHandler { hub.stop() }

@@ -31,12 +31,13 @@ enum HeadlessNode {
             if d.localSize > 1 { c.parallel.engineCPUs = WorkerCPUPlacement.engineShare(index: i, count: d.localSize) }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: PagodaExecutable.path)
-            p.arguments = [
-                "engine-core", "--engine-config-json", String(decoding: try JSONEncoder().encode(c), as: UTF8.self),
-                "--rpc-address", head.description, "--remote", "--connect-timeout", String(settings.readyTimeout),
-                "--heartbeat-timeout", String(settings.heartbeatTimeout),
-            ]
-            p.standardInput = FileHandle.nullDevice
+            p.arguments =
+                [
+                    "engine-core", "--engine-config-json", String(decoding: try JSONEncoder().encode(c), as: UTF8.self),
+                    "--rpc-address", head.description, "--remote", "--connect-timeout", String(settings.readyTimeout),
+                    "--heartbeat-timeout", String(settings.heartbeatTimeout),
+                ] + ChildSecret.arguments
+            p.standardInput = ChildSecret.pipe(config.internalSecret!)
             do { try p.run() } catch {
                 stopAll()
                 throw ServeStartupError("cannot start the engine core of rank \(r): \(error)")

@@ -33,7 +33,10 @@ final class RemoteRanks: @unchecked Sendable {
             model: modelPath, blockSize: config.cache.blockSize)
         let address = EngineRPCAddress.tcp(host: deployment.address, port: deployment.rpcPort)
         let acceptor: RemoteRankAcceptor
-        do { acceptor = try RemoteRankAcceptor(address: address, admission: admission, liveness: liveness, logger: logger) } catch {
+        do {
+            acceptor = try RemoteRankAcceptor(
+                address: address, secret: config.internalSecret!, admission: admission, liveness: liveness, logger: logger)
+        } catch {
             throw ServeStartupError(
                 "cannot listen for headless nodes at \(address) (--data-parallel-address, --data-parallel-rpc-port): \(error)")
         }

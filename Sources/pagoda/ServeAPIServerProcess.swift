@@ -1,6 +1,7 @@
 import CPagodaSystem
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 import PagodaServer
 
@@ -18,6 +19,8 @@ struct APIServerProcess {
     let count: Int
     let deployment: DataParallelDeployment
     let addresses: [EngineRPCAddress]
+    /// The deployment's secret (from the supervisor, on stdin), proved to each engine core.
+    let secret: PeerSecret
     let modelPath: String
     let served: [String]
     let server: ServerArgs
@@ -44,7 +47,7 @@ struct APIServerProcess {
         var clients: [AsyncEngineClient] = []
         for (i, address) in addresses.enumerated() {
             do {
-                clients.append(AsyncEngineClient(rpc: try SharedEngineCoreLink.connect(to: address, timeout: 120)))
+                clients.append(AsyncEngineClient(rpc: try SharedEngineCoreLink.connect(to: address, secret: secret, timeout: 120)))
             } catch {
                 throw ServeStartupError(
                     "API server \(index): cannot reach engine core rank \(deployment.startRank + i) at \(address): \(error)")
@@ -71,7 +74,7 @@ struct APIServerProcess {
                 let deadline = Date().addingTimeInterval(Self.rejoinWindow)
                 while Date() < deadline {
                     usleep(500_000)
-                    guard let rpc = try? SharedEngineCoreLink.connect(to: addresses[i], timeout: 30) else { continue }
+                    guard let rpc = try? SharedEngineCoreLink.connect(to: addresses[i], secret: secret, timeout: 30) else { continue }
                     do {
                         try dp.rejoin(rank: i, client: AsyncEngineClient(rpc: rpc))
                         logger.notice("engine core rank \(ranks[i]) is back (pid \(rpc.handshakeInfo.pid)); rejoined")

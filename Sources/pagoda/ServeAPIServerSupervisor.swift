@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 import PagodaServer
 
@@ -43,6 +44,8 @@ final class APIServerSupervisor: @unchecked Sendable {
     }
 
     private var rank: [Int] { configs.map(\.parallel.dataParallelRank) }
+    /// The deployment's secret: every child gets it on its stdin (`ChildSecret`).
+    private var secret: PeerSecret { configs[0].internalSecret! }
 
     func run() async throws {
         signal(SIGINT, SIG_IGN)
@@ -64,7 +67,7 @@ final class APIServerSupervisor: @unchecked Sendable {
             engines = try configs.indices.map { try startEngine($0) }
             for i in configs.indices {
                 let p = engines[i]
-                let rpc = try SharedEngineCoreLink.connect(to: addresses[i], timeout: 600) { [self] in
+                let rpc = try SharedEngineCoreLink.connect(to: addresses[i], secret: secret, timeout: 600) { [self] in
                     if !p.isRunning {
                         throw ServeStartupError("engine core rank \(rank[i]) exited during start-up (\(EngineCoreProcess.describeExit(p)))")
                     }
@@ -174,8 +177,8 @@ final class APIServerSupervisor: @unchecked Sendable {
     private func spawn(_ arguments: [String]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: PagodaExecutable.path)
-        p.arguments = arguments
-        p.standardInput = FileHandle.nullDevice
+        p.arguments = arguments + ChildSecret.arguments
+        p.standardInput = ChildSecret.pipe(secret)
         try ChildSpawner.shared.run { try p.run() }
         return p
     }

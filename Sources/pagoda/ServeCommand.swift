@@ -19,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Multi-node data parallel options") var node: DataParallelNodeArgs
     @OptionGroup(title: "Chat options") var chat: ChatServingArgs
     @OptionGroup(title: "Front-end and data-parallel load balancing options") var frontEnd: FrontEndArgs
+    @OptionGroup(title: "Internal connection security") var secretArgs: InternalSecretArgs
 
     func validate() throws {
         try server.validate()
@@ -45,9 +46,18 @@ struct ServeCommand: AsyncParsableCommand {
         let allRanks = deployment.loadBalancing == .internal ? Array(0..<dpSize) : localRanks
         config.parallel.dataParallelSize = dpSize
         config.parallel.dataParallelRank = allRanks[0]
+        // Processes this command starts share a random secret; processes started elsewhere need a configured one.
+        let secretNeededBy: String? =
+            deployment.headless
+            ? "a headless node (--headless)"
+            : !deployment.remoteRanks.isEmpty
+                ? "a head whose ranks join from headless nodes"
+                : config.kvTransfer?.connector == .tcp ? "--kv-transfer-config with \(config.kvTransfer!.connectorName)" : nil
+        config.internalSecret = try secretArgs.resolve(requiredFor: secretNeededBy)
         if config.kvTransfer != nil && allRanks.count > 1 {
-            throw ValidationError("invalid --kv-transfer-config: one KV connector per server for now; run one server per "
-                + "data-parallel rank (--data-parallel-rank r) and list them all in pagoda disagg-proxy")
+            throw ValidationError(
+                "invalid --kv-transfer-config: one KV connector per server for now; run one server per "
+                    + "data-parallel rank (--data-parallel-rank r) and list them all in pagoda disagg-proxy")
         }
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
         if let index = frontEnd.apiServerIndex {
@@ -57,6 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             try await APIServerProcess(
                 index: index, count: multiNode.apiServerCount, deployment: deployment, addresses: addresses,
+                secret: config.internalSecret!,
                 modelPath: modelPath, served: served, server: server, chat: chatConfig
             ).run()
             return
@@ -81,7 +92,8 @@ struct ServeCommand: AsyncParsableCommand {
         let configs = deployment.engineConfigs(base: config)
         if multiNode.apiServerCount > 1 {
             try await APIServerSupervisor(
-                configs: configs, apiServerCount: multiNode.apiServerCount, childArguments: Array(CommandLine.arguments.dropFirst()),
+                configs: configs, apiServerCount: multiNode.apiServerCount,
+                childArguments: ChildSecret.strip(Array(CommandLine.arguments.dropFirst())),
                 restartEngines: server.restartEngines, shutdownTimeout: server.shutdownTimeout, logger: logger
             ).run()
             return
@@ -103,6 +115,33 @@ struct ServeCommand: AsyncParsableCommand {
                 rayDP.shutdown()
                 throw error
             }
+        }
+
+        // The HTTP port opens now: while the engines load (and remote ranks join), `/health` and every route that
+        // needs the engine answer 503 (`StartingEngineClient`); the real client takes over once they are up.
+        let starting = StartingEngineClient(model: modelPath)
+        let serverConfig = server.makeServerConfig(
+            served: served, modelPath: modelPath, chat: chatConfig, dataParallelRank: allRanks[0], dataParallelSize: dpSize)
+        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: allRanks[0], engineRanks: allRanks)
+        let serving = OpenAIServing(config: serverConfig, tokenizer: tokenizer, engine: starting, metrics: metrics, logger: logger)
+        let host = server.host
+        let apiServer = Task {
+            try await APIServer(serving: serving, logger: logger).run { port in
+                logger.info(
+                    "Pagoda API server on http://\(host):\(port) serving \(served.joined(separator: ", ")) (503 until the engine is up)")
+            }
+        }
+        // SIGTERM or Ctrl-C before the engines are up (the server drained nothing and returned): stop here; the
+        // engine cores exit when their connection closes.
+        Task {
+            let result = await apiServer.result
+            guard !starting.isReady else { return }
+            if case .failure(let error) = result {
+                logger.critical("API server failed while the engine was starting: \(error)")
+                Foundation.exit(1)
+            }
+            logger.info("stopped while the engine was starting")
+            Foundation.exit(0)
         }
 
         // The engine core processes: each loads the model, sizes its KV cache, connects back.
@@ -225,18 +264,11 @@ struct ServeCommand: AsyncParsableCommand {
             engineClient = dp
         }
 
-        let serverConfig = server.makeServerConfig(
-            served: served, modelPath: modelPath, chat: chatConfig, dataParallelRank: allRanks[0], dataParallelSize: dpSize)
-        let metrics = ServerMetrics(modelName: served[0], dataParallelRank: allRanks[0], engineRanks: allRanks)
-        let serving = OpenAIServing(
-            config: serverConfig, tokenizer: tokenizer, engine: engineClient, metrics: metrics,
-            logger: logger)
-
-        let host = server.host
+        starting.ready(engineClient)
+        logger.info("the engine is up: serving requests")
         do {
-            try await APIServer(serving: serving, logger: logger).run { port in
-                logger.info("Pagoda API server on http://\(host):\(port) serving \(served.joined(separator: ", "))")
-            }
+            // A SIGTERM while the engines loaded has drained and stopped the server already: this returns at once.
+            try await apiServer.value
         } catch {
             shutdown.set()
             processes.stopAll()
@@ -316,17 +348,19 @@ struct ServerArgs: ParsableArguments {
     @Flag(
         name: .customLong("restart-engines"), inversion: .prefixedNo,
         help:
-            "Start a dead local engine core again and let it rejoin (default on; with one engine, requests get 503 until it is back). With --no-restart-engines, a server left with no engine core exits non-zero.")
+            "Start a dead local engine core again and let it rejoin (default on; with one engine, requests get 503 until it is back). With --no-restart-engines, a server left with no engine core exits non-zero."
+    )
     var restartEngines = true
 
-    @Flag(name: .customLong("enable-auto-tool-choice"),
-          help: "Let the model decide when to call tools (tool_choice \"auto\"); needs --tool-call-parser.")
+    @Flag(
+        name: .customLong("enable-auto-tool-choice"),
+        help: "Let the model decide when to call tools (tool_choice \"auto\"); needs --tool-call-parser.")
     var enableAutoToolChoice = false
 
-    @Option(name: .customLong("tool-call-parser"),
-            help: "How tool calls look in the model's output: hermes, llama3_json or mistral.")
+    @Option(
+        name: .customLong("tool-call-parser"),
+        help: "How tool calls look in the model's output: hermes, llama3_json or mistral.")
     var toolCallParser: String?
-
 
     @Option(
         name: .customLong("data-parallel-address"),
@@ -351,7 +385,8 @@ struct ServerArgs: ParsableArguments {
             throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds")
         }
         if let p = toolCallParser, ToolCallParserKind(rawValue: p) == nil {
-            throw ValidationError("invalid --tool-call-parser '\(p)': must be one of \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "invalid --tool-call-parser '\(p)': must be one of \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if enableAutoToolChoice && toolCallParser == nil {
             throw ValidationError("--enable-auto-tool-choice requires --tool-call-parser")

@@ -3,6 +3,7 @@ import CPagodaSystem
 import Foundation
 import PagodaDistributed
 import PagodaEngine
+import PagodaServer
 
 #if canImport(Glibc)
 import Glibc
@@ -48,9 +49,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Pin rank r to CPU r mod #CPUs (bench).")
     var pin = false
 
+    @OptionGroup var secretArgs: InternalSecretArgs
+
     func validate() throws {
         if !collectiveSelftest && !collectiveBench && engineSocket == nil {
-            throw ValidationError("pagoda worker is started by the engine (--engine-socket), or use --collective-selftest / --collective-bench")
+            throw ValidationError(
+                "pagoda worker is started by the engine (--engine-socket), or use --collective-selftest / --collective-bench")
         }
         if worldSize < 1 || worldSize > 64 { throw ValidationError("--world-size must be 1...64, got \(worldSize)") }
         if transport != "shm" && transport != "tcp" { throw ValidationError("--transport must be shm or tcp, got \(transport)") }
@@ -77,7 +81,11 @@ struct WorkerCommand: AsyncParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)
         guard let address else { throw ValidationError("--address is required with --rank") }
         if pin { _ = pagoda_pin_thread_to_cpu(Int32(rank % Int(pagoda_available_cpus()))) }
-        let comm = try CommunicatorAddress(parsing: address).connect(rank: rank, worldSize: worldSize, timeout: 120)
+        // The launcher hands the group's secret over on stdin; a rank started by hand may use the variable.
+        guard let secret = try secretArgs.configured() else {
+            throw ValidationError("--rank needs the group's secret (\(InternalSecretArgs.flag) or \(InternalSecretArgs.variable))")
+        }
+        let comm = try CommunicatorAddress(parsing: address).connect(rank: rank, worldSize: worldSize, secret: secret, timeout: 120)
         if collectiveSelftest {
             let failures = try CollectiveSelfTest.run(comm)
             for f in failures { print("FAIL \(f)") }
@@ -91,8 +99,10 @@ struct WorkerCommand: AsyncParsableCommand {
                 let iters = bytes > 1 << 20 ? max(20, iterations / 20) : iterations
                 let (median, p99) = try CollectiveSelfTest.benchmarkAllReduce(comm, count: bytes / 4, iterations: iters)
                 if rank == 0 {
-                    print(String(format: "all-reduce %@ %d ranks %7d bytes: median %.1f us, p99 %.1f us (%d calls)",
-                                 transport, worldSize, bytes, median, p99, iters))
+                    print(
+                        String(
+                            format: "all-reduce %@ %d ranks %7d bytes: median %.1f us, p99 %.1f us (%d calls)",
+                            transport, worldSize, bytes, median, p99, iters))
                 }
             }
         }
@@ -110,16 +120,20 @@ struct WorkerCommand: AsyncParsableCommand {
             group = "tcp:127.0.0.1:\(l.port)"
         }
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let secret = try secretArgs.resolve(requiredFor: nil)
         var children: [Process] = []
         for r in 0..<worldSize {
             let p = Process()
             p.executableURL = exe
-            var args = ["worker", "--rank", "\(r)", "--world-size", "\(worldSize)", "--transport", transport,
-                        "--address", group, "--iterations", "\(iterations)"]
+            var args = [
+                "worker", "--rank", "\(r)", "--world-size", "\(worldSize)", "--transport", transport,
+                "--address", group, "--iterations", "\(iterations)",
+            ]
             if collectiveSelftest { args.append("--collective-selftest") }
             if collectiveBench { args.append("--collective-bench") }
             if pin { args.append("--pin") }
-            p.arguments = args
+            p.arguments = args + ChildSecret.arguments
+            p.standardInput = ChildSecret.pipe(secret)
             try p.run()
             children.append(p)
         }

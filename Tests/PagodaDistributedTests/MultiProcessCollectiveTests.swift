@@ -12,7 +12,8 @@ final class MultiProcessCollectiveTests: XCTestCase {
         guard let rankS = env["PAGODA_SELFTEST_RANK"], let rank = Int(rankS), let n = env["PAGODA_SELFTEST_WORLD"].flatMap(Int.init),
             let addr = env["PAGODA_SELFTEST_ADDRESS"]
         else { return }
-        let comm = try CommunicatorAddress(parsing: addr).connect(rank: rank, worldSize: n, timeout: 60)
+        let secret = try PeerSecret(text: env["PAGODA_SELFTEST_SECRET"] ?? "")
+        let comm = try CommunicatorAddress(parsing: addr).connect(rank: rank, worldSize: n, secret: secret, timeout: 60)
         let failures = try CollectiveSelfTest.run(comm, counts: [1, 17, 4097, 1 << 22])
         XCTAssertEqual(failures, [])
         if failures.isEmpty { print("SELFTEST-OK rank \(rank) of \(n) pid \(getpid())") }
@@ -33,6 +34,7 @@ final class MultiProcessCollectiveTests: XCTestCase {
     func spawnRanks(_ n: Int, address: String, die: Int? = nil) throws -> [(status: Int32, output: String)] {
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var procs: [(Process, Pipe)] = []
+        let secret = PeerSecret.random()
         for r in 0..<n {
             let p = Process()
             p.executableURL = exe
@@ -41,6 +43,7 @@ final class MultiProcessCollectiveTests: XCTestCase {
             env["PAGODA_SELFTEST_RANK"] = "\(r)"
             env["PAGODA_SELFTEST_WORLD"] = "\(n)"
             env["PAGODA_SELFTEST_ADDRESS"] = address
+            env["PAGODA_SELFTEST_SECRET"] = secret.text
             if let die { env["PAGODA_SELFTEST_DIE"] = "\(die)" }
             p.environment = env
             let pipe = Pipe()

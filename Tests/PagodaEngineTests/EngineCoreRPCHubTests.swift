@@ -1,8 +1,12 @@
 import Foundation
+import PagodaDistributed
 import PagodaEngineTestSupport
 import XCTest
 
 @testable import PagodaEngine
+
+/// The deployment secret of the engine RPC connections in these tests.
+private let testSecret = PeerSecret.random()
 
 /// One engine core shared by several front-ends (`--api-server-count K`) over real Unix sockets: the same
 /// request id from two front-ends does not collide, outputs go back only to the front-end that sent the
@@ -55,15 +59,17 @@ final class EngineCoreRPCHubTests: XCTestCase {
     func testTwoFrontEndsShareOneEngineCore() throws {
         let path = NSTemporaryDirectory() + "pagoda-hub-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         defer { unlink(path) }
-        let listener = try EngineRPCListener(address: .unix(path: path))
+        let listener = try EngineRPCListener(address: .unix(path: path), secret: testSecret)
         let backend = TestEngineBackend(stepInterval: 0.002)
         let hub = EngineCoreRPCHub(listener: listener, handshake: handshake, backend: backend, statsInterval: 0.005)
         let hubThread = Thread { hub.run() }
         hubThread.start()
         defer { hub.stop() }
 
-        let a = FrontEnd(try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5)))
-        let b = FrontEnd(try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5)))
+        let a = FrontEnd(
+            try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), secret: testSecret, timeout: 5)))
+        let b = FrontEnd(
+            try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), secret: testSecret, timeout: 5)))
         XCTAssertEqual(a.client.handshakeInfo.dataParallelRank, 1)
         waitUntil("both sessions joined") { hub.numSessions == 2 }
 
@@ -91,7 +97,8 @@ final class EngineCoreRPCHubTests: XCTestCase {
         waitUntil("b still served") { (b.snapshot().0["long-b"]?.count ?? 0) > before + 5 }
 
         // A new front-end can join later (an API server started again).
-        let c = FrontEnd(try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5)))
+        let c = FrontEnd(
+            try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), secret: testSecret, timeout: 5)))
         try c.client.addRequest(request("r", prompt: 7, maxTokens: 2))
         waitUntil("c served") { c.snapshot().1 == ["r"] }
         XCTAssertEqual(c.snapshot().0, ["r": [8, 9]])
@@ -105,12 +112,12 @@ final class EngineCoreRPCHubTests: XCTestCase {
     func testAHandshakeThatNeverComesTimesOut() throws {
         let path = NSTemporaryDirectory() + "pagoda-hub-silent-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         defer { unlink(path) }
-        let listener = try EngineRPCListener(address: .unix(path: path))
+        let listener = try EngineRPCListener(address: .unix(path: path), secret: testSecret)
         // A listener that accepts but never says hello: the receive timeout ends the wait.
         Thread {
             _ = try? listener.accept(timeout: 5); Thread.sleep(forTimeInterval: 5)
         }.start()
-        let connection = try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5)
+        let connection = try EngineRPCConnection.connect(to: .unix(path: path), secret: testSecret, timeout: 5)
         connection.setReceiveTimeout(0.3)
         let start = Date()
         XCTAssertThrowsError(try EngineCoreRPCClient(connection: connection))
@@ -125,7 +132,7 @@ final class EngineCoreRPCHubTests: XCTestCase {
         defer { unlink(path) }
         var hello = handshake
         hello.modelIdentity = "sha256:test-identity"
-        let listener = try EngineRPCListener(address: .unix(path: path))
+        let listener = try EngineRPCListener(address: .unix(path: path), secret: testSecret)
         let backend = TestEngineBackend(stepInterval: 0.002)
         let liveness = EngineRPCLiveness(timeout: 0.5)
         let hub = EngineCoreRPCHub(listener: listener, handshake: hello, backend: backend, statsInterval: 0.005, liveness: liveness)
@@ -134,7 +141,7 @@ final class EngineCoreRPCHubTests: XCTestCase {
         defer { hub.stop() }
 
         // A silent front-end: handshake, then nothing. It sees heartbeats, then the hub closes it.
-        let silent = try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5)
+        let silent = try EngineRPCConnection.connect(to: .unix(path: path), secret: testSecret, timeout: 5)
         defer { silent.close() }
         guard case .hello(let h)? = try silent.receive() else { return XCTFail("expected the hello") }
         XCTAssertEqual(h.modelIdentity, "sha256:test-identity")
@@ -151,7 +158,8 @@ final class EngineCoreRPCHubTests: XCTestCase {
         XCTAssertGreaterThan(heartbeats, 0, "the hub sends heartbeats")
 
         // A front-end that heartbeats stays connected well past the timeout.
-        let client = try EngineCoreRPCClient(connection: try EngineRPCConnection.connect(to: .unix(path: path), timeout: 5))
+        let client = try EngineCoreRPCClient(
+            connection: try EngineRPCConnection.connect(to: .unix(path: path), secret: testSecret, timeout: 5))
         let live = FrontEnd(client)
         client.startHeartbeats(liveness)
         waitUntil("the heartbeating session joined") { hub.numSessions == 1 }

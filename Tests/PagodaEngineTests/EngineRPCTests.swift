@@ -1,14 +1,20 @@
 import Foundation
-import XCTest
-@testable import PagodaEngine
+import PagodaDistributed
 import PagodaEngineTestSupport
+import XCTest
+
+@testable import PagodaEngine
+
+/// The deployment secret of the engine RPC connections in these tests.
+private let testSecret = PeerSecret.random()
 
 /// The engine RPC over real sockets: frames, handshake, request/output flow, aborts, utility
 /// calls, statistics, and what each side sees when the other goes away.
 final class EngineRPCTests: XCTestCase {
     func handshake(rank: Int = 0) -> EngineHandshake {
-        EngineHandshake(model: "models/test", numBlocks: 128, blockSize: 16, maxModelLen: 256, vocabSize: 1000,
-                        eosTokenIds: [2], dataParallelRank: rank, dataParallelSize: 2, pid: Int(getpid()))
+        EngineHandshake(
+            model: "models/test", numBlocks: 128, blockSize: 16, maxModelLen: 256, vocabSize: 1000,
+            eosTokenIds: [2], dataParallelRank: rank, dataParallelSize: 2, pid: Int(getpid()))
     }
 
     func request(_ id: String, prompt: [Int] = [10], maxTokens: Int = 3, logprobs: Int? = nil) -> EngineRequest {
@@ -19,8 +25,10 @@ final class EngineRPCTests: XCTestCase {
     }
 
     func testFrameRoundTripKeepsEveryField() throws {
-        let out = EngineOutput(requestId: "r-1", newTokenIds: [5, 6], newLogprobs: [TokenLogprob(tokenId: 5, logprob: -0.25, top: [TopLogprob(tokenId: 7, logprob: -1)])],
-                               finishReason: .stop, stopReason: 6, numCachedTokens: 16, error: nil)
+        let out = EngineOutput(
+            requestId: "r-1", newTokenIds: [5, 6],
+            newLogprobs: [TokenLogprob(tokenId: 5, logprob: -0.25, top: [TopLogprob(tokenId: 7, logprob: -1)])],
+            finishReason: .stop, stopReason: 6, numCachedTokens: 16, error: nil)
         let frame = try EngineRPCFrame.encode(.outputs([out]))
         let length = Int(frame[0]) << 24 | Int(frame[1]) << 16 | Int(frame[2]) << 8 | Int(frame[3])
         XCTAssertEqual(length, frame.count - 4, "length prefix counts kind byte + payload")
@@ -66,11 +74,27 @@ final class EngineRPCTests: XCTestCase {
     }
 
     /// Runs an engine-side server on a background thread over `connection`.
-    func serveInBackground(_ connection: EngineRPCConnection, backend: TestEngineBackend, handshake h: EngineHandshake) -> XCTestExpectation {
+    func serveInBackground(_ connection: EngineRPCConnection, backend: TestEngineBackend, handshake h: EngineHandshake) -> XCTestExpectation
+    {
         let done = expectation(description: "engine side returned")
         let server = EngineCoreRPCServer(connection: connection, handshake: h, backend: backend, statsInterval: 0.005)
         Thread {
             _ = server.run()
+            done.fulfill()
+        }.start()
+        return done
+    }
+
+    /// Connects to `address` with `secret` (the handshake needs the listener to accept, so not on the test's
+    /// thread) and serves `backend` there until the front-end lets go.
+    func connectAndServeInBackground(
+        _ address: EngineRPCAddress, secret: PeerSecret = testSecret, backend: TestEngineBackend, handshake h: EngineHandshake
+    ) -> XCTestExpectation {
+        let done = expectation(description: "engine side returned")
+        Thread {
+            if let c = try? EngineRPCConnection.connect(to: address, secret: secret, timeout: 5) {
+                _ = EngineCoreRPCServer(connection: c, handshake: h, backend: backend, statsInterval: 0.005).run()
+            }
             done.fulfill()
         }.start()
         return done
@@ -98,17 +122,20 @@ final class EngineRPCTests: XCTestCase {
 
     func testRequestsFlowOverAUnixSocket() throws {
         let path = NSTemporaryDirectory() + "pagoda-rpc-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let listener = try EngineRPCListener(address: .unix(path: path))
+        let listener = try EngineRPCListener(address: .unix(path: path), secret: testSecret)
         let backend = TestEngineBackend()
-        let engineSide = try EngineRPCConnection.connect(to: .unix(path: path), timeout: 2)
-        let done = serveInBackground(engineSide, backend: backend, handshake: handshake(rank: 1))
+        let done = connectAndServeInBackground(.unix(path: path), backend: backend, handshake: handshake(rank: 1))
         let client = try EngineCoreRPCClient(connection: try listener.accept(timeout: 2))
         XCTAssertEqual(client.handshakeInfo.dataParallelRank, 1)
         XCTAssertEqual(client.handshakeInfo.numBlocks, 128)
 
         let sink = Sink()
         let closed = expectation(description: "closed")
-        client.start(onOutputs: sink.add, onClosed: { reason in sink.closedReason = reason; closed.fulfill() })
+        client.start(
+            onOutputs: sink.add,
+            onClosed: { reason in
+                sink.closedReason = reason; closed.fulfill()
+            })
         try client.addRequest(request("a", prompt: [10], maxTokens: 3))
         try client.addRequest(request("b", prompt: [100], maxTokens: 5, logprobs: 2))
         XCTAssertTrue(waitUntil { sink.finishedCount == 2 })
@@ -130,7 +157,11 @@ final class EngineRPCTests: XCTestCase {
         }
         let unknown = expectation(description: "unknown utility")
         client.utility(method: "nope") { r in
-            if case .failure(let e) = r { XCTAssertTrue("\(e)".contains("unknown engine utility method 'nope'")) } else { XCTFail("expected failure") }
+            if case .failure(let e) = r {
+                XCTAssertTrue("\(e)".contains("unknown engine utility method 'nope'"))
+            } else {
+                XCTFail("expected failure")
+            }
             unknown.fulfill()
         }
         wait(for: [got, unknown], timeout: 5)
@@ -168,10 +199,12 @@ final class EngineRPCTests: XCTestCase {
         Thread { _ = server.run() }.start()
         let client = try EngineCoreRPCClient(connection: front)
         let closed = expectation(description: "closed")
-        client.start(onOutputs: { _ in }, onClosed: { reason in
-            XCTAssertTrue(reason.contains("closed"), reason)
-            closed.fulfill()
-        })
+        client.start(
+            onOutputs: { _ in },
+            onClosed: { reason in
+                XCTAssertTrue(reason.contains("closed"), reason)
+                closed.fulfill()
+            })
         XCTAssertNil(client.closed)
         engine.close()  // what the kernel does when the engine process dies
         wait(for: [closed], timeout: 5)
@@ -216,12 +249,11 @@ final class EngineRPCTests: XCTestCase {
     }
 
     func testTCPListenerPicksAFreePortAndAccepts() throws {
-        let listener = try EngineRPCListener(address: .tcp(host: "127.0.0.1", port: 0))
+        let listener = try EngineRPCListener(address: .tcp(host: "127.0.0.1", port: 0), secret: testSecret)
         guard case .tcp(_, let port) = listener.address else { return XCTFail() }
         XCTAssertGreaterThan(port, 0)
         let backend = TestEngineBackend()
-        let engineSide = try EngineRPCConnection.connect(to: listener.address, timeout: 2)
-        let done = serveInBackground(engineSide, backend: backend, handshake: handshake())
+        let done = connectAndServeInBackground(listener.address, backend: backend, handshake: handshake())
         let client = try EngineCoreRPCClient(connection: try listener.accept(timeout: 2))
         let sink = Sink()
         client.start(onOutputs: sink.add, onClosed: { _ in })
@@ -232,8 +264,62 @@ final class EngineRPCTests: XCTestCase {
         wait(for: [done], timeout: 5)
     }
 
+    /// A raw client speaking the RPC without the handshake and an engine core with another secret are refused
+    /// (the listener logs why and keeps listening); the real engine core is accepted after them.
+    func testListenerRefusesPeersWithoutTheSecretAndKeepsListening() throws {
+        let path = NSTemporaryDirectory() + "pagoda-rpc-auth-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let listener = try EngineRPCListener(address: .unix(path: path), secret: testSecret)
+
+        // 1. A raw client that sends its hello frame at once.
+        let raw = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(raw) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(rc, 0)
+        let frame = try EngineRPCFrame.encode(.hello(handshake()))
+        XCTAssertEqual(frame.withUnsafeBytes { write(raw, $0.baseAddress!, $0.count) }, frame.count)
+
+        // 2. An engine core with another deployment's secret.
+        let strangerDone = expectation(description: "stranger refused")
+        nonisolated(unsafe) var strangerError = ""
+        Thread {
+            do { _ = try EngineRPCConnection.connect(to: .unix(path: path), secret: .random(), timeout: 5) } catch {
+                strangerError = "\(error)"
+            }
+            strangerDone.fulfill()
+        }.start()
+        usleep(200_000)
+
+        // 3. The real one.
+        let backend = TestEngineBackend()
+        let done = connectAndServeInBackground(.unix(path: path), backend: backend, handshake: handshake(rank: 3))
+        let client = try EngineCoreRPCClient(connection: try listener.accept(timeout: 15))
+        XCTAssertEqual(client.handshakeInfo.dataParallelRank, 3)
+        wait(for: [strangerDone], timeout: 10)
+        XCTAssertTrue(strangerError.contains("engine refused: authentication with unix:\(path) failed: wrong secret"), strangerError)
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        let n = read(raw, &byte, 1)
+        // Closed (end of stream, or a reset: the frame it sent was left unread), not a timeout.
+        XCTAssertTrue(
+            n == 0 || (n < 0 && errno == ECONNRESET),
+            "the raw client's connection is closed without an answer: read gave \(n), errno \(errno)")
+
+        let sink = Sink()
+        client.start(onOutputs: sink.add, onClosed: { _ in })
+        try client.addRequest(request("ok", prompt: [1], maxTokens: 2))
+        XCTAssertTrue(waitUntil { sink.finishedCount == 1 })
+        client.shutdown()
+        wait(for: [done], timeout: 5)
+    }
+
     func testAcceptGivesUpWhenTheCheckThrows() throws {
-        let listener = try EngineRPCListener(address: .tcp(host: "127.0.0.1", port: 0))
+        let listener = try EngineRPCListener(address: .tcp(host: "127.0.0.1", port: 0), secret: testSecret)
         let start = Date()
         XCTAssertThrowsError(try listener.accept(timeout: 30) { throw EngineRPCError.handshake("child exited") })
         XCTAssertLessThan(Date().timeIntervalSince(start), 1)

@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 import PagodaTestSupport
 import XCTest
 
@@ -16,11 +17,15 @@ final class KVTransferEngineTests: XCTestCase {
     private let prompt: [Int] = (0..<70).map { 100 + ($0 * 37) % 900 }  // 4 full blocks of 16 + 6 tokens
     private let maxTokens = 8
 
-    private func engine(_ kv: KVTransferConfig?) throws -> EngineCore {
-        let config = EngineConfig(
+    /// The deployment's secret, shared by the producer and consumer engines of a test.
+    private let secret = PeerSecret.random()
+
+    private func engine(_ kv: KVTransferConfig?, secret: PeerSecret? = nil) throws -> EngineCore {
+        var config = EngineConfig(
             model: ModelLoadConfig(path: ConformanceData.repoModelDirectory, dtype: .float32, maxModelLen: 256, threads: 1),
             cache: CacheConfig(blockSize: 16, enablePrefixCaching: true, numBlocksOverride: 64),
             scheduler: SchedulerConfig(maxNumSeqs: 8, maxNumBatchedTokens: 512), seed: 0, kvTransfer: kv)
+        config.internalSecret = secret ?? self.secret
         return try EngineCore(config: config)
     }
 
@@ -136,6 +141,43 @@ final class KVTransferEngineTests: XCTestCase {
         XCTAssertEqual(consumer.stats.kvTransfer.recomputes, 1)
         XCTAssertTrue(producer.kvCacheIsWhole)
         XCTAssertTrue(consumer.kvCacheIsWhole)
+    }
+
+    /// A reader without the secret (a raw socket speaking the read protocol) and a consumer with another
+    /// secret are refused; the blocks stay held for the real reader, which then reads them.
+    func testUnauthenticatedReadersAreRefusedAndTheRealReaderStillReads() throws {
+        let expected = try single()
+        let producer = try engine(tcp(.producer)), consumer = try engine(tcp(.consumer))
+        defer { producer.shutdown(); consumer.shutdown() }
+        let params = try prefill(producer)
+        let port = try XCTUnwrap(params.remotePort)
+
+        // A raw client that sends a read request straight away: no bytes of KV come back, the connection closes.
+        let fd = try KVTransferSocket.connect(host: "127.0.0.1", port: port, deadline: Date() + 2)
+        defer { close(fd) }
+        let read = KVBlockReadRequest(
+            requestId: try XCTUnwrap(params.remoteRequestId), blockIds: try XCTUnwrap(params.remoteBlockIds), numLayers: 1,
+            blockFloats: 1)
+        try KVTransferSocket.sendMessage(fd, read, deadline: Date() + 2)
+        XCTAssertThrowsError(try KVTransferSocket.receiveMessage(fd, KVBlockReadReply.self, deadline: Date() + 10)) { error in
+            // Closed without an answer (a reset when the request it sent was left unread).
+            XCTAssertTrue("\(error)".contains("closed") || "\(error)".contains("reset"), "\(error)")
+        }
+
+        // A consumer with another deployment's secret: refused, it recomputes.
+        let stranger = try engine(tcp(.consumer), secret: .random())
+        defer { stranger.shutdown() }
+        try stranger.addRequest(req("x", maxTokens: maxTokens, params: params))
+        XCTAssertEqual(tokens(try drain(stranger), "x"), expected)
+        XCTAssertEqual(stranger.stats.kvTransfer.recomputes, 1)
+        XCTAssertEqual(stranger.stats.kvTransfer.transfers, 0)
+
+        try consumer.addRequest(req("d", maxTokens: maxTokens, params: params))
+        XCTAssertEqual(tokens(try drain(consumer), "d"), expected)
+        XCTAssertEqual(consumer.stats.kvTransfer.transfers, 1)
+        try drain(producer)
+        XCTAssertTrue(producer.kvCacheIsWhole)
+        XCTAssertTrue(stranger.kvCacheIsWhole)
     }
 
     func testAHoldNobodyReadsIsFreedAfterTheTransferTimeout() throws {

@@ -1,10 +1,14 @@
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 import PagodaEngineTestSupport
 import XCTest
 
 @testable import PagodaServer
+
+/// The deployment secret of the engine RPC connections in these tests.
+private let testSecret = PeerSecret.random()
 
 /// The head's door for headless nodes over real loopback TCP: ranks join, and a rank joining twice, out of
 /// range, belonging to the head, serving another model or speaking another protocol is refused on both sides.
@@ -16,7 +20,7 @@ final class RemoteRankAcceptorTests: XCTestCase {
         // Four ranks; the head runs 0 and 1, ranks 2 and 3 are remote.
         let admission = RankAdmission(size: 4, localRanks: 0..<2, modelIdentity: "fnv1a64:aaaa", model: "/head/model", blockSize: 4)
         acceptor = try RemoteRankAcceptor(
-            address: .tcp(host: "127.0.0.1", port: 0), admission: admission, liveness: EngineRPCLiveness(timeout: 10),
+            address: .tcp(host: "127.0.0.1", port: 0), secret: testSecret, admission: admission, liveness: EngineRPCLiveness(timeout: 10),
             logger: Logger(label: "test"), helloTimeout: 5)
         acceptor.start()
     }
@@ -34,14 +38,14 @@ final class RemoteRankAcceptorTests: XCTestCase {
     }
 
     /// Connects an engine core that says `hello` and serves until the head lets go; returns how it ended.
-    func join(_ hello: EngineHandshake) -> XCTestExpectation.Box {
+    func join(_ hello: EngineHandshake, secret: PeerSecret = testSecret) -> XCTestExpectation.Box {
         let box = XCTestExpectation.Box(expectation(description: "rank \(hello.dataParallelRank) returned"))
         let backend = TestEngineBackend()
         backends.append(backend)
         let address = acceptor.address
         Thread {
             do {
-                let c = try EngineRPCConnection.connect(to: address, timeout: 5)
+                let c = try EngineRPCConnection.connect(to: address, secret: secret, timeout: 5)
                 box.exit = EngineCoreRPCServer(connection: c, handshake: hello, backend: backend).run()
             } catch {
                 box.exit = .frontEndGone("connect: \(error)")
@@ -55,6 +59,42 @@ final class RemoteRankAcceptorTests: XCTestCase {
         wait(for: [box.expectation], timeout: 10)
         guard case .frontEndGone(let why)? = box.exit else { return "not refused: \(String(describing: box.exit))" }
         return why
+    }
+
+    /// A raw TCP client that sends an engine RPC hello without authenticating, and an engine core with another
+    /// secret, are refused (the latter is told so); the door stays open and the real ranks join.
+    func testPeersWithoutTheSecretAreRefusedAndTheDoorStaysOpen() throws {
+        guard case .tcp(_, let port) = acceptor.address else { return XCTFail("TCP expected") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(rc, 0)
+        let json = Array(#"{"hello":{"dataParallelRank":2}}"#.utf8)
+        let frame: [UInt8] = [0, 0, 0, UInt8(json.count + 1), 1] + json
+        XCTAssertEqual(frame.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }, frame.count)
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        let n = read(fd, &byte, 1)
+        // Closed (end of stream, or a reset: the frame it sent was left unread), not a timeout.
+        XCTAssertTrue(
+            n == 0 || (n < 0 && errno == ECONNRESET),
+            "the head closes an unauthenticated connection without a word: read gave \(n), errno \(errno)")
+
+        let stranger = refusal(join(hello(rank: 2), secret: .random()))
+        XCTAssertTrue(stranger.contains("wrong secret"), stranger)
+
+        let two = join(hello(rank: 2)), three = join(hello(rank: 3))
+        let joined = try acceptor.waitForAll(timeout: 10)
+        XCTAssertEqual(joined.keys.sorted(), [2, 3])
+        for c in joined.values { c.shutdown() }
+        wait(for: [two.expectation, three.expectation], timeout: 10)
     }
 
     func testRanksJoinAndEachBadHelloIsRefusedOnBothSides() throws {
@@ -91,7 +131,7 @@ final class RemoteRankAcceptorTests: XCTestCase {
         acceptor.stop()
         let admission = RankAdmission(size: 2, localRanks: 0..<0, modelIdentity: "fnv1a64:aaaa", model: "/head/model", blockSize: 4)
         acceptor = try RemoteRankAcceptor(
-            address: .tcp(host: "127.0.0.1", port: 0), admission: admission, liveness: EngineRPCLiveness(timeout: 10),
+            address: .tcp(host: "127.0.0.1", port: 0), secret: testSecret, admission: admission, liveness: EngineRPCLiveness(timeout: 10),
             logger: Logger(label: "test"), helloTimeout: 5)
         acceptor.start()
         let zero = join(hello(rank: 0, size: 2))

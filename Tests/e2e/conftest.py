@@ -1,6 +1,8 @@
 """Shared fixtures for the end-to-end tests: the built `pagoda` binary, free loopback ports, model folders."""
+import contextlib
 import os
 import pathlib
+import secrets
 import socket
 
 import pytest
@@ -20,6 +22,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def deployment_secret():
+    """PAGODA_INTERNAL_SECRET set, inside the block, for every process a test starts: a deployment of separately
+    started processes (a head and its headless nodes, KV producers and consumers) must share its secret."""
+    old = os.environ.get("PAGODA_INTERNAL_SECRET")
+    os.environ["PAGODA_INTERNAL_SECRET"] = "e2e-" + secrets.token_hex(16)
+    try:
+        yield os.environ["PAGODA_INTERNAL_SECRET"]
+    finally:
+        if old is None:
+            os.environ.pop("PAGODA_INTERNAL_SECRET", None)
+        else:
+            os.environ["PAGODA_INTERNAL_SECRET"] = old
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,20 @@ import time
 import openai
 import pytest
 
-from conftest import CONFORMANCE, free_port
+from conftest import CONFORMANCE, deployment_secret, free_port
 from serve_process import ServeProcess
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):",
            "The quick brown fox", "In the beginning"]
 COMMON = ["--dtype", "float32", "--threads", "1", "--max-model-len", "512"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _deployment_secret():
+    """The secret every process of these deployments shares (started separately, they cannot make one up)."""
+    with deployment_secret() as s:
+        yield s
 
 
 def ip(*args, check=True):
@@ -300,13 +307,20 @@ def test_the_head_names_the_ranks_that_never_join(pagoda):
 
 
 def test_a_headless_rank_the_head_refuses_exits_with_its_reason(pagoda):
-    """A rank that belongs to the head, and a different model: each refused, on both sides."""
+    """A node with the wrong secret, a rank that belongs to the head, and a different model: each refused, on both sides."""
     port = free_port()
     head = start_head(pagoda, ["--data-parallel-size", "2", "--data-parallel-size-local", "1",
                                "--data-parallel-address", "127.0.0.1", "--data-parallel-rpc-port", str(port)])
     try:
         rpc = ["--data-parallel-address", "127.0.0.1", "--data-parallel-rpc-port", str(port), "--data-parallel-size", "2",
                "--data-parallel-size-local", "1", "--data-parallel-engine-ready-timeout", "60"]
+        # A node with another deployment's secret: refused before its hello is read, a line on both sides.
+        stranger = subprocess.run([pagoda, "serve", MODEL, "--headless", *COMMON, *rpc, "--data-parallel-start-rank", "1"],
+                                  capture_output=True, text=True, timeout=120,
+                                  env={**os.environ, "PAGODA_INTERNAL_SECRET": "another-deployment-secret"})
+        assert stranger.returncode != 0
+        assert "cannot reach the head" in stranger.stderr and "wrong secret" in stranger.stderr, stranger.stderr
+        assert re.search(r"refused an engine RPC peer \(127\.0\.0\.1:\d+\) on tcp://127\.0\.0\.1:\d+: wrong MAC", head.log_text())
         wrong_model = str(CONFORMANCE / "models" / "tiny-qwen2")
         bad = subprocess.run([pagoda, "serve", wrong_model, "--headless", *COMMON, *rpc, "--data-parallel-start-rank", "1"],
                              capture_output=True, text=True, timeout=120)

@@ -12,11 +12,19 @@ import time
 
 import pytest
 
+from conftest import deployment_secret
 from router_harness import SERVE_LIMITS, Proc, free_port, request, stream_events, wait_http
 
 LONG = "The history of the old harbour town is long and full of storms, ships and trade. " * 6
 PROMPTS = [LONG, "Once upon a time", "1, 2, 3, 4,"]
 MESSAGES = [{"role": "user", "content": "Tell me about the harbour. " * 8}]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _deployment_secret():
+    """The secret every process of these deployments shares (started separately, they cannot make one up)."""
+    with deployment_secret() as s:
+        yield s
 
 
 def kv_config(role, **extra):

@@ -29,6 +29,8 @@ def start(pagoda, model, *args, max_model_len=256):
     (["--port", "70000"], "port"),
     (["--port", "eighty"], "port"),
     (["--max-model-len", "-5"], "max-model-len"),
+    (["--internal-secret-file", "/nonexistent/pagoda-secret"], "--internal-secret-file: cannot read /nonexistent/pagoda-secret"),
+    (["--internal-secret-file", "/dev/null"], "the internal secret must have at least 16 characters"),
 ])
 def test_bad_flags_fail_fast_with_a_message(pagoda, small_model, args, needle):
     r = subprocess.run([pagoda, "serve", small_model, *args], capture_output=True, text=True, timeout=60)

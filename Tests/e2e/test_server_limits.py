@@ -141,8 +141,24 @@ def test_api_key_guards_work_routes_and_optionally_all(pagoda, small_model):
     env = dict(os.environ, VLLM_API_KEY="from-env")
     s = start(pagoda, small_model, env=env)
     try:
-        assert s.post("/tokenize", {"model": "m", "prompt": "x"})[0] == 401
-        assert s.post("/tokenize", {"model": "m", "prompt": "x"}, headers={"Authorization": "Bearer from-env"})[0] == 200
+        # Every route that costs work, also spelled with the slashes the router ignores.
+        work = [("POST", "/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1}),
+                ("POST", "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1}),
+                ("GET", "/v1/models", None),
+                ("POST", "/tokenize", {"model": "m", "prompt": "x"}),
+                ("POST", "/detokenize", {"model": "m", "tokens": [1, 2]}),
+                ("POST", "//tokenize", {"model": "m", "prompt": "x"}),
+                ("POST", "/detokenize/", {"model": "m", "tokens": [1, 2]}),
+                ("POST", "//v1//completions", {"model": "m", "prompt": "x", "max_tokens": 1})]
+        for method, path, body in work:
+            data = None if body is None else json.dumps(body).encode()
+            status, _, text = request(method, s.base_url + path, data=data)
+            assert status == 401, (path, status)
+            assert json.loads(text)["error"]["code"] == 401, (path, text)
+            assert request(method, s.base_url + path, data=data, headers={"Authorization": "Bearer wrong"})[0] == 401, path
+        for method, path, body in work[:5]:
+            data = None if body is None else json.dumps(body).encode()
+            assert request(method, s.base_url + path, data=data, headers={"Authorization": "Bearer from-env"})[0] == 200, path
         assert s.get("/health")[0] == 200 and s.get("/metrics")[0] == 200
         assert "from-env" not in s.log_text()
     finally:
@@ -162,5 +178,61 @@ def test_api_key_guards_work_routes_and_optionally_all(pagoda, small_model):
         for path in ["/health", "/metrics", "/load", "/version", "/v1/models"]:
             assert s.get(path)[0] == 401, path
             assert request("GET", s.base_url + path, headers=key)[0] == 200, path
+    finally:
+        s.stop()
+
+
+def test_503_while_the_engine_is_starting(pagoda, small_model, tmp_path):
+    """The port opens before the engines are up; until then /health and the routes that need the engine answer 503
+    with OpenAI error JSON. A head waiting for a rank that never joins holds the starting phase open (such a head
+    needs the deployment's secret: here from a file)."""
+    port = free_port()
+    secret = tmp_path / "secret"
+    secret.write_text("e2e-starting-secret-0123\n")
+    env = dict(os.environ, VLLM_ENGINE_READY_TIMEOUT_S="60")
+    env.pop("PAGODA_INTERNAL_SECRET", None)
+    s = ServeProcess(pagoda, small_model, port, [
+        "--served-model-name", "m", "--max-model-len", "256", "--data-parallel-size", "2", "--data-parallel-size-local", "1",
+        "--data-parallel-address", "127.0.0.1", "--data-parallel-rpc-port", str(free_port()),
+        "--internal-secret-file", str(secret)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, _, body = s.get("/health", timeout=2)
+                break
+            except OSError:
+                assert s.proc.poll() is None and time.monotonic() < deadline, s.log_text()[-2000:]
+                time.sleep(0.05)
+        assert status == 503, body
+        error = json.loads(body)["error"]
+        assert error["code"] == 503 and "starting" in error["message"], error
+        completion = {"model": "m", "prompt": "x", "max_tokens": 1}
+        for method, path, data in [("POST", "/v1/completions", completion), ("GET", "/v1/models", None),
+                                   ("POST", "/tokenize", {"model": "m", "prompt": "x"})]:
+            status, _, body = request(method, s.base_url + path, data=None if data is None else json.dumps(data).encode())
+            assert status == 503, (path, body)
+            assert json.loads(body)["error"]["code"] == 503, (path, body)
+        assert s.get("/metrics")[0] == 200
+        assert s.proc.poll() is None
+    finally:
+        s.stop()
+
+
+def test_a_plain_server_answers_503_then_200_never_anything_else(pagoda, small_model):
+    s = ServeProcess(pagoda, small_model, free_port(), ["--served-model-name", "m", "--max-model-len", "256"])
+    seen = []
+    try:
+        deadline = time.monotonic() + 180
+        while not seen or seen[-1] != 200:
+            assert s.proc.poll() is None and time.monotonic() < deadline, s.log_text()[-2000:]
+            try:
+                seen.append(s.get("/health", timeout=2)[0])
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.02)
+        assert set(seen) <= {503, 200}, seen
+        assert openai.OpenAI(base_url=s.base_url + "/v1", api_key="x", max_retries=0, timeout=60).completions.create(
+            model="m", prompt="hi", max_tokens=2).usage.completion_tokens == 2
     finally:
         s.stop()

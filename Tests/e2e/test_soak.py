@@ -96,6 +96,7 @@ def test_soak_against_the_server(server):
         assert m["vllm:kv_cache_usage_perc"] == 0 and m["vllm:num_requests_running"] == 0, m
         rss.append(rss_kib(pid))
     # Flat after warm-up: the last burst grows the API server by less than 10 % (and 32 MiB) over the first.
+    print(f"SOAK rss_kib={','.join(map(str, rss))}")  # read by Benchmarks/reliability/report.py
     growth = rss[-1] - rss[0]
     assert growth < max(32 << 10, rss[0] // 10), f"resident memory (KiB) after each burst: {rss}"
     assert server["proc"].alive()

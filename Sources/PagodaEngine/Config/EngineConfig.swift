@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 import PagodaKernels
 
 /// Everything an engine needs, built once by the command line (or `LLM`) and validated once;
@@ -12,9 +13,19 @@ public struct EngineConfig: Sendable, Codable, Equatable {
     public var seed: UInt64
     /// `--kv-transfer-config`: the KV connector for prefill/decode disaggregation (nil: none).
     public var kvTransfer: KVTransferConfig?
+    /// The deployment's shared secret for internal connections (KV transfer, TP rendezvous). Never encoded:
+    /// the JSON of a config travels on command lines; processes hand the secret on through a pipe or the
+    /// workers' private socket.
+    public var internalSecret: PeerSecret? = nil
 
-    public init(model: ModelLoadConfig, cache: CacheConfig = CacheConfig(), scheduler: SchedulerConfig = SchedulerConfig(),
-                parallel: ParallelConfig = ParallelConfig(), seed: UInt64 = 0, kvTransfer: KVTransferConfig? = nil) {
+    private enum CodingKeys: String, CodingKey {
+        case model, cache, scheduler, parallel, seed, kvTransfer
+    }
+
+    public init(
+        model: ModelLoadConfig, cache: CacheConfig = CacheConfig(), scheduler: SchedulerConfig = SchedulerConfig(),
+        parallel: ParallelConfig = ParallelConfig(), seed: UInt64 = 0, kvTransfer: KVTransferConfig? = nil
+    ) {
         self.model = model; self.cache = cache; self.scheduler = scheduler; self.parallel = parallel; self.seed = seed
         self.kvTransfer = kvTransfer
     }
@@ -27,12 +38,14 @@ public struct EngineConfig: Sendable, Codable, Equatable {
         try parallel.validate()
         if kvTransfer != nil && (parallel.worldSize > 1 || parallel.executorBackend != .uni) {
             throw EngineConfigError.invalid(
-                "--kv-transfer-config", "KV transfer runs with the in-process executor only for now "
+                "--kv-transfer-config",
+                "KV transfer runs with the in-process executor only for now "
                     + "(--tensor-parallel-size 1, --pipeline-parallel-size 1, no --distributed-executor-backend mp)")
         }
         if !scheduler.enableChunkedPrefill, let len = model.maxModelLen, scheduler.maxNumBatchedTokens < len {
             throw EngineConfigError.invalid(
-                "--max-num-batched-tokens", "\(scheduler.maxNumBatchedTokens) is smaller than --max-model-len \(len); "
+                "--max-num-batched-tokens",
+                "\(scheduler.maxNumBatchedTokens) is smaller than --max-model-len \(len); "
                     + "without --enable-chunked-prefill a whole prompt must fit in one step")
         }
     }
@@ -80,8 +93,10 @@ public struct ModelLoadConfig: Sendable, Codable, Equatable {
     /// `--quantization`: quantize the float weights of the linear layers to this block format at load.
     public var quantization: Quantization?
 
-    public init(path: String, dtype: ModelDType = .auto, maxModelLen: Int? = nil, threads: Int? = nil,
-                quantization: Quantization? = nil) {
+    public init(
+        path: String, dtype: ModelDType = .auto, maxModelLen: Int? = nil, threads: Int? = nil,
+        quantization: Quantization? = nil
+    ) {
         self.path = path; self.dtype = dtype; self.maxModelLen = maxModelLen; self.threads = threads
         self.quantization = quantization
     }
@@ -107,8 +122,10 @@ public struct CacheConfig: Sendable, Codable, Equatable {
     /// Test hook: exact number of KV blocks (wins over both budgets).
     public var numBlocksOverride: Int? = nil
 
-    public init(blockSize: Int = 16, kvCacheMemoryBytes: Int? = nil, gpuMemoryUtilization: Double? = nil,
-                enablePrefixCaching: Bool = true, numBlocksOverride: Int? = nil) {
+    public init(
+        blockSize: Int = 16, kvCacheMemoryBytes: Int? = nil, gpuMemoryUtilization: Double? = nil,
+        enablePrefixCaching: Bool = true, numBlocksOverride: Int? = nil
+    ) {
         self.blockSize = blockSize; self.kvCacheMemoryBytes = kvCacheMemoryBytes
         self.gpuMemoryUtilization = gpuMemoryUtilization; self.enablePrefixCaching = enablePrefixCaching
         self.numBlocksOverride = numBlocksOverride
@@ -200,10 +217,12 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
     /// cores of `--data-parallel-backend ray`); nil: `RaySettings()`.
     public var ray: RaySettings? = nil
 
-    public init(tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
-                dataParallelSize: Int = 1, dataParallelRank: Int = 0, pipelineLayerPartition: [Int]? = nil,
-                maxConcurrentBatches: Int? = nil, communicatorTimeoutSeconds: Double = 600, transport: Transport? = nil,
-                workerHosts: [String]? = nil, workerLaunchPrefix: [String] = [], workerExecutable: String? = nil) {
+    public init(
+        tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
+        dataParallelSize: Int = 1, dataParallelRank: Int = 0, pipelineLayerPartition: [Int]? = nil,
+        maxConcurrentBatches: Int? = nil, communicatorTimeoutSeconds: Double = 600, transport: Transport? = nil,
+        workerHosts: [String]? = nil, workerLaunchPrefix: [String] = [], workerExecutable: String? = nil
+    ) {
         self.tensorParallelSize = tensorParallelSize; self.pipelineParallelSize = pipelineParallelSize
         self.distributedExecutorBackend = distributedExecutorBackend
         self.dataParallelSize = dataParallelSize; self.dataParallelRank = dataParallelRank
@@ -237,7 +256,8 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
         if let p = pipelineLayerPartition {
             guard p.count == pipelineParallelSize, p.allSatisfy({ $0 >= 1 }) else {
                 throw EngineConfigError.invalid(
-                    "--pipeline-layer-partition", "\(p.map(String.init).joined(separator: ",")) must give a positive layer count "
+                    "--pipeline-layer-partition",
+                    "\(p.map(String.init).joined(separator: ",")) must give a positive layer count "
                         + "for each of the \(pipelineParallelSize) pipeline stages")
             }
         }
@@ -245,15 +265,18 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
             throw EngineConfigError.invalid("--max-concurrent-batches", "must be at least 1, got \(m)")
         }
         if !(communicatorTimeoutSeconds > 0) || !communicatorTimeoutSeconds.isFinite {
-            throw EngineConfigError.invalid("--distributed-timeout-seconds", "must be a positive number of seconds, got \(communicatorTimeoutSeconds)")
+            throw EngineConfigError.invalid(
+                "--distributed-timeout-seconds", "must be a positive number of seconds, got \(communicatorTimeoutSeconds)")
         }
         if let hosts = workerHosts {
             guard hosts.count == worldSize, hosts.allSatisfy(Self.isWorkerHost) else {
                 throw EngineConfigError.invalid(
-                    "--worker-hosts", "must list \(worldSize) addresses (one per worker rank, comma-separated), got '\(hosts.joined(separator: ","))'")
+                    "--worker-hosts",
+                    "must list \(worldSize) addresses (one per worker rank, comma-separated), got '\(hosts.joined(separator: ","))'")
             }
             if transport == .shm {
-                throw EngineConfigError.invalid("--distributed-transport", "shm cannot reach workers on other hosts (--worker-hosts is set)")
+                throw EngineConfigError.invalid(
+                    "--distributed-transport", "shm cannot reach workers on other hosts (--worker-hosts is set)")
             }
         }
         if let exe = workerExecutable, exe.isEmpty { throw EngineConfigError.invalid("--worker-executable", "empty path") }

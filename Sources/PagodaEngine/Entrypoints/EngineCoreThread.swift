@@ -19,6 +19,11 @@ public final class EngineCoreThread: @unchecked Sendable {
     private var pendingKVEvents = KVCacheEvents()
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
+    /// Called once, on the engine thread, after a step failed in a way no later step recovers from (a worker
+    /// process of the multiprocess executor died or failed) and that step's requests were failed; the loop
+    /// then stops. `pagoda engine-core` exits, so that its supervisor restarts it (vLLM's engine core dies
+    /// with its workers too). Set before `start`.
+    public var onUnrecoverableError: ((String) -> Void)?
 
     /// `publishKVEvents`: record the prefix-cache changes for `takeKVEvents()` (the RPC server publishes them).
     public init(core: EngineCore, publishKVEvents: Bool = false) {
@@ -103,7 +108,8 @@ public final class EngineCoreThread: @unchecked Sendable {
         while true {
             cond.lock()
             while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && !stopping
-                && !core.hasUnfinishedRequests {
+                && !core.hasUnfinishedRequests
+            {
                 latestStats = core.stats
                 cond.wait()
             }
@@ -120,19 +126,27 @@ public final class EngineCoreThread: @unchecked Sendable {
             if !aborts.isEmpty { core.abortRequests(aborts) }
             for r in adds {
                 do { try core.addRequest(r) } catch {
-                    outputs.append(EngineOutput(requestId: r.requestId, newTokenIds: [], finishReason: .error,
-                                                error: "\(error)"))
+                    outputs.append(
+                        EngineOutput(
+                            requestId: r.requestId, newTokenIds: [], finishReason: .error,
+                            error: "\(error)"))
                 }
             }
+            var unrecoverable: String?
             do {
                 outputs += try core.step()
             } catch {
                 outputs += core.failAllRequests("engine step failed: \(error)")
+                if error is MultiprocExecutorError { unrecoverable = "\(error)" }
             }
             let s = core.stats
             let events = core.takeKVEvents()  // empty unless the core records them
             cond.lock(); latestStats = s; if !events.isEmpty { pendingKVEvents.append(events) }; cond.unlock()
             if !outputs.isEmpty { onOutputs(outputs) }
+            if let why = unrecoverable, let handler = onUnrecoverableError {
+                handler(why)
+                return
+            }
         }
     }
 }

@@ -82,6 +82,8 @@ public final class MultiprocExecutor: Executor {
             let listener = try MultiprocUnixSocket.listen(path: socketPath)
             defer { close(listener) }
             let path = socketPath
+            // Every worker is started here: without a deployment secret, a fresh one serves as well.
+            let groupSecret = config.internalSecret ?? .random()
             let prefix = p.workerLaunchPrefix
             // A Ray actor is the parent of a Ray-placed worker: it stops the worker itself.
             let parent = p.executorBackend == .ray ? [] : ["--parent-pid", "\(getpid())"]
@@ -94,13 +96,15 @@ public final class MultiprocExecutor: Executor {
             for r in 0..<n {
                 let initMsg = MultiprocWorkerInit(
                     config: config, tensorGroupAddress: tpAddresses[layout.ppRank(ofWorker: r)],
-                    pipelineGroupAddress: ppAddresses[layout.tpRank(ofWorker: r)])
+                    pipelineGroupAddress: ppAddresses[layout.tpRank(ofWorker: r)], secret: groupSecret)
                 try send(.initialize(initMsg), to: r)
             }
             let replies = try awaitReplies(from: Set(0..<n))
             var total = 0
             for r in 0..<n {
-                guard case .ready(let mi) = replies[r] else { throw MultiprocExecutorError.startFailed("rank \(r) answered \(String(describing: replies[r]))") }
+                guard case .ready(let mi) = replies[r] else {
+                    throw MultiprocExecutorError.startFailed("rank \(r) answered \(String(describing: replies[r]))")
+                }
                 total += mi.kvCacheBytesPerBlock
                 if r == layout.driverRank { modelInfo = mi }
             }
@@ -118,8 +122,9 @@ public final class MultiprocExecutor: Executor {
     // MARK: Executor
 
     public func determineNumAvailableBlocks(_ cache: CacheConfig) throws -> Int {
-        try KVCacheSizing.numBlocks(cache, bytesPerBlock: modelInfo.kvCacheBytesPerBlock,
-                                    weightBytes: KVCacheSizing.weightBytes(modelPath: config.model.path))
+        try KVCacheSizing.numBlocks(
+            cache, bytesPerBlock: modelInfo.kvCacheBytesPerBlock,
+            weightBytes: KVCacheSizing.weightBytes(modelPath: config.model.path))
     }
 
     public func initializeCache(numBlocks: Int) throws {
@@ -152,7 +157,9 @@ public final class MultiprocExecutor: Executor {
             try checkAlive()
             let replies = try awaitReplies(from: [layout.driverRank])
             guard case .output(let out)? = replies[layout.driverRank] else {
-                throw fail(MultiprocExecutorError.workerFailed(rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
+                throw fail(
+                    MultiprocExecutorError.workerFailed(
+                        rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
             }
             pendingOutputs[numReceived] = out
             numReceived += 1
@@ -314,7 +321,11 @@ public final class MultiprocExecutor: Executor {
                 st = reap(r, block: false)
                 if st == nil { usleep(2000) }
             }
-            if let st { e = .workerDied(rank: r, detail: "pid \(workerPids[r]) \(Self.describe(status: st))" + (detail.hasPrefix("reported") ? " (\(detail))" : "")) }
+            if let st {
+                e = .workerDied(
+                    rank: r,
+                    detail: "pid \(workerPids[r]) \(Self.describe(status: st))" + (detail.hasPrefix("reported") ? " (\(detail))" : ""))
+            }
         }
         failure = e
         killAll()

@@ -1,9 +1,9 @@
 import Foundation
+import PagodaDistributed
 
 #if canImport(Glibc)
 import Glibc
 #endif
-import PagodaDistributed
 
 /// What the multiprocess executor tells a worker process, over the worker's Unix socket.
 enum MultiprocRequest: Codable {
@@ -40,6 +40,9 @@ struct MultiprocWorkerInit: Codable {
     /// Address of this worker's tensor-parallel group and pipeline group (`CommunicatorAddress` text).
     var tensorGroupAddress: String
     var pipelineGroupAddress: String
+    /// The secret of the TCP groups' connections (`config` never carries it); this socket is private to
+    /// the engine and its workers.
+    var secret: PeerSecret
 }
 
 /// Length-prefixed JSON frames on a stream socket: `[u32 little-endian length][JSON]`.

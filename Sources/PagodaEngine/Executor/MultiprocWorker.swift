@@ -74,28 +74,34 @@ public enum MultiprocWorker {
             throw MultiprocExecutorError.startFailed("rank \(rank): first message was not initialize")
         }
         let config = setup.config
-        let layout = ParallelLayout(tensorParallelSize: config.parallel.tensorParallelSize,
-                                    pipelineParallelSize: config.parallel.pipelineParallelSize)
+        let layout = ParallelLayout(
+            tensorParallelSize: config.parallel.tensorParallelSize,
+            pipelineParallelSize: config.parallel.pipelineParallelSize)
         let tpRank = layout.tpRank(ofWorker: rank), ppRank = layout.ppRank(ofWorker: rank)
         // Every worker joins its TP group first, then its PP group: no cycle of waits.
         let tpGroup = try GroupCommunicator.connect(
             CommunicatorAddress(parsing: setup.tensorGroupAddress), group: layout.tensorGroup(ppRank: ppRank), rank: rank,
-            timeout: config.parallel.communicatorTimeoutSeconds)
+            secret: setup.secret, timeout: config.parallel.communicatorTimeoutSeconds)
         let ppGroup = try GroupCommunicator.connect(
             CommunicatorAddress(parsing: setup.pipelineGroupAddress), group: layout.pipelineGroup(tpRank: tpRank), rank: rank,
-            timeout: config.parallel.communicatorTimeoutSeconds)
-        let stage = try loader.load(StageSpec(
-            model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize, ppRank: ppRank,
-            ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition,
-            engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup))
+            secret: setup.secret, timeout: config.parallel.communicatorTimeoutSeconds)
+        let stage = try loader.load(
+            StageSpec(
+                model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize, ppRank: ppRank,
+                ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition,
+                engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup))
         let isDriver = rank == layout.driverRank
-        let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
-                                       producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
-        let runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
-                                 tokenizerPath: config.model.path)
-        try channel.send(MultiprocReply.ready(ModelInfo(
-            vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
-            kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))))
+        let model = PipelineStageModel(
+            stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
+            producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
+        let runner = ModelRunner(
+            model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
+            tokenizerPath: config.model.path)
+        try channel.send(
+            MultiprocReply.ready(
+                ModelInfo(
+                    vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
+                    kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))))
         while true {
             switch try channel.receive(MultiprocRequest.self) {
             case .initialize:
@@ -163,8 +169,10 @@ final class PipelineStageModel: RunnableModel {
     func kvCacheBytesPerBlock(blockSize: Int) -> Int { inner.kvCacheBytesPerBlock(blockSize: blockSize) }
     func allocateKVCache(numBlocks: Int, blockSize: Int) throws { try inner.allocateKVCache(numBlocks: numBlocks, blockSize: blockSize) }
 
-    func forward(_ batch: ForwardBatch, hiddenIn _: UnsafePointer<Float>?, hiddenOut _: UnsafeMutablePointer<Float>?,
-                 logits: UnsafeMutablePointer<Float>?) throws {
+    func forward(
+        _ batch: ForwardBatch, hiddenIn _: UnsafePointer<Float>?, hiddenOut _: UnsafeMutablePointer<Float>?,
+        logits: UnsafeMutablePointer<Float>?
+    ) throws {
         let stage = pp.rank, stages = pp.worldSize
         let n = batch.tokenIds.count
         if stages > 1 && n > capacityTokens {
@@ -177,8 +185,9 @@ final class PipelineStageModel: RunnableModel {
         if !producesLogits, let logits { logits.update(repeating: 0, count: batch.logitsIndices.count * inner.vocabSize) }
         if stage > 0 { try pp.recv(hiddenIn, count: count, from: stage - 1) }
         let last = stage == stages - 1
-        try inner.forward(batch, hiddenIn: stage > 0 ? UnsafePointer(hiddenIn) : nil, hiddenOut: last ? nil : hiddenOut,
-                          logits: last && producesLogits ? logits : nil)
+        try inner.forward(
+            batch, hiddenIn: stage > 0 ? UnsafePointer(hiddenIn) : nil, hiddenOut: last ? nil : hiddenOut,
+            logits: last && producesLogits ? logits : nil)
         if !last { try pp.send(hiddenOut, count: count, to: stage + 1) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 
 #if canImport(Glibc)
 import Glibc
@@ -13,12 +14,15 @@ enum KVBlockFetcher {
     /// local blocks may then hold part of the data and must not be used.
     static func fetch(
         host: String, port: Int, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
-        into storage: KVBlockStorage, connectTimeout: Double, transferTimeout: Double
+        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double
     ) throws -> Int {
         precondition(remoteBlockIds.count == localBlockIds.count)
         let start = Date()
         let fd = try KVTransferSocket.connect(host: host, port: port, deadline: start + connectTimeout)
         defer { close(fd) }
+        do { try PeerAuthentication.connect(fd: fd, secret: secret, timeout: connectTimeout) } catch {
+            throw KVTransferSocket.Failure(description: "authentication with the producer failed: \(error)")
+        }
         let deadline = start + transferTimeout
         let request = KVBlockReadRequest(
             requestId: requestId, blockIds: remoteBlockIds, numLayers: storage.kvNumLayers,

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PagodaDistributed
 
 #if canImport(Glibc)
 import Glibc
@@ -35,15 +36,18 @@ final class KVBlockServer: @unchecked Sendable {
     private var stopping = false
     private var acceptThread: Thread?
     private let ioTimeoutSeconds: Double
+    /// Every reader proves it before its request is read (`PeerAuthentication`).
+    private let secret: PeerSecret
     private let logger = Logger(label: "pagoda.kv-transfer")
 
     /// Binds `host:port` now (0: any free port), so `port` can be announced before the cache exists.
-    init(host: String, port: Int, ioTimeoutSeconds: Double) throws {
+    init(host: String, port: Int, ioTimeoutSeconds: Double, secret: PeerSecret) throws {
         let (fd, bound) = try KVTransferSocket.listen(host: host, port: port)
         listener = fd
         self.port = bound
         self.host = host
         self.ioTimeoutSeconds = ioTimeoutSeconds
+        self.secret = secret
     }
 
     /// Starts serving reads from `storage`.
@@ -51,7 +55,7 @@ final class KVBlockServer: @unchecked Sendable {
         lock.lock(); self.storage = storage; lock.unlock()
         let t = Thread { [self] in acceptLoop() }
         t.name = "pagoda-kv-server"
-        acceptThread = t
+        lock.lock(); acceptThread = t; lock.unlock()
         t.start()
     }
 
@@ -85,15 +89,24 @@ final class KVBlockServer: @unchecked Sendable {
         if recentlyEndedOrder.count > 1024 { recentlyEnded.remove(recentlyEndedOrder.removeFirst()) }
     }
 
+    /// Stops accepting. The accept thread closes the listener itself when it sees the flag: closed here while
+    /// that thread polls it, the descriptor's number could be reused by another socket of the process, which
+    /// the old thread would then accept on.
     func shutdown() {
-        lock.lock(); stopping = true; lock.unlock()
-        close(listener)
+        lock.lock()
+        stopping = true
+        let running = acceptThread != nil
+        lock.unlock()
+        if running { Glibc.shutdown(listener, Int32(SHUT_RDWR)) } else { close(listener) }
     }
 
     private func acceptLoop() {
         while true {
             lock.lock(); let stop = stopping; lock.unlock()
-            if stop { return }
+            if stop {
+                close(listener)
+                return
+            }
             var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, 100) > 0 else { continue }
             let fd = accept(listener, nil, nil)
@@ -107,8 +120,12 @@ final class KVBlockServer: @unchecked Sendable {
         }
     }
 
-    /// Serves one read on `fd`.
+    /// Serves one read on `fd`, once the reader has proved the deployment's secret.
     private func serve(_ fd: Int32) {
+        do { try PeerAuthentication.accept(fd: fd, secret: secret) } catch {
+            logger.warning("refused a KV reader (\(KVTransferSocket.peerDescription(fd))): \(error)")
+            return
+        }
         let deadline = Date() + ioTimeoutSeconds
         let req: KVBlockReadRequest
         do { req = try KVTransferSocket.receiveMessage(fd, KVBlockReadRequest.self, deadline: deadline) } catch {

@@ -23,10 +23,14 @@ enum KVConnectorFactory {
         let worker: KVConnectorWorker
         switch c.connector {
         case .tcp:
+            guard let secret = config.internalSecret else {
+                throw EngineConfigError.invalid(
+                    "--kv-transfer-config", "KV transfer over TCP needs the deployment's internal secret (EngineConfig.internalSecret)")
+            }
             let engineId = c.engineId ?? UUID().uuidString.lowercased()
             var server: KVBlockServer? = nil
             if c.role.isProducer {
-                server = try KVBlockServer(host: c.ip, port: c.port, ioTimeoutSeconds: c.transferTimeoutSeconds)
+                server = try KVBlockServer(host: c.ip, port: c.port, ioTimeoutSeconds: c.transferTimeoutSeconds, secret: secret)
                 logger.info("KV transfer: \(c.role.rawValue) \(engineId) serves KV blocks on \(c.ip):\(server!.port)")
             } else {
                 logger.info("KV transfer: \(c.role.rawValue) \(engineId) reads KV blocks from the producers its requests name")
@@ -35,7 +39,7 @@ enum KVConnectorFactory {
                 TCPConnectorScheduler(
                     config: c, engineId: engineId, serverPort: server?.port ?? c.port,
                     blockSize: blockSize, bytesPerBlock: bytesPerBlock))
-            worker = TCPConnectorWorker(config: c, server: server)
+            worker = TCPConnectorWorker(config: c, server: server, secret: secret)
         case .sharedStorage:
             let dir = try sharedStorageDirectory(c.sharedStoragePath!, config: config, storage: storage)
             let s = SharedStorageConnectorScheduler(directory: dir, blockSize: blockSize, bytesPerBlock: bytesPerBlock)

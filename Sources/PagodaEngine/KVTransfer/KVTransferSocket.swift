@@ -67,6 +67,17 @@ enum KVTransferSocket {
         return fd
     }
 
+    /// `ip:port` of the other end, for log lines.
+    static func peerDescription(_ fd: Int32) -> String {
+        var a = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let rc = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
+        guard rc == 0 else { return "unknown peer" }
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        inet_ntop(AF_INET, &a.sin_addr, &text, socklen_t(text.count))
+        return "\(String(cString: text)):\(UInt16(bigEndian: a.sin_port))"
+    }
+
     /// 4 MiB socket buffers: a transfer streams whole layers.
     static func tune(_ fd: Int32) {
         var one: Int32 = 1

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PagodaDistributed
 
 /// The worker half of the TCP connector. As producer it hands finished requests' blocks to its
 /// `KVBlockServer`; as consumer it starts one fetch thread per load, which writes into blocks no step
@@ -16,9 +17,13 @@ final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
     private var stats = KVTransferStats()
     private let logger = Logger(label: "pagoda.kv-transfer")
 
-    init(config: KVTransferConfig, server: KVBlockServer?) {
+    /// Proved to the producers this engine reads from.
+    private let secret: PeerSecret
+
+    init(config: KVTransferConfig, server: KVBlockServer?, secret: PeerSecret) {
         self.config = config
         self.server = server
+        self.secret = secret
     }
 
     func registerKVCaches(_ storage: KVBlockStorage) throws {
@@ -36,7 +41,7 @@ final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
                 let result = Result {
                     try KVBlockFetcher.fetch(
                         host: host, port: port, requestId: remoteId, remoteBlockIds: remoteBlocks,
-                        localBlockIds: load.blockIds, into: storage, connectTimeout: connect,
+                        localBlockIds: load.blockIds, into: storage, secret: secret, connectTimeout: connect,
                         transferTimeout: transfer)
                 }
                 lock.lock()

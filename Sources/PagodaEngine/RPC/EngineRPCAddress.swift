@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PagodaDistributed
 
 #if canImport(Glibc)
 import Glibc
@@ -98,6 +100,27 @@ enum EngineRPCSocket {
         }
     }
 
+    /// Who is at the other end, for log lines: `ip:port` (TCP), or `local peer` (Unix socket).
+    static func peerDescription(_ fd: Int32) -> String {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+        }
+        guard rc == 0 else { return "unknown peer" }
+        if storage.ss_family == sa_family_t(AF_INET) {
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    var addr = sin.pointee.sin_addr
+                    var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+                    inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+                    return "\(String(cString: text)):\(UInt16(bigEndian: sin.pointee.sin_port))"
+                }
+            }
+        }
+        return "local peer"
+    }
+
     static func makeSocket(family: Int32) throws -> Int32 {
         #if canImport(Glibc)
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -136,14 +159,20 @@ enum EngineRPCSocket {
     }
 }
 
-/// A listening engine RPC socket (the front-end's side: engine cores connect to it).
+/// A listening engine RPC socket (the front-end's side: engine cores connect to it; or an engine core's,
+/// with several front-ends). Every connection must pass `PeerAuthentication` with the listener's secret
+/// before `accept` hands it out; one that fails is logged with its reason and closed, and the listener
+/// keeps listening.
 public final class EngineRPCListener: @unchecked Sendable {
     public let address: EngineRPCAddress
     let fd: Int32
     private let family: Int32
+    private let secret: PeerSecret
+    private let logger = Logger(label: "pagoda.engine-rpc")
 
     /// Binds and listens. A TCP port 0 picks a free port (see `address`).
-    public init(address: EngineRPCAddress) throws {
+    public init(address: EngineRPCAddress, secret: PeerSecret) throws {
+        self.secret = secret
         var bound = address
         if case .unix(let path) = address { unlink(path) }
         var fam: Int32 = 0
@@ -183,6 +212,13 @@ public final class EngineRPCListener: @unchecked Sendable {
             if n > 0 {
                 let c = Glibc.accept(fd, nil, nil)
                 if c >= 0 {
+                    do {
+                        try PeerAuthentication.accept(fd: c, secret: secret)
+                    } catch {
+                        logger.warning("refused an engine RPC peer (\(EngineRPCSocket.peerDescription(c))) on \(address): \(error)")
+                        close(c)
+                        continue
+                    }
                     EngineRPCSocket.configure(c, family: family)
                     return EngineRPCConnection(fd: c)
                 }

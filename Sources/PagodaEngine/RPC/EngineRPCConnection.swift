@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 
 #if canImport(Glibc)
 import Glibc
@@ -25,9 +26,21 @@ public final class EngineRPCConnection: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Connects to a listening front-end, retrying for up to `timeout` seconds.
-    public static func connect(to address: EngineRPCAddress, timeout: Double = 10) throws -> EngineRPCConnection {
-        EngineRPCConnection(fd: try EngineRPCSocket.connect(to: address, timeout: timeout))
+    /// Connects to a listening peer, retrying for up to `timeout` seconds, and proves `secret` to it
+    /// (`PeerAuthentication`); a refusal throws `EngineRPCError.refused` with the reason, without retrying.
+    public static func connect(to address: EngineRPCAddress, secret: PeerSecret, timeout: Double = 10) throws
+        -> EngineRPCConnection
+    {
+        let fd = try EngineRPCSocket.connect(to: address, timeout: timeout)
+        do { try PeerAuthentication.connect(fd: fd, secret: secret) } catch {
+            Glibc.close(fd)
+            // Only a refusal is final; a listener busy with another peer's handshake may just be slow.
+            if case .timeout? = error as? PeerAuthenticationError {
+                throw EngineRPCError.timeout("authentication with \(address): \(error)")
+            }
+            throw EngineRPCError.refused("authentication with \(address) failed: \(error)")
+        }
+        return EngineRPCConnection(fd: fd)
     }
 
     /// A connected pair in this process (tests).

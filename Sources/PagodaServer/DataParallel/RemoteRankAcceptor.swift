@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 
 /// The head's door for engine cores on other nodes (`--data-parallel-address:--data-parallel-rpc-port`, TCP):
@@ -25,12 +26,14 @@ public final class RemoteRankAcceptor: @unchecked Sendable {
     private var onRejoin: ((EngineCoreRPCClient) throws -> Void)?
     private var stopped = false
 
-    /// Binds `address` (a TCP address) at once, so a busy port is a start-up error.
+    /// Binds `address` (a TCP address) at once, so a busy port is a start-up error. A peer must prove `secret`
+    /// (`PeerAuthentication`) before its hello is read; one that does not is logged and closed.
     /// `liveness`: heartbeats start as soon as a rank is admitted (it may wait for the others before serving).
     public init(
-        address: EngineRPCAddress, admission: RankAdmission, liveness: EngineRPCLiveness, logger: Logger, helloTimeout: Double = 30
+        address: EngineRPCAddress, secret: PeerSecret, admission: RankAdmission, liveness: EngineRPCLiveness, logger: Logger,
+        helloTimeout: Double = 30
     ) throws {
-        listener = try EngineRPCListener(address: address)
+        listener = try EngineRPCListener(address: address, secret: secret)
         self.address = listener.address
         self.admission = admission
         expected = (0..<admission.size).filter { !admission.localRanks.contains($0) }

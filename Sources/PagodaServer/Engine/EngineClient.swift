@@ -17,6 +17,12 @@ public protocol EngineClient: AnyObject, Sendable {
     func abort(_ ids: [String])
     /// `handler(rank, stats)` runs whenever an engine publishes statistics.
     func onStats(_ handler: @escaping (Int, SchedulerStats) -> Void)
+    /// Why the engines cannot be asked yet (still loading, `StartingEngineClient`), or nil once they have started.
+    var starting: String? { get }
+}
+
+extension EngineClient {
+    public var starting: String? { nil }
 }
 
 /// One engine core as the front-end knows it.
@@ -29,6 +35,7 @@ public struct EngineStatus: Sendable, Equatable {
     public var stats: SchedulerStats
     public var numOpenRequests: Int
     public init(rank: Int, down: String?, pid: Int, numBlocks: Int, stats: SchedulerStats, numOpenRequests: Int) {
-        self.rank = rank; self.down = down; self.pid = pid; self.numBlocks = numBlocks; self.stats = stats; self.numOpenRequests = numOpenRequests
+        self.rank = rank; self.down = down; self.pid = pid; self.numBlocks = numBlocks; self.stats = stats;
+        self.numOpenRequests = numOpenRequests
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 import PagodaEngine
 
 /// Starts the engine core as a child process (`pagoda engine-core ...`), waits for it to connect
@@ -16,17 +17,18 @@ public final class EngineCoreProcess: @unchecked Sendable {
     ///   - executable: the `pagoda` binary.
     ///   - arguments: the engine-core verb and its flags; `--rpc-address <address>` is appended.
     ///   - address: where the front-end listens.
+    ///   - secret: the deployment's secret: the child gets it on its stdin, and must prove it when it connects.
     ///   - startupTimeout: seconds to wait for the handshake (model loading included).
     ///   - waiting: called about every 50 ms while the child loads (progress display).
     public init(
-        executable: String, arguments: [String], address: EngineRPCAddress, startupTimeout: Double,
+        executable: String, arguments: [String], address: EngineRPCAddress, secret: PeerSecret, startupTimeout: Double,
         waiting: () -> Void = {}
     ) throws {
-        listener = try EngineRPCListener(address: address)
+        listener = try EngineRPCListener(address: address, secret: secret)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments + ["--rpc-address", listener.address.description]
-        p.standardInput = FileHandle.nullDevice
+        p.arguments = arguments + ["--rpc-address", listener.address.description] + ChildSecret.arguments
+        p.standardInput = ChildSecret.pipe(secret)
         try p.run()
         process = p
         let connection: EngineRPCConnection
@@ -91,9 +93,12 @@ extension EngineCoreProcess {
             do {
                 let json = String(decoding: try JSONEncoder().encode(configs[i]), as: UTF8.self)
                 let socket = NSTemporaryDirectory() + "pagoda-engine-\(getpid())-\(i)-\(UInt32.random(in: 0...UInt32.max)).sock"
+                guard let secret = configs[i].internalSecret else {
+                    throw EngineRPCError.handshake("no internal secret for the engine core (EngineConfig.internalSecret)")
+                }
                 let p = try EngineCoreProcess(
                     executable: executable, arguments: ["engine-core", "--engine-config-json", json],
-                    address: .unix(path: socket), startupTimeout: startupTimeout)
+                    address: .unix(path: socket), secret: secret, startupTimeout: startupTimeout)
                 lock.lock(); started[i] = p; lock.unlock()
             } catch {
                 lock.lock(); failures.append((i, error)); lock.unlock()

@@ -40,8 +40,12 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let apiKey: String
     let allRoutes: Bool
 
+    /// Judged on the path's non-empty components, as the router matches them: `//tokenize` and `/tokenize/`
+    /// reach the same handler as `/tokenize` and need the key as well.
     static func costsWork(_ path: String) -> Bool {
-        path.hasPrefix("/v1") || path == "/tokenize" || path == "/detokenize"
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard let first = parts.first else { return false }
+        return first == "v1" || (parts.count == 1 && (first == "tokenize" || first == "detokenize"))
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -23,27 +23,31 @@ public enum OpenAIRoutes {
             let data = try await body(request, limit: limit)
             let ticket = try admission.admit()
             let rank = dataParallelRank(request)
-            return respond(try await context.cancellingOnDisconnect { try await serving.completions(data, dataParallelRankHeader: rank) },
-                           holding: ticket)
+            return respond(
+                try await context.cancellingOnDisconnect { try await serving.completions(data, dataParallelRankHeader: rank) },
+                holding: ticket)
         }
         router.post("/v1/chat/completions") { request, context in
             let data = try await body(request, limit: limit)
             let ticket = try admission.admit()
             let rank = dataParallelRank(request)
-            return respond(try await context.cancellingOnDisconnect { try await serving.chatCompletions(data, dataParallelRankHeader: rank) },
-                           holding: ticket)
+            return respond(
+                try await context.cancellingOnDisconnect { try await serving.chatCompletions(data, dataParallelRankHeader: rank) },
+                holding: ticket)
         }
         router.get("/v1/models") { _, _ in json(try serving.models()) }
         router.post("/tokenize") { request, _ in json(try serving.tokenize(try await body(request, limit: limit))) }
         router.post("/detokenize") { request, _ in json(try serving.detokenize(try await body(request, limit: limit))) }
         router.get("/health") { _, _ -> Response in
+            if let reason = serving.engine.starting { throw OpenAIError.serviceUnavailable(reason) }
             if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
             if admission.phase != .serving { throw OpenAIError.serviceUnavailable("the server is shutting down") }
             // Data parallel: still healthy while one rank serves, but say which are down.
             let down = serving.engine.engines.filter { $0.down != nil }
             if down.isEmpty { return Response(status: .ok) }
             let body = try OpenAIJSON.encode(HealthResponse(status: "degraded", downRanks: down.map(\.rank)))
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.get("/ping") { _, _ -> Response in
             if let reason = serving.engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
@@ -83,7 +87,8 @@ public enum OpenAIRoutes {
             }
         }
         if total > limit {
-            throw OpenAIError.payloadTooLarge("request body of \(total > drainLimit ? "more than \(drainLimit)" : "\(total)") bytes exceeds the limit of \(limit) bytes")
+            throw OpenAIError.payloadTooLarge(
+                "request body of \(total > drainLimit ? "more than \(drainLimit)" : "\(total)") bytes exceeds the limit of \(limit) bytes")
         }
         return data
     }

@@ -5,6 +5,7 @@ import PagodaOpenAI
 /// `OpenAIServingModels` and the `/load` route).
 extension OpenAIServing {
     public func tokenize(_ body: Data) throws -> Data {
+        try checkEngineStarted()
         let decoded = try OpenAIJSON.decodeRequestFields(TokenizeRequest.self, from: body)
         let request = decoded.body
         try checkModel(request.model)
@@ -12,10 +13,12 @@ extension OpenAIServing {
         let ids: [Int]
         if let messages = request.messages {
             guard request.prompt == nil else { throw OpenAIError.badRequest("give either prompt or messages, not both", param: "messages") }
-            ids = try renderChatPrompt(messages: ToolMessages.forTemplate(messages), tools: request.tools, addGenerationPrompt: request.addGenerationPrompt ?? true,
-                                       continueFinalMessage: request.continueFinalMessage ?? false,
-                                       kwargs: request.chatTemplateKwargs ?? [:], template: request.chatTemplate,
-                                       addSpecialTokens: request.addSpecialTokens ?? false)
+            ids = try renderChatPrompt(
+                messages: ToolMessages.forTemplate(messages), tools: request.tools,
+                addGenerationPrompt: request.addGenerationPrompt ?? true,
+                continueFinalMessage: request.continueFinalMessage ?? false,
+                kwargs: request.chatTemplateKwargs ?? [:], template: request.chatTemplate,
+                addSpecialTokens: request.addSpecialTokens ?? false)
         } else if let prompt = request.prompt {
             ids = tokenizer.encode(prompt, addSpecialTokens: request.addSpecialTokens ?? true)
         } else {
@@ -35,6 +38,7 @@ extension OpenAIServing {
     }
 
     public func models() throws -> Data {
+        try checkEngineStarted()
         let created = Self.now()
         let cards = config.servedModelNames.map {
             ModelCard(id: $0, created: created, root: config.modelPath, maxModelLen: maxModelLen)
@@ -50,9 +54,10 @@ extension OpenAIServing {
         let engines = engine.engines
         if engines.count > 1 {
             load.engines = engines.map {
-                EngineLoad(rank: $0.rank, up: $0.down == nil, pid: $0.pid, numBlocks: $0.numBlocks, numRequestsRunning: $0.stats.numRunning,
-                           numRequestsWaiting: $0.stats.numWaiting, kvCacheUsagePerc: $0.stats.kvCacheUsage,
-                           prefixCacheQueries: $0.stats.prefixCacheQueries, prefixCacheHits: $0.stats.prefixCacheHits)
+                EngineLoad(
+                    rank: $0.rank, up: $0.down == nil, pid: $0.pid, numBlocks: $0.numBlocks, numRequestsRunning: $0.stats.numRunning,
+                    numRequestsWaiting: $0.stats.numWaiting, kvCacheUsagePerc: $0.stats.kvCacheUsage,
+                    prefixCacheQueries: $0.stats.prefixCacheQueries, prefixCacheHits: $0.stats.prefixCacheHits)
             }
         }
         return try OpenAIJSON.encode(load)

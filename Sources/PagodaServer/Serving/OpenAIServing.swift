@@ -33,6 +33,11 @@ public final class OpenAIServing: @unchecked Sendable {
         throw OpenAIError.notFound("The model `\(name)` does not exist.", param: "model")
     }
 
+    /// A 503 while the engines are still loading (routes that need their figures, such as the max model length).
+    func checkEngineStarted() throws {
+        if let reason = engine.starting { throw OpenAIError.serviceUnavailable(reason) }
+    }
+
     func checkEngineAlive() throws {
         if let reason = engine.dead { throw OpenAIError.serviceUnavailable("engine core is not running: \(reason)") }
     }
@@ -51,11 +56,14 @@ public final class OpenAIServing: @unchecked Sendable {
         }
     }
 
-    func engineRequest(id: String, promptTokenIds: [Int], sampling: SamplingParams, arrival: Double,
-                       dataParallelRank: Int? = nil, kvTransferParams: KVTransferParams? = nil) -> EngineRequest {
-        EngineRequest(requestId: id, promptTokenIds: promptTokenIds, sampling: sampling,
-                      eosTokenIds: engine.handshake.eosTokenIds, arrivalTime: arrival, dataParallelRank: dataParallelRank,
-                      kvTransferParams: kvTransferParams)
+    func engineRequest(
+        id: String, promptTokenIds: [Int], sampling: SamplingParams, arrival: Double,
+        dataParallelRank: Int? = nil, kvTransferParams: KVTransferParams? = nil
+    ) -> EngineRequest {
+        EngineRequest(
+            requestId: id, promptTokenIds: promptTokenIds, sampling: sampling,
+            eosTokenIds: engine.handshake.eosTokenIds, arrivalTime: arrival, dataParallelRank: dataParallelRank,
+            kvTransferParams: kvTransferParams)
     }
 
     /// The OpenAI error for a failure on the request path.
@@ -71,13 +79,17 @@ public final class OpenAIServing: @unchecked Sendable {
 
     func logRequest(_ id: String, promptTokens: Int, sampling: SamplingParams, n: Int) {
         guard !config.disableLogRequests else { return }
-        logger.info("Received request \(id): prompt tokens \(promptTokens), n \(n), max_tokens \(sampling.maxTokens), temperature \(sampling.temperature), seed \(sampling.seed.map(String.init) ?? "none")")
+        logger.info(
+            "Received request \(id): prompt tokens \(promptTokens), n \(n), max_tokens \(sampling.maxTokens), temperature \(sampling.temperature), seed \(sampling.seed.map(String.init) ?? "none")"
+        )
     }
 
     /// Streams SSE frames through `write`; a failed write (client gone) or a cancelled task
     /// cancels every choice, which aborts their engine requests.
-    func stream(_ run: ChoiceRun, write: ([UInt8]) async throws -> Void,
-                frames: @escaping (ChoiceEvent) throws -> [[UInt8]], closing: @escaping () throws -> [[UInt8]]) async {
+    func stream(
+        _ run: ChoiceRun, write: ([UInt8]) async throws -> Void,
+        frames: @escaping (ChoiceEvent) throws -> [[UInt8]], closing: @escaping () throws -> [[UInt8]]
+    ) async {
         await withTaskCancellationHandler {
             do {
                 for await event in run.events {
