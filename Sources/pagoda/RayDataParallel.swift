@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 import PagodaServer
 
@@ -70,7 +71,8 @@ final class RayDataParallel {
     }
 
     /// Places every rank and starts its engine core, which then joins `head`.
-    func launch(base: EngineConfig, size: Int, head: EngineRPCAddress, settings: DataParallelNodeSettings) throws {
+    /// The deployment's secret reaches each engine core in its environment (`InternalSecretArgs.variable`).
+    func launch(base: EngineConfig, size: Int, head: EngineRPCAddress, settings: DataParallelNodeSettings, secret: PeerSecret) throws {
         let workers = base.parallel.worldSize
         let placed: [RayPlacedRank]
         do {
@@ -99,7 +101,8 @@ final class RayDataParallel {
                 "--heartbeat-timeout", String(settings.heartbeatTimeout),
             ]
             do {
-                let started = try session.start(job: job, rank: p.rank, argv: argv)
+                let started = try session.start(
+                    job: job, rank: p.rank, argv: argv, environment: [InternalSecretArgs.variable: secret.text])
                 logger.info(
                     "data-parallel rank \(p.rank): engine core started by Ray on \(started.nodeIP) (pid \(started.pid), placement group \(p.placementGroup), bundles on \(p.nodeIPs.joined(separator: ", ")))"
                 )

@@ -50,7 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
         let secretNeededBy: String? =
             deployment.headless
             ? "a headless node (--headless)"
-            : !deployment.remoteRanks.isEmpty
+            : !deployment.remoteRanks.isEmpty && multiNode.ray == nil
                 ? "a head whose ranks join from headless nodes"
                 : config.kvTransfer?.connector == .tcp ? "--kv-transfer-config with \(config.kvTransfer!.connectorName)" : nil
         config.internalSecret = try secretArgs.resolve(requiredFor: secretNeededBy)
@@ -110,7 +110,8 @@ struct ServeCommand: AsyncParsableCommand {
             deployment: deployment, config: config, modelPath: modelPath, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout),
             origin: rayDP != nil ? .ray : .headlessNode, logger: logger)
         if let rayDP, let remote {
-            do { try rayDP.launch(base: config, size: dpSize, head: remote.acceptor.address, settings: multiNode) } catch {
+            do { try rayDP.launch(
+                    base: config, size: dpSize, head: remote.acceptor.address, settings: multiNode, secret: config.internalSecret!) } catch {
                 remote.acceptor.stop()
                 rayDP.shutdown()
                 throw error

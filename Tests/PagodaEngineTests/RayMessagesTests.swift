@@ -34,6 +34,10 @@ final class RayMessagesTests: XCTestCase {
         let o = try object(.start(job: "j", rank: 1, argv: ["pagoda", "engine-core", "--remote"]))
         XCTAssertEqual(o["op"] as? String, "start")
         XCTAssertEqual(o["argv"] as? [String], ["pagoda", "engine-core", "--remote"])
+        XCTAssertNil(o["env"], "no environment: the key is left out")
+        let withSecret = try object(.start(job: "j", rank: 0, argv: ["pagoda"], environment: ["PAGODA_INTERNAL_SECRET": "s"]))
+        XCTAssertEqual(withSecret["env"] as? [String: String], ["PAGODA_INTERNAL_SECRET": "s"])
+        XCTAssertEqual(withSecret["argv"] as? [String], ["pagoda"], "the secret travels in the environment, never in argv")
         XCTAssertEqual(try object(.shutdown)["op"] as? String, "shutdown")
         XCTAssertFalse(try RayRequest.shutdown.encoded().contains(0x0A), "one request is one line")
     }

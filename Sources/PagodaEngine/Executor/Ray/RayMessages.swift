@@ -7,8 +7,9 @@ public enum RayRequest: Equatable, Sendable {
     case place(
         job: String, ranks: Int, firstRank: Int, localRanks: Int?, bundlesPerRank: Int, bundle: [String: Double],
         strategy: RayPackStrategy, timeoutSeconds: Double)
-    /// Start `argv` in an actor in bundle 0 of `rank`'s placement group.
-    case start(job: String, rank: Int, argv: [String])
+    /// Start `argv` in an actor in bundle 0 of `rank`'s placement group, with `environment` added to the
+    /// actor's (how a child gets the deployment's secret: not in argv, which `ps` shows).
+    case start(job: String, rank: Int, argv: [String], environment: [String: String] = [:])
     /// Stop every actor and remove every placement group of this session; the helper then exits.
     case shutdown
 
@@ -22,8 +23,9 @@ public enum RayRequest: Equatable, Sendable {
                 "strategy": strategy.rawValue, "timeout_s": timeout,
             ]
             if let localRanks { o["local_ranks"] = localRanks }
-        case .start(let job, let rank, let argv):
+        case .start(let job, let rank, let argv, let environment):
             o = ["op": "start", "job": job, "rank": rank, "argv": argv]
+            if !environment.isEmpty { o["env"] = environment }
         case .shutdown:
             o = ["op": "shutdown"]
         }

@@ -87,9 +87,13 @@ public final class RaySession: @unchecked Sendable {
         }
     }
 
-    /// Starts `argv` in an actor in `rank`'s placement group; returns its pid and node.
-    public func start(job: String, rank: Int, argv: [String], timeout: Double = 150) throws -> (pid: Int, nodeIP: String) {
-        let answer = try request(.start(job: job, rank: rank, argv: argv), timeout: timeout, what: "starting rank \(rank)")
+    /// Starts `argv` in an actor in `rank`'s placement group, `environment` added to the actor's; returns its
+    /// pid and node.
+    public func start(
+        job: String, rank: Int, argv: [String], environment: [String: String] = [:], timeout: Double = 150
+    ) throws -> (pid: Int, nodeIP: String) {
+        let answer = try request(
+            .start(job: job, rank: rank, argv: argv, environment: environment), timeout: timeout, what: "starting rank \(rank)")
         switch answer {
         case .started(_, let pid, let ip): return (pid, ip)
         case .error(let message): throw RayError.helper(message)
