@@ -7,6 +7,10 @@ import PagodaStructured
 extension SamplingParams {
     /// The largest `logprobs` (and OpenAI `top_logprobs`) a request may ask for.
     public static let maxLogprobs = 20
+    /// The most prompt-logprob entries one request may ask for: (prompt tokens − 1) × (prompt_logprobs + 1),
+    /// each scored prompt token with its alternatives, which the engine holds until the first output and
+    /// the response carries (about 70 MB of JSON at the limit). A full 32k context fits with 20 alternatives.
+    public static let maxPromptLogprobEntries = 1 << 20
     /// OpenAI's range of one `logit_bias` value.
     public static let logitBiasRange: ClosedRange<Float> = -100...100
 
@@ -41,6 +45,20 @@ extension SamplingParams {
         try validateLogitBias(vocabSize: vocabSize)
         if let spec = structuredOutputs {
             do { _ = try spec.compileGrammar() } catch { throw bad("structured_outputs", "\(error)") }
+        }
+    }
+
+    /// The bound on what `promptLogprobs` makes the engine hold for a prompt of `promptLength` tokens.
+    public func validatePromptLogprobs(promptLength: Int) throws {
+        guard let k = promptLogprobs, k >= 0 else { return }
+        let entries = max(0, promptLength - 1).multipliedReportingOverflow(by: k + 1)
+        if entries.overflow || entries.partialValue > Self.maxPromptLogprobEntries {
+            throw EngineError.invalidRequest(
+                parameter: "prompt_logprobs",
+                reason:
+                    "a prompt of \(promptLength) tokens with \(k) alternatives would hold \(entries.overflow ? "too many" : "\(entries.partialValue)") entries, "
+                    + "more than the limit of \(Self.maxPromptLogprobEntries) ((prompt tokens - 1) x (prompt_logprobs + 1)); "
+                    + "ask for fewer alternatives or a shorter prompt")
         }
     }
 

@@ -42,7 +42,7 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields, OpenAIRe
     public var user: String?
     /// Token id (as a string) → bias in [-100, 100], added to the logits before sampling.
     public var logitBias: [String: Double]?
-    /// vLLM: prompt logprobs (not supported yet: the engine's validator rejects any value).
+    /// vLLM: the logprobs of the prompt tokens with this many alternatives (0...20; see `SamplingParams.maxPromptLogprobEntries`).
     public var promptLogprobs: Int?
     /// vLLM: keep only the last k prompt tokens (-1: the last max_model_len).
     public var truncatePromptTokens: Int?
@@ -50,6 +50,9 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields, OpenAIRe
     public var requestId: String?
     /// vLLM: the data-parallel rank that must serve the request (internal load balancing).
     public var dataParallelRank: Int?
+    /// vLLM: false leaves `reasoning_content` out of the answer (streamed and not) when the server
+    /// has a `--reasoning-parser`; the content is unchanged. Default true.
+    public var includeReasoning: Bool?
 
     public init(model: String? = nil, messages: [JSONValue]) { self.model = model; self.messages = messages }
 
@@ -67,6 +70,6 @@ public struct ChatCompletionRequest: Sendable, Codable, SamplingFields, OpenAIRe
         case addSpecialTokens = "add_special_tokens", chatTemplate = "chat_template"
         case chatTemplateKwargs = "chat_template_kwargs", logitBias = "logit_bias", toolChoice = "tool_choice"
         case promptLogprobs = "prompt_logprobs", truncatePromptTokens = "truncate_prompt_tokens", requestId = "request_id"
-        case dataParallelRank = "data_parallel_rank"
+        case dataParallelRank = "data_parallel_rank", includeReasoning = "include_reasoning"
     }
 }

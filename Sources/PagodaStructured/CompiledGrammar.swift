@@ -8,6 +8,9 @@ public final class CompiledGrammar {
     enum Kind: UInt8 { case bytes, rule, end }
     static let accept: Int32 = -2
     static let bottom: Int32 = -1
+    /// A stack cut below its top frames (`ContextMaskTable`): as a parent, "some frames not known
+    /// here"; as a leaf, "the known frames are complete, the rest of the stack continues".
+    static let popped: Int32 = -3
 
     let kind: [Kind]
     /// `rule`: rule index; `bytes`: unused.
@@ -23,6 +26,8 @@ public final class CompiledGrammar {
     var intern: [UInt64: Int32] = [:]
     /// Nodes at and above this index are scratch (mask computation) and are dropped after it.
     var scratchFrom: Int? = nil
+    /// (pos, parent) → id for the scratch nodes, so equal scratch stacks are equal ids too.
+    var scratchIntern: [UInt64: Int32] = [:]
 
     public init(_ g: Grammar) {
         var kind: [Kind] = [], arg: [Int32] = [], sets: [ByteSet] = []
@@ -49,16 +54,34 @@ public final class CompiledGrammar {
     public var internedNodes: Int { intern.count }
 
     @inline(__always) func node(_ pos: Int32, _ parent: Int32) -> Int32 {
-        if scratchFrom != nil {
-            nodePos.append(pos); nodeParent.append(parent)
-            return Int32(nodePos.count - 1)
-        }
         let key = UInt64(UInt32(bitPattern: pos)) << 32 | UInt64(UInt32(bitPattern: parent))
         if let id = intern[key] { return id }
+        if scratchFrom != nil {
+            if let id = scratchIntern[key] { return id }
+            nodePos.append(pos); nodeParent.append(parent)
+            let id = Int32(nodePos.count - 1)
+            scratchIntern[key] = id
+            return id
+        }
         nodePos.append(pos); nodeParent.append(parent)
         let id = Int32(nodePos.count - 1)
         intern[key] = id
         return id
+    }
+
+    /// Starts making scratch nodes (interned among themselves, dropped by `endScratch`).
+    func beginScratch() {
+        precondition(scratchFrom == nil, "scratch sections do not nest")
+        scratchFrom = nodePos.count
+    }
+
+    /// Drops the scratch nodes made since `beginScratch`.
+    func endScratch() {
+        guard let keep = scratchFrom else { return }
+        nodePos.removeLast(nodePos.count - keep)
+        nodeParent.removeLast(nodeParent.count - keep)
+        scratchIntern.removeAll(keepingCapacity: true)
+        scratchFrom = nil
     }
 
     /// Appends to `out` the leaves reached from "match at `pos`, then continue with `parent`".
@@ -71,6 +94,8 @@ public final class CompiledGrammar {
         case .end:
             if parent == Self.bottom {
                 if !out.contains(Self.accept) { out.append(Self.accept) }
+            } else if parent == Self.popped {
+                if !out.contains(Self.popped) { out.append(Self.popped) }
             } else {
                 expand(nodePos[Int(parent)], nodeParent[Int(parent)], into: &out, depth: depth + 1)
             }
@@ -97,6 +122,23 @@ public final class CompiledGrammar {
             let pos = nodePos[Int(leaf)]
             if sets[Int(pos)].contains(byte) { expand(pos + 1, nodeParent[Int(leaf)], into: &out) }
         }
+    }
+
+    /// Whether the stack below `leaf` accepts `bytes` (scratch mode: the nodes made are dropped later).
+    /// `a` and `b` are caller-owned buffers, reused.
+    func accepts(leaf: Int32, _ bytes: [UInt8], _ a: inout [Int32], _ b: inout [Int32]) -> Bool {
+        a.removeAll(keepingCapacity: true)
+        a.append(leaf)
+        for byte in bytes {
+            b.removeAll(keepingCapacity: true)
+            for l in a where l >= 0 {
+                let pos = nodePos[Int(l)]
+                if sets[Int(pos)].contains(byte) { expand(pos + 1, nodeParent[Int(l)], into: &b) }
+            }
+            if b.isEmpty { return false }
+            swap(&a, &b)
+        }
+        return true
     }
 
     /// The bytes some leaf of `state` accepts next.

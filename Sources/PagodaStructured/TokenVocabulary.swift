@@ -15,6 +15,8 @@ public final class TokenVocabulary: @unchecked Sendable {
     let tokStart: [Int32]
     let tokEnd: [Int32]
     let sortedTokens: [Int32]
+    /// Tokens in the subtree of node n (n's own first): sortedTokens[tokStart[n]..<subtreeEnd[n]].
+    let subtreeEnd: [Int32]
     public var nodeCount: Int { byte.count }
 
     public init(tokenBytes: [[UInt8]?]) {
@@ -48,5 +50,12 @@ public final class TokenVocabulary: @unchecked Sendable {
         }
         self.byte = byte; firstChild = first; nextSibling = next; tokStart = ts; tokEnd = te
         sortedTokens = sorted.map { Int32($0) }
+        // Nodes are numbered depth first, so a node's descendants follow it: fold ends from the back.
+        var sub = te
+        for n in stride(from: byte.count - 1, through: 0, by: -1) {
+            var c = first[n]
+            while c >= 0 { sub[n] = max(sub[n], sub[Int(c)]); c = next[Int(c)] }
+        }
+        subtreeEnd = sub
     }
 }

@@ -90,4 +90,85 @@ final class TokenMaskTests: XCTestCase {
             XCTAssertNotNil(obj?["ok"] as? Bool, text)
         }
     }
+
+    /// Random walks through a nested schema and through free JSON (`json_object`, deep stacks, cut
+    /// contexts): at every step the mask built from the per-context masks and the dependent checks
+    /// equals a brute-force check of the tokens (every 61st id, plus every dependent token of the
+    /// state's contexts), also with a state cache so small that it evicts on every step.
+    func testContextMasksMatchBruteForceOnRandomWalks() throws {
+        let (_, vocab) = try vocabulary()
+        let schema = #"""
+            {"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
+             "tags": {"type": "array", "items": {"type": "string"}},
+             "inner": {"type": "object", "properties": {"x": {"type": ["integer", "null"]}, "ys": {"type": "array", "items": {"enum": ["a", "bc"]}}},
+                       "required": ["x", "ys"]}},
+             "required": ["name", "tags", "inner"]}
+            """#
+        let specs: [StructuredOutputSpec] = [.jsonSchema(schema), .jsonObject, .regex("(ab|a\\d)+c[^x]{2,5}")]
+        var seed: UInt64 = 0x1234_5678_9ABC_DEF1
+        func random(_ n: Int) -> Int {
+            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+            return Int(seed % UInt64(n))
+        }
+        for (k, spec) in specs.enumerated() {
+            for maxMasks in [2048, 1] {
+                let s = StructuredGrammar(grammar: try spec.compileGrammar(), vocabulary: vocab, maxMasks: maxMasks)
+                let m = s.makeMatcher()
+                var prefix: [UInt8] = []
+                for step in 0..<16 {
+                    var allowed: [Int] = []
+                    var checked = Set<Int>(stride(from: step % 61, to: vocab.count, by: 61))
+                    for leaf in m.state where leaf >= 0 {
+                        let c = s.contexts.slot(for: leaf)
+                        for t in s.contexts.dependent[c] { checked.insert(Int(t)) }
+                    }
+                    for id in checked {
+                        let fresh = s.makeMatcher()
+                        XCTAssertTrue(fresh.advance(bytes: prefix))
+                        let expect = vocab.tokenBytes[id].map { !$0.isEmpty && fresh.advance(bytes: $0) } ?? false
+                        XCTAssertEqual(
+                            m.allows(token: id), expect, "spec \(k) prefix \(String(decoding: prefix, as: UTF8.self)) token \(id)")
+                        if expect { allowed.append(id) }
+                    }
+                    if allowed.isEmpty { break }
+                    allowed.sort()
+                    let t = allowed[random(allowed.count)]
+                    XCTAssertTrue(m.advance(token: t))
+                    prefix += vocab.tokenBytes[t]!
+                }
+                XCTAssertGreaterThan(s.contextsComputed, 0)
+            }
+        }
+    }
+
+    /// The per-context split keeps the work of a state miss small: inside a JSON string, the
+    /// dependent tokens are a small part of the vocabulary.
+    func testFewDependentTokensInsideAString() throws {
+        let (_, vocab) = try vocabulary()
+        let schema = #"{"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["a", "b"]}"#
+        let s = StructuredGrammar(grammar: try StructuredOutputSpec.jsonSchema(schema).compileGrammar(), vocabulary: vocab)
+        let m = s.makeMatcher()
+        XCTAssertTrue(m.advance(bytes: Array(#"{"a": "hello"#.utf8)))
+        var dependent = 0
+        for leaf in m.state where leaf >= 0 {
+            let c = s.contexts.slot(for: leaf)
+            dependent += s.contexts.dependent[c].count
+        }
+        XCTAssertLessThan(dependent, vocab.count / 50, "dependent tokens inside a string")
+    }
+
+    /// A full state cache drops its least recently used mask, not all of them.
+    func testStateCacheEvictsLeastRecentlyUsed() {
+        var lru = LRUSlots<Int>(capacity: 2)
+        XCTAssertEqual(lru.insert(1).slot, 0)
+        XCTAssertEqual(lru.insert(2).slot, 1)
+        XCTAssertEqual(lru.lookup(1), 0)
+        let (slot, isNew) = lru.insert(3)  // 2 is the least recently used
+        XCTAssertEqual(slot, 1)
+        XCTAssertFalse(isNew)
+        XCTAssertNil(lru.lookup(2))
+        XCTAssertEqual(lru.lookup(1), 0)
+        XCTAssertEqual(lru.lookup(3), 1)
+        XCTAssertEqual(lru.count, 2)
+    }
 }

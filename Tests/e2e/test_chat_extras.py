@@ -215,6 +215,20 @@ def test_streamed_chat_with_content_parts_and_include_usage_on_every_template(ll
     assert whole.choices[0].message.content == text
 
 
+def test_prompt_logprobs_beyond_the_entry_bound_are_a_400(llama):
+    """(prompt tokens - 1) x (prompt_logprobs + 1) above 2^20 is refused before the engine sees it;
+    below it the same prompt length with fewer alternatives is judged by the context length only."""
+    prompt = [1] * 50_000  # 49,999 x 21 > 2^20; also far beyond --max-model-len
+    status, body = post(llama, "/v1/completions", {"prompt": prompt, "max_tokens": 1, "prompt_logprobs": 20})
+    assert status == 400 and body["error"]["param"] == "prompt_logprobs" and "1048576" in body["error"]["message"], body
+    status, body = post(llama, "/v1/completions", {"prompt": prompt, "max_tokens": 1, "prompt_logprobs": 19})
+    assert status == 400 and "maximum context length" in body["error"]["message"], body
+    status, body = post(llama, "/v1/completions", {"prompt": "Hello", "max_tokens": 1, "prompt_logprobs": 21})
+    assert status == 400 and body["error"]["param"] == "prompt_logprobs", body
+    status, body = post(llama, "/v1/completions", {"prompt": "Hello there", "max_tokens": 1, "prompt_logprobs": 2})
+    assert status == 200 and len(body["choices"][0]["prompt_logprobs"]) > 1, body
+
+
 def test_completions_stream_include_usage(llama):
     chunks = list(client(llama).completions.create(model="m", prompt="Hello", max_tokens=3, temperature=0, stream=True,
                                                    stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
@@ -270,6 +284,29 @@ def test_reasoning_split_whole_and_streamed_when_the_template_opens_think(r1):
     streamed_content = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert streamed_reasoning == whole.reasoning_content
     assert streamed_content == (whole.content or "")
+
+
+def test_include_reasoning_false_omits_the_reasoning_streamed_and_whole(r1):
+    """vLLM's include_reasoning: false leaves reasoning_content out; the content stays the same."""
+    # A regex steers the random model through "</think>" so both parts are non-empty.
+    body = {"messages": [{"role": "user", "content": "What is 2 + 2?"}], "max_tokens": 40, "temperature": 0,
+            "guided_regex": "[a-z]{2,6}</think>[A-Z]{2,6}"}
+    status, whole = post(r1, "/v1/chat/completions", body)
+    assert status == 200, whole
+    message = whole["choices"][0]["message"]
+    assert message["reasoning_content"] and message["content"] and message["content"].isupper(), message
+    status, hidden = post(r1, "/v1/chat/completions", {**body, "include_reasoning": False})
+    assert status == 200, hidden
+    assert "reasoning_content" not in hidden["choices"][0]["message"]
+    assert hidden["choices"][0]["message"]["content"] == message["content"]
+    c = client(r1)
+    kw = dict(model="m", messages=body["messages"], max_tokens=40, temperature=0, stream=True,
+              extra_body={"guided_regex": body["guided_regex"], "include_reasoning": False})
+    chunks = [ch for ch in c.chat.completions.create(**kw) if ch.choices]
+    assert not any(getattr(ch.choices[0].delta, "reasoning_content", None) for ch in chunks)
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == message["content"]
+    shown = [ch for ch in c.chat.completions.create(**{**kw, "extra_body": {"guided_regex": body["guided_regex"]}}) if ch.choices]
+    assert "".join(getattr(ch.choices[0].delta, "reasoning_content", None) or "" for ch in shown) == message["reasoning_content"]
 
 
 def test_reasoning_parser_leaves_completions_alone(r1):

@@ -196,3 +196,27 @@ def test_unsupported_schema_keyword_is_a_400_naming_it(client, server):
     assert status == 400 and body["error"]["param"] == "guided_json" and "'minimum'" in body["error"]["message"]
     # The server still serves.
     assert client.completions.create(model=SERVED, prompt="x", max_tokens=2).choices[0].text is not None
+
+
+def test_min_tokens_beyond_the_grammar_end_stops_where_the_grammar_ends(client, server):
+    """min_tokens past the point where the grammar can only end: the grammar wins, the answer is the
+    document and finishes with "stop" (not garbage tokens up to min_tokens), streamed and not."""
+    options = ["yes", "no"]
+    for seed in range(3):
+        r = client.completions.create(model=SERVED, prompt="Answer:", max_tokens=40, temperature=1.0, seed=seed,
+                                      extra_body={"guided_choice": options, "min_tokens": 30})
+        c = r.choices[0]
+        assert c.text in options and c.finish_reason == "stop", c
+        assert r.usage.completion_tokens < 30
+    r = client.chat.completions.create(model=SERVED, messages=MESSAGES, max_tokens=200, temperature=1.0, seed=5,
+                                       extra_body={"min_tokens": 150, "guided_json": {
+                                           "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}})
+    assert json.loads(r.choices[0].message.content) in ({"ok": True}, {"ok": False}) and r.choices[0].finish_reason == "stop"
+    chunks = list(client.completions.create(model=SERVED, prompt="Answer:", max_tokens=40, temperature=1.0, seed=0, stream=True,
+                                            extra_body={"guided_choice": options, "min_tokens": 30}))
+    assert "".join(ch.choices[0].text for ch in chunks if ch.choices) in options
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == ["stop"]
+    # Where the grammar may still continue, min_tokens holds EOS off: a run of digits is at least 12 tokens long.
+    r = client.completions.create(model=SERVED, prompt="Number:", max_tokens=40, temperature=1.0, seed=1,
+                                  extra_body={"guided_regex": "[0-9]+", "min_tokens": 12})
+    assert re.fullmatch("[0-9]+", r.choices[0].text) and r.usage.completion_tokens >= 12

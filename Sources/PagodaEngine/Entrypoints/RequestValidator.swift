@@ -11,6 +11,7 @@ public enum RequestValidator {
         if let t = r.promptTokenIds.first(where: { $0 < 0 || $0 >= vocabSize }) {
             throw bad("prompt", "token id \(t) is out of the vocabulary (0..<\(vocabSize))")
         }
+        try p.validatePromptLogprobs(promptLength: r.promptTokenIds.count)
         try p.validate(vocabSize: vocabSize)
         if r.requestId.isEmpty { throw bad("request_id", "is empty") }
     }

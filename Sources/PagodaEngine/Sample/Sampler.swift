@@ -88,10 +88,13 @@ public final class Sampler {
 
     // MARK: - Logits processors
 
-    /// Below `minTokens` generated tokens, EOS (unless ignored) and stop token ids cannot be chosen.
+    /// Below `minTokens` generated tokens, EOS (unless ignored) and stop token ids cannot be chosen, except
+    /// where a structured-output grammar allows nothing but a terminator: the grammar wins, and the
+    /// scheduler ends the request there (`Scheduler.checkStop`).
     private func applyMinTokens(_ row: UnsafeMutablePointer<Float>, _ s: SamplingState) {
         let p = s.sampling
         guard s.outputTokenIds.count < p.minTokens else { return }
+        if let m = s.grammarMatcher, m.mustEnd { return }
         for t in p.stopTokenIds where t >= 0 && t < vocabSize { row[t] = -.infinity }
         if !p.ignoreEOS { for t in s.eosTokenIds where t >= 0 && t < vocabSize { row[t] = -.infinity } }
     }

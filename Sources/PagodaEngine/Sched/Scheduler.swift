@@ -114,7 +114,8 @@ public final class Scheduler {
         // 2. Waiting requests in order (preempted ones first), unless this step had to preempt.
         if preempted.isEmpty {
             while let req = waiting.first, tokenBudget > 0, running.count < config.maxNumSeqs, numRequests < maxNumRequests,
-                  inFlight[req.requestId] == nil {
+                inFlight[req.requestId] == nil
+            {
                 var computed = KVCacheBlocks.empty
                 var numNewComputed = 0
                 if req.numComputedTokens == 0 {
@@ -136,15 +137,17 @@ public final class Scheduler {
                 var n = req.numTokens - req.numComputedTokens - numNewComputed
                 if !config.enableChunkedPrefill && n > tokenBudget { break }
                 n = min(n, tokenBudget)
-                guard case .allocated = kvCacheManager.allocateSlots(
-                    req, numNewTokens: n, numNewComputedTokens: numNewComputed, newComputedBlocks: computed)
+                guard
+                    case .allocated = kvCacheManager.allocateSlots(
+                        req, numNewTokens: n, numNewComputedTokens: numNewComputed, newComputedBlocks: computed)
                 else { break }
                 if numExternal > 0 {
                     // The connector sees the request as it stands after the local prefix hit (vLLM's order).
                     let before = req.numComputedTokens
                     req.numComputedTokens += numNewComputed - numExternal
-                    connector?.updateStateAfterAlloc(req, blockIds: kvCacheManager.blockIds(of: req.requestId),
-                                                     numExternalTokens: numExternal)
+                    connector?.updateStateAfterAlloc(
+                        req, blockIds: kvCacheManager.blockIds(of: req.requestId),
+                        numExternalTokens: numExternal)
                     req.numComputedTokens = before
                 }
                 waiting.removeFirst()
@@ -163,10 +166,11 @@ public final class Scheduler {
         var out = SchedulerOutput()
         for req in scheduledNew {
             let resumed = req.numPreemptions > 0
-            out.scheduledNewReqs.append(NewRequestData(
-                reqId: req.requestId, promptTokenIds: req.promptTokenIds,
-                outputTokenIds: resumed ? req.outputTokenIds : [], sampling: req.sampling, eosTokenIds: req.eosTokenIds,
-                blockIds: kvCacheManager.blockIds(of: req.requestId), numComputedTokens: req.numComputedTokens))
+            out.scheduledNewReqs.append(
+                NewRequestData(
+                    reqId: req.requestId, promptTokenIds: req.promptTokenIds,
+                    outputTokenIds: resumed ? req.outputTokenIds : [], sampling: req.sampling, eosTokenIds: req.eosTokenIds,
+                    blockIds: kvCacheManager.blockIds(of: req.requestId), numComputedTokens: req.numComputedTokens))
             req.numTokensSentToWorkers = req.numTokens
         }
         for req in scheduledRunning {
@@ -259,10 +263,15 @@ public final class Scheduler {
     }
 
     /// vLLM's `check_stop`: length first, then EOS (unless ignored), then stop token ids; nothing stops
-    /// before `minTokens`.
+    /// before `minTokens`, except a terminator of a structured-output request: the sampler allows one
+    /// there only where the grammar cannot continue, so the grammar wins over `min_tokens`.
     private func checkStop(_ req: Request) -> RequestStatus? {
         let s = req.sampling
-        if req.numOutputTokens < s.minTokens { return nil }
+        if req.numOutputTokens < s.minTokens {
+            guard s.structuredOutputs != nil, req.numOutputTokens > 0 else { return nil }
+            let last = req.outputTokenIds[req.numOutputTokens - 1]
+            guard (!s.ignoreEOS && req.eosTokenIds.contains(last)) || s.stopTokenIds.contains(last) else { return nil }
+        }
         if req.numTokens >= maxModelLen || req.numOutputTokens >= s.maxTokens { return .finishedLengthCapped }
         let last = req.outputTokenIds[req.numOutputTokens - 1]
         if !s.ignoreEOS && req.eosTokenIds.contains(last) { return .finishedStopped }

@@ -27,31 +27,41 @@ extension OpenAIServing {
         try checkPromptLogprobs(request.promptLogprobs, stream: request.stream ?? false)
         var kwargs = request.chatTemplateKwargs ?? [:]
         if let documents = request.documents { kwargs["documents"] = .array(documents) }
-        let promptIds = try renderChatPrompt(messages: ToolMessages.forTemplate(request.messages), tools: request.tools,
-                                             addGenerationPrompt: request.addGenerationPrompt ?? true,
-                                             continueFinalMessage: request.continueFinalMessage ?? false,
-                                             kwargs: kwargs, template: request.chatTemplate,
-                                             addSpecialTokens: request.addSpecialTokens ?? false)
-        var prepared = try prepare(request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil, rankHeader: dataParallelRankHeader,
-                                   logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, logprobsParam: "top_logprobs",
-                                   structuredOutputs: try structuredOutputs(body: body, tools: tools))
+        let promptIds = try renderChatPrompt(
+            messages: ToolMessages.forTemplate(request.messages), tools: request.tools,
+            addGenerationPrompt: request.addGenerationPrompt ?? true,
+            continueFinalMessage: request.continueFinalMessage ?? false,
+            kwargs: kwargs, template: request.chatTemplate,
+            addSpecialTokens: request.addSpecialTokens ?? false)
+        var prepared = try prepare(
+            request, prompts: [promptIds], idPrefix: "chatcmpl", defaultMaxTokens: nil, rankHeader: dataParallelRankHeader,
+            logprobs: wantLogprobs ? (request.topLogprobs ?? 0) : nil, logprobsParam: "top_logprobs",
+            structuredOutputs: try structuredOutputs(body: body, tools: tools))
         prepared.kvTransferParams = try kvTransferParams(decoded.undeclaredFields, request: prepared)
-        return try await serve(prepared, renderer: ChatRenderer(serving: self, request: prepared, wantLogprobs: wantLogprobs, tools: tools))
+        return try await serve(
+            prepared,
+            renderer: ChatRenderer(
+                serving: self, request: prepared, wantLogprobs: wantLogprobs, tools: tools,
+                includeReasoning: request.includeReasoning ?? true))
     }
 
     /// The chat rendered by the template and tokenized; template errors are 400s.
-    func renderChatPrompt(messages: [JSONValue], tools: [JSONValue]?, addGenerationPrompt: Bool, continueFinalMessage: Bool,
-                          kwargs: [String: JSONValue], template: String?, addSpecialTokens: Bool) throws -> [Int] {
+    func renderChatPrompt(
+        messages: [JSONValue], tools: [JSONValue]?, addGenerationPrompt: Bool, continueFinalMessage: Bool,
+        kwargs: [String: JSONValue], template: String?, addSpecialTokens: Bool
+    ) throws -> [Int] {
         if addGenerationPrompt && continueFinalMessage {
-            throw OpenAIError.badRequest("continue_final_message and add_generation_prompt cannot both be true", param: "continue_final_message")
+            throw OpenAIError.badRequest(
+                "continue_final_message and add_generation_prompt cannot both be true", param: "continue_final_message")
         }
         let template = template ?? config.chat.chatTemplate
         let messages = try contentNormalizedMessages(messages, template: template, hasTools: tools != nil)
         let text: String
         do {
-            text = try tokenizer.renderChat(ChatRenderRequest(
-                messages: messages, tools: tools, addGenerationPrompt: addGenerationPrompt,
-                continueFinalMessage: continueFinalMessage, extraContext: kwargs, template: template))
+            text = try tokenizer.renderChat(
+                ChatRenderRequest(
+                    messages: messages, tools: tools, addGenerationPrompt: addGenerationPrompt,
+                    continueFinalMessage: continueFinalMessage, extraContext: kwargs, template: template))
         } catch let e as OpenAIError {
             throw e
         } catch {
@@ -86,18 +96,25 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
     /// Tool calling (`ChatRenderer+ToolCalls`): with a mode other than none, text goes through `toolStreams`.
     let tools: ChatToolPlan
     var toolStreams: [Int: ToolCallStream] = [:]
+    /// vLLM's `include_reasoning`: false drops the reasoning part (the split still happens).
+    let includeReasoning: Bool
 
-    init(serving: OpenAIServing, request: ServingRequest, wantLogprobs: Bool, tools: ChatToolPlan = .disabled) {
+    init(
+        serving: OpenAIServing, request: ServingRequest, wantLogprobs: Bool, tools: ChatToolPlan = .disabled,
+        includeReasoning: Bool = true
+    ) {
         self.serving = serving; self.request = request; self.wantLogprobs = wantLogprobs; self.tools = tools
+        self.includeReasoning = includeReasoning
         if let kind = serving.config.chat.reasoningParser, request.stream {
             for i in 0..<(request.prompts.count * request.n) { reasoningParsers[i] = ReasoningStreamParser(kind: kind) }
         }
     }
 
     func chunk(_ choices: [ChatChoice], usage: UsageInfo?) throws -> [UInt8] {
-        try ServerSentEvents.frame(json: ChatCompletionResponse(
-            id: request.requestId, object: "chat.completion.chunk", created: request.created, model: request.model,
-            choices: choices, usage: usage))
+        try ServerSentEvents.frame(
+            json: ChatCompletionResponse(
+                id: request.requestId, object: "chat.completion.chunk", created: request.created, model: request.model,
+                choices: choices, usage: usage))
     }
 
     func openingFrames(usage: UsageInfo?) throws -> [[UInt8]] {
@@ -109,7 +126,9 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
         var message = ChatMessage(role: nil, content: d.text)
         if let parser = reasoningParsers[index] {
             let (reasoning, content) = parser.feed(d.text, final: d.finishReason != nil)
-            message = ChatMessage(role: nil, content: content.isEmpty ? nil : content, reasoningContent: reasoning.isEmpty ? nil : reasoning)
+            message = ChatMessage(
+                role: nil, content: content.isEmpty ? nil : content,
+                reasoningContent: reasoning.isEmpty || !includeReasoning ? nil : reasoning)
         }
         let hasText = message.content.map { !$0.isEmpty } ?? false || message.reasoningContent != nil
         if !hasText && d.finishReason == nil && !(wantLogprobs && !d.tokenIds.isEmpty) { return [] }
@@ -126,17 +145,19 @@ final class ChatRenderer: ChoiceRenderer, @unchecked Sendable {
             var message = ChatMessage(role: "assistant", content: p.outputText)
             if let kind = serving.config.chat.reasoningParser {
                 let (reasoning, content) = kind.split(p.outputText)
-                message = ChatMessage(role: "assistant", content: content, reasoningContent: reasoning)
+                message = ChatMessage(role: "assistant", content: content, reasoningContent: includeReasoning ? reasoning : nil)
             }
-            return ChatChoice(index: p.index, message: message,
-                              logprobs: wantLogprobs ? serving.chatLogprobs(p.tokenIds, p.logprobs) : nil,
-                              finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
+            return ChatChoice(
+                index: p.index, message: message,
+                logprobs: wantLogprobs ? serving.chatLogprobs(p.tokenIds, p.logprobs) : nil,
+                finishReason: p.finishReason ?? "abort", stopReason: p.stopReason)
         }
         let promptLogprobs = request.sampling.params.promptLogprobs.flatMap { k in
             choices.first?.promptLogprobs.map { serving.promptLogprobsList(request.prompts[0], $0, top: k) }
         }
-        return try OpenAIJSON.encode(ChatCompletionResponse(
-            id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage,
-            promptLogprobs: promptLogprobs, kvTransferParams: serving.kvTransferParamsJSON(choices)))
+        return try OpenAIJSON.encode(
+            ChatCompletionResponse(
+                id: request.requestId, created: request.created, model: request.model, choices: rendered, usage: usage,
+                promptLogprobs: promptLogprobs, kvTransferParams: serving.kvTransferParamsJSON(choices)))
     }
 }

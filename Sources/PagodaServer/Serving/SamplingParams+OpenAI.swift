@@ -19,7 +19,8 @@ struct RequestSampling {
 
     static let maxN = 128
 
-    static func from(_ r: some SamplingFields, logprobs: Int?, logprobsParam: String = "logprobs", vocabSize: Int) throws -> RequestSampling {
+    static func from(_ r: some SamplingFields, logprobs: Int?, logprobsParam: String = "logprobs", vocabSize: Int) throws -> RequestSampling
+    {
         let n = r.n ?? 1
         if n < 1 || n > maxN { throw OpenAIError.badRequest("n must be between 1 and \(maxN), got \(n)", param: "n") }
         var p = SamplingParams()
@@ -64,6 +65,12 @@ struct RequestSampling {
     mutating func fit(promptLength: Int, maxModelLen: Int, defaultMaxTokens: Int?) throws {
         if promptLength == 0 {
             throw OpenAIError.badRequest("The prompt cannot be empty.", param: "prompt")
+        }
+        // Before the context check: the bound needs no model, and a prompt beyond it may be beyond the context too.
+        do {
+            try params.validatePromptLogprobs(promptLength: promptLength)
+        } catch EngineError.invalidRequest(let parameter, let reason) {
+            throw OpenAIError.badRequest("invalid \(parameter): \(reason)", param: parameter)
         }
         if promptLength >= maxModelLen {
             throw OpenAIError.badRequest(

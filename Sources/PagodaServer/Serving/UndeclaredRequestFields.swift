@@ -38,7 +38,8 @@ enum UndeclaredRequestFields {
         "prediction": .unsupported(isNoOp: onlyNull),
         "reasoning_effort": .unsupported(isNoOp: onlyNull),
         "web_search_options": .unsupported(isNoOp: onlyNull),
-        "include_reasoning": .unsupported(isNoOp: only(.bool(true))),
+        // Chat declares it (`ChatCompletionRequest.includeReasoning`); completions have no reasoning split.
+        "include_reasoning": .metadata,
         // vLLM's extras.
         "use_beam_search": .unsupported(isNoOp: only(.bool(false))),
         "length_penalty": .unsupported(isNoOp: only(.number(1))),
