@@ -278,66 +278,91 @@ static void transpose_portable(tile_t *t, int64_t groups) {
         for (int r = 0; r < TR; r++) memcpy(t->u + g * 64 + 4 * r, t->rowu + r * KC + 4 * g, 4);
 }
 
-/// One 32-element block quantized as the scalar loop below does it, 16 lanes at a time: the same amax, scale and
-/// reciprocal (IEEE division), and round-half-away-from-zero done exactly (truncate, then step by the sign where the
-/// exact remainder is at least one half), so the codes are identical to roundf's.
+/// float → IEEE binary16 → float, rounding to nearest even (what F16C's vcvtps2ph does, subnormals included): the
+/// value a ggml f16 scale field holds.
+static inline float round_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    const uint32_t sign = x & 0x80000000u, ax = x & 0x7FFFFFFFu;
+    uint32_t h;
+    if (ax >= 0x7F800000u) {
+        h = ax > 0x7F800000u ? 0x7E00u : 0x7C00u;
+    } else if (ax >= 0x477FF000u) {  // rounds to ≥ 65520: infinity
+        h = 0x7C00u;
+    } else if (ax >= 0x38800000u) {  // normal half
+        const uint32_t mant = ax & 0x7FFFFFu, exp = (ax >> 23) - 112;
+        h = (exp << 10) | (mant >> 13);
+        const uint32_t rest = mant & 0x1FFFu;
+        if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++;  // carries into the exponent correctly
+    } else {  // subnormal half (or zero): value · 2^24 rounded to an integer, nearest even
+        float scaled;
+        memcpy(&scaled, &ax, 4);
+        h = (uint32_t)nearbyintf(scaled * 16777216.0f);
+    }
+    uint8_t b[2] = {(uint8_t)(h & 0xFF), (uint8_t)(h >> 8)};
+    const float r = half_to_float(b);
+    return sign ? -r : r;
+}
+
+/// One 32-element block quantized as the scalar loop below does it, 16 lanes at a time: the same amax, reciprocal
+/// 127 / amax and round-to-nearest-even, so the codes and scales are identical.
 PAGODA_VNNI_TARGET static void quantize_block_avx512(const float *xb, int8_t *qb, float *d, float *s16a, float *s16b,
-                                                     float *s32) {
+                                                     float *s32, float *s1) {
     const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-    const float scale = amax / 127.0f, id = scale != 0.0f ? 1.0f / scale : 0.0f;
-    const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const float scale = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
     __m512i q[2];
     for (int h = 0; h < 2; h++) {
         const __m512 v = _mm512_mul_ps(h ? x1 : x0, vid);
-        const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        const __m512 rest = _mm512_sub_ps(v, t);  // exact: |v| ≤ 127
-        const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(rest), half, _CMP_GE_OQ);
-        const __m512 r = _mm512_mask_add_ps(t, up, t, _mm512_or_ps(one, _mm512_and_ps(v, _mm512_set1_ps(-0.0f))));
-        q[h] = _mm512_cvtps_epi32(r);
+        q[h] = _mm512_cvtps_epi32(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         _mm_storeu_si128((__m128i *)(qb + 16 * h), _mm512_cvtepi32_epi8(q[h]));
     }
     const int sum0 = _mm512_reduce_add_epi32(q[0]), sum1 = _mm512_reduce_add_epi32(q[1]);
-    *d = scale;
-    *s16a = scale * (float)sum0;
-    *s16b = scale * (float)sum1;
-    *s32 = scale * (float)(sum0 + sum1);
+    const float dh = _cvtsh_ss(_cvtss_sh(scale, _MM_FROUND_TO_NEAREST_INT));
+    *d = dh;
+    *s16a = dh * (float)sum0;
+    *s16b = dh * (float)sum1;
+    *s32 = dh * (float)(sum0 + sum1);
+    *s1 = _cvtsh_ss(_cvtss_sh(scale * (float)(sum0 + sum1), _MM_FROUND_TO_NEAREST_INT));
 }
 
 static int quantize_has_avx512 = -1;
 
 void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t k, int64_t kp, int8_t *xq,
-                                    float *xd, float *xs16, float *xs32) {
+                                    float *xd, float *xs16, float *xs32, float *xs1) {
     if (quantize_has_avx512 < 0) quantize_has_avx512 = pagoda_cpu_has_avx512_vnni();
     for (int64_t r = 0; r < m; r++) {
         const float *src = x + r * ldx;
         int8_t *q = xq + r * kp;
-        float *d = xd + r * (kp / 32), *s16 = xs16 + r * (kp / 16), *s32 = xs32 + r * (kp / 32);
+        float *d = xd + r * (kp / 32), *s16 = xs16 + r * (kp / 16), *s32 = xs32 + r * (kp / 32), *s1 = xs1 + r * (kp / 32);
         for (int64_t blk = 0; blk < kp / 32; blk++) {
             int8_t *qb = q + blk * 32;
             if (blk * 32 >= k) {
                 memset(qb, 0, 32);
-                d[blk] = s32[blk] = s16[2 * blk] = s16[2 * blk + 1] = 0;
+                d[blk] = s32[blk] = s1[blk] = s16[2 * blk] = s16[2 * blk + 1] = 0;
                 continue;
             }
             const float *xb = src + blk * 32;
             if (quantize_has_avx512) {
-                quantize_block_avx512(xb, qb, d + blk, s16 + 2 * blk, s16 + 2 * blk + 1, s32 + blk);
+                quantize_block_avx512(xb, qb, d + blk, s16 + 2 * blk, s16 + 2 * blk + 1, s32 + blk, s1 + blk);
                 continue;
             }
             float amax = 0;
             for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
-            const float scale = amax / 127.0f, id = scale != 0.0f ? 1.0f / scale : 0.0f;
+            const float scale = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
             int sum0 = 0, sum1 = 0;
-            for (int i = 0; i < 32; i++) qb[i] = (int8_t)roundf(xb[i] * id);
+            for (int i = 0; i < 32; i++) qb[i] = (int8_t)nearbyintf(xb[i] * id);  // default mode: nearest even
             for (int i = 0; i < 16; i++) {
                 sum0 += qb[i];
                 sum1 += qb[16 + i];
             }
-            d[blk] = scale;
-            s16[2 * blk] = scale * (float)sum0;
-            s16[2 * blk + 1] = scale * (float)sum1;
-            s32[blk] = scale * (float)(sum0 + sum1);
+            const float dh = round_to_half(scale);
+            d[blk] = dh;
+            s16[2 * blk] = dh * (float)sum0;
+            s16[2 * blk + 1] = dh * (float)sum1;
+            s32[blk] = dh * (float)(sum0 + sum1);
+            s1[blk] = round_to_half(scale * (float)(sum0 + sum1));
         }
     }
 }
@@ -600,8 +625,10 @@ int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
 }
 
 void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
-                       const float *xs16, const float *xs32, int64_t m, int64_t kp, int64_t n0, int64_t n1, float *out,
-                       int64_t ldo, void *scratch, int32_t use_vnni) {
+                       const float *xs16, const float *xs32, const float *xs1, int64_t m, int64_t kp, int64_t n0,
+                       int64_t n1, float *out, int64_t ldo, void *scratch, int32_t use_vnni) {
+    // Q4_1's minimum multiplies the activation block's f16 sum field (ggml's Q8_1 `s`), the others the exact one.
+    if (type == PAGODA_QTYPE_Q4_1) xs32 = xs1;
     tile_t t;
     t.rowu = (uint8_t *)scratch;
     t.u = t.rowu + TR * KC;

@@ -1,8 +1,9 @@
 import CPagodaKernels
 
 /// out[m, N] = x[m, K] · Wᵀ for a block-quantized weight matrix W [N, K] (`WeightDType.isQuantized`), as
-/// llama.cpp computes it: activations quantized per 32-block to int8 (x̂ = d·q), integer dot products of the
-/// weight codes with q (`vpdpbusd`), f32 accumulation of the per-group scaled sums. `Gemm.run` dispatches here.
+/// llama.cpp computes it: activations quantized per 32-block to int8 (x̂ = d·q) exactly as ggml's Q8_0/Q8_1 (the
+/// same codes, f16 scales, and for Q4_1 weights the f16 block sum), integer dot products of the weight codes with q
+/// (`vpdpbusd`), f32 accumulation of the per-group scaled sums. `Gemm.run` dispatches here.
 ///
 /// Work: the activation quantization (once per call, `m` rows), then weight rows split over the pool in
 /// multiples of 16; each task unpacks a 16-row × 512-weight tile once (transposed: one vector lane per row) and
@@ -18,6 +19,7 @@ import CPagodaKernels
 /// | xd: block scales [m, kp/32] f32 | m·kp/8 |
 /// | xs16: scale × half-block sums [m, kp/16] f32 | m·kp/4 |
 /// | xs32: scale × block sums [m, kp/32] f32 | m·kp/8 |
+/// | xs1: f16(unrounded scale × block sum) [m, kp/32] f32 (Q8_1's `s`) | m·kp/8 |
 /// | per task scratch × tasks, 64-aligned | `pagoda_qgemm_scratch_bytes(m)` each |
 /// kp = K rounded up to 64.
 public enum QuantizedGemm {
@@ -76,15 +78,16 @@ public enum QuantizedGemm {
         let tilesPerTask = (tiles + tasks - 1) / tasks
         let taskCount = (tiles + tilesPerTask - 1) / tilesPerTask
         let scratchBytes = (Int(pagoda_qgemm_scratch_bytes(Int64(m))) + 63) / 64 * 64
-        let activationBytes = (m * kp + m * kp / 2 + 63) / 64 * 64
+        let activationBytes = (m * kp + m * kp / 2 + m * kp / 8 + 63) / 64 * 64
         workspace.reserve((activationBytes + taskCount * scratchBytes) / 4)
         let raw = UnsafeMutableRawPointer(workspace.pointer)
         let xq = raw.assumingMemoryBound(to: Int8.self)
         let xd = (raw + m * kp).assumingMemoryBound(to: Float.self)
         let xs16 = xd + m * kp / 32
         let xs32 = xs16 + m * kp / 16
+        let xs1 = xs32 + m * kp / 32
         let scratch = raw + activationBytes
-        pagoda_quantize_activations_q8(x, Int64(ldx), Int64(m), Int64(k), Int64(kp), xq, xd, xs16, xs32)
+        pagoda_quantize_activations_q8(x, Int64(ldx), Int64(m), Int64(k), Int64(kp), xq, xd, xs16, xs32, xs1)
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
         pool.parallelFor(taskCount) { t in
             // This task's tiles [t0, t1) of the concatenation a | b | c, cut at the matrices' borders.
@@ -97,7 +100,7 @@ public enum QuantizedGemm {
                 if lo < hi {
                     let w = p.weight
                     pagoda_qgemm_rows(
-                        w.dtype.quantKernelType, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, Int64(m),
+                        w.dtype.quantKernelType, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, xs1, Int64(m),
                         Int64(kp), Int64((lo - first) * 16), Int64(min(w.rows, (hi - first) * 16)), p.out, Int64(p.ldo),
                         scratch + t * scratchBytes, vnni)
                 }

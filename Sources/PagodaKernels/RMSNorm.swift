@@ -1,4 +1,5 @@
-/// RMSNorm as HF Llama/Qwen compute it in float32: y = x · rsqrt(mean(x²) + eps) · weight.
+/// RMSNorm: y = (x · (1 / sqrt(mean(x²) + eps))) · weight in float32, with the squares (float32 products) summed in
+/// Double and the mean rounded to float32 as ggml's rms_norm does (HF's float32 sum agrees to float rounding).
 public enum RMSNorm {
     /// x, out: [rows, dim] with row strides `ldx`/`ldo` (default dim); weight: [dim]. `out` may equal `x`.
     public static func run(
@@ -9,8 +10,21 @@ public enum RMSNorm {
         for r in 0..<rows {
             let xr = x + r * ldx
             let o = out + r * ldo
-            let ss = Vector.dot(xr, xr, dim)
-            let scale = 1 / (ss / Float(dim) + eps).squareRoot()
+            var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+            var j = 0
+            while j + 4 <= dim {
+                s0 += Double(xr[j] * xr[j])
+                s1 += Double(xr[j + 1] * xr[j + 1])
+                s2 += Double(xr[j + 2] * xr[j + 2])
+                s3 += Double(xr[j + 3] * xr[j + 3])
+                j += 4
+            }
+            while j < dim {
+                s0 += Double(xr[j] * xr[j])
+                j += 1
+            }
+            let mean = Float((s0 + s1 + s2 + s3) / Double(dim))
+            let scale = 1 / (mean + eps).squareRoot()
             let rx = UnsafeRawPointer(xr), rw = UnsafeRawPointer(weight), ro = UnsafeMutableRawPointer(o)
             let vs = SIMD16<Float>(repeating: scale)
             var i = 0

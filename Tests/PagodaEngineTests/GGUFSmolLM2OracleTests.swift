@@ -138,12 +138,13 @@ final class GGUFSmolLM2OracleTests: XCTestCase {
         XCTAssertLessThanOrEqual(a.maxDiff, Self.quantizedMaxDiff, a.summary)
     }
 
-    /// Measured on 2026-12-03 (Q4_1 blocks, 2 threads): 161/164 top-1 equal (98.2 %), max |Δ| 0.844 over the reference's
+    /// Measured on 2026-12-03 (Q4_1 blocks, 2 threads): 161/164 top-1 equal (98.2 %), max |Δ| 1.42 over the reference's
     /// top-8 logits (whose top-1 values lie between 7.5 and 38.8). The error is that of 4-bit weights with activations
-    /// quantized to 8 bits per block; llama.cpp on the same file is as far from this float32 reference (up to 1.0 on
-    /// the steps the two share). The bounds are the measurements rounded, not widened to hide a change.
+    /// quantized to 8 bits per block with f16 scales, as llama.cpp quantizes them (with float32 scales it was 0.844);
+    /// llama.cpp on the same file is about as far from this float32 reference. The bounds are the measurements
+    /// rounded, not widened to hide a change.
     static let quantizedTop1Rate = 0.98
-    static let quantizedMaxDiff: Float = 1.0
+    static let quantizedMaxDiff: Float = 1.5
 
     /// Point 4(b): llama.cpp's greedy continuations (32 tokens after each of 16 prompts, 8 plain and 8 chat), computed
     /// by llama.cpp on the same Q4_1 blocks, teacher-forced through Pagoda's serving path: Pagoda's top-1 against
@@ -183,16 +184,20 @@ final class GGUFSmolLM2OracleTests: XCTestCase {
         XCTAssertLessThanOrEqual(agreement.maxDiff, Self.llamaCppMaxDiff, agreement.summary)
     }
 
-    /// Measured on 2026-12-03 against smollm2_llamacpp.json (llama.cpp with an f32 KV cache, 1 thread): 498/512 steps
-    /// top-1 equal (97.3 %: the 98 % is NOT reached); 459/460 where llama.cpp's own top-1/top-2 margin exceeds
-    /// 0.2; greedy continuations equal over all 32 tokens for 6 of the 16 prompts, the others part at steps where
-    /// the two top tokens lie within about a logit; max |Δ| 1.093 over llama.cpp's top-8. Both engines quantize
-    /// activations per block, but not identically, and each is up to about 1 logit from the float32 reference.
+    /// Measured on 2026-12-03 against smollm2_llamacpp.json (llama.cpp with an f32 KV cache, 1 thread), with the
+    /// activations quantized exactly as ggml's Q8_0/Q8_1 (same codes, f16 scales, Q4_1's minimum times the f16 block
+    /// sum) and RMSNorm's mean of squares summed in Double as ggml does: 503/512 steps top-1 equal (98.2 %; before
+    /// those two changes 498/512, 97.3 %); 460/460 where llama.cpp's own top-1/top-2 margin exceeds 0.2; greedy
+    /// continuations equal over all 32 tokens for 9 of the 16 prompts, the others part at steps where the two top
+    /// tokens lie within about a logit; max |Δ| 0.933 over llama.cpp's top-8. The rate moves by a few steps with
+    /// float-rounding-level changes (llama.cpp's rope angles instead of transformers': 495/512), because every
+    /// layer re-quantizes its input and a code that flips at a rounding boundary carries the difference on; llama.cpp
+    /// teacher-forced in one batch agrees with its own token-by-token run at 510/512.
     static let llamaCppMargin: Float = 0.1
-    static let llamaCppTop1Rate = 0.97
+    static let llamaCppTop1Rate = 0.98
     static let llamaCppDecisiveRate = 0.99
-    static let llamaCppFullAgreements = 6
-    static let llamaCppMaxDiff: Float = 1.2
+    static let llamaCppFullAgreements = 9
+    static let llamaCppMaxDiff: Float = 1.0
 
     /// The oracles' prompts are what Pagoda's own tokenizer and chat template make of the same texts.
     func testPromptsTokenizeAsTheOracles() throws {

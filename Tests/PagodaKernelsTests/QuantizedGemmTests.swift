@@ -9,8 +9,10 @@ import XCTest
 /// - against `ReferenceKernels.gemmQuantizedActivations` (same int8 activations, Double accumulation):
 ///   |Δ| ≤ 2e-5 · Σ|w·x̂| + 1e-5 — only float32 rounding of the per-group scaled sums differs.
 /// - against the float product of the dequantized weights (`ReferenceKernels.gemm`, unquantized x):
-///   |Δ| ≤ Σ_c |w[n, c]| · d_b(c) / 2 + the tight tolerance, where d_b = max|x_block| / 127 — rounding an
-///   activation to the int8 grid moves it by at most half a step.
+///   |Δ| ≤ Σ_c |w[n, c]| · d_b(c) · (1/2 + 127 · 2⁻¹¹) + Q4_1's Σ_b |m_b| · |s1_b − d_b·Σq_b| + the tight tolerance,
+///   where d_b is the block's f16 scale (≈ max|x_block| / 127) — rounding an activation to the int8 grid moves it
+///   by at most half a step, the f16 scale by at most 127 · 2⁻¹¹ steps; for Q4_1 the minimum multiplies the f16
+///   block sum s1 (ggml's Q8_1 `s`), whose rounding the last term bounds.
 final class QuantizedGemmTests: XCTestCase {
     func check(
         _ dtype: WeightDType, m: Int, n: Int, k: Int, threads: Int = 2, kernel: QuantizedGemm.Kernel,
@@ -41,14 +43,22 @@ final class QuantizedGemmTests: XCTestCase {
         }
         let (refQ, magnitude) = ReferenceKernels.gemmQuantizedActivations(x: x, m: m, weight: w)
         let refF = ReferenceKernels.gemm(x: x, m: m, weight: w)
-        let (_, d) = ReferenceKernels.quantizeActivationsQ8(x: x, m: m, k: k)
+        let (q, d, s1) = ReferenceKernels.quantizeActivationsQ8(x: x, m: m, k: k)
         var worstTight: Float = 0, worstLoose: Float = 0
         for r in 0..<m {
             for j in 0..<n {
                 let i = r * n + j
                 let tight = 2e-5 * magnitude[i] + 1e-5
                 var bound: Float = 0
-                for c in 0..<k { bound += abs(w.element(j, c)) * d[r * (k / 32) + c / 32] / 2 }
+                for c in 0..<k { bound += abs(w.element(j, c)) * d[r * (k / 32) + c / 32] * (0.5 + 127.0 / 2048) }
+                if dtype == .q4_1 {
+                    for b in 0..<(k / 32) {
+                        let bits = (w.row(j) + 20 * b).loadUnaligned(fromByteOffset: 2, as: UInt16.self)
+                        let sum = (0..<32).reduce(0) { $0 + Int(q[r * k + 32 * b + $1]) }
+                        let shift = s1[r * (k / 32) + b] - d[r * (k / 32) + b] * Float(sum)
+                        bound += abs(Float(Float16(bitPattern: bits))) * (abs(shift) + 1e-6 * abs(s1[r * (k / 32) + b]))
+                    }
+                }
                 let dq = abs(out[i] - refQ[i]), df = abs(out[i] - refF[i])
                 worstTight = max(worstTight, dq / tight)
                 worstLoose = max(worstLoose, df / (bound * 1.0001 + tight))
@@ -182,19 +192,30 @@ final class QuantizedGemmTests: XCTestCase {
         withExtendedLifetime(stored) {}
     }
 
-    /// The activation quantizer in C equals its Swift twin (identical int8 codes and scales).
+    /// The activation quantizer in C equals its Swift twin (identical int8 codes, f16 scales and Q8_1 sums); the twin
+    /// scales by 127 / max|x| and rounds ties to even, as ggml does (checked on hand-picked values).
     func testActivationQuantizationMatchesTwin() {
         var rng = SeededRandom(11)
         let (m, k) = (3, 96)
         var x = rng.floats(m * k)
-        x[5] = 0.5  // exact halves round away from zero
         for i in 32..<64 { x[i] = 0 }  // an all-zero block: d = 0, q = 0
-        let (q, d) = ReferenceKernels.quantizeActivationsQ8(x: x, m: m, k: k)
+        // Block 2 of row 0: max|x| = 127, so x · (127 / max|x|) = x: halves are ties, rounded to even (ggml's
+        // _mm256_round_ps(_MM_ROUND_NEAREST)); the scale 1.0 is exact in f16, a tiny one (block 0 of row 1) is not.
+        for i in 64..<96 { x[i] = Float(i - 80) + 0.5 }
+        x[64] = 127
+        for i in 96..<128 { x[i] *= 1e-3 }  // an f16-subnormal scale
+        let (q, d, s1) = ReferenceKernels.quantizeActivationsQ8(x: x, m: m, k: k)
+        XCTAssertEqual(Array(q[65..<69]), [-14, -14, -12, -12])  // -14.5, -13.5, -12.5, -11.5
+        XCTAssertEqual(q[80], 0)  // 0.5
+        XCTAssertEqual(q[81], 2)  // 1.5
+        XCTAssertEqual(d[2], 1)
+        XCTAssertEqual(d[1], 0)
+        XCTAssertNotEqual(d[3], (0..<32).map { abs(x[96 + $0]) }.max()! / 127)  // rounded to f16
         let kp = 128
         var xq = [Int8](repeating: 1, count: m * kp)
-        var xd = [Float](repeating: 1, count: m * kp / 32), xs32 = xd
+        var xd = [Float](repeating: 1, count: m * kp / 32), xs32 = xd, xs1 = xd
         var xs16 = [Float](repeating: 1, count: m * kp / 16)
-        pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs16, &xs32)
+        pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs16, &xs32, &xs1)
         for r in 0..<m {
             for c in 0..<k { XCTAssertEqual(xq[r * kp + c], q[r * k + c], "r=\(r) c=\(c)") }
             for c in k..<kp { XCTAssertEqual(xq[r * kp + c], 0) }
@@ -206,6 +227,7 @@ final class QuantizedGemmTests: XCTestCase {
                 XCTAssertEqual(xs16[r * kp / 16 + 2 * b], scale * Float(half0))
                 XCTAssertEqual(xs16[r * kp / 16 + 2 * b + 1], scale * Float(half1))
                 XCTAssertEqual(xs32[r * kp / 32 + b], scale * Float(half0 + half1))
+                XCTAssertEqual(xs1[r * kp / 32 + b], s1[r * (k / 32) + b])
             }
         }
     }
@@ -214,7 +236,7 @@ final class QuantizedGemmTests: XCTestCase {
 /// `pagoda_quantize_activations_q8` on Swift arrays.
 func pagodaQuantizeActivations(
     _ x: [Float], m: Int, k: Int, kp: Int, _ xq: inout [Int8], _ xd: inout [Float], _ xs16: inout [Float],
-    _ xs32: inout [Float]
+    _ xs32: inout [Float], _ xs1: inout [Float]
 ) {
-    pagoda_quantize_activations_q8(x, Int64(k), Int64(m), Int64(k), Int64(kp), &xq, &xd, &xs16, &xs32)
+    pagoda_quantize_activations_q8(x, Int64(k), Int64(m), Int64(k), Int64(kp), &xq, &xd, &xs16, &xs32, &xs1)
 }
