@@ -80,14 +80,21 @@ final class KVTransferConfigTests: XCTestCase {
         }
     }
 
-    func testTensorOrPipelineParallelIsRefusedWithAClearError() {
+    func testPipelineParallelAndSharedStorageWithTensorParallelAreRefusedWithAClearError() throws {
         var config = EngineConfig(
             model: ModelLoadConfig(path: "m"),
             kvTransfer: KVTransferConfig(connector: .tcp, role: .producer))
         config.parallel.tensorParallelSize = 2
+        XCTAssertNoThrow(try config.validate(), "the TCP connector runs with tensor parallelism")
+        config.parallel.pipelineParallelSize = 2
         XCTAssertThrowsError(try config.validate()) { e in
             XCTAssertTrue("\(e)".contains("--kv-transfer-config"), "\(e)")
-            XCTAssertTrue("\(e)".contains("--tensor-parallel-size 1"), "\(e)")
+            XCTAssertTrue("\(e)".contains("--pipeline-parallel-size 1"), "\(e)")
+        }
+        config.parallel.pipelineParallelSize = 1
+        config.kvTransfer = KVTransferConfig(connector: .sharedStorage, role: .both, sharedStoragePath: "/tmp/x")
+        XCTAssertThrowsError(try config.validate()) { e in
+            XCTAssertTrue("\(e)".contains("SharedStorageConnector runs with the in-process executor only"), "\(e)")
         }
     }
 }

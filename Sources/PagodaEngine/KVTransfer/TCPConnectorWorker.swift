@@ -1,9 +1,10 @@
 import Foundation
 import Logging
 
-/// The worker half of the TCP connector. As producer it hands finished requests' blocks to its
-/// `KVBlockServer`; as consumer it starts one fetch thread per load, which writes into blocks no step
-/// touches until the load is reported finished. Loads and reads happen outside the forward pass, so
+/// The worker half of the TCP connector, one per tensor-parallel rank. As producer it hands finished
+/// requests' blocks to its `KVBlockServer`; as consumer it starts one fetch thread per load, which reads
+/// this rank's KV heads from the producer's ranks (`KVBlockFetcher.plan`) into blocks no step touches
+/// until the load is reported finished. Loads and reads happen outside the forward pass, so
 /// `waitForLayerLoad` and `saveKVLayer` have nothing to wait for.
 final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
     let config: KVTransferConfig
@@ -16,9 +17,15 @@ final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
     private var stats = KVTransferStats()
     private let logger = Logger(label: "pagoda.kv-transfer")
 
-    init(config: KVTransferConfig, server: KVBlockServer?) {
+    /// This worker's tensor-parallel rank and the engine's tensor-parallel size.
+    let tpRank: Int
+    let tpSize: Int
+
+    init(config: KVTransferConfig, server: KVBlockServer?, tpRank: Int = 0, tpSize: Int = 1) {
         self.config = config
         self.server = server
+        self.tpRank = tpRank
+        self.tpSize = tpSize
     }
 
     func registerKVCaches(_ storage: KVBlockStorage) throws {
@@ -29,15 +36,21 @@ final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
     func startLoadKV(_ meta: KVConnectorMetadata) throws {
         for s in meta.sends { server?.hold(s.reqId, blockIds: s.blockIds, timeoutSeconds: s.timeoutSeconds) }
         for load in meta.loads {
-            guard case .remote(let host, let port, let remoteId, let remoteBlocks) = load.source, let storage else { continue }
+            guard case .remote(let host, let ports, let remoteId, let remoteBlocks) = load.source, let storage else { continue }
             let (connect, transfer) = (config.connectTimeoutSeconds, config.transferTimeoutSeconds)
+            let where_ = ports.count == 1 ? "\(host):\(ports[0])" : "\(host) ports \(ports)"
+            let parts: [KVBlockFetcher.Part]
+            do { parts = try KVBlockFetcher.plan(storage: storage, producerPorts: ports, consumerTP: tpSize, consumerRank: tpRank) } catch {
+                lock.lock(); failedRecving[load.reqId] = "its KV at \(where_) cannot be read here: \(error)"; lock.unlock()
+                continue
+            }
             let t = Thread { [self] in
                 let start = Date()
                 let result = Result {
                     try KVBlockFetcher.fetch(
-                        host: host, port: port, requestId: remoteId, remoteBlockIds: remoteBlocks,
+                        host: host, parts: parts, requestId: remoteId, remoteBlockIds: remoteBlocks,
                         localBlockIds: load.blockIds, into: storage, connectTimeout: connect,
-                        transferTimeout: transfer)
+                        transferTimeout: transfer, sameHostCopy: config.sameHostCopy)
                 }
                 lock.lock()
                 switch result {
@@ -47,7 +60,7 @@ final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
                     stats.bytes += bytes
                     stats.seconds += Date().timeIntervalSince(start)
                 case .failure(let error):
-                    failedRecving[load.reqId] = "reading its KV from \(host):\(port) failed: \(error)"
+                    failedRecving[load.reqId] = "reading its KV from \(where_) failed: \(error)"
                 }
                 lock.unlock()
             }
