@@ -109,7 +109,9 @@ def cluster(pagoda, small_model, tmp_path_factory):
             p, pp = start(pagoda, log_dir, small_model, f"prefill{i}", "--kv-transfer-config", cfg)
             procs.append(p)
             prefill.append(pp)
-            d, dp = start(pagoda, log_dir, small_model, f"decode{i}", "--kv-transfer-config", kv_config("kv_consumer"))
+            # decode0 copies same-host KV out of the producer's memory; decode1 reads the TCP stream.
+            extra = {} if i == 0 else {"kv_connector_extra_config": {"same_host_copy": False}}
+            d, dp = start(pagoda, log_dir, small_model, f"decode{i}", "--kv-transfer-config", kv_config("kv_consumer", **extra))
             procs.append(d)
             decode.append(dp)
         proxy11, port11 = start_disagg_proxy(pagoda, log_dir, prefill[:1], decode[:1])
@@ -140,6 +142,9 @@ def test_1p1d_and_2p2d_answer_like_one_server_with_the_kv_over_the_wire(cluster)
     assert recomputes == 0
     assert sum(a.get("vllm:kv_transfer_bytes_total", 0) for a in after) > 0
     assert sum(server_metrics(p).get("vllm:kv_transfer_sends_total", 0) for p in cluster["prefill"]) >= 14
+    decode_logs = {p.name.split("-")[0]: p.output() for p in cluster["procs"] if p.name.startswith("decode")}
+    assert "copied out of their memory" in decode_logs["decode0"]
+    assert "copied out of their memory" not in decode_logs["decode1"]  # same_host_copy false: the TCP stream
     wait_kv_empty(cluster["prefill"] + cluster["decode"] + [cluster["single"]])
 
 
@@ -179,7 +184,7 @@ def test_1p1d_with_tensor_parallel_prefill_answers_like_one_server(pagoda, small
         assert usage["prompt_tokens_details"]["cached_tokens"] == usage["prompt_tokens"] - 1
         assert r.json()["choices"][0]["text"] == complete(cluster["single"], LONG)
         wait_kv_empty([pport, dport])
-        # Every read was served by both producer ranks (counted once per request, once all ranks ended it).
+        # Every read was served (rank 0 counts one per request).
         assert server_metrics(pport)["vllm:kv_transfer_sends_total"] == 2 * len(PROMPTS) + 2
     finally:
         for p in reversed(procs):
@@ -285,7 +290,7 @@ def test_producer_killed_mid_run_every_answer_arrives_by_recompute(pagoda, small
 
 
 def test_stalled_producer_times_out_and_both_sides_free_every_block(pagoda, small_model, cluster, tmp_path):
-    """The producer freezes (SIGSTOP) with held blocks: the decode server's reads time out after its
+    """The producer's engine core freezes (SIGSTOP) with held blocks: the decode server's reads time out after its
     transfer_timeout_s and every answer arrives through recompute, also for a client that disconnects while its
     request waits for KV; once the producer runs again its readers are gone, and both sides end with no block held."""
     prod, pport = start(pagoda, tmp_path, small_model, "prefill", "--kv-transfer-config", kv_config("kv_producer"))
@@ -300,7 +305,9 @@ def test_stalled_producer_times_out_and_both_sides_free_every_block(pagoda, smal
             r = request(pport, "POST", "/v1/completions", body)
             assert r.status_code == 200, r.text
             legs.append((prompt, r.json()["kv_transfer_params"]))
-        os.killpg(prod.pid, signal.SIGSTOP)
+        # The KV server runs in the producer's engine core, a process of its own.
+        core = int(re.search(r"engine core ready \(pid (\d+)\)", prod.output()).group(1))
+        os.kill(core, signal.SIGSTOP)
         stopped = True
         started = time.time()
         # The last leg's client goes away while its request waits for the KV.
@@ -329,12 +336,12 @@ def test_stalled_producer_times_out_and_both_sides_free_every_block(pagoda, smal
         assert m["vllm:kv_transfer_recomputes_total"] == len(PROMPTS) + 1
         assert m.get("vllm:kv_transfer_requests_total", 0) == 0
         wait_kv_empty([cport])
-        os.killpg(prod.pid, signal.SIGCONT)
+        os.kill(core, signal.SIGCONT)
         stopped = False
         wait_kv_empty([pport], timeout=30)
     finally:
         if stopped:
-            os.killpg(prod.pid, signal.SIGCONT)
+            os.kill(core, signal.SIGCONT)
         for p in (cons, prod):
             p.stop()
 

@@ -108,8 +108,12 @@ enum KVBlockFetcher {
         if part.heads.isEmpty { return 0 }
         if let offer = reply.sameHostCopy {
             // One host: copy straight out of the producer's memory; if the kernel refuses, the stream follows.
-            let copied = try? KVSameHostCopy.read(
-                offer, into: storage, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds, heads: part.heads)
+            let outcome = Result {
+                try KVSameHostCopy.read(
+                    offer, into: storage, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds, heads: part.heads)
+            }
+            let copied = try? outcome.get()
+            if case .failure(let error) = outcome { KVSameHostCopy.note(error) } else { KVSameHostCopy.note(nil) }
             try KVTransferSocket.sendMessage(fd, KVSameHostCopy.Done(copied: copied != nil), deadline: deadline)
             if let copied { return copied }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -59,6 +60,26 @@ enum KVSameHostCopy {
         @convention(c) (
             pid_t, UnsafePointer<iovec>?, UInt, UnsafePointer<iovec>?, UInt, UInt
         ) -> Int
+
+    private static let logger = Logger(label: "pagoda.kv-transfer")
+    private static let logLock = NSLock()
+    nonisolated(unsafe) private static var loggedSuccess = false
+    nonisolated(unsafe) private static var loggedFailure = false
+
+    /// Logs the first same-host copy that worked and the first the kernel refused (then the stream is used).
+    static func note(_ error: Error?) {
+        logLock.lock()
+        defer { logLock.unlock() }
+        if let error {
+            guard !loggedFailure else { return }
+            loggedFailure = true
+            logger.warning("KV of a producer on this host cannot be copied out of its memory (\(error)); streaming it over TCP")
+        } else {
+            guard !loggedSuccess else { return }
+            loggedSuccess = true
+            logger.info("KV of producers on this host is copied out of their memory (process_vm_readv), not streamed")
+        }
+    }
 
     /// glibc's `process_vm_readv` (Swift's Glibc module does not declare it).
     private static let processVMReadv: ProcessVMReadv? = {
