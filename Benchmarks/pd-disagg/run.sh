@@ -5,12 +5,13 @@
 #  2. `pagoda bench serve`: TTFT and ITL p50/p99 of one server versus a 1P1D pair behind
 #     `pagoda disagg-proxy`, at the same load: long prompts/short outputs, short prompts/long outputs, and a
 #     mixed load (a decode-heavy stream whose ITL is reported, while a second client sends long prompts).
-# CPUs: the single server gets CPUS_SINGLE (default 0,1) with one thread per CPU; in the pair the prefill server
-# is pinned to CPU_PREFILL (0) and the decode server to CPU_DECODE (1), one thread each (taskset: pagoda serve
-# has no pinning flag). The clients and the proxy are not pinned.
+# CPUs: the single server runs twice, on CPUS_SINGLE (default 0,1) with one thread per CPU ("single") and on
+# CPU_DECODE alone with one thread ("1cpu"); in the pair the prefill server is pinned to CPU_PREFILL (0) and the
+# decode server to CPU_DECODE (1), one thread each (taskset: pagoda serve has no pinning flag). The clients and
+# the proxy are not pinned.
 #   Benchmarks/pd-disagg/run.sh [PAGODA_BINARY] [MODEL_DIR]
 # PAGODA_BINARY defaults to .build/release/pagoda; MODEL_DIR to /tmp/pagoda-qwen2.5-0.5b (made when missing).
-# SCALE=2 doubles every request count.
+# SCALE=2 doubles every request count; LONG_LEN sets the long prompts' length (default 256 tokens).
 set -euo pipefail
 PAGODA="$(realpath "${1:-$(dirname "$0")/../../.build/release/pagoda}")"
 MODEL="${2:-/tmp/pagoda-qwen2.5-0.5b}"
@@ -23,10 +24,9 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
-echo "== KV transfer bandwidth (Qwen2.5-0.5B KV shape, 4096-token prompt: 96 MiB) =="
+echo "== KV transfer bandwidth (Qwen2.5-0.5B KV shape, 4096-token prompt: 96 MiB; medians of 7) =="
 for tp in 1 2; do
-  echo "producer TP=$tp:"
-  "$PAGODA" bench kv-transfer --tokens 4096 --producer-tp "$tp" --num-iters 7 | tail -1
+  echo "producer TP=$tp: $("$PAGODA" bench kv-transfer --tokens 4096 --producer-tp "$tp" --num-iters 7 | tail -1)"
 done
 
 wait_up() {  # port pid log
@@ -39,8 +39,8 @@ wait_up() {  # port pid log
 }
 serve() {  # name cpus threads port [args...]
   local name=$1 cpus=$2 threads=$3 port=$4; shift 4
-  taskset -c "$cpus" "$PAGODA" serve "$MODEL" --host 127.0.0.1 --port "$port" --served-model-name m --max-model-len 4096 \
-    --max-num-batched-tokens 4096 --threads "$threads" --kv-cache-memory-bytes 1500000000 --disable-log-requests "$@" \
+  taskset -c "$cpus" "$PAGODA" serve "$MODEL" --host 127.0.0.1 --port "$port" --served-model-name m --max-model-len "${MAX_LEN:-2048}" \
+    --max-num-batched-tokens "${MAX_LEN:-2048}" --threads "$threads" --kv-cache-memory-bytes "${KV_BYTES:-600000000}" --disable-log-requests "$@" \
     > "$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   wait_up "$port" $! "$WORK/$name.log"
@@ -64,11 +64,13 @@ print(f"{sys.argv[2]:<7} {sys.argv[3]:<22} {r['completed']:>3} ok {r.get('failed
 PY
 }
 
-LONG=(--random-input-len 1536 --random-output-len 8 --num-prompts $((8 * SCALE)) --max-concurrency 2)
-SHORT=(--random-input-len 32 --random-output-len 96 --num-prompts $((8 * SCALE)) --max-concurrency 4)
-# Mixed: the decode stream (reported) runs while a second client keeps two long prompts in flight.
-MIX_DECODE=(--random-input-len 32 --random-output-len 128 --num-prompts $((8 * SCALE)) --max-concurrency 4)
-MIX_PREFILL=(--random-input-len 1536 --random-output-len 2 --num-prompts $((12 * SCALE)) --max-concurrency 2 --seed 2)
+# Sizes fit a few minutes on 2 contended cores; LONG_LEN (default 256) and SCALE (default 1) raise them.
+LONG_LEN="${LONG_LEN:-256}"
+LONG=(--random-input-len "$LONG_LEN" --random-output-len 4 --num-prompts $((4 * SCALE)) --max-concurrency 2)
+SHORT=(--random-input-len 16 --random-output-len 48 --num-prompts $((4 * SCALE)) --max-concurrency 4)
+# Mixed: the decode stream (reported) runs while a second client keeps one long prompt in flight.
+MIX_DECODE=(--random-input-len 16 --random-output-len 64 --num-prompts $((4 * SCALE)) --max-concurrency 4)
+MIX_PREFILL=(--random-input-len "$LONG_LEN" --random-output-len 2 --num-prompts $((4 * SCALE)) --max-concurrency 1 --seed 2)
 
 workloads() {  # setup port
   local setup=$1 port=$2
@@ -76,14 +78,18 @@ workloads() {  # setup port
   bench "$port" "$setup-short" "${SHORT[@]}"; report "$setup" "$setup-short"
   bench "$port" "$setup-mix-prefill" "${MIX_PREFILL[@]}" &
   local bg=$!
-  sleep 2  # the long prompts are flowing when the decode stream starts
+  sleep 1  # the long prompts are flowing when the decode stream starts
   bench "$port" "$setup-mixed" "${MIX_DECODE[@]}"; report "$setup" "$setup-mixed"
   wait "$bg" || true
 }
 
 echo "== bench serve (TTFT/ITL; ms) =="
+# One server on both CPUs (a thread each), then on one CPU (the pair's decode CPU) with one thread.
 P=$(free_port); serve single "$CPUS_SINGLE" "$(awk -F, '{print NF}' <<< "$CPUS_SINGLE")" "$P"
 workloads single "$P"
+stop_all
+P=$(free_port); serve single1 "$CPU_DECODE" 1 "$P"
+workloads 1cpu "$P"
 stop_all
 
 PP=$(free_port); DP=$(free_port); XP=$(free_port)
