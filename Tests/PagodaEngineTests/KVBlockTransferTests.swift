@@ -99,8 +99,8 @@ final class KVBlockTransferTests: XCTestCase {
             host: "127.0.0.1", parts: parts, requestId: "c", remoteBlockIds: remote, localBlockIds: local, into: consumer,
             connectTimeout: 2, transferTimeout: 5, sameHostCopy: true)
         XCTAssertNil(consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote))
+        assertEveryHoldEnded(servers, "c")  // each server counts the copy once the reader said it is done
         XCTAssertEqual(servers.map(\.numSameHostReads), [1, 1], "both ranks' heads were copied, none streamed")
-        assertEveryHoldEnded(servers, "c")
     }
 
     func testTheBenchmarkMovesCheckedBytesAndReportsEveryBandwidth() throws {

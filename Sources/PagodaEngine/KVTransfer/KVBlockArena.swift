@@ -13,6 +13,7 @@ public final class KVBlockArena: KVBlockStorage {
     /// The model's KV heads over all ranks.
     public let numKVHeads: Int
     private let base: UnsafeMutablePointer<Float>
+    private let bytes: Int
 
     /// The cache of rank `tpRank` of `tpSize` (heads split evenly; `tpSize` must divide `numKVHeads`).
     public init(numLayers: Int, numBlocks: Int, blockSize: Int, numKVHeads: Int, headDim: Int, tpRank: Int = 0, tpSize: Int = 1) {
@@ -22,11 +23,14 @@ public final class KVBlockArena: KVBlockStorage {
         kvHeadsLocal = numKVHeads / tpSize
         kvHeadStart = tpRank * kvHeadsLocal
         let count = 2 * numLayers * numBlocks * blockSize * kvHeadsLocal * headDim
-        base = UnsafeMutableRawPointer.allocate(byteCount: max(4, count * 4), alignment: 4096).bindMemory(to: Float.self, capacity: count)
-        base.initialize(repeating: 0, count: count)
+        // Anonymous memory, zero and untouched until used, as a model's KV cache (`AlignedBuffer`).
+        bytes = max(4096, count * 4)
+        let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        precondition(raw != nil && raw != MAP_FAILED, "cannot map \(bytes) bytes for a KV arena")
+        base = raw!.bindMemory(to: Float.self, capacity: count)
     }
 
-    deinit { base.deallocate() }
+    deinit { munmap(UnsafeMutableRawPointer(base), bytes) }
 
     public var kvBlockFloats: Int { kvBlockSize * kvHeadsLocal * kvHeadDim }
 

@@ -120,10 +120,19 @@ enum KVBlockFetcher {
         let slices = KVBlockSlices(storage: storage, blockIds: localBlockIds, headStart: part.heads.lowerBound, headCount: part.heads.count)
         let iov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, slices.maxSegments))
         defer { iov.deallocate() }
+        // Some of this cache's heads per token: one large receive into staging, then scattered (see `scatter`).
+        let staging: UnsafeMutableRawPointer? =
+            slices.isWholeBlocks ? nil : .allocate(byteCount: max(1, slices.bytesPerLayerHalf), alignment: 64)
+        defer { staging?.deallocate() }
         for layer in 0..<storage.kvNumLayers {
             for value in [false, true] {
                 let n = slices.segments(layer: layer, value: value, into: iov)
-                try KVTransferSocket.recvv(fd, iov, n, deadline: deadline)
+                if let staging {
+                    try KVTransferSocket.recv(fd, staging, slices.bytesPerLayerHalf, deadline: deadline)
+                    KVBlockSlices.scatter(staging, to: iov, n)
+                } else {
+                    try KVTransferSocket.recvv(fd, iov, n, deadline: deadline)
+                }
             }
         }
         return slices.totalBytes

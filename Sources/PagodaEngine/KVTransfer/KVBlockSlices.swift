@@ -63,4 +63,15 @@ struct KVBlockSlices {
         }
         return n
     }
+
+    /// Copies the `n` segments' bytes, in order, from `staging` (one layer's K or V in wire order) into
+    /// place: a consumer that takes some of its heads from a rank receives them into one contiguous buffer
+    /// with one large copy and then scatters them from cache, instead of a kernel copy per token's heads.
+    static func scatter(_ staging: UnsafeRawPointer, to iov: UnsafeMutablePointer<iovec>, _ n: Int) {
+        var off = 0
+        for i in 0..<n {
+            memcpy(iov[i].iov_base, staging + off, iov[i].iov_len)
+            off += iov[i].iov_len
+        }
+    }
 }

@@ -101,19 +101,29 @@ enum KVSameHostCopy {
         let source = KVBlockSlices(storage: remote, blockIds: remoteBlockIds, headStart: heads.lowerBound, headCount: heads.count)
         let liov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, local.maxSegments))
         let riov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, source.maxSegments))
-        defer { liov.deallocate(); riov.deallocate() }
+        // Some of this cache's heads per token: one large copy into staging, then scattered (`KVBlockSlices.scatter`).
+        let staging: UnsafeMutableRawPointer? =
+            local.isWholeBlocks ? nil : .allocate(byteCount: max(1, local.bytesPerLayerHalf), alignment: 64)
+        let siov = UnsafeMutablePointer<iovec>.allocate(capacity: 1)
+        defer { liov.deallocate(); riov.deallocate(); siov.deallocate(); staging?.deallocate() }
         for layer in 0..<storage.kvNumLayers {
             for value in [false, true] {
-                let nl = local.segments(layer: layer, value: value, into: liov)
+                let nTargets = local.segments(layer: layer, value: value, into: liov)
+                var (targets, nl) = (liov, nTargets)
+                if let staging {
+                    siov[0] = iovec(iov_base: staging, iov_len: local.bytesPerLayerHalf)
+                    (targets, nl) = (siov, 1)
+                }
                 let nr = source.segments(layer: layer, value: value, into: riov)
                 var (li, ri) = (0, 0)
                 while li < nl && ri < nr {
                     let max = KVTransferSocket.maxSegmentsPerCall
-                    let r = readv(offer.pid, liov + li, UInt(min(nl - li, max)), riov + ri, UInt(min(nr - ri, max)), 0)
+                    let r = readv(offer.pid, targets + li, UInt(min(nl - li, max)), riov + ri, UInt(min(nr - ri, max)), 0)
                     guard r > 0 else { throw KVTransferSocket.Failure(description: KVTransferSocket.errnoText("process_vm_readv")) }
-                    advance(liov, &li, nl, by: r)
+                    advance(targets, &li, nl, by: r)
                     advance(riov, &ri, nr, by: r)
                 }
+                if let staging { KVBlockSlices.scatter(staging, to: liov, nTargets) }
                 guard li == nl && ri == nr else {
                     throw KVTransferSocket.Failure(description: "the producer's blocks and ours differ in size")
                 }

@@ -53,9 +53,14 @@ public enum KVTransferBenchmark {
                 numLayers: shape.numLayers, numBlocks: 2 * numBlocks, blockSize: shape.blockSize, numKVHeads: shape.numKVHeads,
                 headDim: shape.headDim, tpRank: rank, tpSize: tp)
         }
+        // Huge pages, as the TCP connector asks for a server's cache (`adviseHugePages`).
         let producers = (0..<producerTP).map { arena($0, producerTP) }
-        for p in producers { p.fillPattern(blocks: remote) }
+        for p in producers {
+            p.adviseHugePages()
+            p.fillPattern(blocks: remote)
+        }
         let consumer = arena(0, 1)
+        consumer.adviseHugePages()
         let servers = try producers.map { p -> KVBlockServer in
             let s = try KVBlockServer(host: "127.0.0.1", port: 0, ioTimeoutSeconds: 60)
             s.start(storage: p)
@@ -64,6 +69,7 @@ public enum KVTransferBenchmark {
         defer { for s in servers { s.shutdown() } }
         let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
         let source = arena(0, 1)
+        source.adviseHugePages()
         source.fillPattern(blocks: remote)
         let blockBytes = consumer.kvBlockFloats * 4
         var reads = 0

@@ -30,6 +30,7 @@ final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
 
     func registerKVCaches(_ storage: KVBlockStorage) throws {
         self.storage = storage
+        storage.adviseHugePages()  // before the first step touches the cache: same-host copies pin 2 MiB pages
         server?.start(storage: storage)
     }
 
