@@ -3,6 +3,8 @@ import ArgumentParser
 /// `pagoda bench`: the benchmarks, after vLLM's `vllm bench` commands.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks (serve, throughput, latency).",
-        subcommands: [BenchServeCommand.self, BenchThroughputCommand.self, BenchLatencyCommand.self])
+        commandName: "bench", abstract: "Benchmarks (serve, throughput, latency, kv-transfer).",
+        subcommands: [
+            BenchServeCommand.self, BenchThroughputCommand.self, BenchLatencyCommand.self, BenchKVTransferCommand.self,
+        ])
 }

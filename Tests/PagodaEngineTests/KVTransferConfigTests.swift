@@ -31,6 +31,10 @@ final class KVTransferConfigTests: XCTestCase {
         XCTAssertEqual(d.port, 14579)
         XCTAssertEqual(d.ip, "127.0.0.1")
         XCTAssertEqual(d.transferTimeoutSeconds, 30)
+        XCTAssertTrue(d.sameHostCopy)
+        let e = try KVTransferConfig.parse(
+            json: #"{"kv_connector":"TCPConnector","kv_role":"kv_consumer","kv_connector_extra_config":{"same_host_copy":false}}"#)
+        XCTAssertFalse(e.sameHostCopy)
     }
 
     func testVLLMConnectorNamesAreAliasesOfTheTCPConnector() throws {
@@ -71,6 +75,10 @@ final class KVTransferConfigTests: XCTestCase {
                 "kv_connector_extra_config.nope: unknown field"
             ),
             (#"{"kv_connector":"TCPConnector","kv_role":"kv_both","kv_connector_extra_config":5}"#, "kv_connector_extra_config: must be"),
+            (
+                #"{"kv_connector":"TCPConnector","kv_role":"kv_both","kv_connector_extra_config":{"same_host_copy":"no"}}"#,
+                "kv_connector_extra_config.same_host_copy: must be true or false"
+            ),
             (#"{"kv_connector":"SharedStorageConnector","kv_role":"kv_both"}"#, "kv_connector_extra_config.shared_storage_path: missing"),
         ]
         for (json, expected) in cases {
@@ -80,14 +88,21 @@ final class KVTransferConfigTests: XCTestCase {
         }
     }
 
-    func testTensorOrPipelineParallelIsRefusedWithAClearError() {
+    func testPipelineParallelAndSharedStorageWithTensorParallelAreRefusedWithAClearError() throws {
         var config = EngineConfig(
             model: ModelLoadConfig(path: "m"),
             kvTransfer: KVTransferConfig(connector: .tcp, role: .producer))
         config.parallel.tensorParallelSize = 2
+        XCTAssertNoThrow(try config.validate(), "the TCP connector runs with tensor parallelism")
+        config.parallel.pipelineParallelSize = 2
         XCTAssertThrowsError(try config.validate()) { e in
             XCTAssertTrue("\(e)".contains("--kv-transfer-config"), "\(e)")
-            XCTAssertTrue("\(e)".contains("--tensor-parallel-size 1"), "\(e)")
+            XCTAssertTrue("\(e)".contains("--pipeline-parallel-size 1"), "\(e)")
+        }
+        config.parallel.pipelineParallelSize = 1
+        config.kvTransfer = KVTransferConfig(connector: .sharedStorage, role: .both, sharedStoragePath: "/tmp/x")
+        XCTAssertThrowsError(try config.validate()) { e in
+            XCTAssertTrue("\(e)".contains("SharedStorageConnector runs with the in-process executor only"), "\(e)")
         }
     }
 }

@@ -5,7 +5,9 @@ token (greedy, streamed and not); the decode servers' metrics must show the KV c
 (producer killed, hold timeouts, decode server down, client disconnects) must never hang or leak blocks."""
 import concurrent.futures as futures
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -115,7 +117,9 @@ def cluster(pagoda, small_model, tmp_path_factory):
             p, pp = start(pagoda, log_dir, small_model, f"prefill{i}", "--kv-transfer-config", cfg)
             procs.append(p)
             prefill.append(pp)
-            d, dp = start(pagoda, log_dir, small_model, f"decode{i}", "--kv-transfer-config", kv_config("kv_consumer"))
+            # decode0 copies same-host KV out of the producer's memory; decode1 reads the TCP stream.
+            extra = {} if i == 0 else {"kv_connector_extra_config": {"same_host_copy": False}}
+            d, dp = start(pagoda, log_dir, small_model, f"decode{i}", "--kv-transfer-config", kv_config("kv_consumer", **extra))
             procs.append(d)
             decode.append(dp)
         proxy11, port11 = start_disagg_proxy(pagoda, log_dir, prefill[:1], decode[:1])
@@ -146,7 +150,53 @@ def test_1p1d_and_2p2d_answer_like_one_server_with_the_kv_over_the_wire(cluster)
     assert recomputes == 0
     assert sum(a.get("vllm:kv_transfer_bytes_total", 0) for a in after) > 0
     assert sum(server_metrics(p).get("vllm:kv_transfer_sends_total", 0) for p in cluster["prefill"]) >= 14
+    decode_logs = {p.name.split("-")[0]: p.output() for p in cluster["procs"] if p.name.startswith("decode")}
+    assert "copied out of their memory" in decode_logs["decode0"]
+    assert "copied out of their memory" not in decode_logs["decode1"]  # same_host_copy false: the TCP stream
     wait_kv_empty(cluster["prefill"] + cluster["decode"] + [cluster["single"]])
+
+
+@pytest.mark.parametrize("decode_tp", [1, 2], ids=["tp2-to-tp1", "tp2-to-tp2"])
+def test_1p1d_with_tensor_parallel_prefill_answers_like_one_server(pagoda, small_model, cluster, tmp_path, decode_tp):
+    """A producer with --tensor-parallel-size 2: each TP rank serves its KV heads on its own port; a TP=1
+    consumer reads both ranks' heads into its blocks (re-slicing), a TP=2 consumer reads rank to rank."""
+    procs = []
+    try:
+        prod, pport = start(pagoda, tmp_path, small_model, "prefill-tp2", "--tensor-parallel-size", "2",
+                            "--kv-transfer-config", kv_config("kv_producer"))
+        procs.append(prod)
+        dec_args = ["--tensor-parallel-size", "2"] if decode_tp == 2 else []
+        dec, dport = start(pagoda, tmp_path, small_model, f"decode-tp{decode_tp}", *dec_args,
+                           "--kv-transfer-config", kv_config("kv_consumer"))
+        procs.append(dec)
+        proxy, port = start_disagg_proxy(pagoda, tmp_path, [pport], [dport])
+        procs.append(proxy)
+        for prompt in PROMPTS:
+            expect = complete(cluster["single"], prompt)
+            for stream in (False, True):
+                assert complete(port, prompt, stream=stream) == expect, (prompt, stream)
+        expect = complete(cluster["single"], MESSAGES, chat=True)
+        assert complete(port, MESSAGES, chat=True, stream=True) == expect
+        m = server_metrics(dport)
+        assert m["vllm:kv_transfer_requests_total"] == 2 * len(PROMPTS) + 1
+        assert m["vllm:kv_transfer_recomputes_total"] == 0
+        assert m["vllm:kv_transfer_bytes_total"] > 0
+        # The prefill answer names one KV port per TP rank.
+        body = {"model": "m", "prompt": LONG, "max_tokens": 1, "kv_transfer_params": {"do_remote_decode": True}}
+        params = request(pport, "POST", "/v1/completions", body).json()["kv_transfer_params"]
+        assert len(params["remote_ports"]) == 2 and params["remote_port"] == params["remote_ports"][0]
+        body = {"model": "m", "prompt": LONG, "max_tokens": 12, "temperature": 0, "kv_transfer_params": params}
+        r = request(dport, "POST", "/v1/completions", body, timeout=120)
+        assert r.status_code == 200, r.text
+        usage = r.json()["usage"]
+        assert usage["prompt_tokens_details"]["cached_tokens"] == usage["prompt_tokens"] - 1
+        assert r.json()["choices"][0]["text"] == complete(cluster["single"], LONG)
+        wait_kv_empty([pport, dport])
+        # Every read was served (rank 0 counts one per request).
+        assert server_metrics(pport)["vllm:kv_transfer_sends_total"] == 2 * len(PROMPTS) + 2
+    finally:
+        for p in reversed(procs):
+            p.stop()
 
 
 def test_decode_server_computes_only_the_last_prompt_token(cluster):
@@ -171,6 +221,7 @@ def test_bad_kv_transfer_params_are_a_400(cluster):
         r = request(cluster["decode"][0], "POST", "/v1/completions", body)
         assert r.status_code == 400, r.text
         assert r.json()["error"]["param"] == "kv_transfer_params"
+    wait_kv_empty(cluster["decode"][:1])
 
 
 def test_client_disconnect_mid_stream_leaks_no_blocks(cluster):
@@ -191,6 +242,7 @@ def test_proxy_health_metrics_and_request_id(cluster):
     assert 'pagoda_proxy_backend_requests_routed_total{role="prefill"' in text
     assert 'pagoda_proxy_backend_requests_routed_total{role="decode"' in text
     assert text.count("# TYPE pagoda_proxy_backend_requests_routed_total") == 1
+    wait_kv_empty(cluster["prefill"] + cluster["decode"])
 
 
 def test_alias_connector_is_logged(cluster):
@@ -242,6 +294,63 @@ def test_producer_killed_mid_run_every_answer_arrives_by_recompute(pagoda, small
         wait_kv_empty([cport])
     finally:
         for p in (cons, prod, single):
+            p.stop()
+
+
+def test_stalled_producer_times_out_and_both_sides_free_every_block(pagoda, small_model, cluster, tmp_path):
+    """The producer's engine core freezes (SIGSTOP) with held blocks: the decode server's reads time out after its
+    transfer_timeout_s and every answer arrives through recompute, also for a client that disconnects while its
+    request waits for KV; once the producer runs again its readers are gone, and both sides end with no block held."""
+    prod, pport = start(pagoda, tmp_path, small_model, "prefill", "--kv-transfer-config", kv_config("kv_producer"))
+    cons, cport = start(pagoda, tmp_path, small_model, "decode", "--kv-transfer-config",
+                        kv_config("kv_consumer", kv_connector_extra_config={"transfer_timeout_s": 3}))
+    stopped = False
+    try:
+        legs = []
+        for prompt in PROMPTS + [LONG]:
+            body = {"model": "m", "prompt": prompt, "max_tokens": 1, "temperature": 0,
+                    "kv_transfer_params": {"do_remote_decode": True}}
+            r = request(pport, "POST", "/v1/completions", body)
+            assert r.status_code == 200, r.text
+            legs.append((prompt, r.json()["kv_transfer_params"]))
+        # The KV server runs in the producer's engine core, a process of its own.
+        core = int(re.search(r"engine core ready \(pid (\d+)\)", prod.output()).group(1))
+        os.kill(core, signal.SIGSTOP)
+        stopped = True
+        started = time.time()
+        # The last leg's client goes away while its request waits for the KV.
+        prompt, params = legs.pop()
+        body = json.dumps({"model": "m", "prompt": prompt, "max_tokens": 50, "stream": True,
+                           "kv_transfer_params": params}).encode()
+        gone = socket.create_connection(("127.0.0.1", cport), timeout=10)
+        gone.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+        def decode(leg):
+            prompt, params = leg
+            body = {"model": "m", "prompt": prompt, "max_tokens": 12, "temperature": 0, "kv_transfer_params": params}
+            r = request(cport, "POST", "/v1/completions", body, timeout=60)
+            assert r.status_code == 200, r.text
+            return r.json()["choices"][0]["text"]
+
+        with futures.ThreadPoolExecutor(3) as pool:
+            pending = pool.map(decode, legs)
+            time.sleep(0.5)
+            gone.close()
+            got = list(pending)
+        assert time.time() - started < 30, "a stalled producer held the answers beyond the transfer timeout"
+        assert got == [complete(cluster["single"], p) for p in PROMPTS]
+        m = server_metrics(cport)
+        assert m["vllm:kv_transfer_recomputes_total"] == len(PROMPTS) + 1
+        assert m.get("vllm:kv_transfer_requests_total", 0) == 0
+        wait_kv_empty([cport])
+        os.kill(core, signal.SIGCONT)
+        stopped = False
+        wait_kv_empty([pport], timeout=30)
+    finally:
+        if stopped:
+            os.kill(core, signal.SIGCONT)
+        for p in (cons, prod):
             p.stop()
 
 

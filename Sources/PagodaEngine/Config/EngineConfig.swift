@@ -36,11 +36,13 @@ public struct EngineConfig: Sendable, Codable, Equatable {
         try cache.validate()
         try scheduler.validate()
         try parallel.validate()
-        if kvTransfer != nil && (parallel.worldSize > 1 || parallel.executorBackend != .uni) {
+        if kvTransfer != nil, parallel.pipelineParallelSize > 1 || (parallel.maxConcurrentBatches ?? 1) > 1 {
             throw EngineConfigError.invalid(
-                "--kv-transfer-config",
-                "KV transfer runs with the in-process executor only for now "
-                    + "(--tensor-parallel-size 1, --pipeline-parallel-size 1, no --distributed-executor-backend mp)")
+                "--kv-transfer-config", "KV transfer runs with --pipeline-parallel-size 1 (and one batch in flight) only for now")
+        } else if let kv = kvTransfer, kv.connector != .tcp, parallel.executorBackend != .uni {
+            throw EngineConfigError.invalid(
+                "--kv-transfer-config", "\(kv.connectorName) runs with the in-process executor only "
+                    + "(--tensor-parallel-size 1, no --distributed-executor-backend mp); TCPConnector supports tensor parallelism")
         }
         if !scheduler.enableChunkedPrefill, let len = model.maxModelLen, scheduler.maxNumBatchedTokens < len {
             throw EngineConfigError.invalid(

@@ -24,8 +24,10 @@ public final class EngineCore {
     public let maxConcurrentBatches: Int
     /// The most batches that were in flight at once.
     public private(set) var peakBatchesInFlight = 0
-    /// The KV connector's worker half (`--kv-transfer-config`), if any.
+    /// The KV connector's worker half (`--kv-transfer-config`), if it runs in this process.
     private var kvConnectorWorker: KVConnectorWorker?
+    /// True with a KV connector (its worker half here or in the executor's workers).
+    private var hasKVConnector: Bool { scheduler.connector != nil }
 
     /// Loads the model through the executor the config names and sizes the KV cache.
     public convenience init(config: EngineConfig) throws {
@@ -105,11 +107,11 @@ public final class EngineCore {
         guard hasUnfinishedRequests else { return [] }
         let schedulerOutput = scheduler.schedule()
         // With a KV connector every step reaches the worker: it reports the transfers that ended.
-        let needsWorker = !schedulerOutput.isEmpty || kvConnectorWorker != nil
+        let needsWorker = !schedulerOutput.isEmpty || hasKVConnector
         let runnerOutput = needsWorker ? try executor.executeModel(schedulerOutput) : .empty
         let outputs = scheduler.updateFromOutput(runnerOutput)
         try flushFinishedIfIdle()
-        if schedulerOutput.isEmpty && outputs.isEmpty && kvConnectorWorker != nil {
+        if schedulerOutput.isEmpty && outputs.isEmpty && hasKVConnector {
             usleep(1000)  // only transfers in flight: poll their end without spinning a core
         }
         return outputs

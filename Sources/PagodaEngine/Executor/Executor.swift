@@ -7,9 +7,13 @@ public struct ModelInfo: Sendable, Codable, Equatable {
     public var maxPositionEmbeddings: Int
     /// Bytes per KV block summed over every worker of the engine.
     public var kvCacheBytesPerBlock: Int
-    public init(vocabSize: Int, eosTokenIds: [Int], maxPositionEmbeddings: Int, kvCacheBytesPerBlock: Int) {
+    /// The KV servers of a KV producer's workers (`--kv-transfer-config`), by tensor-parallel rank; empty
+    /// when the workers serve none (or run in the engine's process).
+    public var kvServerPorts: [Int]
+    public init(vocabSize: Int, eosTokenIds: [Int], maxPositionEmbeddings: Int, kvCacheBytesPerBlock: Int, kvServerPorts: [Int] = []) {
         self.vocabSize = vocabSize; self.eosTokenIds = eosTokenIds
         self.maxPositionEmbeddings = maxPositionEmbeddings; self.kvCacheBytesPerBlock = kvCacheBytesPerBlock
+        self.kvServerPorts = kvServerPorts
     }
 }
 

@@ -53,6 +53,8 @@ public final class MultiprocExecutor: Executor {
     private var numReceived = 0
     private var pendingOutputs: [Int: ModelRunnerOutput] = [:]
     public let maxConcurrentBatches: Int
+    /// Merges the workers' KV connector reports (`--kv-transfer-config`; nil without one).
+    private let kvAggregator: KVOutputAggregator?
     /// The most steps that were in flight at once (submitted, output not yet received by the engine).
     public private(set) var peakStepsInFlight = 0
     /// Steps submitted while another step was still in flight (the pipeline stages could overlap).
@@ -74,6 +76,7 @@ public final class MultiprocExecutor: Executor {
         channels = Array(repeating: nil, count: n)
         exitStatus = Array(repeating: nil, count: n)
         maxConcurrentBatches = max(1, p.maxConcurrentBatches ?? p.pipelineParallelSize)
+        kvAggregator = config.kvTransfer.map { _ in KVOutputAggregator(worldSize: n) }
 
         do {
             try p.validate()
@@ -101,14 +104,17 @@ public final class MultiprocExecutor: Executor {
             }
             let replies = try awaitReplies(from: Set(0..<n))
             var total = 0
+            var kvPorts: [Int] = []
             for r in 0..<n {
                 guard case .ready(let mi) = replies[r] else {
                     throw MultiprocExecutorError.startFailed("rank \(r) answered \(String(describing: replies[r]))")
                 }
                 total += mi.kvCacheBytesPerBlock
+                kvPorts += mi.kvServerPorts
                 if r == layout.driverRank { modelInfo = mi }
             }
             modelInfo.kvCacheBytesPerBlock = total
+            modelInfo.kvServerPorts = kvPorts  // ranks 0..<TP: PP is 1 with a KV connector
         } catch {
             killAll()
             cleanUpNames()
@@ -151,15 +157,22 @@ public final class MultiprocExecutor: Executor {
         return ModelRunnerFuture { [unowned self] in try self.collect(seq) }
     }
 
-    /// The output of step `seq`, reading the driver's answers (in step order) until it is there.
+    /// The output of step `seq`, reading the driver's answers (in step order) until it is there. With a KV
+    /// connector every worker answers each step (its connector's report), merged by `kvAggregator`.
     private func collect(_ seq: Int) throws -> ModelRunnerOutput {
         while numReceived <= seq {
             try checkAlive()
-            let replies = try awaitReplies(from: [layout.driverRank])
-            guard case .output(let out)? = replies[layout.driverRank] else {
-                throw fail(
-                    MultiprocExecutorError.workerFailed(
-                        rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
+            let ranks = kvAggregator == nil ? [layout.driverRank] : Set(0..<layout.workersPerEngine)
+            let replies = try awaitReplies(from: ranks)
+            guard case .output(var out)? = replies[layout.driverRank] else {
+                throw fail(MultiprocExecutorError.workerFailed(rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
+            }
+            if let kvAggregator {
+                let reports = (0..<layout.workersPerEngine).map { r -> KVConnectorOutput? in
+                    if case .output(let o)? = replies[r] { return o.kvConnectorOutput }
+                    return nil
+                }
+                out.kvConnectorOutput = kvAggregator.aggregate(reports)
             }
             pendingOutputs[numReceived] = out
             numReceived += 1

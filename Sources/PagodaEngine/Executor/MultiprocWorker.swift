@@ -91,29 +91,44 @@ public enum MultiprocWorker {
                 ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition,
                 engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup))
         let isDriver = rank == layout.driverRank
-        let model = PipelineStageModel(
-            stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
-            producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
-        let runner = ModelRunner(
-            model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
-            tokenizerPath: config.model.path)
-        try channel.send(
-            MultiprocReply.ready(
-                ModelInfo(
-                    vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
-                    kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))))
+        let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
+                                       producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
+        let runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
+                                 tokenizerPath: config.model.path)
+        // The KV connector's worker half of this rank (`--kv-transfer-config`): a producer's rank serves its
+        // heads of held blocks on its own port, announced in the ready reply.
+        let kvConnector = try config.kvTransfer.map {
+            try KVConnectorFactory.makeTCPWorker($0, tpRank: tpRank, tpSize: layout.tensorParallelSize, secret: setup.secret)
+        }
+        defer { kvConnector?.shutdown() }
+        try channel.send(MultiprocReply.ready(ModelInfo(
+            vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
+            kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize),
+            kvServerPorts: kvConnector?.server.map { [$0.port] } ?? [])))
         while true {
             switch try channel.receive(MultiprocRequest.self) {
             case .initialize:
                 throw MultiprocExecutorError.startFailed("rank \(rank): initialize sent twice")
             case .initializeCache(let numBlocks):
                 try model.allocateKVCache(numBlocks: numBlocks, blockSize: config.cache.blockSize)
+                if let kvConnector {
+                    guard let storage = stage.model as? KVBlockStorage else {
+                        throw MultiprocExecutorError.startFailed("rank \(rank): the KV connector needs a model with a paged KV cache")
+                    }
+                    try kvConnector.registerKVCaches(storage)
+                    runner.kvConnector = kvConnector
+                }
                 try channel.send(MultiprocReply.ok)
             case .execute(let s):
                 if isDriver {
                     try channel.send(MultiprocReply.output(try runner.execute(s)))
                 } else {
-                    _ = try runner.execute(withoutSampling(s))
+                    let out = try runner.execute(withoutSampling(s))
+                    if kvConnector != nil {  // every rank reports its transfers (`KVOutputAggregator`)
+                        var report = ModelRunnerOutput.empty
+                        report.kvConnectorOutput = out.kvConnectorOutput
+                        try channel.send(MultiprocReply.output(report))
+                    }
                 }
             case .shutdown:
                 return

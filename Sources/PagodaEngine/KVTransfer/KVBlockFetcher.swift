@@ -5,48 +5,149 @@ import PagodaDistributed
 import Glibc
 #endif
 
-/// The consumer side of one TCP transfer: reads a request's blocks from the producer's `KVBlockServer`
-/// straight into the local blocks, layer by layer. Every wait is bounded: `connectTimeout` to reach the
-/// producer, `transferTimeout` for the whole read.
+/// The consumer side of one TCP transfer: reads a request's blocks from the producer's `KVBlockServer`s
+/// (one per tensor-parallel rank of the producer) straight into the local blocks, over the TCP stream or, on
+/// one host, by copying them out of the producer's memory (`KVSameHostCopy`). Every wait is bounded:
+/// `connectTimeout` to reach a producer rank, `transferTimeout` for the whole read.
 enum KVBlockFetcher {
-    /// Fills `localBlockIds` with the producer's `remoteBlockIds` (same count). Returns the bytes read.
-    /// Throws with the reason when the producer is unreachable, refuses, stalls or closes early; the
-    /// local blocks may then hold part of the data and must not be used.
+    /// One producer rank to read from: its KV server and the global heads to take from it (none: the
+    /// read only ends its hold).
+    struct Part: Equatable {
+        var port: Int
+        var heads: Range<Int>
+    }
+
+    /// Which heads of this cache come from which producer rank, for a producer of `producerTP` ranks at
+    /// `ports` (by rank). Every producer rank is read exactly once (so each frees its blocks at once):
+    /// with one consumer rank, each producer rank gives the heads no earlier rank gave; with as many
+    /// consumer ranks as producer ranks, rank r reads rank r. Throws with the reason for other pairings.
+    static func plan(storage: KVBlockStorage, producerPorts ports: [Int], consumerTP: Int, consumerRank: Int) throws -> [Part] {
+        let mine = storage.kvHeadStart..<(storage.kvHeadStart + storage.kvHeadsLocal)
+        let ranges = try ports.indices.map { p -> Range<Int> in
+            guard let r = storage.kvHeadRange(tpRank: p, tpSize: ports.count) else {
+                throw KVTransferSocket.Failure(
+                    description: "this model's KV heads cannot be split over the producer's \(ports.count) tensor-parallel ranks")
+            }
+            return r
+        }
+        if consumerTP == 1 {
+            var next = mine.lowerBound
+            return ports.indices.map { p in
+                // The heads of rank p that no earlier rank gave (ranks hold consecutive heads, replicas repeat them).
+                let lo = max(next, ranges[p].lowerBound), hi = min(mine.upperBound, ranges[p].upperBound)
+                if hi > lo { next = hi; return Part(port: ports[p], heads: lo..<hi) }
+                return Part(port: ports[p], heads: mine.lowerBound..<mine.lowerBound)
+            }
+        }
+        guard consumerTP == ports.count, ranges[consumerRank] == mine else {
+            throw KVTransferSocket.Failure(
+                description: "the producer runs \(ports.count) tensor-parallel ranks and this consumer \(consumerTP): "
+                    + "a consumer reads either with one rank or with as many ranks as the producer")
+        }
+        return [Part(port: ports[consumerRank], heads: mine)]
+    }
+
+    /// Fills `localBlockIds` with the producer's `remoteBlockIds` (same count), reading every part in
+    /// parallel. Returns the bytes read. Throws with the reason when a producer rank is unreachable,
+    /// refuses, stalls or closes early; the local blocks may then hold part of the data and must not be used.
     static func fetch(
-        host: String, port: Int, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
-        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double
+        host: String, parts: [Part], requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
+        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true
     ) throws -> Int {
         precondition(remoteBlockIds.count == localBlockIds.count)
+        if parts.count == 1 {
+            return try fetchPart(
+                host: host, part: parts[0], requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
+                into: storage, secret: secret, connectTimeout: connectTimeout, transferTimeout: transferTimeout, sameHostCopy: sameHostCopy)
+        }
+        let results = PartResults(count: parts.count)
+        let group = DispatchGroup()
+        for (i, part) in parts.enumerated() {
+            group.enter()
+            let t = Thread {
+                results.set(
+                    i,
+                    Result {
+                        try fetchPart(
+                            host: host, part: part, requestId: requestId, remoteBlockIds: remoteBlockIds,
+                            localBlockIds: localBlockIds, into: storage, secret: secret, connectTimeout: connectTimeout,
+                            transferTimeout: transferTimeout, sameHostCopy: sameHostCopy)
+                    })
+                group.leave()
+            }
+            t.name = "pagoda-kv-fetch-part"
+            t.start()
+        }
+        group.wait()  // every part ends by its own deadline
+        var total = 0
+        for (i, r) in results.all.enumerated() {
+            do { total += try r!.get() } catch {
+                throw KVTransferSocket.Failure(description: "producer rank \(i) (port \(parts[i].port)): \(error)")
+            }
+        }
+        return total
+    }
+
+    /// Reads one producer rank's part straight into the local blocks.
+    static func fetchPart(
+        host: String, part: Part, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
+        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true
+    ) throws -> Int {
         let start = Date()
-        let fd = try KVTransferSocket.connect(host: host, port: port, deadline: start + connectTimeout)
+        let fd = try KVTransferSocket.connect(host: host, port: part.port, deadline: start + connectTimeout)
         defer { close(fd) }
         do { try PeerAuthentication.connect(fd: fd, secret: secret, timeout: connectTimeout) } catch {
             throw KVTransferSocket.Failure(description: "authentication with the producer failed: \(error)")
         }
         let deadline = start + transferTimeout
         let request = KVBlockReadRequest(
-            requestId: requestId, blockIds: remoteBlockIds, numLayers: storage.kvNumLayers,
-            blockFloats: storage.kvBlockFloats)
+            requestId: requestId, blockIds: remoteBlockIds, numLayers: storage.kvNumLayers, blockSize: storage.kvBlockSize,
+            headDim: storage.kvHeadDim, headStart: part.heads.lowerBound, headCount: part.heads.count,
+            sameHost: sameHostCopy ? KVSameHostCopy.local : nil)
         try KVTransferSocket.sendMessage(fd, request, deadline: deadline)
         let reply = try KVTransferSocket.receiveMessage(fd, KVBlockReadReply.self, deadline: deadline)
         guard reply.ok else {
             throw KVTransferSocket.Failure(description: "the producer refused: \(reply.error ?? "no reason given")")
         }
-        // One receive per layer's K (and V) of all blocks into a staging buffer, then scattered to the blocks.
-        let bytes = storage.kvBlockFloats * MemoryLayout<Float>.stride
-        let chunk = bytes * localBlockIds.count
-        let staging = UnsafeMutableRawPointer.allocate(byteCount: max(1, chunk), alignment: 64)
-        defer { staging.deallocate() }
-        var total = 0
+        if part.heads.isEmpty { return 0 }
+        if let offer = reply.sameHostCopy {
+            // One host: copy straight out of the producer's memory; if the kernel refuses, the stream follows.
+            let outcome = Result {
+                try KVSameHostCopy.read(
+                    offer, into: storage, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds, heads: part.heads)
+            }
+            let copied = try? outcome.get()
+            if case .failure(let error) = outcome { KVSameHostCopy.note(error) } else { KVSameHostCopy.note(nil) }
+            try KVTransferSocket.sendMessage(fd, KVSameHostCopy.Done(copied: copied != nil), deadline: deadline)
+            if let copied { return copied }
+        }
+        let slices = KVBlockSlices(storage: storage, blockIds: localBlockIds, headStart: part.heads.lowerBound, headCount: part.heads.count)
+        let iov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, slices.maxSegments))
+        defer { iov.deallocate() }
+        // Some of this cache's heads per token: one large receive into staging, then scattered (see `scatter`).
+        let staging: UnsafeMutableRawPointer? =
+            slices.isWholeBlocks ? nil : .allocate(byteCount: max(1, slices.bytesPerLayerHalf), alignment: 64)
+        defer { staging?.deallocate() }
         for layer in 0..<storage.kvNumLayers {
             for value in [false, true] {
-                try KVTransferSocket.recv(fd, staging, chunk, deadline: deadline)
-                for (k, b) in localBlockIds.enumerated() {
-                    memcpy(storage.kvBlockPointer(layer: layer, block: b, value: value), staging + k * bytes, bytes)
+                let n = slices.segments(layer: layer, value: value, into: iov)
+                if let staging {
+                    try KVTransferSocket.recv(fd, staging, slices.bytesPerLayerHalf, deadline: deadline)
+                    KVBlockSlices.scatter(staging, to: iov, n)
+                } else {
+                    try KVTransferSocket.recvv(fd, iov, n, deadline: deadline)
                 }
-                total += chunk
             }
         }
-        return total
+        return slices.totalBytes
     }
+}
+
+/// The outcomes of a fetch's parallel parts, set by their threads.
+private final class PartResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<Int, Error>?]
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<Int, Error>) { lock.lock(); results[i] = r; lock.unlock() }
+    var all: [Result<Int, Error>?] { lock.lock(); defer { lock.unlock() }; return results }
 }

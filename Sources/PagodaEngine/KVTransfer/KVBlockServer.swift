@@ -34,6 +34,7 @@ final class KVBlockServer: @unchecked Sendable {
     private var stats = KVTransferStats()
     private var storage: KVBlockStorage?
     private var stopping = false
+    private var sameHostReads = 0
     private var acceptThread: Thread?
     private let ioTimeoutSeconds: Double
     /// Every reader proves it before its request is read (`PeerAuthentication`).
@@ -81,6 +82,9 @@ final class KVBlockServer: @unchecked Sendable {
         defer { finished.removeAll(); stats = KVTransferStats() }
         return (finished, stats, holds.values.reduce(0) { $0 + $1.numBlocks })
     }
+
+    /// Reads the consumer did by same-host copy (`KVSameHostCopy`) since start.
+    var numSameHostReads: Int { lock.lock(); defer { lock.unlock() }; return sameHostReads }
 
     /// Remembers the last 1024 ended requests. Call with `lock` held.
     private func ended(_ id: String) {
@@ -153,10 +157,8 @@ final class KVBlockServer: @unchecked Sendable {
                 refusal = "request \(req.requestId) is already being read"
             } else if !req.blockIds.allSatisfy(h.blockIds.contains) {
                 refusal = "blocks \(req.blockIds) are not the ones held for request \(req.requestId)"
-            } else if let s = storage, s.kvNumLayers != req.numLayers || s.kvBlockFloats != req.blockFloats {
-                refusal =
-                    "KV layout differs: producer has \(s.kvNumLayers) layers × \(s.kvBlockFloats) floats per block, "
-                    + "consumer \(req.numLayers) × \(req.blockFloats) (same model, block size and TP size on both sides?)"
+            } else if let s = storage, let why = Self.layoutMismatch(s, req) {
+                refusal = why
             } else {
                 holds[req.requestId]!.reading = true
             }
@@ -170,20 +172,29 @@ final class KVBlockServer: @unchecked Sendable {
         }
         var sent = 0
         do {
-            try KVTransferSocket.sendMessage(fd, KVBlockReadReply(ok: true, error: nil), deadline: deadline)
-            // One send per layer's K (and V) of all blocks: the blocks are gathered into a staging buffer
-            // first, as a memory copy is far cheaper than a system call per block.
-            let bytes = req.blockFloats * MemoryLayout<Float>.stride
-            let chunk = bytes * req.blockIds.count
-            let staging = UnsafeMutableRawPointer.allocate(byteCount: max(1, chunk), alignment: 64)
-            defer { staging.deallocate() }
-            for layer in 0..<req.numLayers {
-                for value in [false, true] {
-                    for (k, b) in req.blockIds.enumerated() {
-                        memcpy(staging + k * bytes, storage!.kvBlockPointer(layer: layer, block: b, value: value), bytes)
+            var reply = KVBlockReadReply(ok: true, error: nil)
+            let offered = req.headCount > 0 && req.sameHost != nil && req.sameHost == KVSameHostCopy.local
+            if offered { reply.sameHostCopy = KVSameHostCopy.offer(storage!) }
+            try KVTransferSocket.sendMessage(fd, reply, deadline: deadline)
+            if offered {
+                // The reader copies the blocks out of this process; they stay claimed until it says it is done.
+                let done = try KVTransferSocket.receiveMessage(fd, KVSameHostCopy.Done.self, deadline: deadline)
+                if done.copied {
+                    lock.lock(); sameHostReads += 1; lock.unlock()
+                    sent = 2 * req.numLayers * req.blockIds.count * req.blockSize * req.headCount * req.headDim * 4
+                }
+            }
+            // Straight from the paged cache: one vectored send per layer's K (and V) of all blocks.
+            let slices = KVBlockSlices(storage: storage!, blockIds: req.blockIds, headStart: req.headStart, headCount: req.headCount)
+            if req.headCount > 0 && sent == 0 {
+                let iov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, slices.maxSegments))
+                defer { iov.deallocate() }
+                for layer in 0..<req.numLayers {
+                    for value in [false, true] {
+                        let n = slices.segments(layer: layer, value: value, into: iov)
+                        try KVTransferSocket.sendv(fd, iov, n, deadline: deadline)
+                        sent += slices.bytesPerLayerHalf
                     }
-                    try KVTransferSocket.send(fd, staging, chunk, deadline: deadline)
-                    sent += chunk
                 }
             }
         } catch {
@@ -196,5 +207,20 @@ final class KVBlockServer: @unchecked Sendable {
         stats.sends += 1
         stats.sentBytes += sent
         lock.unlock()
+    }
+
+    /// Why `req` does not fit this cache's layout (nil: it fits).
+    static func layoutMismatch(_ s: KVBlockStorage, _ req: KVBlockReadRequest) -> String? {
+        if s.kvNumLayers != req.numLayers || s.kvBlockSize != req.blockSize || s.kvHeadDim != req.headDim {
+            return "KV layout differs: the producer has \(s.kvNumLayers) layers, \(s.kvBlockSize) tokens per block, "
+                + "heads of \(s.kvHeadDim) floats; the consumer \(req.numLayers), \(req.blockSize), \(req.headDim) "
+                + "(same model and block size on both sides?)"
+        }
+        let mine = s.kvHeadStart..<(s.kvHeadStart + s.kvHeadsLocal)
+        if req.headCount < 0 || (req.headCount > 0 && !(mine.contains(req.headStart) && mine.contains(req.headStart + req.headCount - 1))) {
+            return "KV heads \(req.headStart)..<\(req.headStart + req.headCount) are not cached here (this rank holds \(mine)); "
+                + "do both sides run the same model with the tensor-parallel sizes the params name?"
+        }
+        return nil
     }
 }

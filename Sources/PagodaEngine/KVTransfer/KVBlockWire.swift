@@ -1,14 +1,25 @@
-/// The messages of one KV read over TCP. The consumer connects to the producer's `KVBlockServer` and
-/// sends a `KVBlockReadRequest`; the producer answers with a `KVBlockReadReply`; when it is `ok`, the
-/// blocks follow layer by layer: for each layer, the K of every requested block in request order, then
-/// their V (`blockFloats` float32 each, in the hosts' native byte order: Pagoda runs on little-endian
-/// x86-64 only). Then the producer closes the connection and frees the blocks.
+/// The messages of one KV read over TCP. The consumer connects to the producer's `KVBlockServer` (one per
+/// tensor-parallel rank of the producer) and sends a `KVBlockReadRequest`; the producer answers with a
+/// `KVBlockReadReply`; when it is `ok`, the blocks follow as `KVBlockSlices` orders them: for each layer,
+/// the K of every requested block in request order, then their V; within a block, token by token, the
+/// requested heads (float32 in the hosts' native byte order: Pagoda runs on little-endian x86-64 only).
+/// Then the producer closes the connection and frees the blocks. On one host the reply may instead offer
+/// a same-host copy (`KVSameHostCopy`); the consumer answers whether it copied the blocks itself, and the
+/// stream follows only if it did not.
 struct KVBlockReadRequest: Codable {
     var requestId: String
     var blockIds: [Int]
     /// The consumer's cache layout: the producer refuses a read whose layout differs from its own.
     var numLayers: Int
-    var blockFloats: Int
+    var blockSize: Int
+    var headDim: Int
+    /// The global KV heads wanted, all of them cached by the producer rank read; a count of 0 reads
+    /// nothing and only ends the hold (a reader that needs no head of this rank).
+    var headStart: Int
+    var headCount: Int
+    /// Set when the consumer can copy the blocks out of the producer's memory (`KVSameHostCopy`): its host
+    /// and PID namespace.
+    var sameHost: KVSameHostCopy.Identity? = nil
 }
 
 /// The producer's answer to a `KVBlockReadRequest`: `ok`, or why not (unknown or already freed request,
@@ -16,4 +27,7 @@ struct KVBlockReadRequest: Codable {
 struct KVBlockReadReply: Codable {
     var ok: Bool
     var error: String?
+    /// The producer's same-host copy offer (only to a consumer on its host and PID namespace): the consumer
+    /// then answers `KVSameHostCopy.Done` before any block byte is streamed.
+    var sameHostCopy: KVSameHostCopy.Offer? = nil
 }

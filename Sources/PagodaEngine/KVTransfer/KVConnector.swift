@@ -47,6 +47,14 @@ public protocol KVBlockStorage: AnyObject {
     /// Floats in one block of one layer's K (the same for V): blockSize × kvHeads × headDim.
     var kvBlockFloats: Int { get }
     var kvNumBlocks: Int { get }
+    /// Tokens per block; KV heads this process caches, the global index of the first, floats per head.
+    var kvBlockSize: Int { get }
+    var kvHeadsLocal: Int { get }
+    var kvHeadStart: Int { get }
+    var kvHeadDim: Int { get }
+    /// The global KV heads tensor-parallel rank `tpRank` of `tpSize` caches for the same model (nil: the
+    /// model cannot be split that way).
+    func kvHeadRange(tpRank: Int, tpSize: Int) -> Range<Int>?
     /// The first float of `block` in layer `layer`'s K (`value` false) or V cache.
     func kvBlockPointer(layer: Int, block: Int, value: Bool) -> UnsafeMutablePointer<Float>
 }
@@ -67,7 +75,8 @@ public struct KVLoadSpec: Sendable, Codable, Equatable {
     public var blockIds: [Int]
     public var source: Source
     public enum Source: Sendable, Codable, Equatable {
-        case remote(host: String, port: Int, requestId: String, blockIds: [Int])
+        /// A producer's blocks: its KV server of each tensor-parallel rank at `host:ports[rank]`.
+        case remote(host: String, ports: [Int], requestId: String, blockIds: [Int])
         /// Stored blocks by hash value, in block order; `tokenIds` of each, checked against the file.
         case storage(hashes: [UInt64], tokenIds: [[Int32]])
     }

@@ -39,6 +39,9 @@ public struct KVTransferConfig: Sendable, Codable, Equatable {
     public var sharedStoragePath: String?
     /// Names this engine in `remote_engine_id` (`engine_id`; default: a random id at start).
     public var engineId: String?
+    /// A consumer on the producer's host copies blocks out of the producer's memory instead of streaming
+    /// them over TCP (`kv_connector_extra_config.same_host_copy`, default true; see `KVSameHostCopy`).
+    public var sameHostCopy = true
 
     public init(
         connector: Connector, role: Role, connectorName: String? = nil, rank: Int? = nil, parallelSize: Int = 1,
@@ -73,7 +76,7 @@ extension KVTransferConfig {
     ]
     private static let extraFields: Set<String> = [
         "transfer_timeout_s", "connect_timeout_s", "shared_storage_path",
-        "kv_load_failure_policy",
+        "kv_load_failure_policy", "same_host_copy",
     ]
 
     /// Parses and validates the flag's JSON; the first problem is a one-line error naming its field.
@@ -176,6 +179,7 @@ extension KVTransferConfig {
                 guard !p.isEmpty else { throw fail("kv_connector_extra_config.shared_storage_path", "must not be empty") }
                 c.sharedStoragePath = p
             }
+            if let b = raw.extra?.same_host_copy { c.sameHostCopy = b }
             if let policy = try string(extra, "kv_load_failure_policy", "kv_connector_extra_config.kv_load_failure_policy"),
                 policy != "recompute"
             {
@@ -201,6 +205,7 @@ private struct RawFields: Decodable {
         var connect_timeout_s: Double?
         var shared_storage_path: String?
         var kv_load_failure_policy: String?
+        var same_host_copy: Bool?
         func string(_ key: String) -> String? {
             key == "shared_storage_path" ? shared_storage_path : key == "kv_load_failure_policy" ? kv_load_failure_policy : nil
         }
@@ -246,5 +251,6 @@ private struct RawFields: Decodable {
 private func typeName(_ type: Any.Type) -> String {
     if type == String.self { return "a string" }
     if type == Double.self { return "a number" }
+    if type == Bool.self { return "true or false" }
     return "an object"
 }

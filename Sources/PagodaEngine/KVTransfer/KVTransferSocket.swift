@@ -116,6 +116,61 @@ enum KVTransferSocket {
         }
     }
 
+    /// Linux's IOV_MAX: the most segments one `sendmsg`/`recvmsg` takes.
+    static let maxSegmentsPerCall = 1024
+
+    /// Sends the `count` segments of `iov` in order (at most IOV_MAX per system call), waiting for room at
+    /// most until `deadline`. `iov` is consumed: its entries are advanced past what was sent.
+    static func sendv(_ fd: Int32, _ iov: UnsafeMutablePointer<iovec>, _ count: Int, deadline: Date) throws {
+        try vectored(fd, iov, count, deadline: deadline, what: "send") { iov, n in
+            var msg = msghdr()
+            msg.msg_iov = iov
+            msg.msg_iovlen = n
+            return Glibc.sendmsg(fd, &msg, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
+    }
+
+    /// Receives exactly the bytes of the `count` segments of `iov`, in order, by `deadline`; the peer
+    /// closing first is an error. `iov` is consumed as in `sendv`.
+    static func recvv(_ fd: Int32, _ iov: UnsafeMutablePointer<iovec>, _ count: Int, deadline: Date) throws {
+        try vectored(fd, iov, count, deadline: deadline, what: "receive") { iov, n in
+            var msg = msghdr()
+            msg.msg_iov = iov
+            msg.msg_iovlen = n
+            let r = Glibc.recvmsg(fd, &msg, Int32(MSG_DONTWAIT))
+            return r == 0 ? -2 : r
+        }
+    }
+
+    private static func vectored(
+        _ fd: Int32, _ iov: UnsafeMutablePointer<iovec>, _ count: Int, deadline: Date, what: String,
+        _ io: (UnsafeMutablePointer<iovec>, Int) -> Int
+    ) throws {
+        var first = 0
+        while first < count && iov[first].iov_len == 0 { first += 1 }
+        while first < count {
+            let r = io(iov + first, min(count - first, maxSegmentsPerCall))
+            if r == -2 { throw Failure(description: "the peer closed the connection during the \(what)") }
+            if r < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
+                    try waitReady(fd, events: what == "send" ? POLLOUT : POLLIN, deadline: deadline, what: what)
+                    continue
+                }
+                throw Failure(description: errnoText(what))
+            }
+            var done = r
+            while first < count && done >= iov[first].iov_len {
+                done -= iov[first].iov_len
+                first += 1
+            }
+            if done > 0 {
+                iov[first].iov_base = iov[first].iov_base! + done
+                iov[first].iov_len -= done
+            }
+            while first < count && iov[first].iov_len == 0 { first += 1 }
+        }
+    }
+
     private static func waitReady(_ fd: Int32, events: Int32, deadline: Date, what: String) throws {
         while true {
             let left = deadline.timeIntervalSinceNow

@@ -8,8 +8,9 @@ import Logging
 final class TCPConnectorScheduler: KVConnectorScheduler {
     let config: KVTransferConfig
     let engineId: String
-    /// The port the producer's KV server listens on (announced in `remote_port`).
-    let serverPort: Int
+    /// The ports the producer's KV servers listen on, one per tensor-parallel rank (announced in
+    /// `remote_port` and, with several ranks, `remote_ports`).
+    let serverPorts: [Int]
     let blockSize: Int
     /// Bytes of one block over all layers (K and V): caps the blocks held at `kv_buffer_size`.
     let bytesPerBlock: Int
@@ -18,8 +19,8 @@ final class TCPConnectorScheduler: KVConnectorScheduler {
     private var heldBlocks: [String: Int] = [:]
     private let logger = Logger(label: "pagoda.kv-transfer")
 
-    init(config: KVTransferConfig, engineId: String, serverPort: Int, blockSize: Int, bytesPerBlock: Int) {
-        self.config = config; self.engineId = engineId; self.serverPort = serverPort
+    init(config: KVTransferConfig, engineId: String, serverPorts: [Int], blockSize: Int, bytesPerBlock: Int) {
+        self.config = config; self.engineId = engineId; self.serverPorts = serverPorts
         self.blockSize = blockSize; self.bytesPerBlock = bytesPerBlock
     }
 
@@ -48,7 +49,7 @@ final class TCPConnectorScheduler: KVConnectorScheduler {
             KVLoadSpec(
                 reqId: request.requestId, blockIds: Array(blockIds[first..<end]),
                 source: .remote(
-                    host: source.host, port: source.port, requestId: source.requestId,
+                    host: source.host, ports: source.ports, requestId: source.requestId,
                     blockIds: Array(source.blockIds[first..<end]))))
     }
 
@@ -76,8 +77,10 @@ final class TCPConnectorScheduler: KVConnectorScheduler {
         return (
             true,
             KVTransferParams(
-                doRemoteDecode: false, doRemotePrefill: true, remoteEngineId: engineId, remoteHost: config.ip, remotePort: serverPort,
-                remoteBlockIds: blocks, remoteRequestId: request.requestId, remoteNumTokens: request.numPromptTokens)
+                doRemoteDecode: false, doRemotePrefill: true, remoteEngineId: engineId, remoteHost: config.ip,
+                remotePort: serverPorts.first,
+                remoteBlockIds: blocks, remoteRequestId: request.requestId, remoteNumTokens: request.numPromptTokens,
+                remotePorts: serverPorts.count > 1 ? serverPorts : nil)
         )
     }
 

@@ -1,0 +1,117 @@
+import Foundation
+import XCTest
+
+import PagodaDistributed
+@testable import PagodaEngine
+
+/// The TCP connector's data path without a model: `KVBlockServer`s serving `KVBlockArena`s over loopback and
+/// `KVBlockFetcher` reading them, between tensor-parallel layouts (re-slicing KV heads). Every float must
+/// land where the producer's pattern says, every read must end its hold, and a wrong pairing is refused.
+final class KVBlockTransferTests: XCTestCase {
+    private let layers = 3, blockSize = 4, heads = 4, headDim = 8
+    /// The deployment secret both sides prove (every KV connection starts with the handshake).
+    private let secret = PeerSecret.random()
+
+    private func arena(rank: Int, tp: Int, blocks: Int = 16) -> KVBlockArena {
+        KVBlockArena(
+            numLayers: layers, numBlocks: blocks, blockSize: blockSize, numKVHeads: heads, headDim: headDim, tpRank: rank, tpSize: tp)
+    }
+
+    /// Producer ranks with `remote` filled and held as request `id`, served on loopback.
+    private func producer(tp: Int, remote: [Int], id: String) throws -> ([KVBlockArena], [KVBlockServer]) {
+        let arenas = (0..<tp).map { arena(rank: $0, tp: tp) }
+        let servers = try arenas.map { a -> KVBlockServer in
+            a.fillPattern(blocks: remote)
+            let s = try KVBlockServer(host: "127.0.0.1", port: 0, ioTimeoutSeconds: 5, secret: secret)
+            s.start(storage: a)
+            s.hold(id, blockIds: remote, timeoutSeconds: 5)
+            return s
+        }
+        return (arenas, servers)
+    }
+
+    private func assertEveryHoldEnded(_ servers: [KVBlockServer], _ id: String) {
+        for (i, s) in servers.enumerated() {
+            let deadline = Date() + 5
+            var ended = false
+            while !ended && Date() < deadline {
+                ended = s.takeFinished().0.contains(id)
+                if !ended { usleep(1000) }
+            }
+            XCTAssertTrue(ended, "producer rank \(i) still holds \(id)")
+        }
+    }
+
+    func testATensorParallelProducersHeadsLandInOneConsumerRank() throws {
+        let remote = [9, 2, 3, 14], local = [5, 0, 11, 12]
+        let (_, servers) = try producer(tp: 2, remote: remote, id: "r")
+        defer { for s in servers { s.shutdown() } }
+        let consumer = arena(rank: 0, tp: 1)
+        let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
+        XCTAssertEqual(parts.map(\.heads), [0..<2, 2..<4])
+        let bytes = try KVBlockFetcher.fetch(
+            host: "127.0.0.1", parts: parts, requestId: "r", remoteBlockIds: remote, localBlockIds: local, into: consumer,
+            secret: secret, connectTimeout: 2, transferTimeout: 5, sameHostCopy: false)
+        XCTAssertEqual(bytes, 2 * layers * remote.count * blockSize * heads * headDim * 4)
+        XCTAssertNil(consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote))
+        assertEveryHoldEnded(servers, "r")
+    }
+
+    func testEqualTensorParallelSizesReadRankToRank() throws {
+        let remote = [1, 7, 8], local = [4, 3, 15]
+        let (_, servers) = try producer(tp: 2, remote: remote, id: "q")
+        defer { for s in servers { s.shutdown() } }
+        for rank in 0..<2 {
+            let consumer = arena(rank: rank, tp: 2)
+            let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 2, consumerRank: rank)
+            XCTAssertEqual(parts, [KVBlockFetcher.Part(port: servers[rank].port, heads: (2 * rank)..<(2 * rank + 2))])
+            _ = try KVBlockFetcher.fetch(
+                host: "127.0.0.1", parts: parts, requestId: "q", remoteBlockIds: remote, localBlockIds: local, into: consumer,
+                secret: secret, connectTimeout: 2, transferTimeout: 5)
+            XCTAssertNil(consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote), "rank \(rank)")
+        }
+        assertEveryHoldEnded(servers, "q")
+    }
+
+    func testUnsupportedPairingsAndForeignHeadsAreRefusedWithTheReason() throws {
+        // A consumer with more ranks than the producer.
+        XCTAssertThrowsError(try KVBlockFetcher.plan(storage: arena(rank: 0, tp: 2), producerPorts: [1234], consumerTP: 2, consumerRank: 0))
+        {
+            XCTAssertTrue("\($0)".contains("as many ranks as the producer"), "\($0)")
+        }
+        // Heads the producer rank does not cache: refused, and the hold stays for the right reader.
+        let (_, servers) = try producer(tp: 2, remote: [0, 1], id: "h")
+        defer { for s in servers { s.shutdown() } }
+        let consumer = arena(rank: 0, tp: 1)
+        XCTAssertThrowsError(
+            try KVBlockFetcher.fetch(
+                host: "127.0.0.1", parts: [KVBlockFetcher.Part(port: servers[0].port, heads: 1..<3)], requestId: "h",
+                remoteBlockIds: [0, 1], localBlockIds: [2, 3], into: consumer, secret: secret, connectTimeout: 2, transferTimeout: 5)
+        ) { XCTAssertTrue("\($0)".contains("are not cached here"), "\($0)") }
+        XCTAssertEqual(servers[0].takeFinished().blocksHeld, 2, "a refused read leaves the hold in place")
+    }
+
+    func testASameHostReaderCopiesOutOfTheProducersMemory() throws {
+        try XCTSkipIf(KVSameHostCopy.local == nil, "no /proc identity here")
+        let remote = [3, 6, 10], local = [1, 2, 4]
+        let (_, servers) = try producer(tp: 2, remote: remote, id: "c")
+        defer { for s in servers { s.shutdown() } }
+        let consumer = arena(rank: 0, tp: 1)
+        let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
+        _ = try KVBlockFetcher.fetch(
+            host: "127.0.0.1", parts: parts, requestId: "c", remoteBlockIds: remote, localBlockIds: local, into: consumer,
+            secret: secret, connectTimeout: 2, transferTimeout: 5, sameHostCopy: true)
+        XCTAssertNil(consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote))
+        assertEveryHoldEnded(servers, "c")  // each server counts the copy once the reader said it is done
+        XCTAssertEqual(servers.map(\.numSameHostReads), [1, 1], "both ranks' heads were copied, none streamed")
+    }
+
+    func testTheBenchmarkMovesCheckedBytesAndReportsEveryBandwidth() throws {
+        let shape = KVTransferBenchmark.Shape(numLayers: 2, numKVHeads: 2, headDim: 16, blockSize: 16)
+        let r = try KVTransferBenchmark.run(shape: shape, tokens: 256, producerTP: 2, iterations: 2)
+        XCTAssertEqual(r.bytes, 2 * 2 * 256 * 2 * 16 * 4)
+        XCTAssertGreaterThan(r.streamGBs, 0)
+        XCTAssertGreaterThan(r.memcpyGBs, 0)
+        XCTAssertTrue(r.summary.contains("TCP stream") && r.summary.contains("memcpy"), r.summary)
+    }
+}
