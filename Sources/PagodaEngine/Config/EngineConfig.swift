@@ -193,6 +193,17 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
     /// The CPUs this engine's threads (and its workers') run on: a data-parallel rank's share of the host,
     /// set by the API server that starts several engines; nil: every CPU this process may use.
     public var engineCPUs: [Int]? = nil
+    /// `--enable-expert-parallel`: the experts of every MoE layer spread whole over an expert-parallel group
+    /// of all DP × TP workers (`ExpertPlacement`), tokens dispatched and combined by all-to-all.
+    public var enableExpertParallel = false
+    /// Where the expert-parallel group of a data-parallel deployment meets (`shm:/name` or `tcp:host:port`),
+    /// set by the server that starts the DP engines; nil with DP = 1 (the group is then the TP group).
+    public var expertParallelGroupAddress: String? = nil
+    /// Where the DP engine cores meet for the wave protocol's all-ranks check (DP lock-step of a MoE model
+    /// under expert parallelism); set with `expertParallelGroupAddress`.
+    public var dataParallelControlAddress: String? = nil
+    /// Expert-parallel steps between two expert-load reports (`--expert-load-report-interval`).
+    public var expertLoadReportInterval = 100
 
     public init(tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
                 dataParallelSize: Int = 1, dataParallelRank: Int = 0, pipelineLayerPartition: [Int]? = nil,
@@ -251,7 +262,20 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
             }
         }
         if let exe = workerExecutable, exe.isEmpty { throw EngineConfigError.invalid("--worker-executable", "empty path") }
+        if enableExpertParallel && pipelineParallelSize > 1 {
+            throw EngineConfigError.invalid("--enable-expert-parallel", "runs with --pipeline-parallel-size 1, got \(pipelineParallelSize)")
+        }
+        if enableExpertParallel && dataParallelSize > 1 && (expertParallelGroupAddress == nil || dataParallelControlAddress == nil) {
+            throw EngineConfigError.invalid(
+                "--enable-expert-parallel", "with --data-parallel-size \(dataParallelSize) the engines need the addresses of their expert-parallel group")
+        }
+        if expertLoadReportInterval < 1 {
+            throw EngineConfigError.invalid("--expert-load-report-interval", "must be at least 1 step, got \(expertLoadReportInterval)")
+        }
     }
+
+    /// The data-parallel engines of a MoE model under expert parallelism step together (DP waves).
+    public var dataParallelLockStep: Bool { enableExpertParallel && dataParallelSize > 1 }
 }
 
 extension ParallelConfig {

@@ -24,6 +24,10 @@ public enum MultiprocWorker {
         public let engineCPUs: [Int]?
         /// The tensor-parallel group (errors name global worker ranks).
         public let tensorGroup: Communicator
+        /// The expert-parallel group (`--enable-expert-parallel`), else nil.
+        public var expertGroup: Communicator? = nil
+        /// Expert-parallel steps between expert-load reports.
+        public var expertLoadReportInterval = 100
     }
 
     /// A loaded stage: the model (one shard, this stage's layers) and the width of the hidden state that
@@ -84,10 +88,15 @@ public enum MultiprocWorker {
         let ppGroup = try GroupCommunicator.connect(
             CommunicatorAddress(parsing: setup.pipelineGroupAddress), group: layout.pipelineGroup(tpRank: tpRank), rank: rank,
             timeout: config.parallel.communicatorTimeoutSeconds)
-        let stage = try loader.load(StageSpec(
+        // Then the expert-parallel group, which spans every data-parallel engine's workers.
+        let epGroup = try ExpertParallelGroup.connect(config.parallel, tpRank: tpRank, tensorGroup: tpGroup)
+        var spec = StageSpec(
             model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize, ppRank: ppRank,
             ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition,
-            engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup))
+            engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup)
+        spec.expertGroup = epGroup
+        spec.expertLoadReportInterval = config.parallel.expertLoadReportInterval
+        let stage = try loader.load(spec)
         let isDriver = rank == layout.driverRank
         let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
                                        producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
@@ -162,6 +171,9 @@ final class PipelineStageModel: RunnableModel {
     var maxPositionEmbeddings: Int { inner.maxPositionEmbeddings }
     func kvCacheBytesPerBlock(blockSize: Int) -> Int { inner.kvCacheBytesPerBlock(blockSize: blockSize) }
     func allocateKVCache(numBlocks: Int, blockSize: Int) throws { try inner.allocateKVCache(numBlocks: numBlocks, blockSize: blockSize) }
+
+    func expertParallelIdleStep() throws { try inner.expertParallelIdleStep() }
+    var expertParallelReport: ExpertParallelStats? { inner.expertParallelReport }
 
     func forward(_ batch: ForwardBatch, hiddenIn _: UnsafePointer<Float>?, hiddenOut _: UnsafeMutablePointer<Float>?,
                  logits: UnsafeMutablePointer<Float>?) throws {

@@ -9,7 +9,10 @@ public final class UniProcExecutor: Executor {
 
     /// Loads the model folder of `config.model`.
     public convenience init(config: EngineConfig) throws {
-        let model = try UniProcExecutor.loadCausalLM(config.model, cpus: config.parallel.engineCPUs)
+        let model = try UniProcExecutor.loadCausalLM(
+            config.model, cpus: config.parallel.engineCPUs,
+            expertGroup: ExpertParallelGroup.connect(config.parallel, tpRank: 0, tensorGroup: nil),
+            expertLoadReportInterval: config.parallel.expertLoadReportInterval)
         self.init(model: model, config: config, weightBytes: KVCacheSizing.weightBytes(modelPath: config.model.path))
     }
 

@@ -1,3 +1,5 @@
+import PagodaModel
+
 /// One step's instructions from the scheduler to the workers (vLLM's `SchedulerOutput`). Self-contained
 /// and Codable: the multiprocess executor sends it to worker processes as it is.
 ///
@@ -16,6 +18,9 @@ public struct SchedulerOutput: Sendable, Codable, Equatable {
     public var preemptedReqIds: [String]
     /// The KV connector's loads, saves and sends for this step (nil without a connector or work).
     public var kvConnectorMetadata: KVConnectorMetadata?
+    /// Expert parallelism in a DP wave: this engine has no tokens this step, but its model must still take
+    /// part in every MoE layer's all-to-all (vLLM's dummy batch).
+    public var expertParallelIdle = false
 
     public init(scheduledNewReqs: [NewRequestData] = [], scheduledCachedReqs: CachedRequestData = CachedRequestData(),
                 numScheduledTokens: [String: Int] = [:], totalNumScheduledTokens: Int = 0,
@@ -80,6 +85,8 @@ public struct ModelRunnerOutput: Sendable, Codable, Equatable {
     public var promptLogprobs: [PromptLogprobsChunk]
     /// The KV connector's report of transfers that ended (nil without a connector).
     public var kvConnectorOutput: KVConnectorOutput?
+    /// Expert parallelism: counters and the expert-load report, on the steps that made a new report.
+    public var expertParallel: ExpertParallelStats?
 
     public init(reqIds: [String] = [], sampledTokenIds: [Int] = [], logprobs: [TokenLogprob?] = [],
                 promptLogprobs: [PromptLogprobsChunk] = []) {

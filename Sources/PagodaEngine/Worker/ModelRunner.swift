@@ -56,6 +56,12 @@ public final class ModelRunner {
 
     public func execute(_ s: SchedulerOutput) throws -> ModelRunnerOutput {
         try updateStates(s)
+        if s.expertParallelIdle && s.isEmpty {
+            try model.expertParallelIdleStep()
+            var out = ModelRunnerOutput.empty
+            out.expertParallel = model.expertParallelReport
+            return out
+        }
         guard let connector = kvConnector else {
             if s.isEmpty { return .empty }
             return try executeForward(s)
@@ -96,6 +102,7 @@ public final class ModelRunner {
             out.logprobs.append(lp)
         }
         if !promptRows.isEmpty { out.promptLogprobs = promptLogprobs(logits + sampleStates.count * vocabSize) }
+        out.expertParallel = model.expertParallelReport
         return out
     }
 
