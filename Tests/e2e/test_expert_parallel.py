@@ -66,12 +66,17 @@ LAYOUTS = {"dp2": ["--data-parallel-size", "2"], "tp2": ["-tp", "2"], "dp2xtp2":
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("name", MODELS)
 def test_greedy_tokens_equal_the_non_ep_engine(pagoda, references, name, layout):
-    s = start(pagoda, MODELS[name], "--enable-expert-parallel", *LAYOUTS[layout])
+    s = start(pagoda, MODELS[name], "--enable-expert-parallel", "--expert-load-report-interval", "4", *LAYOUTS[layout])
     try:
         assert greedy(s, PROMPTS) == references[name]
         # Under concurrent load: each prompt twice at once, spread over the ranks, batched with the others.
         assert greedy(s, PROMPTS + PROMPTS, concurrency=8) == references[name] + references[name]
-        assert "expert parallel" in s.log_text() or layout == "tp2"
+        # The MoE layers did run expert-parallel: every engine's EP ranks received tokens for their experts.
+        engines = [0, 1] if "--data-parallel-size" in LAYOUTS[layout] else [0]
+        assert all(metric(s, "pagoda:ep_expert_tokens_total", engine=e) > 0 for e in engines)
+        if layout != "tp2":
+            assert "expert parallelism over 2 data-parallel ranks" in s.log_text()
+            assert all(metric(s, "vllm:request_success_total", engine=e) > 0 for e in engines)
     finally:
         s.stop()
 
