@@ -41,7 +41,9 @@ r = json.load(open(sys.argv[1]))
 def total(name):
     return sum(float(l.rsplit(" ", 1)[1]) for l in sys.argv[3].splitlines() if l.startswith(name + "{"))
 steps, a2a = total("pagoda:ep_steps_total"), total("pagoda:ep_all_to_all_seconds_total")
-extra = f"  all-to-all {a2a / steps * 1000:.2f} ms per step per rank ({steps:.0f} rank-steps)" if steps else ""
+counts = total("pagoda:ep_counts_exchange_seconds_total")
+extra = (f"  all-to-all {a2a / steps * 1000:.2f} ms per step per rank, of which {counts / steps * 1000:.2f} ms in the counts"
+         f" exchange (waiting for the slowest rank; {steps:.0f} rank-steps)") if steps else ""
 print(f"{sys.argv[2]:<22} {r['completed']:>3} ok  output {r['output_throughput']:7.1f} tok/s"
       f"  TPOT p50 {r['p50_tpot_ms']:7.1f} ms  TTFT p50 {r['p50_ttft_ms']:7.1f} ms{extra}")
 PY

@@ -4,12 +4,12 @@
 /// peer will send it (`exchangeCounts`, one all-gather of the N×N count matrix), so each receive
 /// buffer is sized exactly; then the rows move pairwise (`allToAllV`). The pairwise phase runs the
 /// N−1 shifts of a ring (send to rank + s, receive from rank − s) and interleaves the two directions
-/// in chunks of at most `allToAllChunkFloats`, so two ranks sending each other megabytes never wait on
-/// each other's full mailbox or socket buffer. Every wait is the communicator's own (timeouts, dead
-/// peers), so an all-to-all never waits forever.
+/// in chunks of at most `allToAllChunkFloats` (a whole mailbox on shared memory, 32 KiB on TCP), so
+/// two ranks sending each other megabytes never wait on each other's full mailbox or socket buffer.
+/// Every wait is the communicator's own (timeouts, dead peers), so an all-to-all never waits forever.
 extension Communicator {
-    /// Floats moved per send or receive call of `allToAllV` (fits a shared-memory mailbox and a socket buffer).
-    public static var allToAllChunkFloats: Int { 8 * 1024 }
+    /// 32 KiB per send: fits a socket buffer; shared memory moves a whole mailbox at once.
+    public var allToAllChunkFloats: Int { 8 * 1024 }
 
     /// Rank r passes `sendCounts[p]`: the rows it will send rank p (p < worldSize). Writes
     /// `recvCounts[p]`: the rows rank p will send here. Collective.
@@ -52,7 +52,7 @@ extension Communicator {
         if sendCounts[me] > 0 {
             (output + offset(recvCounts, me)).update(from: input + offset(sendCounts, me), count: sendCounts[me] * rowSize)
         }
-        let chunk = Self.allToAllChunkFloats
+        let chunk = allToAllChunkFloats
         for s in 1..<max(n, 1) {
             let dst = (me + s) % n, src = (me - s + n) % n
             let sendBase = input + offset(sendCounts, dst), recvBase = output + offset(recvCounts, src)

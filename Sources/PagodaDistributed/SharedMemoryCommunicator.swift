@@ -33,6 +33,8 @@ public final class SharedMemoryCommunicator: Communicator {
     public let mailboxBytes: Int
     public var timeoutSeconds: Double
     public var spinCount: Int
+    /// One mailbox: a send of that size returns once it is posted, without the receiver.
+    public var allToAllChunkFloats: Int { mailboxBytes / 4 }
 
     private let segment: SharedMemorySegment
     private let n: Int

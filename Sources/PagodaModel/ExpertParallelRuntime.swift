@@ -54,7 +54,10 @@ final class ExpertParallelRuntime {
         windowTokens[j] += tokens
     }
 
-    func addAllToAllTime(_ seconds: Double) { stats.allToAllSeconds += seconds }
+    func addAllToAllTime(_ seconds: Double, countsExchange: Double) {
+        stats.allToAllSeconds += seconds
+        stats.countsExchangeSeconds += countsExchange
+    }
 
     /// Ends one expert-parallel step (every layer exchanged); every `reportInterval` steps all ranks
     /// all-gather their per-expert counters (collective: every rank is at the same step).

@@ -11,7 +11,11 @@ public struct ExpertParallelStats: Sendable, Codable, Equatable {
     /// Expert-parallel steps this rank ran (real forwards and idle steps alike).
     public var steps: Int
     /// Seconds this rank spent in the dispatch and combine all-to-alls (counts exchange included), cumulative.
+    /// A collective also waits for the slowest rank to arrive, so this includes the ranks' skew.
     public var allToAllSeconds: Double
+    /// Of `allToAllSeconds`, the counts exchange: the first collective of each layer, where a rank mostly waits
+    /// for the others to finish their attention (skew, not transfer).
+    public var countsExchangeSeconds: Double
     /// Tokens routed to each expert of the model, summed over layers and over the group, cumulative, as of
     /// the latest report (`reportStep`).
     public var tokensPerExpert: [Int]
@@ -27,6 +31,7 @@ public struct ExpertParallelStats: Sendable, Codable, Equatable {
         self.rankExpertStarts = rankExpertStarts
         steps = 0
         allToAllSeconds = 0
+        countsExchangeSeconds = 0
         tokensPerExpert = Array(repeating: 0, count: numExperts)
         reportStep = 0
         windowTokensPerRank = Array(repeating: 0, count: groupSize)

@@ -63,6 +63,7 @@ extension SparseMoeBlock {
         let clock = ContinuousClock()
         var exchanged = clock.now
         try ep.group.exchangeCounts(sendCounts, into: recvCounts)
+        let counted = clock.now - exchanged
         var received = 0
         for r in 0..<n { received += recvCounts[r] }
         ep.recvRows.reserve(max(received, 1) * row)
@@ -111,8 +112,8 @@ extension SparseMoeBlock {
         let combined = ep.combined.pointer
         try ep.group.allToAllV(results, sendCounts: recvCounts, rowSize: h, into: combined, recvCounts: sendCounts)
         spent += clock.now - exchanged
-        let comps = spent.components
-        ep.addAllToAllTime(Double(comps.seconds) + Double(comps.attoseconds) * 1e-18)
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+        ep.addAllToAllTime(seconds(spent), countsExchange: seconds(counted))
         for t in 0..<m {
             let dst = out + (t0 + t) * h
             // Ascending expert id among this token's k choices (k is small: a selection pass per output).

@@ -6,31 +6,6 @@ import XCTest
 /// The expert-parallel all-to-all: counts first, then exactly that many rows from every peer, over shared
 /// memory and TCP (ranks as threads); and a peer that never arrives is a timeout naming it.
 final class AllToAllTests: XCTestCase {
-    static var counter = 0
-    func uniqueName() -> String {
-        Self.counter += 1
-        return "/pagoda-ep-test-\(getpid())-\(Self.counter)"
-    }
-
-    /// Runs `body(rank)` on `n` threads and returns each rank's result.
-    func onRanks<T>(_ n: Int, _ body: @escaping (Int) throws -> T) -> [Result<T, Error>] {
-        let box = RankResults<T>(count: n)
-        let lock = NSLock()
-        let group = DispatchGroup()
-        for r in 0..<n {
-            group.enter()
-            let t = Thread {
-                let res = Result { try body(r) }
-                lock.lock(); box.results[r] = res; lock.unlock()
-                group.leave()
-            }
-            t.stackSize = 1 << 22
-            t.start()
-        }
-        XCTAssertEqual(group.wait(timeout: .now() + 120), .success)
-        return box.results.map { $0 ?? .failure(CommunicatorError.invalidArgument("rank did not finish")) }
-    }
-
     /// Rows rank `s` sends rank `d`: uneven, some zero, some larger than one chunk.
     static func rows(from s: Int, to d: Int) -> Int { [0, 3, 1, 2500, 7][(s * 3 + d * 5) % 5] }
     static func value(from s: Int, to d: Int, row: Int, col: Int) -> Float { Float(s * 1_000_000 + d * 100_000 + row * 10 + col % 10) }
@@ -76,15 +51,6 @@ final class AllToAllTests: XCTestCase {
         return failures
     }
 
-    func assertAllPass(_ results: [Result<[String], Error>], file: StaticString = #filePath, line: UInt = #line) {
-        for (r, res) in results.enumerated() {
-            switch res {
-            case .success(let f): XCTAssertEqual(f, [], "rank \(r)", file: file, line: line)
-            case .failure(let e): XCTFail("rank \(r): \(e)", file: file, line: line)
-            }
-        }
-    }
-
     func testSharedMemoryAllToAll() {
         for n in [2, 3, 4] {
             let name = uniqueName()
@@ -103,13 +69,7 @@ final class AllToAllTests: XCTestCase {
             let listener = try TCPCommunicator.makeListener(host: "127.0.0.1")
             assertAllPass(
                 onRanks(n) { r in
-                    let c: Communicator
-                    if r == 0 {
-                        c = try TCPCommunicator(listener: listener, worldSize: n, timeout: 60)
-                        close(listener.fd)
-                    } else {
-                        c = try TCPCommunicator(host: "127.0.0.1", port: listener.port, rank: r, worldSize: n, timeout: 60)
-                    }
+                    let c = try self.joinTCP(r, of: n, listener: listener)
                     return try Self.exchange(c, rowSize: 24) + Self.exchange(c, rowSize: 5)
                 })
         }
@@ -139,10 +99,4 @@ final class AllToAllTests: XCTestCase {
         }
         assertAllPass(results)
     }
-}
-
-/// Each rank thread's result, filled under a lock.
-private final class RankResults<T>: @unchecked Sendable {
-    var results: [Result<T, Error>?]
-    init(count: Int) { results = Array(repeating: nil, count: count) }
 }

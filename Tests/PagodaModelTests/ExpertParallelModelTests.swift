@@ -13,16 +13,17 @@ final class ExpertParallelModelTests: XCTestCase {
     static var counter = 0
 
     /// A small qwen3_moe (8 experts, top 2) with random weights.
-    func randomMoE() throws -> String {
+    func randomMoE(headDim: Int = 32, seed: UInt64 = 11) throws -> String {
         let dir = NSTemporaryDirectory() + "pagoda-ep-model-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         let c: [String: Any] = [
             "model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 48,
             "num_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": true, "decoder_sparse_step": 1,
-            "num_hidden_layers": 2, "head_dim": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
-            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": true, "eos_token_id": 2,
+            "num_hidden_layers": 2, "head_dim": headDim, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "vocab_size": 300, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": true, "eos_token_id": 2,
+            "max_position_embeddings": 2048,
         ]
-        try RandomModelWriter.write(config: c, to: dir, seed: 11, weightStd: 0.2)
+        try RandomModelWriter.write(config: c, to: dir, seed: seed, weightStd: 0.2)
         return dir
     }
 
@@ -124,16 +125,8 @@ final class ExpertParallelModelTests: XCTestCase {
 
     /// The same on a GGUF file (qwen3moe, stacked expert tensors): each rank takes only its experts' rows.
     func testTwoRanksOnGGUFGiveTheWholeModelsLogits() throws {
-        let dir = NSTemporaryDirectory() + "pagoda-ep-gguf-\(UUID().uuidString)"
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        let c: [String: Any] = [
-            "model_type": "qwen3_moe", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 48,
-            "num_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": true, "decoder_sparse_step": 1,
-            "num_hidden_layers": 2, "head_dim": 16, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
-            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": true, "eos_token_id": 2,
-            "max_position_embeddings": 2048,
-        ]
-        try RandomModelWriter.write(config: c, to: dir, seed: 5, weightStd: 0.2)
+        // head_dim = hidden / heads: the GGUF carries it as attention.key_length.
+        let dir = try randomMoE(headDim: 16, seed: 5)
         let config = try ModelConfig.load(directory: dir)
         let store = try WeightStore(directory: dir)
         var w = GGUFTestWriter()

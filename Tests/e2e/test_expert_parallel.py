@@ -12,9 +12,9 @@ import time
 import openai
 import pytest
 
-from conftest import CONFORMANCE, free_port
-from serve_process import ServeProcess
+from conftest import CONFORMANCE
 from test_data_parallel import load, metric
+from test_data_parallel import start as start_server
 
 MODELS = {name: str(CONFORMANCE / "models" / name) for name in ("tiny-qwen3-moe", "tiny-mixtral")}
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):",
@@ -22,14 +22,7 @@ PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def f
 
 
 def start(pagoda, model, *args):
-    s = ServeProcess(pagoda, model, free_port(), ["--max-model-len", "512", "--served-model-name", "m", "--dtype", "float32",
-                                                   "--threads", "1", "--disable-log-requests", *args])
-    try:
-        s.wait_healthy(timeout=180)
-    except Exception:
-        s.stop()
-        raise
-    return s
+    return start_server(pagoda, "--dtype", "float32", "--threads", "1", *args, model=model)
 
 
 def client(s, timeout=60):

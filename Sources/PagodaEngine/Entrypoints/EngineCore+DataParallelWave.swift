@@ -71,9 +71,10 @@ extension EngineCore {
     func logExpertLoad(_ r: ExpertParallelStats) {
         guard config.parallel.dataParallelRank == 0, r.reportStep > 0 else { return }
         let perStep = r.steps > 0 ? r.allToAllSeconds / Double(r.steps) * 1000 : 0
+        let waiting = r.steps > 0 ? r.countsExchangeSeconds / Double(r.steps) * 1000 : 0
         let hottest = r.tokensPerExpert.enumerated().max(by: { $0.element < $1.element })
         epLogger.info(
-            "expert load at EP step \(r.reportStep): balancedness \(String(format: "%.3f", r.balancedness)) (mean/max tokens per EP rank over the last window), tokens per EP rank \(r.windowTokensPerRank), hottest expert \(hottest?.offset ?? 0) (\(hottest?.element ?? 0) tokens in all), all-to-all \(String(format: "%.3f", perStep)) ms/step (EP rank \(r.expertRank))"
+            "expert load at EP step \(r.reportStep): balancedness \(String(format: "%.3f", r.balancedness)) (mean/max tokens per EP rank over the last window), tokens per EP rank \(r.windowTokensPerRank), hottest expert \(hottest?.offset ?? 0) (\(hottest?.element ?? 0) tokens in all), all-to-all \(String(format: "%.3f", perStep)) ms/step, of which \(String(format: "%.3f", waiting)) ms in the counts exchange (mostly waiting for the slowest rank) (EP rank \(r.expertRank))"
         )
     }
 }

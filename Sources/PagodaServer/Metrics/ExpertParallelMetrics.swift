@@ -9,7 +9,7 @@ final class ExpertParallelMetrics {
     let registry: PrometheusCollectorRegistry
     let labels: [(String, String)]
     let waves: Counter, waveSteps: Counter, dummySteps: Counter, inWave: Gauge
-    let epSteps: Counter, allToAllSeconds: Counter, balancedness: Gauge
+    let epSteps: Counter, allToAllSeconds: Counter, countsSeconds: Counter, balancedness: Gauge
     private var expertTokens: [Int: Counter] = [:]
     private var last = ExpertParallelEngineStats()
 
@@ -33,6 +33,9 @@ final class ExpertParallelMetrics {
         allToAllSeconds = c(
             "pagoda:ep_all_to_all_seconds_total",
             "Seconds this engine's driver worker spent in the dispatch and combine all-to-alls, as of its latest report.")
+        countsSeconds = c(
+            "pagoda:ep_counts_exchange_seconds_total",
+            "Of pagoda:ep_all_to_all_seconds_total, the counts exchanges (mostly waiting for the slowest rank to arrive).")
         balancedness = g(
             "pagoda:ep_balancedness", "Mean over max of the tokens routed to each EP rank in the latest report window (1 = even).")
     }
@@ -47,6 +50,8 @@ final class ExpertParallelMetrics {
             inc(epSteps, m.steps, last.model?.steps ?? 0)
             let dt = m.allToAllSeconds - (last.model?.allToAllSeconds ?? 0)
             if dt > 0 { allToAllSeconds.increment(by: dt) }
+            let dc = m.countsExchangeSeconds - (last.model?.countsExchangeSeconds ?? 0)
+            if dc > 0 { countsSeconds.increment(by: dc) }
             balancedness.set(m.balancedness)
             for r in s.expertRanks where r < m.groupSize {
                 let start = m.rankExpertStarts[r], end = r + 1 < m.groupSize ? m.rankExpertStarts[r + 1] : m.numExperts
