@@ -20,7 +20,8 @@ public final class GroupCommunicator: Communicator {
         do { return try body() } catch let e as CommunicatorError {
             switch e {
             case .peerDied(let r, let d): throw CommunicatorError.peerDied(rank: global(r), detail: d)
-            case .timeout(let r, let s, let op): throw CommunicatorError.timeout(rank: global(r), seconds: s, operation: "\(group.name) \(op)")
+            case .timeout(let r, let s, let op):
+                throw CommunicatorError.timeout(rank: global(r), seconds: s, operation: "\(group.name) \(op)")
             case .setupFailed(let r, let d): throw CommunicatorError.setupFailed(rank: global(r), detail: d)
             case .invalidArgument: throw e
             }
@@ -48,7 +49,8 @@ public final class GroupCommunicator: Communicator {
     public func barrier() throws { try mapped { try inner.barrier() } }
 
     /// Joins `group` at `address` as global worker `rank`; errors name global ranks.
-    public static func connect(_ address: CommunicatorAddress, group: ProcessGroup, rank: Int, timeout: Double) throws -> GroupCommunicator {
+    public static func connect(_ address: CommunicatorAddress, group: ProcessGroup, rank: Int, timeout: Double) throws -> GroupCommunicator
+    {
         guard let g = group.groupRank(of: rank) else {
             throw CommunicatorError.invalidArgument("worker \(rank) is not in group \(group.name) \(group.ranks)")
         }

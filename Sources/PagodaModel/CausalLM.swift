@@ -73,7 +73,8 @@ public final class CausalLM {
         self.threadPool = threadPool
         if let g = parallelism.expertGroup {
             guard config.resolvedNumExperts > 0 else {
-                throw ModelLoadError.invalidParallelism(reason: "expert parallelism needs a mixture-of-experts model (mixtral, qwen3_moe); this one has no experts")
+                throw ModelLoadError.invalidParallelism(
+                    reason: "expert parallelism needs a mixture-of-experts model (mixtral, qwen3_moe); this one has no experts")
             }
             do {
                 expertParallel = try ExpertParallelRuntime(

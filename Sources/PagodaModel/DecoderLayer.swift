@@ -108,7 +108,9 @@ extension WeightMatrix {
     func columnShard(_ range: Range<Int>, _ name: String) throws -> WeightMatrix {
         guard canSliceColumns(range) else {
             throw ModelLoadError.invalidParallelism(
-                reason: "\(name): columns \(range) of a \(dtype) weight do not start and end on its \(dtype.blockSize)-wide blocks; use another --tensor-parallel-size")
+                reason:
+                    "\(name): columns \(range) of a \(dtype) weight do not start and end on its \(dtype.blockSize)-wide blocks; use another --tensor-parallel-size"
+            )
         }
         return slicingColumns(range)
     }

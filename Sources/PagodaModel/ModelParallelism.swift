@@ -70,7 +70,9 @@ public struct ModelParallelism {
         if let p = layerPartition {
             guard p.count == ppSize, p.reduce(0, +) == numLayers else {
                 throw ModelLoadError.invalidParallelism(
-                    reason: "the pipeline layer partition \(p.map(String.init).joined(separator: ",")) must have \(ppSize) entries summing to \(numLayers) layers")
+                    reason:
+                        "the pipeline layer partition \(p.map(String.init).joined(separator: ",")) must have \(ppSize) entries summing to \(numLayers) layers"
+                )
             }
             sizes = p
         } else {

@@ -46,8 +46,9 @@ struct ServeCommand: AsyncParsableCommand {
         config.parallel.dataParallelSize = dpSize
         config.parallel.dataParallelRank = allRanks[0]
         if config.kvTransfer != nil && allRanks.count > 1 {
-            throw ValidationError("invalid --kv-transfer-config: one KV connector per server for now; run one server per "
-                + "data-parallel rank (--data-parallel-rank r) and list them all in pagoda disagg-proxy")
+            throw ValidationError(
+                "invalid --kv-transfer-config: one KV connector per server for now; run one server per "
+                    + "data-parallel rank (--data-parallel-rank r) and list them all in pagoda disagg-proxy")
         }
         let served = server.servedModelName.isEmpty ? [model ?? "tiny-qwen3"] : server.servedModelName
         if let index = frontEnd.apiServerIndex {
@@ -76,12 +77,15 @@ struct ServeCommand: AsyncParsableCommand {
             // The DP engines of a MoE model under expert parallelism form one expert-parallel group and step in waves.
             guard deployment.loadBalancing == .internal, localRanks.count == dpSize, multiNode.apiServerCount == 1 else {
                 throw ValidationError(
-                    "--enable-expert-parallel with --data-parallel-size \(dpSize) runs every rank on this host behind one API server for now (internal load balancing, no --headless nodes, --api-server-count 1)")
+                    "--enable-expert-parallel with --data-parallel-size \(dpSize) runs every rank on this host behind one API server for now (internal load balancing, no --headless nodes, --api-server-count 1)"
+                )
             }
             let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             config.parallel.expertParallelGroupAddress = "shm:/pagoda-ep-\(tag)"
             config.parallel.dataParallelControlAddress = "shm:/pagoda-dpc-\(tag)"
-            logger.info("expert parallelism over \(dpSize) data-parallel ranks × \(config.parallel.tensorParallelSize) tensor ranks; the ranks step in waves")
+            logger.info(
+                "expert parallelism over \(dpSize) data-parallel ranks × \(config.parallel.tensorParallelSize) tensor ranks; the ranks step in waves"
+            )
         }
         let configs = deployment.engineConfigs(base: config)
         if multiNode.apiServerCount > 1 {
@@ -312,17 +316,19 @@ struct ServerArgs: ParsableArguments {
     @Flag(
         name: .customLong("restart-engines"), inversion: .prefixedNo,
         help:
-            "Start a dead local engine core again and let it rejoin (default on; with one engine, requests get 503 until it is back). With --no-restart-engines, a server left with no engine core exits non-zero.")
+            "Start a dead local engine core again and let it rejoin (default on; with one engine, requests get 503 until it is back). With --no-restart-engines, a server left with no engine core exits non-zero."
+    )
     var restartEngines = true
 
-    @Flag(name: .customLong("enable-auto-tool-choice"),
-          help: "Let the model decide when to call tools (tool_choice \"auto\"); needs --tool-call-parser.")
+    @Flag(
+        name: .customLong("enable-auto-tool-choice"),
+        help: "Let the model decide when to call tools (tool_choice \"auto\"); needs --tool-call-parser.")
     var enableAutoToolChoice = false
 
-    @Option(name: .customLong("tool-call-parser"),
-            help: "How tool calls look in the model's output: hermes, llama3_json or mistral.")
+    @Option(
+        name: .customLong("tool-call-parser"),
+        help: "How tool calls look in the model's output: hermes, llama3_json or mistral.")
     var toolCallParser: String?
-
 
     @Option(
         name: .customLong("data-parallel-address"),
@@ -347,7 +353,8 @@ struct ServerArgs: ParsableArguments {
             throw ValidationError("invalid --shutdown-timeout \(shutdownTimeout): must be 0 or more seconds")
         }
         if let p = toolCallParser, ToolCallParserKind(rawValue: p) == nil {
-            throw ValidationError("invalid --tool-call-parser '\(p)': must be one of \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "invalid --tool-call-parser '\(p)': must be one of \(ToolCallParserKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if enableAutoToolChoice && toolCallParser == nil {
             throw ValidationError("--enable-auto-tool-choice requires --tool-call-parser")

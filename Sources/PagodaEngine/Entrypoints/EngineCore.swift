@@ -92,8 +92,9 @@ public final class EngineCore {
             dataParallelControl = nil
         }
         if let kvTransfer = config.kvTransfer {
-            kvConnectorWorker = try KVConnectorFactory.install(kvTransfer, config: resolved, executor: executor, scheduler: scheduler,
-                                                               bytesPerBlock: info.kvCacheBytesPerBlock)
+            kvConnectorWorker = try KVConnectorFactory.install(
+                kvTransfer, config: resolved, executor: executor, scheduler: scheduler,
+                bytesPerBlock: info.kvCacheBytesPerBlock)
         }
         let mib = Double(numBlocks * info.kvCacheBytesPerBlock) / Double(1 << 20)
         logger.info("# CPU blocks: \(numBlocks) (\(String(format: "%.1f", mib)) MiB of KV cache, \(bs) tokens per block)")

@@ -114,7 +114,8 @@ public final class EngineCoreThread: @unchecked Sendable {
         while true {
             cond.lock()
             while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && pendingWaveStarts == 0 && !stopping
-                && !(lockStep ? core.waveRunning : core.hasUnfinishedRequests) {
+                && !(lockStep ? core.waveRunning : core.hasUnfinishedRequests)
+            {
                 latestStats = core.stats
                 cond.wait()
             }
@@ -132,8 +133,10 @@ public final class EngineCoreThread: @unchecked Sendable {
             if !aborts.isEmpty { core.abortRequests(aborts) }
             for r in adds {
                 do { try core.addRequest(r) } catch {
-                    outputs.append(EngineOutput(requestId: r.requestId, newTokenIds: [], finishReason: .error,
-                                                error: "\(error)"))
+                    outputs.append(
+                        EngineOutput(
+                            requestId: r.requestId, newTokenIds: [], finishReason: .error,
+                            error: "\(error)"))
                 }
             }
             do {

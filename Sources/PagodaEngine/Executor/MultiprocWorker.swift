@@ -78,8 +78,9 @@ public enum MultiprocWorker {
             throw MultiprocExecutorError.startFailed("rank \(rank): first message was not initialize")
         }
         let config = setup.config
-        let layout = ParallelLayout(tensorParallelSize: config.parallel.tensorParallelSize,
-                                    pipelineParallelSize: config.parallel.pipelineParallelSize)
+        let layout = ParallelLayout(
+            tensorParallelSize: config.parallel.tensorParallelSize,
+            pipelineParallelSize: config.parallel.pipelineParallelSize)
         let tpRank = layout.tpRank(ofWorker: rank), ppRank = layout.ppRank(ofWorker: rank)
         // Every worker joins its TP group first, then its PP group: no cycle of waits.
         let tpGroup = try GroupCommunicator.connect(
@@ -98,13 +99,17 @@ public enum MultiprocWorker {
         spec.expertLoadReportInterval = config.parallel.expertLoadReportInterval
         let stage = try loader.load(spec)
         let isDriver = rank == layout.driverRank
-        let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
-                                       producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
-        let runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
-                                 tokenizerPath: config.model.path)
-        try channel.send(MultiprocReply.ready(ModelInfo(
-            vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
-            kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))))
+        let model = PipelineStageModel(
+            stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
+            producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
+        let runner = ModelRunner(
+            model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
+            tokenizerPath: config.model.path)
+        try channel.send(
+            MultiprocReply.ready(
+                ModelInfo(
+                    vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
+                    kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))))
         while true {
             switch try channel.receive(MultiprocRequest.self) {
             case .initialize:
@@ -175,8 +180,10 @@ final class PipelineStageModel: RunnableModel {
     func expertParallelIdleStep() throws { try inner.expertParallelIdleStep() }
     var expertParallelReport: ExpertParallelStats? { inner.expertParallelReport }
 
-    func forward(_ batch: ForwardBatch, hiddenIn _: UnsafePointer<Float>?, hiddenOut _: UnsafeMutablePointer<Float>?,
-                 logits: UnsafeMutablePointer<Float>?) throws {
+    func forward(
+        _ batch: ForwardBatch, hiddenIn _: UnsafePointer<Float>?, hiddenOut _: UnsafeMutablePointer<Float>?,
+        logits: UnsafeMutablePointer<Float>?
+    ) throws {
         let stage = pp.rank, stages = pp.worldSize
         let n = batch.tokenIds.count
         if stages > 1 && n > capacityTokens {
@@ -189,8 +196,9 @@ final class PipelineStageModel: RunnableModel {
         if !producesLogits, let logits { logits.update(repeating: 0, count: batch.logitsIndices.count * inner.vocabSize) }
         if stage > 0 { try pp.recv(hiddenIn, count: count, from: stage - 1) }
         let last = stage == stages - 1
-        try inner.forward(batch, hiddenIn: stage > 0 ? UnsafePointer(hiddenIn) : nil, hiddenOut: last ? nil : hiddenOut,
-                          logits: last && producesLogits ? logits : nil)
+        try inner.forward(
+            batch, hiddenIn: stage > 0 ? UnsafePointer(hiddenIn) : nil, hiddenOut: last ? nil : hiddenOut,
+            logits: last && producesLogits ? logits : nil)
         if !last { try pp.send(hiddenOut, count: count, to: stage + 1) }
     }
 }

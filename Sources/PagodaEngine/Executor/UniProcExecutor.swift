@@ -18,8 +18,9 @@ public final class UniProcExecutor: Executor {
 
     /// Wraps an already loaded model (tests, benchmarks).
     public init(model: RunnableModel, config: EngineConfig, weightBytes: Int = 0) {
-        runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
-                             tokenizerPath: config.model.path)
+        runner = ModelRunner(
+            model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
+            tokenizerPath: config.model.path)
         modelInfo = ModelInfo(
             vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
             kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))

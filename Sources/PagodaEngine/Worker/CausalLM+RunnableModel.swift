@@ -23,8 +23,9 @@ extension UniProcExecutor {
             pool = ThreadPool(threads: c.threads ?? ThreadPool.availableCPUs)
         }
         let parallelism = ModelParallelism(expertGroup: expertGroup, expertLoadReportInterval: expertLoadReportInterval)
-        let lm = try CausalLM(directory: c.path, parallelism: parallelism, threadPool: pool, maxModelLen: c.maxModelLen,
-                              quantization: c.quantization?.weightDType)
+        let lm = try CausalLM(
+            directory: c.path, parallelism: parallelism, threadPool: pool, maxModelLen: c.maxModelLen,
+            quantization: c.quantization?.weightDType)
         lm.precision = c.dtype.gemmPrecision
         return lm
     }
