@@ -7,12 +7,13 @@ import concurrent.futures
 import os
 import re
 import signal
+import subprocess
 import time
 
 import openai
 import pytest
 
-from conftest import CONFORMANCE
+from conftest import CONFORMANCE, free_port
 from test_data_parallel import load, metric
 from test_data_parallel import start as start_server
 
@@ -148,3 +149,15 @@ def test_a_rank_killed_mid_wave_fails_every_request_naming_it(pagoda):
         assert "engine core rank 1 died" in s.log_text()
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("model,args,message", [
+    ("tiny-qwen3", [], "expert parallelism needs a mixture-of-experts model"),
+    ("tiny-qwen3-moe", ["-pp", "2"], "invalid --enable-expert-parallel: runs with --pipeline-parallel-size 1"),
+    ("tiny-qwen3-moe", ["--data-parallel-size", "2", "--api-server-count", "2"], "behind one API server"),
+], ids=["dense-model", "pipeline", "api-servers"])
+def test_unsupported_layouts_are_one_line_errors(pagoda, model, args, message):
+    path = str(CONFORMANCE / "models" / model)
+    r = subprocess.run([pagoda, "serve", path, "--host", "127.0.0.1", "--port", str(free_port()), "--enable-expert-parallel",
+                        *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and message in r.stderr + r.stdout, r.stderr + r.stdout
