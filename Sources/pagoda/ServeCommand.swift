@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 import PagodaServer
 
@@ -80,9 +81,20 @@ struct ServeCommand: AsyncParsableCommand {
                     "--enable-expert-parallel with --data-parallel-size \(dpSize) runs every rank on this host behind one API server for now (internal load balancing, no --headless nodes, --api-server-count 1)"
                 )
             }
-            let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            config.parallel.expertParallelGroupAddress = "shm:/pagoda-ep-\(tag)"
-            config.parallel.dataParallelControlAddress = "shm:/pagoda-dpc-\(tag)"
+            if config.parallel.effectiveTransport == .tcp {
+                // --distributed-transport tcp: the groups meet over loopback TCP (rank 0 listens on a free port).
+                func freePort() throws -> Int {
+                    let l = try TCPCommunicator.makeListener(host: "127.0.0.1")
+                    close(l.fd)
+                    return l.port
+                }
+                config.parallel.expertParallelGroupAddress = "tcp:127.0.0.1:\(try freePort())"
+                config.parallel.dataParallelControlAddress = "tcp:127.0.0.1:\(try freePort())"
+            } else {
+                let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                config.parallel.expertParallelGroupAddress = "shm:/pagoda-ep-\(tag)"
+                config.parallel.dataParallelControlAddress = "shm:/pagoda-dpc-\(tag)"
+            }
             logger.info(
                 "expert parallelism over \(dpSize) data-parallel ranks × \(config.parallel.tensorParallelSize) tensor ranks; the ranks step in waves"
             )

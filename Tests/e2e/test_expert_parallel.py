@@ -54,7 +54,9 @@ def references(pagoda):
     return out
 
 
-LAYOUTS = {"dp2": ["--data-parallel-size", "2"], "tp2": ["-tp", "2"], "dp2xtp2": ["--data-parallel-size", "2", "-tp", "2"]}
+LAYOUTS = {"dp2": ["--data-parallel-size", "2"], "tp2": ["-tp", "2"], "dp2xtp2": ["--data-parallel-size", "2", "-tp", "2"],
+           # the expert-parallel group and the wave check over TCP (loopback) instead of shared memory
+           "dp2-tcp": ["--data-parallel-size", "2", "--distributed-transport", "tcp"]}
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -68,7 +70,7 @@ def test_greedy_tokens_equal_the_non_ep_engine(pagoda, references, name, layout)
         # The MoE layers did run expert-parallel: every engine's EP ranks received tokens for their experts.
         engines = [0, 1] if "--data-parallel-size" in LAYOUTS[layout] else [0]
         assert all(metric(s, "pagoda:ep_expert_tokens_total", engine=e) > 0 for e in engines)
-        if layout != "tp2":
+        if layout != "tp2":  # DP ranks
             assert "expert parallelism over 2 data-parallel ranks" in s.log_text()
             assert all(metric(s, "vllm:request_success_total", engine=e) > 0 for e in engines)
     finally:
