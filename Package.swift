@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "PagodaDistributedTests", dependencies: ["PagodaDistributed"]),
         .testTarget(name: "PagodaOpenAITests", dependencies: ["PagodaOpenAI"]),
         .testTarget(name: "PagodaStructuredTests", dependencies: ["PagodaStructured", "PagodaTokenizer"]),
-        .testTarget(name: "PagodaModelTests", dependencies: ["PagodaKernels", "PagodaModel", "PagodaTestSupport"]),
+        .testTarget(name: "PagodaModelTests", dependencies: ["PagodaKernels", "PagodaDistributed", "PagodaModel", "PagodaTestSupport"]),
         .testTarget(
             name: "PagodaEngineTests",
             dependencies: [

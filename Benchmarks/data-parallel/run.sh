@@ -15,22 +15,12 @@ MODEL="${2:-/tmp/pagoda-qwen2.5-0.5b}"
 [ -d "$MODEL" ] || "$PAGODA" make-random-model --shape qwen2.5-0.5b --output "$MODEL" --seed 1
 WORK="$(mktemp -d)"
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-SERVER=""
-cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+source "$(dirname "$0")/../serve-lib.sh"
 
 serve() {  # args for pagoda serve
-  "$PAGODA" serve "$MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name m --max-model-len 2048 \
-    --threads 1 --disable-log-requests "$@" > "$WORK/serve.log" 2>&1 &
-  SERVER=$!
-  for i in $(seq 600); do
-    curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && return
-    kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
-    sleep 0.1
-  done
-  echo "server not up"; cat "$WORK/serve.log"; exit 1
+  serve_pagoda 60 "$MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name m --max-model-len 2048 \
+    --threads 1 --disable-log-requests "$@"
 }
-stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
 bench() {  # label, then bench serve args
   local label=$1; shift

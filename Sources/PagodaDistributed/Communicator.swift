@@ -23,4 +23,7 @@ public protocol Communicator: AnyObject {
     func recv(_ buffer: UnsafeMutablePointer<Float>, count: Int, from peer: Int) throws
     /// Every rank waits until all ranks have arrived.
     func barrier() throws
+    /// Floats `allToAllV` moves per send or receive call: what one eager send can hold without the receiver
+    /// (a shared-memory mailbox, a socket buffer). Default: 8,192 (32 KiB).
+    var allToAllChunkFloats: Int { get }
 }

@@ -11,6 +11,7 @@ public final class GroupCommunicator: Communicator {
 
     public var rank: Int { inner.rank }
     public var worldSize: Int { inner.worldSize }
+    public var allToAllChunkFloats: Int { inner.allToAllChunkFloats }
 
     private func global(_ r: Int) -> Int { r >= 0 && r < group.ranks.count ? group.ranks[r] : r }
 

@@ -33,6 +33,8 @@ public final class SharedMemoryCommunicator: Communicator {
     public let mailboxBytes: Int
     public var timeoutSeconds: Double
     public var spinCount: Int
+    /// One mailbox: a send of that size returns once it is posted, without the receiver.
+    public var allToAllChunkFloats: Int { mailboxBytes / 4 }
 
     private let segment: SharedMemorySegment
     private let n: Int
@@ -277,7 +279,9 @@ public final class SharedMemoryCommunicator: Communicator {
     /// Eager send through the (rank → peer) mailbox in chunks of `mailboxBytes`: returns once the last
     /// chunk is in the mailbox (the receiver may not have copied it yet).
     public func send(_ buffer: UnsafePointer<Float>, count: Int, to peer: Int) throws {
-        guard peer >= 0 && peer < n && peer != rank else { throw CommunicatorError.invalidArgument("send to rank \(peer) from rank \(rank) of \(n)") }
+        guard peer >= 0 && peer < n && peer != rank else {
+            throw CommunicatorError.invalidArgument("send to rank \(peer) from rank \(rank) of \(n)")
+        }
         let box = mailbox(rank, peer)
         let cap = mailboxBytes / 4
         var offset = 0
@@ -293,7 +297,9 @@ public final class SharedMemoryCommunicator: Communicator {
     }
 
     public func recv(_ buffer: UnsafeMutablePointer<Float>, count: Int, from peer: Int) throws {
-        guard peer >= 0 && peer < n && peer != rank else { throw CommunicatorError.invalidArgument("recv from rank \(peer) at rank \(rank) of \(n)") }
+        guard peer >= 0 && peer < n && peer != rank else {
+            throw CommunicatorError.invalidArgument("recv from rank \(peer) at rank \(rank) of \(n)")
+        }
         let box = mailbox(peer, rank)
         let cap = mailboxBytes / 4
         var offset = 0

@@ -95,5 +95,7 @@ public struct SchedulerStats: Sendable, Codable, Equatable {
     public var numRequestsReceived: Int = 0
     /// The KV connector's counters (all zero without `--kv-transfer-config`).
     public var kvTransfer = KVTransferStats()
+    /// Expert parallelism's counters (nil without `--enable-expert-parallel`).
+    public var expertParallel: ExpertParallelEngineStats? = nil
     public init() {}
 }

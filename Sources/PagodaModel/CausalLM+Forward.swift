@@ -51,12 +51,13 @@ extension CausalLM {
                     n: n, positions: positions.baseAddress!, slotMapping: slots.baseAddress!,
                     blockTables: batch.blockTables, maxContext: maxContext, scratch: s, rope: rope, pool: threadPool,
                     tpGroup: parallelism.tpGroup, plan: plan, hidden: h, eps: config.resolvedRmsNormEps,
-                    blockSize: blockSize, precision: precision)
+                    blockSize: blockSize, precision: precision, expertParallel: expertParallel)
                 for (i, layer) in layers.enumerated() {
                     try layer.forward(context, keyCache: keyCaches[i].pointer, valueCache: valueCaches[i].pointer)
                 }
             }
         }
+        try expertParallel?.endStep()
 
         if !parallelism.isLastStage {
             guard let hiddenOut else { throw ModelLoadError.invalidBatch(reason: "a non-last pipeline stage needs hiddenOut") }

@@ -30,6 +30,8 @@ public final class CausalLM {
     let rope: RotaryEmbedding
     let scratch = ForwardScratch()
     let dims: ModelDims
+    /// Expert parallelism (`ModelParallelism.expertGroup`): the group, ownership map, buffers and counters.
+    let expertParallel: ExpertParallelRuntime?
 
     // KV cache: per local layer K and V [numBlocks, blockSize, kvHeadsLocal, headDim].
     var keyCaches: [AlignedBuffer<Float>] = []
@@ -69,7 +71,22 @@ public final class CausalLM {
         self.config = config
         self.parallelism = parallelism
         self.threadPool = threadPool
-        plan = try ShardPlan(config: config, tpRank: parallelism.tpRank, tpSize: parallelism.tpSize)
+        if let g = parallelism.expertGroup {
+            guard config.resolvedNumExperts > 0 else {
+                throw ModelLoadError.invalidParallelism(
+                    reason: "expert parallelism needs a mixture-of-experts model (mixtral, qwen3_moe); this one has no experts")
+            }
+            do {
+                expertParallel = try ExpertParallelRuntime(
+                    group: g, numExperts: config.resolvedNumExperts, reportInterval: parallelism.expertLoadReportInterval)
+            } catch {
+                throw ModelLoadError.invalidParallelism(reason: "\(error)")
+            }
+        } else {
+            expertParallel = nil
+        }
+        plan = try ShardPlan(
+            config: config, tpRank: parallelism.tpRank, tpSize: parallelism.tpSize, expertParallel: expertParallel != nil)
         layerRange = try parallelism.layerRange(numLayers: config.numHiddenLayers)
         eosTokenIds = (gguf == nil ? CausalLM.readEosTokenIds(directory: directory) : nil) ?? config.eosTokenIds
         rope = RotaryEmbedding(
@@ -93,8 +110,8 @@ public final class CausalLM {
         } else {
             (lmHead, finalNorm) = (nil, nil)
         }
-        let (plan, store) = (self.plan, self.store)
-        layers = try layerRange.map { try DecoderLayer(index: $0, config: config, plan: plan, store: store) }
+        let (plan, store, experts) = (self.plan, self.store, expertParallel?.localExperts)
+        layers = try layerRange.map { try DecoderLayer(index: $0, config: config, plan: plan, store: store, experts: experts) }
 
         dims = ModelDims(
             hidden: h, qSize: plan.headsLocal * plan.headDim, kvSize: plan.kvHeadsLocal * plan.headDim,
@@ -113,7 +130,7 @@ public final class CausalLM {
             case .dense(let g, let u, let d): total += b(g) + b(u) + b(d)
             case .experts(let m):
                 total += b(m.router)
-                for i in 0..<m.numExperts { total += b(m.gate[i]) + b(m.up[i]) + b(m.down[i]) }
+                for i in m.gate.indices { total += b(m.gate[i]) + b(m.up[i]) + b(m.down[i]) }
             }
         }
         return total

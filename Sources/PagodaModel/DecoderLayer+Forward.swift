@@ -19,6 +19,8 @@ struct LayerContext {
     var blockSize: Int
     /// Arithmetic of the projection GEMMs (the MoE router stays float32).
     var precision: GemmPrecision
+    /// Expert parallelism: MoE layers dispatch and combine by all-to-all over its group.
+    var expertParallel: ExpertParallelRuntime? = nil
 }
 
 extension DecoderLayer {
@@ -92,7 +94,11 @@ extension DecoderLayer {
         case .dense(let gate, let up, let down):
             swiGLU(c, x: normed, rows: n, gate: gate, up: up, down: down, out: hidden)
         case .experts(let moe):
-            moe.forward(c, x: normed, out: hidden)
+            if let ep = c.expertParallel {
+                try moe.forwardExpertParallel(c, x: normed, out: hidden, ep: ep)
+            } else {
+                moe.forward(c, x: normed, out: hidden)
+            }
         }
         try c.tpGroup?.allReduceSum(hidden, count: n * h)
     }

@@ -24,7 +24,8 @@ final class DecoderLayer {
         case experts(SparseMoeBlock)
     }
 
-    init(index i: Int, config c: ModelConfig, plan: ShardPlan, store: WeightStore) throws {
+    /// `experts`: the experts this rank holds (all of them unless expert-parallel).
+    init(index i: Int, config c: ModelConfig, plan: ShardPlan, store: WeightStore, experts: Range<Int>? = nil) throws {
         let p = "model.layers.\(i)"
         let h = c.hiddenSize
         let d = plan.headDim
@@ -50,7 +51,8 @@ final class DecoderLayer {
             (qNorm, kNorm) = (nil, nil)
         }
         if c.isMoELayer(i) {
-            feedForward = .experts(try SparseMoeBlock(prefix: p, config: c, plan: plan, store: store))
+            feedForward = .experts(
+                try SparseMoeBlock(prefix: p, config: c, plan: plan, store: store, experts: experts ?? 0..<c.resolvedNumExperts))
         } else {
             let inter = c.intermediateSize ?? 0
             let r = plan.intermediateRange
@@ -63,26 +65,32 @@ final class DecoderLayer {
 }
 
 /// A sparse mixture-of-experts block (Mixtral, Qwen3-MoE): a replicated router and this rank's
-/// intermediate slice of every expert.
+/// intermediate slice of every expert, or (expert parallelism) the whole of this rank's experts only;
+/// the other experts' tensors are never read.
 final class SparseMoeBlock {
     let router: WeightMatrix  // [numExperts, hidden]
-    let gate: [WeightMatrix]  // per expert [eLocal, hidden]
+    /// Global ids of the experts held here; `gate[j]` is expert `localExperts.lowerBound + j`.
+    let localExperts: Range<Int>
+    let gate: [WeightMatrix]  // per local expert [eLocal, hidden]
     let up: [WeightMatrix]
-    let down: [WeightMatrix]  // per expert [hidden, eLocal]
+    let down: [WeightMatrix]  // per local expert [hidden, eLocal]
     let topK: Int
     /// Renormalize the top-k softmax weights to sum 1 (Mixtral always; Qwen when norm_topk_prob).
     let renormalize: Bool
 
-    var numExperts: Int { gate.count }
+    /// Experts of the model (the router's rows).
+    let numExperts: Int
 
-    init(prefix p: String, config c: ModelConfig, plan: ShardPlan, store: WeightStore) throws {
+    init(prefix p: String, config c: ModelConfig, plan: ShardPlan, store: WeightStore, experts: Range<Int>) throws {
         let h = c.hiddenSize
         let e = c.resolvedNumExperts
         let inter = c.resolvedExpertIntermediateSize
         let r = plan.expertIntermediateRange
         router = try store.matrix(c.architecture.routerName(p), shape: [e, h])
+        numExperts = e
+        localExperts = experts
         var g: [WeightMatrix] = [], u: [WeightMatrix] = [], d: [WeightMatrix] = []
-        for x in 0..<e {
+        for x in experts {
             let names = c.architecture.expertNames(p, x)
             g.append(try store.matrix(names.gate, shape: [inter, h]).slicingRows(r))
             u.append(try store.matrix(names.up, shape: [inter, h]).slicingRows(r))
@@ -100,7 +108,9 @@ extension WeightMatrix {
     func columnShard(_ range: Range<Int>, _ name: String) throws -> WeightMatrix {
         guard canSliceColumns(range) else {
             throw ModelLoadError.invalidParallelism(
-                reason: "\(name): columns \(range) of a \(dtype) weight do not start and end on its \(dtype.blockSize)-wide blocks; use another --tensor-parallel-size")
+                reason:
+                    "\(name): columns \(range) of a \(dtype) weight do not start and end on its \(dtype.blockSize)-wide blocks; use another --tensor-parallel-size"
+            )
         }
         return slicingColumns(range)
     }

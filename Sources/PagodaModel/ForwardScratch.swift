@@ -31,8 +31,20 @@ final class ForwardScratch {
     let finalRows = AlignedBuffer<Float>(), logitsShard = AlignedBuffer<Float>(), gathered = AlignedBuffer<Float>()
 
     private var tokens = 0
+    private var expertRows = 0
     private var logitRows = 0
     private var context = 0
+
+    /// Grows the expert buffers (gate, up [rows, I]; expertIn, expertOut [rows, H]) for one expert's rows,
+    /// which under expert parallelism come from every rank and may outnumber this rank's tokens.
+    func reserveExpertRows(_ rows: Int, intermediate: Int, hidden: Int) {
+        guard rows > expertRows else { return }
+        expertRows = rows
+        gate.reserve(max(rows, tokens) * intermediate)
+        up.reserve(max(rows, tokens) * intermediate)
+        expertIn.reserve(max(rows, tokens) * hidden)
+        expertOut.reserve(max(rows, tokens) * hidden)
+    }
 
     /// Grows buffers for n tokens, s logits rows and a longest context of `maxContext`.
     func reserve(tokens n: Int, logitRows s: Int, maxContext: Int, dims: ModelDims) {

@@ -16,10 +16,16 @@ public struct ModelParallelism {
     public var tpGroup: Communicator?
     /// Layers per pipeline stage, summing to the model's layer count; nil = even split.
     public var layerPartition: [Int]?
+    /// The expert-parallel group (all DP × TP workers, rank dpRank × TP + tpRank); nil: experts are sharded
+    /// by TP inside each expert instead. With it, each rank loads only its experts (`ExpertPlacement`) and
+    /// MoE layers dispatch and combine tokens by all-to-all.
+    public var expertGroup: Communicator?
+    /// Expert-parallel steps between two expert-load reports (an all-gather of the per-expert counters).
+    public var expertLoadReportInterval: Int
 
     public init(
         tpRank: Int = 0, tpSize: Int = 1, ppRank: Int = 0, ppSize: Int = 1, tpGroup: Communicator? = nil,
-        layerPartition: [Int]? = nil
+        layerPartition: [Int]? = nil, expertGroup: Communicator? = nil, expertLoadReportInterval: Int = 100
     ) {
         self.tpRank = tpRank
         self.tpSize = tpSize
@@ -27,6 +33,8 @@ public struct ModelParallelism {
         self.ppSize = ppSize
         self.tpGroup = tpGroup
         self.layerPartition = layerPartition
+        self.expertGroup = expertGroup
+        self.expertLoadReportInterval = expertLoadReportInterval
     }
 
     public static var single: ModelParallelism { ModelParallelism() }
@@ -48,6 +56,12 @@ public struct ModelParallelism {
                     reason: "tensor-parallel group has rank \(g.rank) of \(g.worldSize), expected \(tpRank) of \(tpSize)")
             }
         }
+        if expertGroup != nil && ppSize > 1 {
+            throw ModelLoadError.invalidParallelism(reason: "expert parallelism runs with pipeline_parallel_size 1")
+        }
+        if expertLoadReportInterval < 1 {
+            throw ModelLoadError.invalidParallelism(reason: "the expert-load report interval must be at least 1 step")
+        }
     }
 
     /// The layers [start, end) this pipeline stage runs, of `numLayers`.
@@ -56,7 +70,9 @@ public struct ModelParallelism {
         if let p = layerPartition {
             guard p.count == ppSize, p.reduce(0, +) == numLayers else {
                 throw ModelLoadError.invalidParallelism(
-                    reason: "the pipeline layer partition \(p.map(String.init).joined(separator: ",")) must have \(ppSize) entries summing to \(numLayers) layers")
+                    reason:
+                        "the pipeline layer partition \(p.map(String.init).joined(separator: ",")) must have \(ppSize) entries summing to \(numLayers) layers"
+                )
             }
             sizes = p
         } else {

@@ -27,6 +27,17 @@ public enum RandomModelWriter {
             "tie_word_embeddings": true, "hidden_act": "silu", "attention_bias": false, "mlp_bias": false,
             "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "torch_dtype": "bfloat16",
         ],
+        // Qwen3-30B-A3B's layer shapes (hidden 2048, 32 query / 4 KV heads of 128, experts of 768, top 8,
+        // its vocabulary), scaled to fit a small machine: 4 layers of 32 experts instead of 48 of 128.
+        "qwen3-30b-a3b-scaled": [
+            "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "hidden_size": 2048,
+            "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 32, "num_experts_per_tok": 8,
+            "decoder_sparse_step": 1, "mlp_only_layers": [Int](), "norm_topk_prob": true, "num_hidden_layers": 4,
+            "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128, "vocab_size": 151936,
+            "max_position_embeddings": 40960, "rms_norm_eps": 1e-6, "rope_theta": 1_000_000.0,
+            "tie_word_embeddings": false, "hidden_act": "silu", "attention_bias": false, "bos_token_id": 151643,
+            "eos_token_id": 151645, "torch_dtype": "bfloat16",
+        ],
     ]
 
     /// Writes the folder. `maxShardBytes` splits the weights into shards with an index (nil: one file).

@@ -19,10 +19,13 @@ public struct ShardPlan: Sendable {
     public let kvHeadStart: Int
     public let intermediateLocal: Int
     public let expertIntermediateLocal: Int
+    /// Ranks each expert's intermediate dimension is split over: TP, or 1 with expert parallelism.
+    public let expertShards: Int
     public let vocabShardSize: Int
     public let vocabRange: Range<Int>
 
-    public init(config: ModelConfig, tpRank: Int, tpSize: Int) throws {
+    /// `expertParallel`: experts are spread over ranks whole (`ExpertPlacement`), not split by TP.
+    public init(config: ModelConfig, tpRank: Int, tpSize: Int, expertParallel: Bool = false) throws {
         self.tpRank = tpRank
         self.tpSize = tpSize
         numHeads = config.numAttentionHeads
@@ -57,13 +60,14 @@ public struct ShardPlan: Sendable {
         }
         intermediateLocal = inter / tpSize
         let expertInter = config.resolvedExpertIntermediateSize
-        if config.resolvedNumExperts > 0 {
+        expertShards = expertParallel ? 1 : tpSize
+        if config.resolvedNumExperts > 0 && !expertParallel {
             guard expertInter % tpSize == 0 else {
                 throw ModelLoadError.invalidParallelism(
                     reason: "tensor_parallel_size \(tpSize) does not divide the experts' intermediate size \(expertInter)")
             }
         }
-        expertIntermediateLocal = config.resolvedNumExperts > 0 ? expertInter / tpSize : 0
+        expertIntermediateLocal = config.resolvedNumExperts > 0 ? expertInter / expertShards : 0
         vocabShardSize = (config.vocabSize + tpSize - 1) / tpSize
         let v0 = min(config.vocabSize, tpRank * vocabShardSize)
         vocabRange = v0..<min(config.vocabSize, v0 + vocabShardSize)
@@ -73,6 +77,7 @@ public struct ShardPlan: Sendable {
     public var kvRows: Range<Int> { (kvHeadStart * headDim)..<((kvHeadStart + kvHeadsLocal) * headDim) }
     public var intermediateRange: Range<Int> { (tpRank * intermediateLocal)..<((tpRank + 1) * intermediateLocal) }
     public var expertIntermediateRange: Range<Int> {
-        (tpRank * expertIntermediateLocal)..<((tpRank + 1) * expertIntermediateLocal)
+        let r = expertShards == 1 ? 0 : tpRank
+        return (r * expertIntermediateLocal)..<((r + 1) * expertIntermediateLocal)
     }
 }

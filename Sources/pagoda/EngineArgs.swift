@@ -65,6 +65,14 @@ struct EngineArgs: ParsableArguments {
             help: "Seconds a worker waits for a peer in a collective before failing (default 600; env PAGODA_COMM_TIMEOUT_S).")
     var distributedTimeoutSeconds: Double?
 
+    @Flag(name: .customLong("enable-expert-parallel"),
+          help: "MoE models: spread whole experts over all DP × TP ranks (each loads only its own) and move tokens by all-to-all; DP ranks then step together in waves.")
+    var enableExpertParallel = false
+
+    @Option(name: .customLong("expert-load-report-interval"),
+            help: "With --enable-expert-parallel: steps between expert-load reports (/metrics, and a balancedness line in the log; default 100).")
+    var expertLoadReportInterval: Int = 100
+
     @Option(name: .customLong("distributed-transport"),
             help: "shm or tcp between the workers of one engine (default: shm, tcp with --worker-hosts; env PAGODA_DIST_TRANSPORT).")
     var distributedTransport: String?
@@ -119,6 +127,8 @@ struct EngineArgs: ParsableArguments {
                                           distributedExecutorBackend: backend)
             try applyWorkerSettings(to: &parallel)
             if parallel.executorBackend == .ray { parallel.ray = try RayEnvironment.settings(environment) }
+            parallel.enableExpertParallel = enableExpertParallel
+            parallel.expertLoadReportInterval = expertLoadReportInterval
             let config = EngineConfig(
                 model: ModelLoadConfig(path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads, quantization: quant),
                 cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PagodaDistributed
 import PagodaEngine
 import PagodaServer
 
@@ -89,6 +90,31 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("\(layout ?? deployment.summary)\(allRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
+        if config.parallel.dataParallelLockStep {
+            // The DP engines of a MoE model under expert parallelism form one expert-parallel group and step in waves.
+            guard deployment.loadBalancing == .internal, localRanks.count == dpSize, multiNode.apiServerCount == 1 else {
+                throw ValidationError(
+                    "--enable-expert-parallel with --data-parallel-size \(dpSize) runs every rank on this host behind one API server for now (internal load balancing, no --headless nodes, --api-server-count 1)"
+                )
+            }
+            if config.parallel.effectiveTransport == .tcp {
+                // --distributed-transport tcp: the groups meet over loopback TCP (rank 0 listens on a free port).
+                func freePort() throws -> Int {
+                    let l = try TCPCommunicator.makeListener(host: "127.0.0.1")
+                    close(l.fd)
+                    return l.port
+                }
+                config.parallel.expertParallelGroupAddress = "tcp:127.0.0.1:\(try freePort())"
+                config.parallel.dataParallelControlAddress = "tcp:127.0.0.1:\(try freePort())"
+            } else {
+                let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                config.parallel.expertParallelGroupAddress = "shm:/pagoda-ep-\(tag)"
+                config.parallel.dataParallelControlAddress = "shm:/pagoda-dpc-\(tag)"
+            }
+            logger.info(
+                "expert parallelism over \(dpSize) data-parallel ranks × \(config.parallel.tensorParallelSize) tensor ranks; the ranks step in waves"
+            )
+        }
         let configs = deployment.engineConfigs(base: config)
         if multiNode.apiServerCount > 1 {
             try await APIServerSupervisor(
@@ -208,7 +234,9 @@ struct ServeCommand: AsyncParsableCommand {
                 rayDP?.shutdown()
                 throw ServeStartupError("\(error)")
             }
-            let restart = server.restartEngines
+            // An expert-parallel rank cannot rejoin its group: the others fail their requests naming it instead.
+            let restart = server.restartEngines && !config.parallel.dataParallelLockStep
+            dp.announcesWaves = config.parallel.dataParallelLockStep
             dp.onRankDown { index, reason in
                 guard !shutdown.isSet else { return }
                 let rank = allRanks[index]  // global, for the log

@@ -6,43 +6,8 @@ import XCTest
 /// Every collective over shared memory and TCP equals the single-process result, ranks as threads of
 /// this process (the separate-process runs are in MultiProcessCollectiveTests).
 final class CollectiveThreadTests: XCTestCase {
-    static var counter = 0
     /// The TCP groups' secret.
     static let secret = PeerSecret.random()
-    func uniqueName() -> String {
-        Self.counter += 1
-        return "/pagoda-test-\(getpid())-\(Self.counter)"
-    }
-
-    /// Runs `body(rank)` on `n` threads; returns each rank's result or error.
-    func onRanks(_ n: Int, _ body: @escaping (Int) throws -> [String]) -> [Result<[String], Error>] {
-        final class Box: @unchecked Sendable { var results: [Result<[String], Error>?] = [] }
-        let box = Box()
-        box.results = Array(repeating: nil, count: n)
-        let lock = NSLock()
-        let group = DispatchGroup()
-        for r in 0..<n {
-            group.enter()
-            let t = Thread {
-                let res = Result { try body(r) }
-                lock.lock(); box.results[r] = res; lock.unlock()
-                group.leave()
-            }
-            t.stackSize = 1 << 22
-            t.start()
-        }
-        XCTAssertEqual(group.wait(timeout: .now() + 120), .success)
-        return box.results.map { $0 ?? .failure(CommunicatorError.invalidArgument("rank did not finish")) }
-    }
-
-    func assertAllPass(_ results: [Result<[String], Error>], file: StaticString = #filePath, line: UInt = #line) {
-        for (r, res) in results.enumerated() {
-            switch res {
-            case .success(let failures): XCTAssertEqual(failures, [], "rank \(r)", file: file, line: line)
-            case .failure(let e): XCTFail("rank \(r): \(e)", file: file, line: line)
-            }
-        }
-    }
 
     func testSharedMemoryTwoAndFourRanks() {
         for n in [2, 4] {

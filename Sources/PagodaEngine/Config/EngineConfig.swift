@@ -218,6 +218,17 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
     /// How to reach Ray and what a worker's bundle holds (`--distributed-executor-backend ray`, and the engine
     /// cores of `--data-parallel-backend ray`); nil: `RaySettings()`.
     public var ray: RaySettings? = nil
+    /// `--enable-expert-parallel`: the experts of every MoE layer spread whole over an expert-parallel group
+    /// of all DP × TP workers (`ExpertPlacement`), tokens dispatched and combined by all-to-all.
+    public var enableExpertParallel = false
+    /// Where the expert-parallel group of a data-parallel deployment meets (`shm:/name` or `tcp:host:port`),
+    /// set by the server that starts the DP engines; nil with DP = 1 (the group is then the TP group).
+    public var expertParallelGroupAddress: String? = nil
+    /// Where the DP engine cores meet for the wave protocol's all-ranks check (DP lock-step of a MoE model
+    /// under expert parallelism); set with `expertParallelGroupAddress`.
+    public var dataParallelControlAddress: String? = nil
+    /// Expert-parallel steps between two expert-load reports (`--expert-load-report-interval`).
+    public var expertLoadReportInterval = 100
 
     public init(
         tensorParallelSize: Int = 1, pipelineParallelSize: Int = 1, distributedExecutorBackend: ExecutorBackend? = nil,
@@ -282,7 +293,20 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
             }
         }
         if let exe = workerExecutable, exe.isEmpty { throw EngineConfigError.invalid("--worker-executable", "empty path") }
+        if enableExpertParallel && pipelineParallelSize > 1 {
+            throw EngineConfigError.invalid("--enable-expert-parallel", "runs with --pipeline-parallel-size 1, got \(pipelineParallelSize)")
+        }
+        if enableExpertParallel && dataParallelSize > 1 && (expertParallelGroupAddress == nil || dataParallelControlAddress == nil) {
+            throw EngineConfigError.invalid(
+                "--enable-expert-parallel", "with --data-parallel-size \(dataParallelSize) the engines need the addresses of their expert-parallel group")
+        }
+        if expertLoadReportInterval < 1 {
+            throw EngineConfigError.invalid("--expert-load-report-interval", "must be at least 1 step, got \(expertLoadReportInterval)")
+        }
     }
+
+    /// The data-parallel engines of a MoE model under expert parallelism step together (DP waves).
+    public var dataParallelLockStep: Bool { enableExpertParallel && dataParallelSize > 1 }
 }
 
 extension ParallelConfig {

@@ -1,6 +1,7 @@
-import Foundation
 import Collections
+import Foundation
 import Logging
+import PagodaDistributed
 
 /// The engine: a scheduler with its KV cache manager and an executor, advanced one step at a time
 /// (vLLM's `EngineCore`). Not thread-safe: one thread drives it (`EngineCoreThread` or a loop).
@@ -28,6 +29,16 @@ public final class EngineCore {
     private var kvConnectorWorker: KVConnectorWorker?
     /// True with a KV connector (its worker half here or in the executor's workers).
     private var hasKVConnector: Bool { scheduler.connector != nil }
+    /// Expert parallelism's counters (nil without it); see `EngineCore+DataParallelWave.swift`.
+    var expertParallelStats: ExpertParallelEngineStats?
+    /// DP lock-step (a MoE model under expert parallelism with DP > 1): the engine cores' group for the
+    /// wave's all-ranks check, and the wave's state.
+    let dataParallelControl: Communicator?
+    var waveStartPending = false
+    var stepsInWave = 0
+    /// Wave steps between two all-ranks checks (vLLM checks every 32 steps).
+    public var waveCheckInterval = 8
+    let epLogger = Logger(label: "pagoda.expert-parallel")
 
     /// Loads the model through the executor the config names and sizes the KV cache.
     public convenience init(config: EngineConfig) throws {
@@ -68,9 +79,26 @@ public final class EngineCore {
         scheduler = Scheduler(config: config.scheduler, maxModelLen: maxModelLen, kvCacheManager: kv)
         maxConcurrentBatches = max(1, executor.maxConcurrentBatches)
         scheduler.maxConcurrentBatches = maxConcurrentBatches
+        if config.parallel.enableExpertParallel {
+            var st = ExpertParallelEngineStats()
+            let tp = config.parallel.tensorParallelSize, dp = config.parallel.dataParallelRank
+            st.expertRanks = Array((dp * tp)..<((dp + 1) * tp))
+            expertParallelStats = st
+        }
+        if config.parallel.dataParallelLockStep, let address = config.parallel.dataParallelControlAddress {
+            let p = config.parallel
+            dataParallelControl = try GroupCommunicator.connect(
+                CommunicatorAddress(parsing: address), group: ProcessGroup(name: "data-parallel", ranks: Array(0..<p.dataParallelSize)),
+                // The server hands every engine of a deployment the same secret; without one (an engine made
+                // in-process with a shared-memory group) the secret is never asked for.
+                rank: p.dataParallelRank, secret: config.internalSecret ?? .random(), timeout: p.communicatorTimeoutSeconds)
+        } else {
+            dataParallelControl = nil
+        }
         if let kvTransfer = config.kvTransfer {
-            kvConnectorWorker = try KVConnectorFactory.install(kvTransfer, config: resolved, executor: executor, scheduler: scheduler,
-                                                               bytesPerBlock: info.kvCacheBytesPerBlock)
+            kvConnectorWorker = try KVConnectorFactory.install(
+                kvTransfer, config: resolved, executor: executor, scheduler: scheduler,
+                bytesPerBlock: info.kvCacheBytesPerBlock)
         }
         let mib = Double(numBlocks * info.kvCacheBytesPerBlock) / Double(1 << 20)
         logger.info("# CPU blocks: \(numBlocks) (\(String(format: "%.1f", mib)) MiB of KV cache, \(bs) tokens per block)")
@@ -109,12 +137,20 @@ public final class EngineCore {
         // With a KV connector every step reaches the worker: it reports the transfers that ended.
         let needsWorker = !schedulerOutput.isEmpty || hasKVConnector
         let runnerOutput = needsWorker ? try executor.executeModel(schedulerOutput) : .empty
+        noteExpertParallel(runnerOutput)
         let outputs = scheduler.updateFromOutput(runnerOutput)
         try flushFinishedIfIdle()
         if schedulerOutput.isEmpty && outputs.isEmpty && hasKVConnector {
             usleep(1000)  // only transfers in flight: poll their end without spinning a core
         }
         return outputs
+    }
+
+    /// Records a step's expert-parallel report (and logs the imbalance line).
+    func noteExpertParallel(_ o: ModelRunnerOutput) {
+        guard let report = o.expertParallel, expertParallelStats != nil else { return }
+        expertParallelStats!.model = report
+        logExpertLoad(report)
     }
 
     /// vLLM's `step_with_batch_queue`: fill the queue while there is room and something to schedule,
@@ -139,7 +175,7 @@ public final class EngineCore {
     /// When the last requests have just finished, tells the workers right away (an empty step), so
     /// that no request state outlives its request while the engine is idle.
     /// Batches still in flight then carry no live request: they are collected first.
-    private func flushFinishedIfIdle() throws {
+    func flushFinishedIfIdle() throws {
         guard !scheduler.hasUnfinishedRequests else { return }
         while let (f, s) = batchQueue.popFirst() { _ = scheduler.updateFromOutput(s, try f.result()) }
         guard scheduler.hasFinishedRequestsToReport else { return }
@@ -156,7 +192,11 @@ public final class EngineCore {
 
     /// Requests still running, or KV transfers whose end the engine must still see.
     public var hasUnfinishedRequests: Bool { scheduler.hasUnfinishedRequests || scheduler.hasKVTransfersInFlight }
-    public var stats: SchedulerStats { scheduler.makeStats() }
+    public var stats: SchedulerStats {
+        var s = scheduler.makeStats()
+        s.expertParallel = expertParallelStats
+        return s
+    }
     /// Whether the prefix-cache index records its changes for `takeKVEvents()` (off by default: nobody
     /// would drain them in the offline API).
     public var recordsKVEvents: Bool {

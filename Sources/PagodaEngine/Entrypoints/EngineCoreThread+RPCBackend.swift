@@ -6,7 +6,8 @@ extension EngineCoreThread: EngineCoreRPCBackend {
     // `takeKVEvents()` is EngineCoreThread's own (recorded when built with `publishKVEvents`).
 
     /// Utility methods: `model_info` (JSON of `ModelInfo` plus num_blocks, block_size, max_model_len),
-    /// `reset_prefix_cache` ("true" when it was reset: only possible while no request holds blocks).
+    /// `reset_prefix_cache` ("true" when it was reset: only possible while no request holds blocks),
+    /// `start_wave` (DP lock-step of a MoE model: a request went to another data-parallel engine).
     public func utility(method: String, arguments: [String]) throws -> String {
         switch method {
         case "model_info":
@@ -18,6 +19,9 @@ extension EngineCoreThread: EngineCoreRPCBackend {
             ]
             let data = try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])
             return String(decoding: data, as: UTF8.self)
+        case "start_wave":  // DP lock-step: the front-end sent a request to another engine
+            startWave()
+            return "true"
         case "reset_prefix_cache":
             return try call { $0.scheduler.kvCacheManager.resetPrefixCache() } ? "true" : "false"
         default:

@@ -14,6 +14,8 @@ public final class EngineCoreThread: @unchecked Sendable {
     private var pendingAdds: [EngineRequest] = []
     private var pendingAborts: [String] = []
     private var pendingCalls: [() -> Void] = []
+    /// Front-end announcements of a request sent to another DP engine (DP lock-step only).
+    private var pendingWaveStarts = 0
     private var stopping = false
     private var latestStats = SchedulerStats()
     private var pendingKVEvents = KVCacheEvents()
@@ -65,6 +67,14 @@ public final class EngineCoreThread: @unchecked Sendable {
         cond.signal()
     }
 
+    /// The front-end sent a request to another data-parallel engine: under DP lock-step this engine must
+    /// step too (a wave starts, or the running one continues through its next check).
+    public func startWave() {
+        cond.lock(); defer { cond.unlock() }
+        pendingWaveStarts += 1
+        cond.signal()
+    }
+
     public func abortRequests(_ ids: [String]) {
         cond.lock(); defer { cond.unlock() }
         pendingAborts.append(contentsOf: ids)
@@ -105,16 +115,18 @@ public final class EngineCoreThread: @unchecked Sendable {
     }
 
     private func loop() {
+        let lockStep = core.config.parallel.dataParallelLockStep
         while true {
             cond.lock()
-            while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && !stopping
-                && !core.hasUnfinishedRequests
+            while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && pendingWaveStarts == 0 && !stopping
+                && !(lockStep ? core.waveRunning : core.hasUnfinishedRequests)
             {
                 latestStats = core.stats
                 cond.wait()
             }
             let adds = pendingAdds, aborts = pendingAborts, calls = pendingCalls, stop = stopping
-            pendingAdds.removeAll(); pendingAborts.removeAll(); pendingCalls.removeAll()
+            let waveStarts = pendingWaveStarts
+            pendingAdds.removeAll(); pendingAborts.removeAll(); pendingCalls.removeAll(); pendingWaveStarts = 0
             cond.unlock()
             for c in calls { c() }
             if stop {
@@ -134,9 +146,20 @@ public final class EngineCoreThread: @unchecked Sendable {
             }
             var unrecoverable: String?
             do {
-                outputs += try core.step()
+                if lockStep {
+                    if !adds.isEmpty || waveStarts > 0 { core.startWave() }
+                    if core.waveRunning { outputs += try core.waveStep() }
+                } else {
+                    outputs += try core.step()
+                }
             } catch {
-                outputs += core.failAllRequests("engine step failed: \(error)")
+                if lockStep {
+                    core.abandonWave()
+                    outputs += core.failAllRequests(
+                        "expert-parallel wave failed on data-parallel rank \(core.config.parallel.dataParallelRank): \(error)")
+                } else {
+                    outputs += core.failAllRequests("engine step failed: \(error)")
+                }
                 if error is MultiprocExecutorError { unrecoverable = "\(error)" }
             }
             let s = core.stats

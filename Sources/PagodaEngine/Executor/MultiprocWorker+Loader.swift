@@ -18,10 +18,12 @@ extension MultiprocWorker.StageLoader {
         let parallelism = ModelParallelism(
             tpRank: spec.tpRank, tpSize: spec.tpSize, ppRank: spec.ppRank, ppSize: spec.ppSize,
             tpGroup: spec.tpSize > 1 ? spec.tensorGroup : nil,
-            layerPartition: spec.layerPartition)
+            layerPartition: spec.layerPartition, expertGroup: spec.expertGroup,
+            expertLoadReportInterval: spec.expertLoadReportInterval)
         let pool = ThreadPool(threads: threads, cpus: placement.cpus, pin: placement.pinned)
-        let lm = try CausalLM(directory: spec.model.path, parallelism: parallelism, threadPool: pool, maxModelLen: spec.model.maxModelLen,
-                              quantization: spec.model.quantization?.weightDType)
+        let lm = try CausalLM(
+            directory: spec.model.path, parallelism: parallelism, threadPool: pool, maxModelLen: spec.model.maxModelLen,
+            quantization: spec.model.quantization?.weightDType)
         lm.precision = spec.model.dtype.gemmPrecision
         return MultiprocWorker.LoadedStage(model: lm, hiddenSize: lm.hiddenSize)
     }

@@ -24,6 +24,10 @@ public enum MultiprocWorker {
         public let engineCPUs: [Int]?
         /// The tensor-parallel group (errors name global worker ranks).
         public let tensorGroup: Communicator
+        /// The expert-parallel group (`--enable-expert-parallel`), else nil.
+        public var expertGroup: Communicator? = nil
+        /// Expert-parallel steps between expert-load reports.
+        public var expertLoadReportInterval = 100
     }
 
     /// A loaded stage: the model (one shard, this stage's layers) and the width of the hidden state that
@@ -85,26 +89,34 @@ public enum MultiprocWorker {
         let ppGroup = try GroupCommunicator.connect(
             CommunicatorAddress(parsing: setup.pipelineGroupAddress), group: layout.pipelineGroup(tpRank: tpRank), rank: rank,
             secret: setup.secret, timeout: config.parallel.communicatorTimeoutSeconds)
-        let stage = try loader.load(
-            StageSpec(
-                model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize, ppRank: ppRank,
-                ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition,
-                engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup))
+        // Then the expert-parallel group, which spans every data-parallel engine's workers.
+        let epGroup = try ExpertParallelGroup.connect(config.parallel, tpRank: tpRank, tensorGroup: tpGroup, secret: setup.secret)
+        var spec = StageSpec(
+            model: config.model, tpRank: tpRank, tpSize: layout.tensorParallelSize, ppRank: ppRank,
+            ppSize: layout.pipelineParallelSize, layerPartition: config.parallel.pipelineLayerPartition,
+            engineCPUs: config.parallel.engineCPUs, tensorGroup: tpGroup)
+        spec.expertGroup = epGroup
+        spec.expertLoadReportInterval = config.parallel.expertLoadReportInterval
+        let stage = try loader.load(spec)
         let isDriver = rank == layout.driverRank
-        let model = PipelineStageModel(stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
-                                       producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
-        let runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
-                                 tokenizerPath: config.model.path)
+        let model = PipelineStageModel(
+            stage.model, hiddenSize: stage.hiddenSize, pipelineGroup: ppGroup,
+            producesLogits: isDriver, maxTokens: config.scheduler.maxNumBatchedTokens)
+        let runner = ModelRunner(
+            model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
+            tokenizerPath: config.model.path)
         // The KV connector's worker half of this rank (`--kv-transfer-config`): a producer's rank serves its
         // heads of held blocks on its own port, announced in the ready reply.
         let kvConnector = try config.kvTransfer.map {
             try KVConnectorFactory.makeTCPWorker($0, tpRank: tpRank, tpSize: layout.tensorParallelSize, secret: setup.secret)
         }
         defer { kvConnector?.shutdown() }
-        try channel.send(MultiprocReply.ready(ModelInfo(
-            vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
-            kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize),
-            kvServerPorts: kvConnector?.server.map { [$0.port] } ?? [])))
+        try channel.send(
+            MultiprocReply.ready(
+                ModelInfo(
+                    vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
+                    kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize),
+                    kvServerPorts: kvConnector?.server.map { [$0.port] } ?? [])))
         while true {
             switch try channel.receive(MultiprocRequest.self) {
             case .initialize:
@@ -183,6 +195,9 @@ final class PipelineStageModel: RunnableModel {
     var maxPositionEmbeddings: Int { inner.maxPositionEmbeddings }
     func kvCacheBytesPerBlock(blockSize: Int) -> Int { inner.kvCacheBytesPerBlock(blockSize: blockSize) }
     func allocateKVCache(numBlocks: Int, blockSize: Int) throws { try inner.allocateKVCache(numBlocks: numBlocks, blockSize: blockSize) }
+
+    func expertParallelIdleStep() throws { try inner.expertParallelIdleStep() }
+    var expertParallelReport: ExpertParallelStats? { inner.expertParallelReport }
 
     func forward(
         _ batch: ForwardBatch, hiddenIn _: UnsafePointer<Float>?, hiddenOut _: UnsafeMutablePointer<Float>?,

@@ -1,3 +1,4 @@
+import PagodaDistributed
 import PagodaKernels
 import PagodaModel
 
@@ -9,14 +10,19 @@ public final class UniProcExecutor: Executor {
 
     /// Loads the model folder of `config.model`.
     public convenience init(config: EngineConfig) throws {
-        let model = try UniProcExecutor.loadCausalLM(config.model, cpus: config.parallel.engineCPUs)
+        let model = try UniProcExecutor.loadCausalLM(
+            config.model, cpus: config.parallel.engineCPUs,
+            expertGroup: ExpertParallelGroup.connect(
+                config.parallel, tpRank: 0, tensorGroup: nil, secret: config.internalSecret ?? .random()),
+            expertLoadReportInterval: config.parallel.expertLoadReportInterval)
         self.init(model: model, config: config, weightBytes: KVCacheSizing.weightBytes(modelPath: config.model.path))
     }
 
     /// Wraps an already loaded model (tests, benchmarks).
     public init(model: RunnableModel, config: EngineConfig, weightBytes: Int = 0) {
-        runner = ModelRunner(model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
-                             tokenizerPath: config.model.path)
+        runner = ModelRunner(
+            model: model, blockSize: config.cache.blockSize, scheduler: config.scheduler, seed: config.seed,
+            tokenizerPath: config.model.path)
         modelInfo = ModelInfo(
             vocabSize: model.vocabSize, eosTokenIds: model.eosTokenIds, maxPositionEmbeddings: model.maxPositionEmbeddings,
             kvCacheBytesPerBlock: model.kvCacheBytesPerBlock(blockSize: config.cache.blockSize))

@@ -1,3 +1,5 @@
+import PagodaModel
+
 /// One step's instructions from the scheduler to the workers (vLLM's `SchedulerOutput`). Self-contained
 /// and Codable: the multiprocess executor sends it to worker processes as it is.
 ///
@@ -16,10 +18,15 @@ public struct SchedulerOutput: Sendable, Codable, Equatable {
     public var preemptedReqIds: [String]
     /// The KV connector's loads, saves and sends for this step (nil without a connector or work).
     public var kvConnectorMetadata: KVConnectorMetadata?
+    /// Expert parallelism in a DP wave: this engine has no tokens this step, but its model must still take
+    /// part in every MoE layer's all-to-all (vLLM's dummy batch).
+    public var expertParallelIdle = false
 
-    public init(scheduledNewReqs: [NewRequestData] = [], scheduledCachedReqs: CachedRequestData = CachedRequestData(),
-                numScheduledTokens: [String: Int] = [:], totalNumScheduledTokens: Int = 0,
-                finishedReqIds: [String] = [], preemptedReqIds: [String] = []) {
+    public init(
+        scheduledNewReqs: [NewRequestData] = [], scheduledCachedReqs: CachedRequestData = CachedRequestData(),
+        numScheduledTokens: [String: Int] = [:], totalNumScheduledTokens: Int = 0,
+        finishedReqIds: [String] = [], preemptedReqIds: [String] = []
+    ) {
         self.scheduledNewReqs = scheduledNewReqs; self.scheduledCachedReqs = scheduledCachedReqs
         self.numScheduledTokens = numScheduledTokens; self.totalNumScheduledTokens = totalNumScheduledTokens
         self.finishedReqIds = finishedReqIds; self.preemptedReqIds = preemptedReqIds
@@ -45,8 +52,10 @@ public struct NewRequestData: Sendable, Codable, Equatable {
     /// Tokens already in the KV cache (prefix-cache hit) before this step's tokens.
     public var numComputedTokens: Int
 
-    public init(reqId: String, promptTokenIds: [Int], outputTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int],
-                blockIds: [Int], numComputedTokens: Int) {
+    public init(
+        reqId: String, promptTokenIds: [Int], outputTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int],
+        blockIds: [Int], numComputedTokens: Int
+    ) {
         self.reqId = reqId; self.promptTokenIds = promptTokenIds; self.outputTokenIds = outputTokenIds
         self.sampling = sampling; self.eosTokenIds = eosTokenIds; self.blockIds = blockIds; self.numComputedTokens = numComputedTokens
     }
@@ -80,9 +89,13 @@ public struct ModelRunnerOutput: Sendable, Codable, Equatable {
     public var promptLogprobs: [PromptLogprobsChunk]
     /// The KV connector's report of transfers that ended (nil without a connector).
     public var kvConnectorOutput: KVConnectorOutput?
+    /// Expert parallelism: counters and the expert-load report, on the steps that made a new report.
+    public var expertParallel: ExpertParallelStats?
 
-    public init(reqIds: [String] = [], sampledTokenIds: [Int] = [], logprobs: [TokenLogprob?] = [],
-                promptLogprobs: [PromptLogprobsChunk] = []) {
+    public init(
+        reqIds: [String] = [], sampledTokenIds: [Int] = [], logprobs: [TokenLogprob?] = [],
+        promptLogprobs: [PromptLogprobsChunk] = []
+    ) {
         self.reqIds = reqIds; self.sampledTokenIds = sampledTokenIds; self.logprobs = logprobs
         self.promptLogprobs = promptLogprobs
     }

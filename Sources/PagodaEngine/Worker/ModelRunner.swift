@@ -13,8 +13,9 @@ public final class ModelRunner {
     public let maxNumSeqs: Int
     public let vocabSize: Int
     private var requests: [String: CachedRequestState] = [:]
-    var batch = ForwardBatch(tokenIds: [], positions: [], slotMapping: [], queryStartLoc: [], contextLens: [],
-                                     blockTables: [], logitsIndices: [])
+    var batch = ForwardBatch(
+        tokenIds: [], positions: [], slotMapping: [], queryStartLoc: [], contextLens: [],
+        blockTables: [], logitsIndices: [])
     /// [maxNumSeqs, vocabSize]: one row per request that samples this step.
     private let logits: UnsafeMutablePointer<Float>
     private var sampleStates: [CachedRequestState] = []
@@ -56,6 +57,12 @@ public final class ModelRunner {
 
     public func execute(_ s: SchedulerOutput) throws -> ModelRunnerOutput {
         try updateStates(s)
+        if s.expertParallelIdle && s.isEmpty {
+            try model.expertParallelIdleStep()
+            var out = ModelRunnerOutput.empty
+            out.expertParallel = model.expertParallelReport
+            return out
+        }
         guard let connector = kvConnector else {
             if s.isEmpty { return .empty }
             return try executeForward(s)
@@ -96,6 +103,7 @@ public final class ModelRunner {
             out.logprobs.append(lp)
         }
         if !promptRows.isEmpty { out.promptLogprobs = promptLogprobs(logits + sampleStates.count * vocabSize) }
+        out.expertParallel = model.expertParallelReport
         return out
     }
 
@@ -112,8 +120,9 @@ public final class ModelRunner {
         let c = s.scheduledCachedReqs
         let n = c.reqIds.count
         guard c.newTokenIds.count == n, c.newBlockIds.count == n, c.numComputedTokens.count == n else {
-            throw ModelRunnerError.inconsistentStep("the cached-request diff has \(n) ids but \(c.newTokenIds.count) token lists, "
-                + "\(c.newBlockIds.count) block lists and \(c.numComputedTokens.count) computed counts")
+            throw ModelRunnerError.inconsistentStep(
+                "the cached-request diff has \(n) ids but \(c.newTokenIds.count) token lists, "
+                    + "\(c.newBlockIds.count) block lists and \(c.numComputedTokens.count) computed counts")
         }
         for k in c.reqIds.indices {
             guard let st = requests[c.reqIds[k]] else { throw ModelRunnerError.unknownRequest(c.reqIds[k]) }
@@ -142,7 +151,8 @@ public final class ModelRunner {
             let start = st.numComputedTokens
             guard start >= 0, start + n <= st.tokenIds.count, (start + n + blockSize - 1) / blockSize <= st.blockIds.count else {
                 throw ModelRunnerError.inconsistentStep(
-                    "request \(id): positions \(start)..<\(start + n) exceed its \(st.tokenIds.count) tokens or \(st.blockIds.count) blocks")
+                    "request \(id): positions \(start)..<\(start + n) exceed its \(st.tokenIds.count) tokens or \(st.blockIds.count) blocks"
+                )
             }
             if st.sampling.promptLogprobs != nil { addPromptRows(st, start: start, count: n, firstIndex: batch.tokenIds.count) }
             for pos in start..<(start + n) {

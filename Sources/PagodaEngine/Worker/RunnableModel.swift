@@ -12,6 +12,16 @@ public protocol RunnableModel: AnyObject {
     func kvCacheBytesPerBlock(blockSize: Int) -> Int
     func allocateKVCache(numBlocks: Int, blockSize: Int) throws
     /// Writes logits [batch.logitsIndices.count, vocabSize] (last stage) after writing this step's K/V.
-    func forward(_ batch: ForwardBatch, hiddenIn: UnsafePointer<Float>?, hiddenOut: UnsafeMutablePointer<Float>?,
-                 logits: UnsafeMutablePointer<Float>?) throws
+    func forward(
+        _ batch: ForwardBatch, hiddenIn: UnsafePointer<Float>?, hiddenOut: UnsafeMutablePointer<Float>?,
+        logits: UnsafeMutablePointer<Float>?) throws
+    /// Expert parallelism: an idle data-parallel rank's dummy step (every MoE layer's all-to-all, no tokens).
+    func expertParallelIdleStep() throws
+    /// Expert parallelism: the counters and load report, only on the step that made a new report.
+    var expertParallelReport: ExpertParallelStats? { get }
+}
+
+extension RunnableModel {
+    public func expertParallelIdleStep() throws {}
+    public var expertParallelReport: ExpertParallelStats? { nil }
 }

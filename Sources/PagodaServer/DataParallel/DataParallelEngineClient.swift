@@ -26,6 +26,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     private var onRankDown: [(Int, String) -> Void] = []
     /// The global rank of local index 0.
     public let firstRank: Int
+    /// DP lock-step (a MoE model under expert parallelism): every request sent to one engine is announced to
+    /// the others (`start_wave`), which must step with it (vLLM's coordinator starting a wave).
+    public var announcesWaves = false
 
     /// `ranks[i]` must be data-parallel rank `firstRank + i`; all must serve the same model with the same block size.
     public init(ranks: [AsyncEngineClient], firstRank: Int = 0, policy: EngineSelector.Policy = .init()) throws {
@@ -194,6 +197,14 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         return choice
     }
 
+    /// Tells every live engine but `rank` that a request is on its way to `rank` (DP lock-step).
+    private func announceWave(except rank: Int) {
+        lock.lock()
+        let others = clients.enumerated().filter { $0.offset != rank && downReasons[$0.offset] == nil }.map(\.element)
+        lock.unlock()
+        for c in others where c.dead == nil { c.rpc.utility(method: "start_wave") { _ in } }
+    }
+
     public func generate(_ request: EngineRequest) -> AsyncThrowingStream<EngineOutput, Error> {
         let hashes = blockHashes(request.promptTokenIds)
         let id = request.requestId
@@ -211,6 +222,7 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                     }
                     var produced = false
                     defer { lock.lock(); selector.finished(rank: rank, blockHashes: hashes); lock.unlock() }
+                    if announcesWaves { announceWave(except: rank) }
                     do {
                         for try await var output in client(rank).generate(request) {
                             if !output.newTokenIds.isEmpty { produced = true }

@@ -26,6 +26,8 @@ public final class ServerMetrics: @unchecked Sendable {
         var lastStats = SchedulerStats()
         let registry: PrometheusCollectorRegistry
         let kvTransfer: KVTransferMetrics
+        /// Created with the first statistics that carry expert-parallel counters.
+        var expertParallel: ExpertParallelMetrics?
 
         init(registry: PrometheusCollectorRegistry, labels: [(String, String)]) {
             self.registry = registry
@@ -116,6 +118,10 @@ public final class ServerMetrics: @unchecked Sendable {
         if dh > 0 { e.prefixHits.increment(by: dh) }
         if dp > 0 { e.preemptions.increment(by: dp) }
         e.kvTransfer.record(s.kvTransfer)
+        if let ep = s.expertParallel {
+            if e.expertParallel == nil { e.expertParallel = ExpertParallelMetrics(registry: e.registry, labels: e.labels) }
+            e.expertParallel!.record(ep)
+        }
         e.lastStats = s
     }
 
