@@ -157,7 +157,7 @@ final class KVTransferEngineTests: XCTestCase {
         defer { close(fd) }
         let read = KVBlockReadRequest(
             requestId: try XCTUnwrap(params.remoteRequestId), blockIds: try XCTUnwrap(params.remoteBlockIds), numLayers: 1,
-            blockFloats: 1)
+            blockSize: 1, headDim: 1, headStart: 0, headCount: 1)
         try KVTransferSocket.sendMessage(fd, read, deadline: Date() + 2)
         XCTAssertThrowsError(try KVTransferSocket.receiveMessage(fd, KVBlockReadReply.self, deadline: Date() + 10)) { error in
             // Closed without an answer (a reset when the request it sent was left unread).
