@@ -45,20 +45,7 @@ class ServeProcess:
 
     def engine_core_pids(self):
         """Pids of this server's `pagoda engine-core` children (from /proc)."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmd = f.read().split(b"\0")
-            except OSError:
-                continue
-            if ppid == self.proc.pid and b"engine-core" in cmd:
-                pids.append(int(entry))
-        return pids
+        return child_pids(self.proc.pid, b"engine-core")
 
     def get(self, path, timeout=10):
         return request("GET", self.base_url + path, timeout=timeout)
@@ -98,3 +85,58 @@ def request(method, url, data=None, headers=None, timeout=10):
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+
+
+def child_pids(pid, marker):
+    """Sorted pids of `pid`'s child processes whose command line holds the argument `marker` (bytes)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == pid and marker in cmd:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def openai_client(s, timeout=60):
+    """The official client against server `s` (served model name "m"), without retries."""
+    import openai
+
+    return openai.OpenAI(base_url=s.base_url + "/v1", api_key="none", timeout=timeout, max_retries=0)
+
+
+def greedy(s, prompts, max_tokens=12, timeout=60):
+    """Greedy completions of `prompts` from `s`, one request each, in order."""
+    c = openai_client(s, timeout)
+    return [c.completions.create(model="m", prompt=p, max_tokens=max_tokens, temperature=0).choices[0].text for p in prompts]
+
+
+def load(s):
+    """The server's /load document."""
+    return json.loads(s.get("/load")[2])
+
+
+def metric(s, name, **labels):
+    """Sum of the /metrics samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in s.get("/metrics")[2].decode().splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_until(predicate, timeout, what, interval=0.1):
+    """Polls `predicate` until it holds; an AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout} s: {what}")

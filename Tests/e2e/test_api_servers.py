@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import CONFORMANCE, free_port
-from serve_process import ServeProcess, request
+from serve_process import ServeProcess, child_pids
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):",
@@ -59,20 +59,7 @@ def per_process(s, want=2, timeout=60):
 
 
 def children(s, marker):
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if ppid == s.proc.pid and marker in cmd:
-            pids.append(int(entry))
-    return sorted(pids)
+    return child_pids(s.proc.pid, marker)
 
 
 def exists(pid):

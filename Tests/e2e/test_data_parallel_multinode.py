@@ -17,7 +17,8 @@ import openai
 import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
-from serve_process import ServeProcess
+from netns import ip
+from serve_process import ServeProcess, greedy, load, metric, openai_client, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):",
@@ -30,13 +31,6 @@ def _deployment_secret():
     """The secret every process of these deployments shares (started separately, they cannot make one up)."""
     with deployment_secret() as s:
         yield s
-
-
-def ip(*args, check=True):
-    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
-    return r
 
 
 @pytest.fixture
@@ -125,36 +119,6 @@ def wait_healthy(head, nodes, timeout=240):
         raise AssertionError(f"{e}\nheadless node:\n{logs}") from None
 
 
-def client(s):
-    return openai.OpenAI(base_url=s.base_url + "/v1", api_key="none", timeout=60, max_retries=0)
-
-
-def greedy(s, prompts, max_tokens=12):
-    c = client(s)
-    return [c.completions.create(model="m", prompt=p, max_tokens=max_tokens, temperature=0).choices[0].text for p in prompts]
-
-
-def load(s):
-    return json.loads(s.get("/load")[2])
-
-
-def metric(s, name, **labels):
-    total = 0.0
-    for line in s.get("/metrics")[2].decode().splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 @pytest.fixture(scope="module")
 def reference(pagoda):
     s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "--served-model-name", "m", "--disable-log-requests"])
@@ -211,7 +175,7 @@ def test_losing_the_headless_node_and_its_return(pagoda, node1):
     node = HeadlessNode(pagoda, ns, node_args)
     try:
         wait_healthy(head, [node])
-        c = client(head)
+        c = openai_client(head, 60)
 
         def stream(i):
             """'ok', or 'error after N chunks' (a request lost before its first token would be 'after 0')."""
@@ -281,7 +245,7 @@ def test_a_cut_network_is_noticed_by_heartbeats_on_both_sides(pagoda, node1):
         # ... and the headless engine gives the head up and its node exits non-zero.
         assert node.wait_exit(30) not in (None, 0), node.log_text()
         assert "nothing received from the peer" in node.log_text()
-        c = client(head)
+        c = openai_client(head, 60)
         assert c.completions.create(model="m", prompt="still here", max_tokens=3, temperature=0).choices[0].finish_reason == "length"
         # Link back, node started again: it rejoins.
         ip("-n", ns, "link", "set", ns_if, "up")

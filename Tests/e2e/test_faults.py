@@ -12,29 +12,11 @@ import time
 import openai
 
 from conftest import free_port
-from serve_process import ServeProcess
+from serve_process import ServeProcess, child_pids
 
 # No request may hang longer than this after the fault; the restarted engine core must serve within RESTART_S.
 CLEAR_ERROR_S = 30
 RESTART_S = 180
-
-
-def children(pid, needle):
-    """Pids of `pid`'s child processes whose command line holds `needle`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if ppid == pid and needle in cmd:
-            found.append(int(entry))
-    return found
 
 
 def metric(s, name):
@@ -52,7 +34,7 @@ def test_killing_a_tp_worker_fails_requests_in_flight_clearly_and_the_engine_is_
         s.wait_healthy(timeout=RESTART_S)
         engines = s.engine_core_pids()
         assert len(engines) == 1
-        workers = children(engines[0], b"worker")
+        workers = child_pids(engines[0], b"worker")
         assert len(workers) == 2, workers
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key="x", max_retries=0, timeout=60)
         outcomes = [{} for _ in range(4)]
@@ -92,8 +74,8 @@ def test_killing_a_tp_worker_fails_requests_in_flight_clearly_and_the_engine_is_
             time.sleep(0.2)
         assert client.completions.create(model="m", prompt="hello", max_tokens=4).usage.completion_tokens == 4
         new = s.engine_core_pids()
-        assert len(new) == 1 and len(children(new[0], b"worker")) == 2
-        assert workers[0] not in children(new[0], b"worker")
+        assert len(new) == 1 and len(child_pids(new[0], b"worker")) == 2
+        assert workers[0] not in child_pids(new[0], b"worker")
         usage = metric(s, "vllm:kv_cache_usage_perc")
         assert usage == 0.0, "the restarted engine's KV pool is whole"
         # Read by Benchmarks/reliability/report.py: requests that ended neither in an answer nor in an error, the

@@ -22,7 +22,8 @@ import openai
 import pytest
 
 from conftest import CONFORMANCE, ROOT, free_port
-from serve_process import ServeProcess
+from netns import ip
+from serve_process import ServeProcess, greedy, load, metric, openai_client, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):"]
@@ -30,13 +31,6 @@ COMMON = ["--dtype", "float32", "--threads", "1", "--max-model-len", "512", "--s
 HELPER = str(ROOT / "python" / "pagoda_ray.py")
 RAY_SETTINGS = ["--num-cpus", "1", "--resources", json.dumps({"pagoda_dev": 1}), "--object-store-memory", str(80 * 1024 * 1024),
                 "--disable-usage-stats"]
-
-
-def ip(*args, check=True):
-    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
-    return r
 
 
 def ray_cli():
@@ -167,36 +161,6 @@ def clean(cluster):
     assert left == {"placement_groups": [], "actors": []}
 
 
-def client(s):
-    return openai.OpenAI(base_url=s.base_url + "/v1", api_key="none", timeout=120, max_retries=0)
-
-
-def greedy(s, prompts, max_tokens=12):
-    c = client(s)
-    return [c.completions.create(model="m", prompt=p, max_tokens=max_tokens, temperature=0).choices[0].text for p in prompts]
-
-
-def load(s):
-    return json.loads(s.get("/load")[2])
-
-
-def metric(s, name, **labels):
-    total = 0.0
-    for line in s.get("/metrics")[2].decode().splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 def stop(s):
     """Stops the server (SIGTERM: it removes its placement groups and actors) and returns its log."""
     s.stop()
@@ -209,7 +173,7 @@ def reference(pagoda):
     s = ServeProcess(pagoda, MODEL, free_port(), COMMON)
     try:
         s.wait_healthy(timeout=180)
-        return greedy(s, PROMPTS)
+        return greedy(s, PROMPTS, timeout=120)
     finally:
         s.stop()
 
@@ -222,7 +186,7 @@ def test_dp2_placed_by_ray_across_two_nodes_answers_like_dp1(pagoda, reference, 
     try:
         s.wait_healthy(timeout=300)
         # Each prompt twice: equal loads take turns, so both ranks serve.
-        assert greedy(s, PROMPTS + PROMPTS) == reference + reference
+        assert greedy(s, PROMPTS + PROMPTS, timeout=120) == reference + reference
         engines = load(s)["engines"]
         assert [e["rank"] for e in engines] == [0, 1] and all(e["up"] for e in engines)
         for r in (0, 1):
@@ -247,7 +211,7 @@ def test_tp2_and_pp2_with_the_ray_executor_across_two_nodes_match_one_process(pa
     s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, *layout, "--distributed-executor-backend", "ray"], env=c.env())
     try:
         s.wait_healthy(timeout=300)
-        assert greedy(s, PROMPTS) == reference
+        assert greedy(s, PROMPTS, timeout=120) == reference
         log = s.log_text()
         # One worker per node: the second one's bundle is on the namespace's node.
         assert f"on {c.head_ip} (bundle" in log and f"on {c.node_ip} (bundle" in log, log
@@ -262,7 +226,7 @@ def test_killing_the_actor_of_one_dp_rank_mid_load(pagoda, clean):
                       "--data-parallel-routing", "load"], env=c.env())
     try:
         s.wait_healthy(timeout=300)
-        cl = client(s)
+        cl = openai_client(s, 120)
 
         def stream(i):
             """'ok', or 'error after N chunks' (a request lost before its first token would be 'after 0')."""
@@ -360,7 +324,7 @@ def test_span_places_one_tp2_rank_over_both_nodes(pagoda, reference, clean):
                      env=c.env(VLLM_RAY_DP_PACK_STRATEGY="span"))
     try:
         s.wait_healthy(timeout=300)
-        assert greedy(s, PROMPTS) == reference
+        assert greedy(s, PROMPTS, timeout=120) == reference
         log = s.log_text()
         assert re.search(rf"bundles on ({re.escape(c.head_ip)}, {re.escape(c.node_ip)}|{re.escape(c.node_ip)}, {re.escape(c.head_ip)})", log), log
     finally:

@@ -86,29 +86,61 @@ extension EngineCoreProcess {
     /// Starts one engine core per config at once (data-parallel ranks load in parallel) and waits for all.
     /// If any fails, the others are stopped and the first failure (naming its rank) is thrown.
     public static func startAll(configs: [EngineConfig], executable: String, startupTimeout: Double) throws -> [EngineCoreProcess] {
-        let lock = NSLock()
-        var started = [EngineCoreProcess?](repeating: nil, count: configs.count)
-        var failures: [(Int, Error)] = []
-        DispatchQueue.concurrentPerform(iterations: configs.count) { i in
-            do {
-                let json = String(decoding: try JSONEncoder().encode(configs[i]), as: UTF8.self)
-                let socket = NSTemporaryDirectory() + "pagoda-engine-\(getpid())-\(i)-\(UInt32.random(in: 0...UInt32.max)).sock"
-                guard let secret = configs[i].internalSecret else {
-                    throw EngineRPCError.handshake("no internal secret for the engine core (EngineConfig.internalSecret)")
+        let results = StartResults(count: configs.count)
+        // One thread per rank, not `DispatchQueue.concurrentPerform`: that may run its iterations one after
+        // another (on a loaded machine it did), and the ranks of a MoE model under expert parallelism load only
+        // together (they join one group while loading), so rank 0's start would wait out rank 1's timeout.
+        let group = DispatchGroup()
+        for i in configs.indices {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                do {
+                    let json = String(decoding: try JSONEncoder().encode(configs[i]), as: UTF8.self)
+                    let socket = NSTemporaryDirectory() + "pagoda-engine-\(getpid())-\(i)-\(UInt32.random(in: 0...UInt32.max)).sock"
+                    guard let secret = configs[i].internalSecret else {
+                        throw EngineRPCError.handshake("no internal secret for the engine core (EngineConfig.internalSecret)")
+                    }
+                    let p = try EngineCoreProcess(
+                        executable: executable, arguments: ["engine-core", "--engine-config-json", json],
+                        address: .unix(path: socket), secret: secret, startupTimeout: startupTimeout)
+                    results.set(i, .success(p))
+                } catch {
+                    results.set(i, .failure(error))
                 }
-                let p = try EngineCoreProcess(
-                    executable: executable, arguments: ["engine-core", "--engine-config-json", json],
-                    address: .unix(path: socket), secret: secret, startupTimeout: startupTimeout)
-                lock.lock(); started[i] = p; lock.unlock()
-            } catch {
-                lock.lock(); failures.append((i, error)); lock.unlock()
             }
+            thread.name = "pagoda-engine-start-\(i)"
+            thread.start()
         }
-        if let (i, error) = failures.min(by: { $0.0 < $1.0 }) {
+        group.wait()  // each start ends by its own startup timeout
+        let all = results.all
+        let started = all.map { try? $0?.get() }
+        let failures = all.enumerated().compactMap { i, r -> (Int, Error)? in
+            if case .failure(let e)? = r { return (i, e) }
+            return nil
+        }
+        if let (i, error) = failures.first {
             for p in started.compactMap({ $0 }) { p.stop() }
             throw configs.count > 1
                 ? EngineRPCError.handshake("data-parallel rank \(configs[i].parallel.dataParallelRank): \(error)") : error
         }
         return started.map { $0! }
+    }
+}
+
+/// Each rank's start, filled by its own thread under a lock.
+private final class StartResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<EngineCoreProcess, Error>?]
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<EngineCoreProcess, Error>) {
+        lock.lock()
+        results[i] = r
+        lock.unlock()
+    }
+    var all: [Result<EngineCoreProcess, Error>?] {
+        lock.lock()
+        defer { lock.unlock() }
+        return results
     }
 }
