@@ -118,6 +118,22 @@ def greedy(s, prompts, max_tokens=12, timeout=60):
     return [c.completions.create(model="m", prompt=p, max_tokens=max_tokens, temperature=0).choices[0].text for p in prompts]
 
 
+def stream_outcome(client, prompt, max_tokens):
+    """'ok' for a streamed completion that ends well, else 'error after N chunks' (a request lost before its
+    first token reads 'error after 0')."""
+    import openai
+
+    chunks = 0
+    try:
+        out = client.completions.create(model="m", prompt=prompt, max_tokens=max_tokens, temperature=0, stream=True)
+        for ch in out:
+            if ch.choices and ch.choices[0].text:
+                chunks += 1
+        return "ok"
+    except openai.APIError:
+        return f"error after {chunks}"
+
+
 def load(s):
     """The server's /load document."""
     return json.loads(s.get("/load")[2])

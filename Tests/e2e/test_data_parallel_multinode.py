@@ -13,12 +13,11 @@ import subprocess
 import tempfile
 import time
 
-import openai
 import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
 from netns import ip
-from serve_process import ServeProcess, greedy, load, metric, openai_client, wait_until
+from serve_process import ServeProcess, greedy, load, metric, openai_client, stream_outcome, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):",
@@ -178,16 +177,7 @@ def test_losing_the_headless_node_and_its_return(pagoda, node1):
         c = openai_client(head, 60)
 
         def stream(i):
-            """'ok', or 'error after N chunks' (a request lost before its first token would be 'after 0')."""
-            chunks = 0
-            try:
-                out = c.completions.create(model="m", prompt=f"story {i}:", max_tokens=96, temperature=0, stream=True)
-                for ch in out:
-                    if ch.choices and ch.choices[0].text:
-                        chunks += 1
-                return "ok"
-            except openai.APIError:
-                return f"error after {chunks}"
+            return stream_outcome(c, f"story {i}:", 96)
 
         remote_pids = [e["pid"] for e in load(head)["engines"] if e["rank"] >= 2]
         with concurrent.futures.ThreadPoolExecutor(16) as pool:

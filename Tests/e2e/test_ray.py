@@ -18,12 +18,11 @@ import sys
 import tempfile
 import time
 
-import openai
 import pytest
 
 from conftest import CONFORMANCE, ROOT, free_port
 from netns import ip
-from serve_process import ServeProcess, greedy, load, metric, openai_client, wait_until
+from serve_process import ServeProcess, greedy, load, metric, openai_client, stream_outcome, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):"]
@@ -229,16 +228,7 @@ def test_killing_the_actor_of_one_dp_rank_mid_load(pagoda, clean):
         cl = openai_client(s, 120)
 
         def stream(i):
-            """'ok', or 'error after N chunks' (a request lost before its first token would be 'after 0')."""
-            chunks = 0
-            try:
-                out = cl.completions.create(model="m", prompt=f"story {i}:", max_tokens=64, temperature=0, stream=True)
-                for ch in out:
-                    if ch.choices and ch.choices[0].text:
-                        chunks += 1
-                return "ok"
-            except openai.APIError:
-                return f"error after {chunks}"
+            return stream_outcome(cl, f"story {i}:", 64)
 
         job = re.search(r"placement group (pagoda-serve\d+)-dp1", s.log_text()).group(1)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
