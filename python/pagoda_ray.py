@@ -12,9 +12,11 @@ Two modes:
   side is `RayCluster`). Requests: `place`, `start`, `shutdown`. Events: `connected`, `placed`,
   `started`, `exited`, `error`, `stopped`. stdout carries nothing else (Ray's own output goes to stderr).
   End of stdin is a shutdown: the placement groups and actors of this session are removed.
-* `exec --placement-group NAME --bundle I -- ARGV...`: runs ARGV in an actor placed in bundle I of a
-  placement group a session made, and lives as long as that process: its exit status is the process's
-  (128 + signal for a signal), SIGTERM stops it. It is the launch prefix of a tensor/pipeline worker.
+* `exec --placement-group NAME --bundle I [--stdin-to-process] -- ARGV...`: runs ARGV in an actor placed in
+  bundle I of a placement group a session made, and lives as long as that process: its exit status is the
+  process's (128 + signal for a signal), SIGTERM stops it. It is the launch prefix of a tensor/pipeline
+  worker. `--stdin-to-process`: this helper's stdin, read to its end, becomes the process's stdin (how a
+  worker on another node gets the deployment's secret, never in argv).
 
 Actors are created with max_restarts=0: Ray restarts nothing behind Pagoda's back.
 """
@@ -139,10 +141,16 @@ def process_actor_class(ray):
         def __init__(self):
             self.proc = None
 
-        def start(self, argv, env):
+        def start(self, argv, env, stdin_data=None):
+            """Starts the process; `stdin_data` (bytes): what it reads on its stdin (a pipe closed after
+            them), else its stdin is /dev/null."""
             full = dict(os.environ)
             full.update(env or {})
-            self.proc = subprocess.Popen(argv, env=full, stdin=subprocess.DEVNULL)
+            piped = stdin_data is not None
+            self.proc = subprocess.Popen(argv, env=full, stdin=subprocess.PIPE if piped else subprocess.DEVNULL)
+            if piped:
+                self.proc.stdin.write(stdin_data)
+                self.proc.stdin.close()
             return {"pid": self.proc.pid, "node_ip": ray.util.get_node_ip_address()}
 
         def wait(self):
@@ -358,6 +366,7 @@ class Session:
 def run_exec(args):
     """The `exec` mode: one process in one bundle of a session's placement group."""
     _die_with_parent()
+    stdin_data = sys.stdin.buffer.read() if args.stdin_to_process else None
     try:
         ray = connect(args.address)
         from ray.util import get_placement_group
@@ -366,7 +375,7 @@ def run_exec(args):
         pg = get_placement_group(args.placement_group)
         actor = process_actor_class(ray).options(
             scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=args.bundle)).remote()
-        info = ray.get(actor.start.remote(args.argv, {}), timeout=120)
+        info = ray.get(actor.start.remote(args.argv, {}, stdin_data), timeout=120)
     except Exception as e:  # noqa: BLE001
         print(f"pagoda_ray exec: cannot start {args.argv[:2]} in bundle {args.bundle} of "
               f"{args.placement_group}: {first_line(e)}", file=sys.stderr)
@@ -418,6 +427,8 @@ def main(argv=None):
     ex = sub.add_parser("exec", help="run one process in a bundle of a placement group")
     ex.add_argument("--placement-group", required=True)
     ex.add_argument("--bundle", type=int, required=True)
+    ex.add_argument("--stdin-to-process", action="store_true",
+                    help="hand this helper's stdin (read to its end) to the process's stdin")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.mode == "exec":

@@ -4,15 +4,15 @@ two-node cluster of Tests/e2e/test_ray.py. Run from Tests/e2e:
     PYTHONPATH=. python3 -m pytest -s -q -p no:cacheprovider ../../Benchmarks/ray/test_startup_and_memory.py"""
 import os, statistics, time
 from conftest import free_port, pagoda  # noqa: F401
-from serve_process import ServeProcess
-from test_ray import COMMON, MODEL, client, cluster  # noqa: F401
+from serve_process import ServeProcess, openai_client
+from test_ray import COMMON, MODEL, cluster  # noqa: F401
 
 def ttft(pagoda, args, env=None):
     s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, *args], env=env)
     start = time.monotonic()
     try:
         s.wait_healthy(timeout=400)
-        client(s).completions.create(model="m", prompt="Hello", max_tokens=1, temperature=0)
+        openai_client(s, 120).completions.create(model="m", prompt="Hello", max_tokens=1, temperature=0)
         return time.monotonic() - start
     finally:
         s.stop()

@@ -85,6 +85,10 @@ struct EngineArgs: ParsableArguments {
             help: "Command put before each worker's command line, {rank} replaced (e.g. 'ip netns exec ns{rank}'; env PAGODA_WORKER_LAUNCH_PREFIX).")
     var workerLaunchPrefix: String?
 
+    @Option(name: .customLong("worker-control-host"),
+            help: "This host's IPv4 address that workers on other hosts reach the engine at over TCP, with the secret (default: a Unix socket; env PAGODA_WORKER_CONTROL_HOST).")
+    var workerControlHost: String?
+
     @Option(name: .customLong("kv-transfer-config"),
             help: ArgumentHelp("Prefill/decode disaggregation: the KV connector as JSON, e.g. "
                 + "'{\"kv_connector\":\"TCPConnector\",\"kv_role\":\"kv_producer\",\"kv_port\":14579}' "
@@ -184,6 +188,10 @@ struct EngineArgs: ParsableArguments {
         if let text = env.value(flag: workerLaunchPrefix, flagName: "--worker-launch-prefix",
                                     variables: ["PAGODA_WORKER_LAUNCH_PREFIX"], in: environment) {
             p.workerLaunchPrefix = ParallelConfig.parseLaunchPrefix(text.value)
+        }
+        if let text = env.value(flag: workerControlHost, flagName: "--worker-control-host",
+                                    variables: ["PAGODA_WORKER_CONTROL_HOST"], in: environment) {
+            p.workerControlHost = text.value  // checked by `ParallelConfig.validate`
         }
         if let text = env.value(flag: workerExecutable, flagName: "--worker-executable",
                                     variables: ["PAGODA_WORKER_EXECUTABLE"], in: environment) {

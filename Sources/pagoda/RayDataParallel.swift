@@ -92,6 +92,7 @@ final class RayDataParallel {
                 var ray = plan.settings
                 ray.placementGroup = p.placementGroup
                 ray.bundleHosts = p.nodeIPs
+                ray.engineHost = p.nodeIPs.first  // the engine core runs in bundle 0
                 c.parallel.ray = ray
                 c.parallel.distributedExecutorBackend = .ray
             }

@@ -22,6 +22,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Unix socket of the engine that started this worker (executor mode).")
     var engineSocket: String?
 
+    @Option(help: "tcp://host:port of the engine that started this worker, on another host (executor mode; needs the secret).")
+    var engineAddress: String?
+
+    @Option(help: "Identity of the engine that started this worker; the engine and the worker check it.")
+    var engineId: String?
+
     @Option(help: "Pid of the engine process; the worker dies with it.")
     var parentPid: Int?
 
@@ -51,10 +57,28 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var secretArgs: InternalSecretArgs
 
+    /// Executor mode: the engine's control address (`--engine-socket` or `--engine-address`), else nil.
+    func engineControlAddress() throws -> EngineRPCAddress? {
+        if let engineSocket { return .unix(path: engineSocket) }
+        guard let engineAddress else { return nil }
+        guard let a = try? EngineRPCAddress(parsing: engineAddress), case .tcp = a else {
+            throw ValidationError("invalid --engine-address \(engineAddress): expected tcp://host:port")
+        }
+        return a
+    }
+
     func validate() throws {
+        if engineSocket != nil && engineAddress != nil {
+            throw ValidationError("--engine-socket and --engine-address cannot be used together")
+        }
+        let engineSocket = try engineControlAddress()
+        if engineSocket != nil && engineId == nil {
+            throw ValidationError("--engine-id is required with --engine-socket or --engine-address")
+        }
         if !collectiveSelftest && !collectiveBench && engineSocket == nil {
             throw ValidationError(
-                "pagoda worker is started by the engine (--engine-socket), or use --collective-selftest / --collective-bench")
+                "pagoda worker is started by the engine (--engine-socket or --engine-address), or use --collective-selftest / --collective-bench"
+            )
         }
         if worldSize < 1 || worldSize > 64 { throw ValidationError("--world-size must be 1...64, got \(worldSize)") }
         if transport != "shm" && transport != "tcp" { throw ValidationError("--transport must be shm or tcp, got \(transport)") }
@@ -65,8 +89,8 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let engineSocket {
-            try await runEngineWorker(socketPath: engineSocket)
+        if let engine = try engineControlAddress() {
+            try await runEngineWorker(engine: engine)
             return
         }
         if let rank {
@@ -150,17 +174,27 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 extension WorkerCommand {
-    /// Executor mode: serves the engine at `socketPath` until it says shut down.
+    /// Executor mode: serves the engine at `engine` until it says shut down (over TCP, after proving the secret
+    /// it was handed on stdin).
     /// Serves the engine on a dedicated thread named `pagoda-stage` (it runs the forward passes and is
     /// pinned to this worker's first CPU), not on a thread of Swift's cooperative pool.
-    func runEngineWorker(socketPath: String) async throws {
+    func runEngineWorker(engine: EngineRPCAddress) async throws {
         guard let rank else { throw ValidationError("--rank is required with --engine-socket") }
         let parent = parentPid.map { Int32($0) }
+        var secret: PeerSecret? = nil
+        if case .tcp = engine {
+            guard let s = try secretArgs.configured() else {
+                throw ValidationError(
+                    "--engine-address needs the deployment's secret (\(InternalSecretArgs.flag) or \(InternalSecretArgs.variable))")
+            }
+            secret = s
+        }
+        let engineId = engineId ?? ""
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             let t = Thread {
                 // The kernel's thread name (top -H, /proc/<pid>/task/<tid>/comm).
                 if let f = fopen("/proc/thread-self/comm", "w") { fputs("pagoda-stage", f); fclose(f) }
-                MultiprocWorker.run(socketPath: socketPath, rank: rank, parentPid: parent)
+                MultiprocWorker.run(engine: engine, engineId: engineId, secret: secret, rank: rank, parentPid: parent)
                 done.resume()
             }
             t.name = "pagoda-stage"

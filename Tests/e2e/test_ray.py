@@ -1,12 +1,14 @@
 """Pagoda on a real Ray cluster (Ray from PyPI, pinned in requirements.txt): a Ray head on this machine and a
-second Ray node in a network namespace made here (prefix `ray-`), joined by a veth pair with our own 10.x
+second Ray node in a network namespace made here (prefix `ray2-`), joined by a veth pair with our own 10.x
 addresses, so the two nodes have distinct addresses; a custom resource (`pagoda_dev`, one per node) stands in
 for a device. Ray's files live under a temporary folder of ours, and every Ray process is stopped at the end.
+The head's health checks run every second (Ray's default notices a dead node after 30 s or more).
 
 `--data-parallel-backend ray` places DP=2 across the two nodes (greedy outputs equal DP=1, both ranks serve),
-`--distributed-executor-backend ray` places TP=2 (and PP=2) across them (tokens equal one process), a killed rank actor is
-reported with its rank while the other keeps serving, and after every test no Pagoda placement group or actor
-is left in the cluster."""
+`--distributed-executor-backend ray` places TP=2 (and PP=2) across them (tokens equal one process; the worker on
+the second node reaches its engine only over TCP), a killed rank actor or a whole dead node is reported with its
+rank while the other keeps serving, and after every test no Pagoda placement group or actor is left in the
+cluster. The node-death test kills the second node: it runs last."""
 import concurrent.futures
 import json
 import os
@@ -28,6 +30,9 @@ MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):"]
 COMMON = ["--dtype", "float32", "--threads", "1", "--max-model-len", "512", "--served-model-name", "m", "--disable-log-requests"]
 HELPER = str(ROOT / "python" / "pagoda_ray.py")
+# The GCS checks every node each second and counts it dead after 4 failed checks of 2 s at most.
+HEALTH_CHECKS = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
+                 "RAY_health_check_timeout_ms": "2000", "RAY_health_check_failure_threshold": "4"}
 RAY_SETTINGS = ["--num-cpus", "1", "--resources", json.dumps({"pagoda_dev": 1}), "--object-store-memory", str(80 * 1024 * 1024),
                 "--disable-usage-stats"]
 
@@ -46,7 +51,7 @@ class RayCluster:
 
     def start(self):
         ray = ray_cli()
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **HEALTH_CHECKS)
         head = subprocess.run([ray, "start", "--head", "--node-ip-address", self.head_ip, "--port", str(free_port()),
                                "--include-dashboard=false", "--temp-dir", f"{self.tmp}/head", *RAY_SETTINGS],
                               capture_output=True, text=True, timeout=180, env=env)
@@ -117,14 +122,14 @@ def cluster():
         print("skipping: the ip command (iproute2) is not installed")
         pytest.skip("the ip command (iproute2) is not installed")
     tag = os.getpid() % 100000
-    ns, host_if, ns_if = f"ray-{tag}", f"rayh{tag}", f"rayn{tag}"
+    ns, host_if, ns_if = f"ray2-{tag}", f"ray2h{tag}", f"ray2n{tag}"
     subnet = f"10.198.{tag % 200 + 20}"
     probe = ip("netns", "add", ns, check=False)
     if probe.returncode != 0:
         reason = f"network namespaces are not permitted here: {probe.stderr.strip()}"
         print("skipping:", reason)
         pytest.skip(reason)
-    tmp = tempfile.mkdtemp(prefix="ray-pagoda-", dir="/tmp")
+    tmp = tempfile.mkdtemp(prefix="ray2-pagoda-", dir="/tmp")
     c = RayCluster(ns, f"{subnet}.1", f"{subnet}.2", tmp)
     try:
         ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
@@ -214,8 +219,40 @@ def test_tp2_and_pp2_with_the_ray_executor_across_two_nodes_match_one_process(pa
         log = s.log_text()
         # One worker per node: the second one's bundle is on the namespace's node.
         assert f"on {c.head_ip} (bundle" in log and f"on {c.node_ip} (bundle" in log, log
+        # That worker reaches its engine over TCP only: its command line names the engine's TCP address on the head
+        # node, it holds an established TCP connection to it, it lives in the other network namespace, and the
+        # engine saw it connect from the namespace's address (after the secret's handshake).
+        pid = int(re.search(rf"pagoda_ray exec: pid (\d+) on {re.escape(c.node_ip)} \(bundle", log).group(1))
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        assert b"--engine-address" in argv and b"--engine-socket" not in argv, argv
+        engine = argv[argv.index(b"--engine-address") + 1].decode()
+        assert engine.startswith(f"tcp://{c.head_ip}:"), engine
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert tcp_peers(pid) & {engine[len("tcp://"):]}, (tcp_peers(pid), engine)
+        assert re.search(rf"worker rank \d \(pid {pid}\) connected over TCP from {re.escape(c.node_ip)}:", log), log
     finally:
         stop(s)
+
+
+def tcp_peers(pid):
+    """`ip:port` of the established TCP connections of process `pid` (its sockets, read from its namespace's table)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    peers = set()
+    with open(f"/proc/{pid}/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED, one of its sockets
+                addr, port = fields[2].split(":")
+                quad = ".".join(str(b) for b in reversed(bytes.fromhex(addr)))
+                peers.add(f"{quad}:{int(port, 16)}")
+    return peers
 
 
 def test_killing_the_actor_of_one_dp_rank_mid_load(pagoda, clean):
@@ -335,3 +372,49 @@ def test_ray_flags_are_checked_at_the_command_line(pagoda, args, env, needle):
     r = subprocess.run([pagoda, "serve", MODEL, "--port", str(free_port()), *COMMON, "--data-parallel-size", "2", *args],
                        capture_output=True, text=True, timeout=60, env=dict(os.environ, **env))
     assert r.returncode != 0 and needle in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_a_dead_node_mid_load_is_reported_with_its_rank(pagoda, clean):
+    """The second node dies whole (its raylet and every process in its namespace killed by pid) while DP=2 runs
+    under load: rank 1 is reported lost with its rank, Ray reports its actor dead within the health-check bound,
+    rank 0 keeps answering, no request is lost that had not started, and after the shutdown no Pagoda placement
+    group or actor is left. Runs last: the cluster has one node afterwards."""
+    c = clean
+    s = ServeProcess(pagoda, MODEL, free_port(),
+                     [*COMMON, "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-backend", "ray",
+                      "--data-parallel-routing", "load"], env=c.env())
+    try:
+        s.wait_healthy(timeout=300)
+        cl = openai_client(s, 120)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(stream_outcome, cl, f"story {i}:", 64) for i in range(16)]
+            wait_until(lambda: all(e["num_requests_running"] > 0 for e in load(s)["engines"]), 120, "both ranks run requests")
+            victims = [int(p) for p in ip("netns", "pids", c.ns).stdout.split()]
+            assert victims, "no process in the second node's namespace"
+            killed_at = time.monotonic()
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            results = [f.result(timeout=240) for f in futures]
+        print("after killing the second node:", {r: results.count(r) for r in set(results)})
+        assert all(r == "ok" or (r.startswith("error after ") and r != "error after 0") for r in results), results
+        wait_until(lambda: load(s)["engines"][1]["up"] is False, 30, "rank 1 is down")
+        status, _, body = s.get("/health")
+        assert status == 200 and json.loads(body) == {"status": "degraded", "down_ranks": [1]}
+        # Ray's own report comes after its health checks give up on the node: seconds, not minutes.
+        wait_until(lambda: re.search(r"data-parallel rank 1: Ray reports that its Ray actor died", s.log_text()), 60,
+                   "Ray reports rank 1's actor dead")
+        print(f"Ray reported the dead node's actor {time.monotonic() - killed_at:.1f} s after the kill")
+        log = s.log_text()
+        assert "data-parallel rank 1 (Ray actor) lost" in log, log
+        assert "data-parallel rank 0: Ray reports" not in log, log
+        for i in range(4):
+            assert cl.completions.create(model="m", prompt=f"after {i}", max_tokens=4, temperature=0).choices[0].finish_reason == "length"
+        assert [e["up"] for e in load(s)["engines"]] == [True, False]
+    finally:
+        log = stop(s)
+    assert "Ray: 2 actor(s) stopped, 2 placement group(s) removed" in log, log
+    dead = c.query("print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if not n['Alive']]))\n")
+    assert c.node_ip in dead, dead

@@ -41,7 +41,8 @@ public struct EngineConfig: Sendable, Codable, Equatable {
                 "--kv-transfer-config", "KV transfer runs with --pipeline-parallel-size 1 (and one batch in flight) only for now")
         } else if let kv = kvTransfer, kv.connector != .tcp, parallel.executorBackend != .uni {
             throw EngineConfigError.invalid(
-                "--kv-transfer-config", "\(kv.connectorName) runs with the in-process executor only "
+                "--kv-transfer-config",
+                "\(kv.connectorName) runs with the in-process executor only "
                     + "(--tensor-parallel-size 1, no --distributed-executor-backend mp); TCPConnector supports tensor parallelism")
         }
         if !scheduler.enableChunkedPrefill, let len = model.maxModelLen, scheduler.maxNumBatchedTokens < len {
@@ -210,6 +211,10 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
     /// A command put before each worker's command line, `{rank}` replaced by its rank (e.g. `ip netns exec ns{rank}`);
     /// it must exec the worker, so that its pid is the worker's.
     public var workerLaunchPrefix: [String] = []
+    /// The IPv4 address of this engine's node that its workers reach it at over TCP (workers on other hosts:
+    /// the Ray executor sets its node's Ray address); nil: a Unix socket in `TMPDIR` (workers share this host's
+    /// file system). See `MultiprocTCPControl`.
+    public var workerControlHost: String? = nil
     /// The `pagoda` executable the workers run; nil: this process if it is `pagoda`, else a `pagoda` beside it.
     public var workerExecutable: String? = nil
     /// The CPUs this engine's threads (and its workers') run on: a data-parallel rank's share of the host,
@@ -292,13 +297,17 @@ public struct ParallelConfig: Sendable, Codable, Equatable {
                     "--distributed-transport", "shm cannot reach workers on other hosts (--worker-hosts is set)")
             }
         }
+        if let host = workerControlHost, !Self.isWorkerHost(host) {
+            throw EngineConfigError.invalid("--worker-control-host", "must be an IPv4 address, got '\(host)'")
+        }
         if let exe = workerExecutable, exe.isEmpty { throw EngineConfigError.invalid("--worker-executable", "empty path") }
         if enableExpertParallel && pipelineParallelSize > 1 {
             throw EngineConfigError.invalid("--enable-expert-parallel", "runs with --pipeline-parallel-size 1, got \(pipelineParallelSize)")
         }
         if enableExpertParallel && dataParallelSize > 1 && (expertParallelGroupAddress == nil || dataParallelControlAddress == nil) {
             throw EngineConfigError.invalid(
-                "--enable-expert-parallel", "with --data-parallel-size \(dataParallelSize) the engines need the addresses of their expert-parallel group")
+                "--enable-expert-parallel",
+                "with --data-parallel-size \(dataParallelSize) the engines need the addresses of their expert-parallel group")
         }
         if expertLoadReportInterval < 1 {
             throw EngineConfigError.invalid("--expert-load-report-interval", "must be at least 1 step, got \(expertLoadReportInterval)")

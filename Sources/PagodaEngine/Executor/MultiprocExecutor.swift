@@ -7,9 +7,10 @@ import Glibc
 
 /// Runs the model in TP × PP worker processes (vLLM's `MultiprocExecutor`, `--distributed-executor-backend mp`).
 ///
-/// Start-up: listens on a Unix socket, spawns `pagoda worker --engine-socket … --rank r` for every
-/// worker rank r = ppRank × TP + tpRank, sends each the `EngineConfig` and its group addresses, and waits
-/// until every worker has loaded its shard. Every step the `SchedulerOutput` is sent to all workers;
+/// Start-up: listens on a Unix socket, spawns `pagoda worker --engine-socket … --rank r --engine-id ID` for
+/// every worker rank r = ppRank × TP + tpRank, checks each worker's hello (its rank, and the engine identity
+/// it was started for), sends each the `EngineConfig` and its group addresses, and waits until every worker
+/// has loaded its shard. The listener is closed once every worker is connected. Every step the `SchedulerOutput` is sent to all workers;
 /// each runs its stage (pipeline stages pass hidden state + residual by send/recv), and the driver (last
 /// stage, TP rank 0) answers with the `ModelRunnerOutput`.
 ///
@@ -25,7 +26,11 @@ import Glibc
 /// rank (vLLM's MASTER_ADDR, per group). `ParallelConfig.workerLaunchPrefix` is a command put before
 /// each worker's command line, `{rank}` replaced by its rank (for example `ip netns exec pagoda-ns{rank}`,
 /// or an ssh wrapper); the prefix must exec the worker so that its pid is the worker's. The control
-/// channel stays a Unix socket, so a worker must see the engine's file system (`TMPDIR`).
+/// channel is a Unix socket (a worker must see the engine's file system, `TMPDIR`) unless
+/// `ParallelConfig.workerControlHost` is set: the engine then listens on TCP at that address
+/// (`MultiprocTCPControl`), each worker gets `--engine-address tcp://host:port` and the secret on its stdin
+/// (`--internal-secret-file /dev/stdin`; a launch prefix must pass stdin on), and proves the secret before
+/// any frame; keepalive notices a worker whose host vanished.
 ///
 /// Micro-batches (vLLM's batch queue): `submitModel` sends a step to every worker and returns a future
 /// at once; up to `maxConcurrentBatches` (`ParallelConfig.maxConcurrentBatches`, default P) steps are in flight,
@@ -42,6 +47,8 @@ public final class MultiprocExecutor: Executor {
     private var channels: [MultiprocChannel?] = []
     private var exitStatus: [Int32?] = []
     private let socketPath: String
+    /// Checked in every worker's hello and init: a worker started for another engine is refused.
+    let engineId: String
     private var shmNames: [String] = []
     private let spawner: WorkerSpawner
     private var failure: MultiprocExecutorError?
@@ -72,6 +79,7 @@ public final class MultiprocExecutor: Executor {
         Self.counterLock.lock(); Self.counter += 1; let k = Self.counter; Self.counterLock.unlock()
         let id = "\(getpid())-\(k)"
         socketPath = NSTemporaryDirectory().appending("pagoda-\(id).sock")
+        engineId = "\(ProcessInfo.processInfo.hostName)-\(id)-\(UInt32.random(in: 0...UInt32.max))"
         spawner = WorkerSpawner()
         channels = Array(repeating: nil, count: n)
         exitStatus = Array(repeating: nil, count: n)
@@ -82,24 +90,36 @@ public final class MultiprocExecutor: Executor {
             try p.validate()
             let (tpAddresses, ppAddresses) = try Self.groupAddresses(layout: layout, parallel: p, id: id, shmNames: &shmNames)
             let exe = try Self.workerExecutable(p.workerExecutable)
-            let listener = try MultiprocUnixSocket.listen(path: socketPath)
-            defer { close(listener) }
-            let path = socketPath
             // Every worker is started here: without a deployment secret, a fresh one serves as well.
             let groupSecret = config.internalSecret ?? .random()
+            let listener: ControlListener
+            let control: [String]
+            var stdinSecret: PeerSecret? = nil
+            if let host = p.workerControlHost {
+                let l = try MultiprocTCPControl.listen(host: host, secret: groupSecret)
+                listener = .tcp(l)
+                // The secret goes to the worker's stdin, never to argv (which `ps` shows).
+                control = ["--engine-address", l.address.description, "--internal-secret-file", "/dev/stdin"]
+                stdinSecret = groupSecret
+            } else {
+                listener = .unix(try MultiprocUnixSocket.listen(path: socketPath))
+                control = ["--engine-socket", socketPath]
+            }
+            defer { if case .unix(let fd) = listener { close(fd) } }
             let prefix = p.workerLaunchPrefix
             // A Ray actor is the parent of a Ray-placed worker: it stops the worker itself.
             let parent = p.executorBackend == .ray ? [] : ["--parent-pid", "\(getpid())"]
-            workerPids = try spawner.spawn(count: n) { rank in
+            let identity = engineId
+            workerPids = try spawner.spawn(count: n, stdin: stdinSecret.map { Data(($0.text + "\n").utf8) }) { rank in
                 prefix.map { $0.replacingOccurrences(of: "{rank}", with: "\(rank)") }
-                    + [exe, "worker", "--engine-socket", path, "--rank", "\(rank)"] + parent
+                    + [exe, "worker"] + control + ["--rank", "\(rank)", "--engine-id", identity] + parent
             }
             try acceptWorkers(listener: listener)
             unlink(socketPath)  // every worker is connected: nothing is left to clean up if the engine is killed
             for r in 0..<n {
                 let initMsg = MultiprocWorkerInit(
                     config: config, tensorGroupAddress: tpAddresses[layout.ppRank(ofWorker: r)],
-                    pipelineGroupAddress: ppAddresses[layout.tpRank(ofWorker: r)], secret: groupSecret)
+                    pipelineGroupAddress: ppAddresses[layout.tpRank(ofWorker: r)], secret: groupSecret, engineId: engineId)
                 try send(.initialize(initMsg), to: r)
             }
             let replies = try awaitReplies(from: Set(0..<n))
@@ -165,7 +185,9 @@ public final class MultiprocExecutor: Executor {
             let ranks = kvAggregator == nil ? [layout.driverRank] : Set(0..<layout.workersPerEngine)
             let replies = try awaitReplies(from: ranks)
             guard case .output(var out)? = replies[layout.driverRank] else {
-                throw fail(MultiprocExecutorError.workerFailed(rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
+                throw fail(
+                    MultiprocExecutorError.workerFailed(
+                        rank: layout.driverRank, message: "unexpected reply \(String(describing: replies[layout.driverRank]))"))
             }
             if let kvAggregator {
                 let reports = (0..<layout.workersPerEngine).map { r -> KVConnectorOutput? in
@@ -235,7 +257,16 @@ public final class MultiprocExecutor: Executor {
             "no pagoda executable for the workers beside \(me.path); pass --worker-executable (or set PAGODA_WORKER_EXECUTABLE)")
     }
 
-    private func acceptWorkers(listener: Int32) throws {
+    /// Where the workers connect: the engine's Unix socket, or its TCP listener (`MultiprocTCPControl`).
+    private enum ControlListener {
+        case unix(Int32)
+        case tcp(EngineRPCListener)
+    }
+
+    /// Accepts one connection per worker rank (every wait bounded: 120 s in all, 5 s for a hello). A TCP
+    /// peer that does not prove the secret, or whose hello names another engine, is logged and closed; a
+    /// worker of this engine that names a rank out of range or taken ends the start-up.
+    private func acceptWorkers(listener: ControlListener) throws {
         let n = layout.workersPerEngine
         let deadline = Date().addingTimeInterval(120)
         var connected = 0
@@ -246,11 +277,33 @@ public final class MultiprocExecutor: Executor {
                 }
             }
             if Date() > deadline { throw MultiprocExecutorError.startFailed("only \(connected) of \(n) workers connected within 120 s") }
-            guard let fd = MultiprocUnixSocket.accept(listener, timeoutMs: 100) else { continue }
-            let ch = MultiprocChannel(fd: fd)
-            let hello = try ch.receive(MultiprocHello.self)
+            let ch: MultiprocChannel
+            switch listener {
+            case .unix(let fd):
+                guard let c = MultiprocUnixSocket.accept(fd, timeoutMs: 100) else { continue }
+                ch = MultiprocChannel(fd: c)
+            case .tcp(let l):
+                guard let c = try MultiprocTCPControl.accept(l, timeout: 0.1, check: {}) else { continue }
+                ch = c
+            }
+            let hello: MultiprocHello
+            do { hello = try ch.receive(MultiprocHello.self, timeout: MultiprocTCPControl.helloTimeoutSeconds) } catch {
+                fputs("pagoda: the executor closed a worker connection without a hello within 5 s: \(error)\n", stderr)
+                continue
+            }
+            guard hello.engineId == engineId else {
+                fputs(
+                    "pagoda: the executor refused a worker (rank \(hello.rank), pid \(hello.pid)) of engine \(hello.engineId), not \(engineId)\n",
+                    stderr)
+                continue
+            }
             guard hello.rank >= 0 && hello.rank < n && channels[hello.rank] == nil else {
                 throw MultiprocExecutorError.startFailed("unexpected hello from rank \(hello.rank)")
+            }
+            if case .tcp = listener {
+                fputs(
+                    "pagoda: worker rank \(hello.rank) (pid \(hello.pid)) connected over TCP from \(MultiprocTCPControl.peer(ch))\n", stderr
+                )
             }
             channels[hello.rank] = ch
             connected += 1
@@ -386,7 +439,9 @@ final class WorkerSpawner {
     private var stopped = false
     private var thread: Thread?
 
-    func spawn(count: Int, arguments: @escaping (Int) -> [String]) throws -> [Int32] {
+    /// Starts `count` processes, `arguments(r)` for r in 0..<count; `stdin`: bytes each child reads on its
+    /// stdin (a pipe closed after them), else the child inherits this process's stdin.
+    func spawn(count: Int, stdin: Data? = nil, arguments: @escaping (Int) -> [String]) throws -> [Int32] {
         if thread == nil {
             let t = Thread { [unowned self] in
                 while true {
@@ -404,7 +459,7 @@ final class WorkerSpawner {
         var failure: Error? = nil
         job = {
             for r in 0..<count {
-                do { pids.append(try Self.posixSpawn(arguments(r))) } catch { failure = error; return }
+                do { pids.append(try Self.posixSpawn(arguments(r), stdin: stdin)) } catch { failure = error; return }
             }
         }
         request.signal()
@@ -424,14 +479,31 @@ final class WorkerSpawner {
         done.wait()
     }
 
-    static func posixSpawn(_ args: [String]) throws -> Int32 {
+    static func posixSpawn(_ args: [String], stdin: Data? = nil) throws -> Int32 {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // The pipe's ends are close-on-exec: only the dup on the child's fd 0 survives its exec.
+        var fds: [Int32] = [-1, -1]
+        if let stdin {
+            guard stdin.count <= 4096, pipe(&fds) == 0 else {
+                throw MultiprocExecutorError.startFailed("pipe for \(args[0]): \(String(cString: strerror(errno)))")
+            }
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
+        }
+        defer { for fd in fds where fd >= 0 { close(fd) } }
         // posix_spawnp: a launch prefix names its command (`ip`) by name.
-        let r = posix_spawnp(&pid, args[0], nil, nil, argv, environ)
+        let r = posix_spawnp(&pid, args[0], &actions, nil, argv, environ)
         guard r == 0 else {
             throw MultiprocExecutorError.startFailed("posix_spawn \(args[0]): \(String(cString: strerror(r)))")
+        }
+        if let stdin {
+            // At most a page: it fits the pipe's buffer, so this write does not wait for the child.
+            _ = stdin.withUnsafeBytes { write(fds[1], $0.baseAddress!, stdin.count) }
         }
         return pid
     }

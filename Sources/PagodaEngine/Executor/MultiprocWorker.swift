@@ -9,7 +9,7 @@ import Glibc
 
 /// The worker-process side of `MultiprocExecutor` (vLLM's `WorkerProc`), entered by `pagoda worker`.
 ///
-/// Connects to the engine's socket, joins its tensor group and pipeline group, loads its shard
+/// Connects to the engine's control socket (Unix, or TCP with the secret proved first), joins its tensor group and pipeline group, loads its shard
 /// through the `StageLoader` it was given (`.causalLM` in `pagoda worker`), then serves requests until `.shutdown` or until the engine's
 /// socket closes. Any error is reported (`.failed`, naming the peer to blame when a peer died) and the
 /// process exits with status 1.
@@ -44,23 +44,34 @@ public enum MultiprocWorker {
         public init(_ load: @escaping @Sendable (StageSpec) throws -> LoadedStage) { self.load = load }
     }
 
-    /// Serves the engine at `socketPath` as worker `rank`, building its stage with `loader`. Returns after a
-    /// clean shutdown; exits the process (status 1) after an error, which it first reports to the engine.
-    public static func run(socketPath: String, rank: Int, parentPid: Int32?, loader: StageLoader = .causalLM) {
+    /// Serves the engine at `engine` (`unix:` its socket; `tcp://` its control listener, proving `secret`,
+    /// bounded by `connectTimeout` seconds) as worker `rank` of the engine `engineId`, building its stage with
+    /// `loader`. Returns after a clean shutdown; exits the process (status 1) after an error, which it first
+    /// reports to the engine.
+    public static func run(
+        engine: EngineRPCAddress, engineId: String, secret: PeerSecret?, rank: Int, parentPid: Int32?, connectTimeout: Double = 60,
+        loader: StageLoader = .causalLM
+    ) {
         setvbuf(stdout, nil, _IOLBF, 0)
         if let parentPid, pagoda_set_parent_death_signal(SIGKILL, parentPid) != 0 {
             exit(0)  // the engine is already gone
         }
         let channel: MultiprocChannel
         do {
-            channel = MultiprocChannel(fd: try MultiprocUnixSocket.connect(path: socketPath))
-            try channel.send(MultiprocHello(rank: rank, pid: getpid()))
+            switch engine {
+            case .unix(let path):
+                channel = MultiprocChannel(fd: try MultiprocUnixSocket.connect(path: path))
+            case .tcp:
+                guard let secret else { throw MultiprocExecutorError.startFailed("a TCP control channel needs the secret") }
+                channel = try MultiprocTCPControl.connect(engine, secret: secret, timeout: connectTimeout)
+            }
+            try channel.send(MultiprocHello(rank: rank, pid: getpid(), engineId: engineId))
         } catch {
-            fputs("pagoda worker rank \(rank): cannot reach the engine at \(socketPath): \(error)\n", stderr)
+            fputs("pagoda worker rank \(rank): cannot reach the engine at \(engine): \(error)\n", stderr)
             exit(1)
         }
         do {
-            try serve(channel: channel, rank: rank, loader: loader)
+            try serve(channel: channel, rank: rank, engineId: engineId, loader: loader)
         } catch is MultiprocChannel.Closed {
             exit(0)  // the engine went away: nothing to report to
         } catch {
@@ -73,9 +84,12 @@ public enum MultiprocWorker {
         }
     }
 
-    private static func serve(channel: MultiprocChannel, rank: Int, loader: StageLoader) throws {
+    private static func serve(channel: MultiprocChannel, rank: Int, engineId: String, loader: StageLoader) throws {
         guard case .initialize(let setup) = try channel.receive(MultiprocRequest.self) else {
             throw MultiprocExecutorError.startFailed("rank \(rank): first message was not initialize")
+        }
+        guard setup.engineId == engineId else {
+            throw MultiprocExecutorError.startFailed("rank \(rank): the engine is \(setup.engineId), not \(engineId) (--engine-id)")
         }
         let config = setup.config
         let layout = ParallelLayout(

@@ -170,9 +170,13 @@ public final class EngineRPCListener: @unchecked Sendable {
     private let secret: PeerSecret
     private let logger = Logger(label: "pagoda.engine-rpc")
 
+    /// What its peers are, for log lines ("an engine RPC").
+    private let purpose: String
+
     /// Binds and listens. A TCP port 0 picks a free port (see `address`).
-    public init(address: EngineRPCAddress, secret: PeerSecret) throws {
+    public init(address: EngineRPCAddress, secret: PeerSecret, purpose: String = "an engine RPC") throws {
         self.secret = secret
+        self.purpose = purpose
         var bound = address
         if case .unix(let path) = address { unlink(path) }
         var fam: Int32 = 0
@@ -205,6 +209,12 @@ public final class EngineRPCListener: @unchecked Sendable {
     /// Waits up to `timeout` seconds for one connection. `check` runs about every 50 ms and may
     /// throw to give up early (e.g. the engine process exited).
     public func accept(timeout: Double, check: () throws -> Void = {}) throws -> EngineRPCConnection {
+        EngineRPCConnection(fd: try acceptSocket(timeout: timeout, check: check))
+    }
+
+    /// `accept`, handing out the authenticated socket itself (a protocol of its own runs on it: the
+    /// multiprocess executor's control channel).
+    func acceptSocket(timeout: Double, check: () throws -> Void = {}) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -215,12 +225,12 @@ public final class EngineRPCListener: @unchecked Sendable {
                     do {
                         try PeerAuthentication.accept(fd: c, secret: secret)
                     } catch {
-                        logger.warning("refused an engine RPC peer (\(EngineRPCSocket.peerDescription(c))) on \(address): \(error)")
+                        logger.warning("refused \(purpose) peer (\(EngineRPCSocket.peerDescription(c))) on \(address): \(error)")
                         close(c)
                         continue
                     }
                     EngineRPCSocket.configure(c, family: family)
-                    return EngineRPCConnection(fd: c)
+                    return c
                 }
             }
             try check()

@@ -5,6 +5,9 @@ import Foundation
 /// Ray data-parallel rank was given), and each worker is started by `pagoda_ray.py exec` — the launch prefix
 /// of `MultiprocExecutor` — in an actor on its bundle's node, reached there over TCP. The exec helper lives as
 /// long as its worker, so a worker (or actor, or node) that dies is a dead worker rank as with `mp`.
+/// A worker may be on another node, so the control channel is TCP: the engine listens on its own node's Ray
+/// address (`ParallelConfig.workerControlHost`), the exec helper hands the secret to the worker's stdin, and the
+/// worker proves it before any frame (`MultiprocTCPControl`).
 public final class RayExecutor: Executor {
     private let inner: MultiprocExecutor
     /// The session holding this engine's own placement group (nil when the group is a data-parallel rank's).
@@ -17,10 +20,12 @@ public final class RayExecutor: Executor {
         let workers = p.worldSize
         let group: String
         let hosts: [String]
+        let engineHost: String
         var own: RaySession?
         if let pg = settings.placementGroup, let h = settings.bundleHosts, h.count == workers {
             group = pg
             hosts = h
+            engineHost = settings.engineHost ?? h[0]
         } else {
             let s = try RaySession(settings: settings)
             do {
@@ -32,6 +37,7 @@ public final class RayExecutor: Executor {
                 }
                 group = mine.placementGroup
                 hosts = mine.nodeIPs
+                engineHost = s.headIP
             } catch {
                 s.shutdown()
                 throw error
@@ -40,8 +46,11 @@ public final class RayExecutor: Executor {
         }
         c.parallel.workerHosts = hosts
         c.parallel.transport = .tcp
+        c.parallel.workerControlHost = engineHost
         do {
-            c.parallel.workerLaunchPrefix = try settings.helperCommand(["exec", "--placement-group", group, "--bundle", "{rank}", "--"])
+            c.parallel.workerLaunchPrefix = try settings.helperCommand([
+                "exec", "--placement-group", group, "--bundle", "{rank}", "--stdin-to-process", "--",
+            ])
             inner = try MultiprocExecutor(config: c)
         } catch {
             own?.shutdown()

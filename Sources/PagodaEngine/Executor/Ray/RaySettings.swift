@@ -19,6 +19,9 @@ public struct RaySettings: Sendable, Codable, Equatable {
     /// on `bundleHosts[i]`; nil: the engine makes its own.
     public var placementGroup: String? = nil
     public var bundleHosts: [String]? = nil
+    /// The node the engine core of that placement group runs on (its bundle 0): where its workers reach it over
+    /// TCP; nil: `bundleHosts[0]`.
+    public var engineHost: String? = nil
 
     public init(
         python: String = "python3", helperScript: String? = nil, address: String? = nil, bundle: [String: Double] = ["CPU": 1],
