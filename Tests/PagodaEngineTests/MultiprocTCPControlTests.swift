@@ -75,6 +75,7 @@ final class MultiprocTCPControlTests: XCTestCase {
             return fd
         }
         let engineSide = try XCTUnwrap(try MultiprocTCPControl.accept(listener, timeout: 10, check: {}))
+        let started = Date()  // the connection's last traffic: keepalive counts its idle time from here
         let workerFd = try XCTUnwrap(worker(10))
         XCTAssertGreaterThanOrEqual(workerFd, 0)
         var on: Int32 = 1
@@ -86,7 +87,6 @@ final class MultiprocTCPControlTests: XCTestCase {
             throw XCTSkip("TCP_REPAIR (a silent close) needs CAP_NET_ADMIN: \(why)")
         }
         close(workerFd)  // in repair mode: no FIN, no RST
-        let started = Date()
         let outcome = background { () -> String in
             do {
                 _ = try engineSide.receiveFrame()
