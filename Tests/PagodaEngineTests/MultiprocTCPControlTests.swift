@@ -14,21 +14,18 @@ import Glibc
 final class MultiprocTCPControlTests: XCTestCase {
     let secret = try! PeerSecret(text: "ray2-control-channel-secret")
 
+    /// One value handed from a thread to the test (the semaphore orders the write before the read).
+    final class Handoff<T>: @unchecked Sendable { var value: T? }
+
     /// Runs `body` on a thread; returns a wait that gives its result (or nil after `timeout` s).
     func background<T>(_ body: @escaping () -> T) -> (Double) -> T? {
         let done = DispatchSemaphore(value: 0)
-        let box = NSLock()
-        var result: T?
+        let handoff = Handoff<T>()
         Thread {
-            let r = body()
-            box.lock(); result = r; box.unlock()
+            handoff.value = body()
             done.signal()
         }.start()
-        return { timeout in
-            guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-            box.lock(); defer { box.unlock() }
-            return result
-        }
+        return { timeout in done.wait(timeout: .now() + timeout) == .success ? handoff.value : nil }
     }
 
     func testAPeerWithoutTheSecretIsRefusedBeforeAnyFrame() throws {
@@ -78,6 +75,7 @@ final class MultiprocTCPControlTests: XCTestCase {
         let started = Date()  // the connection's last traffic: keepalive counts its idle time from here
         let workerFd = try XCTUnwrap(worker(10))
         XCTAssertGreaterThanOrEqual(workerFd, 0)
+        usleep(500_000)  // every byte acknowledged: nothing is retransmitted, only a keepalive probe can find out
         var on: Int32 = 1
         let tcpRepair: Int32 = 19  // linux/tcp.h
         guard setsockopt(workerFd, Int32(IPPROTO_TCP), tcpRepair, &on, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
@@ -98,6 +96,8 @@ final class MultiprocTCPControlTests: XCTestCase {
         let took = Date().timeIntervalSince(started)
         print("MultiprocTCPControlTests: vanished peer noticed after \(String(format: "%.1f", took)) s")
         XCTAssertLessThan(took, bound)
+        // Earlier would mean the close was not silent (a FIN or RST), so keepalive was not what noticed it.
+        XCTAssertGreaterThan(took, Double(MultiprocTCPControl.keepaliveIdleSeconds) - 0.5)
     }
 
     func config(tp: Int) -> EngineConfig {
