@@ -34,6 +34,7 @@ def first_line(r):
     (["-tp", "2"], {"PAGODA_COMM_TIMEOUT_S": "soon"}, "PAGODA_COMM_TIMEOUT_S"),
     (["-tp", "2", "--distributed-timeout-seconds", "0"], {}, "--distributed-timeout-seconds"),
     (["-pp", "2"], {"PAGODA_MAX_CONCURRENT_BATCHES": "0"}, "--max-concurrent-batches"),
+    (["-tp", "2", "--worker-control-host", "10.1.1.1:9"], {}, "--worker-control-host: must be an IPv4 address"),
 ])
 def test_bad_settings_are_one_line_errors_naming_their_source(pagoda, small_model, args, env, needle):
     r = run(pagoda, ["generate", small_model, *GENERATE, *args], env)
