@@ -164,4 +164,54 @@ final class MultiprocTCPControlTests: XCTestCase {
         XCTAssertEqual(rank, 1)
         XCTAssertLessThan(Date().timeIntervalSince(started), 10)
     }
+
+    /// The engine refuses a worker whose hello names another engine: the start-up fails at once naming the
+    /// rank (the worker's command line is given a wrong `--engine-id` by its launch prefix; the last one wins).
+    func testTheEngineRefusesAWorkerOfAnotherEngine() throws {
+        var c = config(tp: 2)
+        c.parallel.workerControlHost = "127.0.0.1"
+        c.parallel.workerLaunchPrefix = ["sh", "-c", "exec \"$@\" --engine-id engine-of-someone-else", "sh"]
+        let started = Date()
+        XCTAssertThrowsError(try MultiprocExecutor(config: c)) { error in
+            guard case .workerDied(_, let detail)? = error as? MultiprocExecutorError else {
+                return XCTFail("expected workerDied, got \(error)")
+            }
+            XCTAssertTrue(detail.contains("before connecting"), detail)
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+    }
+
+    /// A worker checks the engine's identity in its `initialize`: one from another engine ends it with an error
+    /// it reports, before it loads anything.
+    func testAWorkerRefusesTheInitializeOfAnotherEngine() throws {
+        let listener = try MultiprocTCPControl.listen(host: "127.0.0.1", secret: secret)
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: try MultiprocExecutor.workerExecutable(nil))
+        worker.arguments = [
+            "worker", "--engine-address", listener.address.description, "--rank", "1", "--engine-id", "engine-a",
+            "--internal-secret-file", "/dev/stdin",
+        ]
+        let stdin = Pipe()
+        worker.standardInput = stdin
+        try worker.run()
+        defer { if worker.isRunning { worker.terminate() } }
+        stdin.fileHandleForWriting.write(Data((secret.text + "\n").utf8))
+        try stdin.fileHandleForWriting.close()
+        let ch = try XCTUnwrap(try MultiprocTCPControl.accept(listener, timeout: 30, check: {}))
+        let hello = try ch.receive(MultiprocHello.self, timeout: 5)
+        XCTAssertEqual(hello.rank, 1)
+        XCTAssertEqual(hello.engineId, "engine-a")
+        XCTAssertEqual(hello.pid, worker.processIdentifier)
+        try ch.send(
+            MultiprocRequest.initialize(
+                MultiprocWorkerInit(
+                    config: config(tp: 2), tensorGroupAddress: "single", pipelineGroupAddress: "single", secret: secret,
+                    engineId: "engine-b")))
+        guard case .failed(let message, _) = try ch.receive(MultiprocReply.self, timeout: 30) else {
+            return XCTFail("expected a failure reply")
+        }
+        XCTAssertTrue(message.contains("the engine is engine-b, not engine-a"), message)
+        worker.waitUntilExit()
+        XCTAssertEqual(worker.terminationStatus, 1)
+    }
 }
