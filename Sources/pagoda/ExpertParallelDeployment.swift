@@ -23,7 +23,7 @@ enum ExpertParallelDeployment {
         guard config.parallel.dataParallelLockStep else { return }
         let dpSize = deployment.size
         let spansNodes = deployment.headless || !deployment.remoteRanks.isEmpty
-        guard deployment.loadBalancing == .internal, settings.apiServerCount == 1, settings.ray == nil else {
+        guard deployment.loadBalancing == .internal, settings.apiServerCount == 1 || deployment.headless, settings.ray == nil else {
             throw ValidationError(
                 "--enable-expert-parallel with --data-parallel-size \(dpSize) runs behind one API server (internal load balancing, local ranks or --headless nodes, --api-server-count 1, no Ray data-parallel backend)"
             )
