@@ -7,7 +7,6 @@ rank steps in dummy batches; killing the headless node mid-wave ends every in-fl
 naming the rank within the timeout, and the head keeps running."""
 import concurrent.futures
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import openai
 import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
-from netns import ip
+from netns import linked_namespace
 from serve_process import ServeProcess, child_pids, greedy, load, metric, openai_client, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-qwen3-moe")
@@ -50,39 +49,9 @@ def node_host(request):
     if request.param == "loopback":
         yield [], "127.0.0.1"
         return
-    if shutil.which("ip") is None:
-        print("skipping: the ip command (iproute2) is not installed")
-        pytest.skip("the ip command (iproute2) is not installed")
     tag = os.getpid() % 100000
-    ns, host_if, ns_if = f"ep2n{tag}", f"ep2{tag}h", f"ep2{tag}n"
-    subnet = f"10.198.{tag % 200 + 20}"
-    probe = ip("netns", "add", ns, check=False)
-    if probe.returncode != 0:
-        reason = f"network namespaces are not permitted here: {probe.stderr.strip()}"
-        print("skipping:", reason)
-        pytest.skip(reason)
-    try:
-        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-        ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
-        ip("link", "set", host_if, "up")
-        ip("-n", ns, "addr", "add", f"{subnet}.2/24", "dev", ns_if)
-        ip("-n", ns, "link", "set", ns_if, "up")
-        ip("-n", ns, "link", "set", "lo", "up")
-    except RuntimeError as e:
-        ip("link", "del", host_if, check=False)
-        ip("netns", "del", ns, check=False)
-        print("skipping:", e)
-        pytest.skip(f"cannot link a network namespace: {e}")
-    try:
-        yield ["ip", "netns", "exec", ns], f"{subnet}.1"
-    finally:
-        for pid in ip("netns", "pids", ns, check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        ip("link", "del", host_if, check=False)
-        ip("netns", "del", ns, check=False)
+    with linked_namespace("ep2", f"10.197.{tag % 200 + 20}") as (ns, _, head_addr):
+        yield ["ip", "netns", "exec", ns], head_addr
 
 
 def free_port_run(host):
@@ -199,7 +168,10 @@ def test_a_headless_rank_serves_like_the_non_ep_engine_and_steps_when_idle(pagod
         assert metric(head, "vllm:request_success_total", engine="1") == served1
         time.sleep(0.5)  # no rank steps while all are idle
         assert metric(head, "pagoda:dp_dummy_steps_total", engine="1") - dummy0 == dummy
-        assert metric(head, "pagoda:dp_waves_total", engine="1") == metric(head, "pagoda:dp_waves_total", engine="0") >= 2
+        waves = metric(head, "pagoda:dp_waves_total", engine="0")
+        assert metric(head, "pagoda:dp_waves_total", engine="1") == waves >= 2
+        # Both engines agree on the wave number: every wave ended advanced it by one.
+        assert metric(head, "pagoda:dp_current_wave", engine="0") == metric(head, "pagoda:dp_current_wave", engine="1") == waves
     finally:
         head.stop()
         node.stop()
