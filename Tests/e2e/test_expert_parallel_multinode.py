@@ -135,9 +135,11 @@ def deploy(pagoda, prefix, head_addr, *extra):
     return head, node
 
 
-def test_a_headless_rank_serves_like_the_non_ep_engine_and_steps_when_idle(pagoda, reference, node_host):
+@pytest.mark.parametrize("tp", [1, 2], ids=["tp1", "tp2"])
+def test_a_headless_rank_serves_like_the_non_ep_engine_and_steps_when_idle(pagoda, reference, node_host, tp):
+    # With -tp 2 the EP group holds four workers, two on each node (EP rank = DP rank × 2 + TP rank).
     prefix, head_addr = node_host
-    head, node = deploy(pagoda, prefix, head_addr, "--expert-load-report-interval", "4")
+    head, node = deploy(pagoda, prefix, head_addr, "--expert-load-report-interval", "4", "-tp", str(tp))
     try:
         assert [e["rank"] for e in load(head)["engines"]] == [0, 1]
         assert greedy(head, PROMPTS) == reference
@@ -150,7 +152,7 @@ def test_a_headless_rank_serves_like_the_non_ep_engine_and_steps_when_idle(pagod
         for e in (0, 1):
             assert metric(head, "vllm:request_success_total", engine=e) > 0, f"rank {e} served nothing"
             assert metric(head, "pagoda:ep_expert_tokens_total", engine=e) > 0, f"rank {e}'s experts got no tokens"
-        assert f"across nodes (TCP groups at {head_addr}:" in head.log_text()
+        assert f"over 2 data-parallel ranks × {tp} tensor ranks across nodes (TCP groups at {head_addr}:" in head.log_text()
 
         # Only rank 0 has work: the headless rank still steps, in dummy batches, and the wave ends.
         wait_until(lambda: metric(head, "pagoda:dp_in_wave", engine="0") == 0 and metric(head, "pagoda:dp_in_wave", engine="1") == 0,
