@@ -12,6 +12,9 @@ public struct EngineRequest: Sendable, Codable {
     public var dataParallelRank: Int?
     /// `kv_transfer_params` (prefill/decode disaggregation), for the engine's KV connector.
     public var kvTransferParams: KVTransferParams?
+    /// DP lock-step (a MoE model under expert parallelism): the wave the front-end sent it in (vLLM's
+    /// `current_wave`); nil otherwise.
+    public var wave: Int?
 
     public init(
         requestId: String, promptTokenIds: [Int], sampling: SamplingParams, eosTokenIds: [Int], arrivalTime: Double,

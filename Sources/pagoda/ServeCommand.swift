@@ -76,6 +76,8 @@ struct ServeCommand: AsyncParsableCommand {
         ServeLogging.bootstrap(dataParallel: external && dpSize > 1 ? (allRanks[0], dpSize) : nil)
         let logger = Logger(label: "pagoda.serve")
         for note in deployment.notes { logger.warning("\(note)") }
+        // The DP engines of a MoE model under expert parallelism form one expert-parallel group and step in waves.
+        try ExpertParallelDeployment.assignGroups(&config, deployment: deployment, settings: multiNode, logger: logger)
         if deployment.headless { try HeadlessNode.run(config: config, settings: multiNode, logger: logger) }
         // `--data-parallel-backend ray`: Ray places every rank's engine core; each joins like a headless node's rank.
         let rayDP = try multiNode.ray.map { try RayDataParallel.connect($0, logger: logger) }
@@ -90,31 +92,6 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("\(layout ?? deployment.summary)\(allRanks.count > 1 ? ", \(server.dataParallelRouting.rawValue) routing" : "")")
         }
         try ListenPortCheck.ensureFree(host: server.host, port: server.port)
-        if config.parallel.dataParallelLockStep {
-            // The DP engines of a MoE model under expert parallelism form one expert-parallel group and step in waves.
-            guard deployment.loadBalancing == .internal, localRanks.count == dpSize, multiNode.apiServerCount == 1 else {
-                throw ValidationError(
-                    "--enable-expert-parallel with --data-parallel-size \(dpSize) runs every rank on this host behind one API server for now (internal load balancing, no --headless nodes, --api-server-count 1)"
-                )
-            }
-            if config.parallel.effectiveTransport == .tcp {
-                // --distributed-transport tcp: the groups meet over loopback TCP (rank 0 listens on a free port).
-                func freePort() throws -> Int {
-                    let l = try TCPCommunicator.makeListener(host: "127.0.0.1")
-                    close(l.fd)
-                    return l.port
-                }
-                config.parallel.expertParallelGroupAddress = "tcp:127.0.0.1:\(try freePort())"
-                config.parallel.dataParallelControlAddress = "tcp:127.0.0.1:\(try freePort())"
-            } else {
-                let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-                config.parallel.expertParallelGroupAddress = "shm:/pagoda-ep-\(tag)"
-                config.parallel.dataParallelControlAddress = "shm:/pagoda-dpc-\(tag)"
-            }
-            logger.info(
-                "expert parallelism over \(dpSize) data-parallel ranks × \(config.parallel.tensorParallelSize) tensor ranks; the ranks step in waves"
-            )
-        }
         let configs = deployment.engineConfigs(base: config)
         if multiNode.apiServerCount > 1 {
             try await APIServerSupervisor(
@@ -136,8 +113,10 @@ struct ServeCommand: AsyncParsableCommand {
             deployment: deployment, config: config, modelPath: modelPath, liveness: EngineRPCLiveness(timeout: multiNode.heartbeatTimeout),
             origin: rayDP != nil ? .ray : .headlessNode, logger: logger)
         if let rayDP, let remote {
-            do { try rayDP.launch(
-                    base: config, size: dpSize, head: remote.acceptor.address, settings: multiNode, secret: config.internalSecret!) } catch {
+            do {
+                try rayDP.launch(
+                    base: config, size: dpSize, head: remote.acceptor.address, settings: multiNode, secret: config.internalSecret!)
+            } catch {
                 remote.acceptor.stop()
                 rayDP.shutdown()
                 throw error

@@ -7,7 +7,6 @@ import concurrent.futures
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -16,7 +15,7 @@ import time
 import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
-from netns import ip
+from netns import ip, linked_namespace
 from serve_process import ServeProcess, greedy, load, metric, openai_client, stream_outcome, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
@@ -35,39 +34,9 @@ def _deployment_secret():
 @pytest.fixture
 def node1():
     """A network namespace for the headless node, linked to this namespace: (namespace, head address)."""
-    if shutil.which("ip") is None:
-        print("skipping: the ip command (iproute2) is not installed")
-        pytest.skip("the ip command (iproute2) is not installed")
     tag = os.getpid() % 100000
-    ns, host_if, ns_if = f"pgdmn{tag}", f"pmn{tag}h", f"pmn{tag}n"
-    subnet = f"10.199.{tag % 200 + 20}"
-    probe = ip("netns", "add", ns, check=False)
-    if probe.returncode != 0:
-        reason = f"network namespaces are not permitted here: {probe.stderr.strip()}"
-        print("skipping:", reason)
-        pytest.skip(reason)
-    try:
-        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-        ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
-        ip("link", "set", host_if, "up")
-        ip("-n", ns, "addr", "add", f"{subnet}.2/24", "dev", ns_if)
-        ip("-n", ns, "link", "set", ns_if, "up")
-        ip("-n", ns, "link", "set", "lo", "up")
-    except RuntimeError as e:
-        ip("link", "del", host_if, check=False)
-        ip("netns", "del", ns, check=False)
-        print("skipping:", e)
-        pytest.skip(f"cannot link a network namespace: {e}")
-    try:
-        yield ns, ns_if, f"{subnet}.1"
-    finally:
-        for pid in ip("netns", "pids", ns, check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        ip("link", "del", host_if, check=False)
-        ip("netns", "del", ns, check=False)
+    with linked_namespace("pmn", f"10.199.{tag % 200 + 20}") as linked:
+        yield linked
 
 
 class HeadlessNode:

@@ -1,5 +1,5 @@
 """Pagoda on a real Ray cluster (Ray from PyPI, pinned in requirements.txt): a Ray head on this machine and a
-second Ray node in a network namespace made here (prefix `ray2-`), joined by a veth pair with our own 10.x
+second Ray node in a network namespace made here (prefix `rayn`), joined by a veth pair with our own 10.x
 addresses, so the two nodes have distinct addresses; a custom resource (`pagoda_dev`, one per node) stands in
 for a device. Ray's files live under a temporary folder of ours, and every Ray process is stopped at the end.
 The head's health checks run every second (Ray's default notices a dead node after 30 s or more).
@@ -23,7 +23,7 @@ import time
 import pytest
 
 from conftest import CONFORMANCE, ROOT, free_port
-from netns import ip
+from netns import ip, linked_namespace
 from serve_process import ServeProcess, greedy, load, metric, openai_client, stream_outcome, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
@@ -118,38 +118,17 @@ class RayCluster:
 
 @pytest.fixture(scope="module")
 def cluster():
-    if shutil.which("ip") is None:
-        print("skipping: the ip command (iproute2) is not installed")
-        pytest.skip("the ip command (iproute2) is not installed")
     tag = os.getpid() % 100000
-    ns, host_if, ns_if = f"ray2-{tag}", f"ray2h{tag}", f"ray2n{tag}"
     subnet = f"10.198.{tag % 200 + 20}"
-    probe = ip("netns", "add", ns, check=False)
-    if probe.returncode != 0:
-        reason = f"network namespaces are not permitted here: {probe.stderr.strip()}"
-        print("skipping:", reason)
-        pytest.skip(reason)
-    tmp = tempfile.mkdtemp(prefix="ray2-pagoda-", dir="/tmp")
-    c = RayCluster(ns, f"{subnet}.1", f"{subnet}.2", tmp)
-    try:
-        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
-        ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
-        ip("link", "set", host_if, "up")
-        ip("-n", ns, "addr", "add", f"{subnet}.2/24", "dev", ns_if)
-        ip("-n", ns, "link", "set", ns_if, "up")
-        ip("-n", ns, "link", "set", "lo", "up")
-        c.start()
-        yield c
-    finally:
-        c.stop()
-        for pid in ip("netns", "pids", ns, check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        ip("link", "del", host_if, check=False)
-        ip("netns", "del", ns, check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with linked_namespace("ray", subnet) as (ns, _, _):
+        tmp = tempfile.mkdtemp(prefix="ray-pagoda-", dir="/tmp")
+        c = RayCluster(ns, f"{subnet}.1", f"{subnet}.2", tmp)
+        try:
+            c.start()
+            yield c
+        finally:
+            c.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture

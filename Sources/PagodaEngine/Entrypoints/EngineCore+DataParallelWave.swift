@@ -4,44 +4,53 @@ import PagodaModel
 /// vLLM's DP wave protocol, for a MoE model under expert parallelism with DP > 1: every MoE layer is an
 /// all-to-all over all DP engines, so the engines step together.
 ///
-/// - A wave starts on an engine when a request arrives there, or when the front-end announces a request
-///   sent to another engine (`startWave()`; the front-end's `start_wave` utility call). An announcement
-///   that arrives during a wave keeps the wave alive through the next check.
+/// - Waves are numbered (`DataParallelWaveState`). A wave starts on an engine when a request arrives there
+///   (tagged with the wave the front-end sent it in), or when the front-end announces that wave
+///   (`announceWave(_:)`; the `start_wave N` utility call). An announcement of a wave that has already ended
+///   here is ignored, so it never starts a wave on one engine alone. A request of an ended wave starts this
+///   engine's current wave, which its published statistics show; the front-end then announces it to the others.
 /// - In a wave every step is one forward on every engine: the scheduled batch, or a dummy step with no
 ///   tokens (`SchedulerOutput.expertParallelIdle`) that still serves the other engines' tokens routed to
 ///   this engine's experts.
-/// - Every `waveCheckInterval` steps the engines all-reduce "unfinished requests or an announcement
-///   pending" over their control group; at zero the wave ends on all of them at the same step.
+/// - Every `waveCheckInterval` steps the engines all-gather (busy, wave number) over their control group;
+///   when none is busy the agreed wave ends on all of them at the same step and each moves to the next number.
 /// - Every wait is a collective with the communicator's timeout: a dead engine fails the step on every
 ///   other engine (its requests end with an error naming the rank) and the wave ends.
 extension EngineCore {
     /// True while this engine is in a wave (only under DP lock-step).
     public var waveRunning: Bool { expertParallelStats?.inWave ?? false }
 
-    /// A request arrived here or on another engine: starts a wave, or keeps the running one alive.
-    public func startWave() {
+    /// A request arrived here, tagged with the wave it was sent in: starts a wave, or joins the running one.
+    public func requestArrived(wave tag: Int?) {
         guard config.parallel.dataParallelLockStep, expertParallelStats != nil else { return }
-        if expertParallelStats!.inWave {
-            waveStartPending = true
-        } else {
-            expertParallelStats!.inWave = true
-            stepsInWave = 0
+        let effect = wave.requestArrived(wave: tag)
+        if case .started(let selfStarted) = effect, selfStarted {
+            epLogger.debug("wave \(wave.currentWave) started by a request of ended wave \(tag ?? -1)")
         }
+        publishWave()
+    }
+
+    /// The front-end announced wave `number` (a request went to another engine in it).
+    public func announceWave(_ number: Int) {
+        guard config.parallel.dataParallelLockStep, expertParallelStats != nil else { return }
+        if wave.announced(wave: number) == .ignoredStale {
+            epLogger.debug("ignored the start of wave \(number): it ended here (now at wave \(wave.currentWave))")
+        }
+        publishWave()
     }
 
     /// Ends the wave after a failed step (the group is broken; the next request starts a new wave, whose
     /// first collective reports the dead peer again at once).
     public func abandonWave() {
         guard expertParallelStats != nil else { return }
-        expertParallelStats!.inWave = false
-        waveStartPending = false
-        stepsInWave = 0
+        wave.abandon()
+        publishWave()
     }
 
     /// One lock-step wave step: the scheduled batch, or a dummy step; then, every `waveCheckInterval`
     /// steps, the all-ranks check that may end the wave.
     public func waveStep() throws -> [EngineOutput] {
-        guard let control = dataParallelControl, expertParallelStats?.inWave == true else { return try step() }
+        guard let control = dataParallelControl, wave.running else { return try step() }
         var outputs: [EngineOutput] = []
         let scheduled = scheduler.hasUnfinishedRequests
         var s = scheduled ? scheduler.schedule() : SchedulerOutput()
@@ -53,18 +62,33 @@ extension EngineCore {
         try flushFinishedIfIdle()
         expertParallelStats!.waveSteps += 1
         if idle { expertParallelStats!.dummySteps += 1 }
-        stepsInWave += 1
-        if stepsInWave % waveCheckInterval == 0 {
-            var busy: Float = hasUnfinishedRequests || waveStartPending ? 1 : 0
-            waveStartPending = false
-            try control.allReduceSum(&busy, count: 1)
-            if busy == 0 {
-                expertParallelStats!.inWave = false
-                expertParallelStats!.waves += 1
-                stepsInWave = 0
+        if wave.stepped(checkInterval: waveCheckInterval) {
+            // Each engine's (busy, wave number); the wave that ends is the one all agree on.
+            let mine = wave.checkContribution(hasUnfinishedRequests: hasUnfinishedRequests)
+            let n = config.parallel.dataParallelSize
+            let (anyBusy, agreed) = try withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n + 2) { buf in
+                let p = buf.baseAddress!
+                p[0] = mine.busy ? 1 : 0
+                p[1] = Float(mine.wave)
+                try control.allGather(p, count: 2, into: p + 2)
+                var busy = false, highest = mine.wave
+                for r in 0..<n {
+                    busy = busy || p[2 + 2 * r] != 0
+                    highest = max(highest, Int(p[3 + 2 * r]))
+                }
+                return (busy, highest)
             }
+            if wave.checked(anyBusy: anyBusy, agreedWave: agreed) { expertParallelStats!.waves += 1 }
         }
+        publishWave()
         return outputs
+    }
+
+    /// Copies the wave state into the published statistics.
+    private func publishWave() {
+        expertParallelStats?.inWave = wave.running
+        expertParallelStats?.currentWave = wave.currentWave
+        expertParallelStats?.staleWaveAnnouncements = wave.staleAnnouncements
     }
 
     /// The EPLB-style imbalance line (engine of DP rank 0 only: every engine holds the same group-wide report).

@@ -32,10 +32,9 @@ public final class EngineCore {
     /// Expert parallelism's counters (nil without it); see `EngineCore+DataParallelWave.swift`.
     var expertParallelStats: ExpertParallelEngineStats?
     /// DP lock-step (a MoE model under expert parallelism with DP > 1): the engine cores' group for the
-    /// wave's all-ranks check, and the wave's state.
+    /// wave's all-ranks check, and the numbered waves' state.
     let dataParallelControl: Communicator?
-    var waveStartPending = false
-    var stepsInWave = 0
+    public internal(set) var wave = DataParallelWaveState()
     /// Wave steps between two all-ranks checks (vLLM checks every 32 steps).
     public var waveCheckInterval = 8
     let epLogger = Logger(label: "pagoda.expert-parallel")

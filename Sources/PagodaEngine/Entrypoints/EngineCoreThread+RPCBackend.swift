@@ -7,7 +7,7 @@ extension EngineCoreThread: EngineCoreRPCBackend {
 
     /// Utility methods: `model_info` (JSON of `ModelInfo` plus num_blocks, block_size, max_model_len),
     /// `reset_prefix_cache` ("true" when it was reset: only possible while no request holds blocks),
-    /// `start_wave` (DP lock-step of a MoE model: a request went to another data-parallel engine).
+    /// `start_wave N` (DP lock-step of a MoE model: a request went to another data-parallel engine in wave N).
     public func utility(method: String, arguments: [String]) throws -> String {
         switch method {
         case "model_info":
@@ -19,8 +19,11 @@ extension EngineCoreThread: EngineCoreRPCBackend {
             ]
             let data = try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])
             return String(decoding: data, as: UTF8.self)
-        case "start_wave":  // DP lock-step: the front-end sent a request to another engine
-            startWave()
+        case "start_wave":  // DP lock-step: the front-end sent a request to another engine in wave N
+            guard arguments.count == 1, let n = Int(arguments[0]), n >= 0 else {
+                throw EngineError.invalidRequest(parameter: "start_wave", reason: "takes one wave number, got \(arguments)")
+            }
+            startWave(n)
             return "true"
         case "reset_prefix_cache":
             return try call { $0.scheduler.kvCacheManager.resetPrefixCache() } ? "true" : "false"

@@ -14,8 +14,8 @@ public final class EngineCoreThread: @unchecked Sendable {
     private var pendingAdds: [EngineRequest] = []
     private var pendingAborts: [String] = []
     private var pendingCalls: [() -> Void] = []
-    /// Front-end announcements of a request sent to another DP engine (DP lock-step only).
-    private var pendingWaveStarts = 0
+    /// Front-end announcements of numbered waves (a request sent to another DP engine; DP lock-step only).
+    private var pendingWaveStarts: [Int] = []
     private var stopping = false
     private var latestStats = SchedulerStats()
     private var pendingKVEvents = KVCacheEvents()
@@ -67,11 +67,11 @@ public final class EngineCoreThread: @unchecked Sendable {
         cond.signal()
     }
 
-    /// The front-end sent a request to another data-parallel engine: under DP lock-step this engine must
-    /// step too (a wave starts, or the running one continues through its next check).
-    public func startWave() {
+    /// The front-end sent a request to another data-parallel engine in wave `number`: under DP lock-step this
+    /// engine must step in that wave too, unless it has already ended here (`DataParallelWaveState`).
+    public func startWave(_ number: Int) {
         cond.lock(); defer { cond.unlock() }
-        pendingWaveStarts += 1
+        pendingWaveStarts.append(number)
         cond.signal()
     }
 
@@ -118,7 +118,7 @@ public final class EngineCoreThread: @unchecked Sendable {
         let lockStep = core.config.parallel.dataParallelLockStep
         while true {
             cond.lock()
-            while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && pendingWaveStarts == 0 && !stopping
+            while pendingAdds.isEmpty && pendingAborts.isEmpty && pendingCalls.isEmpty && pendingWaveStarts.isEmpty && !stopping
                 && !(lockStep ? core.waveRunning : core.hasUnfinishedRequests)
             {
                 latestStats = core.stats
@@ -126,7 +126,7 @@ public final class EngineCoreThread: @unchecked Sendable {
             }
             let adds = pendingAdds, aborts = pendingAborts, calls = pendingCalls, stop = stopping
             let waveStarts = pendingWaveStarts
-            pendingAdds.removeAll(); pendingAborts.removeAll(); pendingCalls.removeAll(); pendingWaveStarts = 0
+            pendingAdds.removeAll(); pendingAborts.removeAll(); pendingCalls.removeAll(); pendingWaveStarts.removeAll()
             cond.unlock()
             for c in calls { c() }
             if stop {
@@ -147,7 +147,15 @@ public final class EngineCoreThread: @unchecked Sendable {
             var unrecoverable: String?
             do {
                 if lockStep {
-                    if !adds.isEmpty || waveStarts > 0 { core.startWave() }
+                    let wasRunning = core.waveRunning
+                    for n in waveStarts { core.announceWave(n) }
+                    for r in adds { core.requestArrived(wave: r.wave) }
+                    if core.waveRunning && !wasRunning {
+                        // A wave that starts is published before its first all-to-all, which waits for the others:
+                        // if a request of an ended wave started it, the front-end announces it to them.
+                        let s = core.stats
+                        cond.lock(); latestStats = s; cond.unlock()
+                    }
                     if core.waveRunning { outputs += try core.waveStep() }
                 } else {
                     outputs += try core.step()

@@ -26,9 +26,11 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
     private var onRankDown: [(Int, String) -> Void] = []
     /// The global rank of local index 0.
     public let firstRank: Int
-    /// DP lock-step (a MoE model under expert parallelism): every request sent to one engine is announced to
-    /// the others (`start_wave`), which must step with it (vLLM's coordinator starting a wave).
+    /// DP lock-step (a MoE model under expert parallelism): requests carry numbered waves and the other engines
+    /// are told to start a wave (`start_wave N`) when one begins (vLLM's coordinator; `DataParallelWaveCoordinator`).
     public var announcesWaves = false
+    /// The waves as this front-end knows them (under `lock`).
+    private var waves = DataParallelWaveCoordinator()
 
     /// `ranks[i]` must be data-parallel rank `firstRank + i`; all must serve the same model with the same block size.
     public init(ranks: [AsyncEngineClient], firstRank: Int = 0, policy: EngineSelector.Policy = .init()) throws {
@@ -68,8 +70,12 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
             guard let self else { return }
             self.lock.lock()
             self.selector.update(rank: r, waiting: s.numWaiting, running: s.numRunning, received: s.numRequestsReceived)
+            // An engine in a wave the others have not been told of (a request of an ended wave started it).
+            let announce =
+                self.announcesWaves ? s.expertParallel.flatMap { self.waves.engineReported(wave: $0.currentWave, inWave: $0.inWave) } : nil
             let handlers = self.statsHandlers
             self.lock.unlock()
+            if let w = announce { self.announceWave(w, except: r) }
             for h in handlers { h(self.firstRank + r, s) }
         }
         c.onKVEvents { [weak self] e in
@@ -197,12 +203,24 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
         return choice
     }
 
-    /// Tells every live engine but `rank` that a request is on its way to `rank` (DP lock-step).
-    private func announceWave(except rank: Int) {
+    /// Tells every live engine but `rank` to start wave `number` (DP lock-step).
+    private func announceWave(_ number: Int, except rank: Int) {
         lock.lock()
         let others = clients.enumerated().filter { $0.offset != rank && downReasons[$0.offset] == nil }.map(\.element)
         lock.unlock()
-        for c in others where c.dead == nil { c.rpc.utility(method: "start_wave") { _ in } }
+        for c in others where c.dead == nil { c.rpc.utility(method: "start_wave", arguments: [String(number)]) { _ in } }
+    }
+
+    /// The request as sent in the current wave, announced to the other engines when none is running (DP lock-step).
+    private func tagWave(_ request: EngineRequest, rank: Int) -> EngineRequest {
+        guard announcesWaves else { return request }
+        lock.lock()
+        let (wave, announce) = waves.send()
+        lock.unlock()
+        if announce { announceWave(wave, except: rank) }
+        var tagged = request
+        tagged.wave = wave
+        return tagged
     }
 
     public func generate(_ request: EngineRequest) -> AsyncThrowingStream<EngineOutput, Error> {
@@ -222,9 +240,9 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                     }
                     var produced = false
                     defer { lock.lock(); selector.finished(rank: rank, blockHashes: hashes); lock.unlock() }
-                    if announcesWaves { announceWave(except: rank) }
+                    let sent = tagWave(request, rank: rank)
                     do {
-                        for try await var output in client(rank).generate(request) {
+                        for try await var output in client(rank).generate(sent) {
                             if !output.newTokenIds.isEmpty { produced = true }
                             output.dataParallelRank = firstRank + rank
                             continuation.yield(output)
@@ -236,7 +254,11 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
                         lock.lock(); selector.setAlive(rank: rank, false); lock.unlock()
                         // Not started on that rank: send it to a live one (each rank at most once).
                         if produced || attempts >= numRanks || Task.isCancelled {
-                            continuation.finish(throwing: e)
+                            // The error names the rank that was lost (several serve behind this endpoint).
+                            let named =
+                                e.reason.contains("rank \(firstRank + rank)")
+                                ? e.reason : "data-parallel rank \(firstRank + rank): \(e.reason)"
+                            continuation.finish(throwing: EngineDeadError(reason: numRanks > 1 ? named : e.reason))
                             return
                         }
                     } catch {

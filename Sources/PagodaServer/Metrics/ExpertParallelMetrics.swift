@@ -3,12 +3,12 @@ import Prometheus
 
 /// One engine's expert-parallel series (`--enable-expert-parallel`), from the cumulative
 /// `ExpertParallelEngineStats` it publishes: the DP wave protocol (waves, steps, dummy steps, in a wave
-/// now), the all-to-all time and step count of its driver worker (their ratio is the all-to-all time per
+/// now, its number, stale wave starts ignored), the all-to-all time and step count of its driver worker (their ratio is the all-to-all time per
 /// step), the group's balancedness, and the tokens routed to each expert held by this engine's EP ranks.
 final class ExpertParallelMetrics {
     let registry: PrometheusCollectorRegistry
     let labels: [(String, String)]
-    let waves: Counter, waveSteps: Counter, dummySteps: Counter, inWave: Gauge
+    let waves: Counter, waveSteps: Counter, dummySteps: Counter, inWave: Gauge, currentWave: Gauge, staleWaveStarts: Counter
     let epSteps: Counter, allToAllSeconds: Counter, countsSeconds: Counter, balancedness: Gauge
     private var expertTokens: [Int: Counter] = [:]
     private var last = ExpertParallelEngineStats()
@@ -29,6 +29,9 @@ final class ExpertParallelMetrics {
             "pagoda:dp_dummy_steps_total",
             "Wave steps this engine ran without tokens of its own (dummy batches serving the other ranks' tokens).")
         inWave = g("pagoda:dp_in_wave", "1 while this engine is in a wave.")
+        currentWave = g("pagoda:dp_current_wave", "The number of the wave this engine is in, or starts next.")
+        staleWaveStarts = c(
+            "pagoda:dp_stale_wave_starts_total", "Wave starts this engine ignored because their wave had already ended here.")
         epSteps = c("pagoda:ep_steps_total", "Expert-parallel steps of this engine's driver worker, as of its latest expert-load report.")
         allToAllSeconds = c(
             "pagoda:ep_all_to_all_seconds_total",
@@ -46,6 +49,8 @@ final class ExpertParallelMetrics {
         inc(waveSteps, s.waveSteps, last.waveSteps)
         inc(dummySteps, s.dummySteps, last.dummySteps)
         inWave.set(Double(s.inWave ? 1 : 0))
+        currentWave.set(Double(s.currentWave))
+        inc(staleWaveStarts, s.staleWaveAnnouncements, last.staleWaveAnnouncements)
         if let m = s.model {
             inc(epSteps, m.steps, last.model?.steps ?? 0)
             let dt = m.allToAllSeconds - (last.model?.allToAllSeconds ?? 0)
