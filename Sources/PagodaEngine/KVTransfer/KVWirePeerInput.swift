@@ -11,7 +11,7 @@ public enum KVWirePeerInput {
     public static let blockIds = [1, 2]
 
     /// A producer's cache (2 layers, 4 blocks of 2 tokens, 2 KV heads of 4 floats) and KV server, made once.
-    private static let producer: (KVBlockServer, KVBlockArena)? = {
+    private static let producer: KVBlockServer? = {
         let arena = KVBlockArena(numLayers: 2, numBlocks: 4, blockSize: 2, numKVHeads: 2, headDim: 4)
         guard
             let server = try? KVBlockServer(
@@ -19,7 +19,7 @@ public enum KVWirePeerInput {
         else { return nil }
         server.attach(storage: arena)
         server.shutdown()  // no listener needed: inputs come over socket pairs
-        return (server, arena)
+        return server
     }()
 
     private static let consumer = KVBlockArena(numLayers: 2, numBlocks: 4, blockSize: 2, numKVHeads: 2, headDim: 4)
@@ -27,7 +27,7 @@ public enum KVWirePeerInput {
     /// The producer reads a consumer's messages on `fd` (a length-prefixed `KVBlockReadRequest`, then a
     /// same-host copy's `Done`) and answers. Returns whether it served the blocks.
     public static func asProducer(fd: Int32) -> Bool {
-        guard let (server, _) = producer else { return false }
+        guard let server = producer else { return false }
         server.hold(requestId, blockIds: blockIds, timeoutSeconds: 60)
         defer { _ = server.takeFinished() }
         return server.serveRead(fd)
