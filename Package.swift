@@ -93,7 +93,7 @@ let package = Package(
         // Every parser of untrusted bytes as a fuzz target (scripts/fuzz.sh; corpora replayed by PagodaFuzzingTests).
         .target(
             name: "PagodaFuzzing",
-            dependencies: ["PagodaEngine", "PagodaModel", "PagodaOpenAI", "PagodaRouter", "PagodaTokenizer"]),
+            dependencies: ["PagodaDistributed", "PagodaEngine", "PagodaModel", "PagodaOpenAI", "PagodaRouter", "PagodaTokenizer"]),
         .executableTarget(name: "pagoda-fuzz", dependencies: ["PagodaFuzzing"]),
         .target(
             name: "PagodaBench",

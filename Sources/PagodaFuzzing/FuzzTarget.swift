@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 import PagodaEngine
 import PagodaModel
 import PagodaOpenAI
@@ -28,6 +29,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case jinjaTemplate = "jinja-template"
     /// One engine-RPC frame body.
     case engineRPCFrame = "engine-rpc-frame"
+    /// What a consumer sends a producer's KV server after the handshake: the read request (length-prefixed
+    /// JSON) and a same-host copy's answer; served against a small cache holding a request's blocks.
+    case kvTransferRequest = "kv-transfer-request"
+    /// What a producer's KV server answers a consumer's read: the reply (and a same-host copy offer), then
+    /// the blocks; read into a small cache.
+    case kvTransferReply = "kv-transfer-reply"
+    /// The bytes a peer sends before it is authenticated (`PeerAuthentication`), taken both by the listening
+    /// side (the connector's challenge and proof) and by the connecting side (the listener's challenge and verdict).
+    case peerAuthHandshake = "peer-auth-handshake"
 
     /// Feeds one input through the target and says whether it was accepted as valid; returns normally whatever
     /// the input.
@@ -76,8 +86,24 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             return rendered != nil
         case .engineRPCFrame:
             return (try? EngineRPCFrame.decode(body: bytes)) != nil
+        case .kvTransferRequest:
+            return PeerSocket.withPeer(sending: bytes) { KVWirePeerInput.asProducer(fd: $0) }
+        case .kvTransferReply:
+            return PeerSocket.withPeer(sending: bytes) { KVWirePeerInput.asConsumer(fd: $0) }
+        case .peerAuthHandshake:
+            // No input passes: a proof needs the secret and the other side's fresh nonce.
+            let accepted = PeerSocket.withPeer(sending: bytes) { fd in
+                (try? PeerAuthentication.accept(fd: fd, secret: Self.handshakeSecret, timeout: 1)) != nil
+            }
+            let connected = PeerSocket.withPeer(sending: bytes) { fd in
+                (try? PeerAuthentication.connect(fd: fd, secret: Self.handshakeSecret, timeout: 1)) != nil
+            }
+            return accepted || connected
         }
     }
+
+    /// The secret of the handshake target's listener and connector.
+    private static let handshakeSecret = PeerSecret.random()
 
     /// Encodes and decodes a fixed text with special and non-ASCII characters.
     private static func exercise(_ tokenizer: Tokenizer) {

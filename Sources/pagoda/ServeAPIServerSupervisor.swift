@@ -7,9 +7,9 @@ import PagodaServer
 
 /// `pagoda serve --api-server-count K` with K > 1 (vLLM's multi-API-server mode): this process serves no
 /// HTTP itself. It starts this server's engine cores, each listening for front-ends
-/// (`pagoda engine-core --rpc-listen`), waits until every one has loaded its model, then starts K
-/// API-server processes (this binary: `serve`, the same arguments, and the hidden `--api-server-index k`
-/// and `--engine-rpc-address`), which share the port and each connect to every engine core.
+/// (`pagoda engine-core --rpc-listen`) and, at once, K API-server processes (this binary: `serve`, the same
+/// arguments, and the hidden `--api-server-index k` and `--engine-rpc-address`), which share the port,
+/// answer 503 while the engine cores load, and each connect to every engine core once it is up.
 ///
 /// Supervision: an API server that exits is logged and started again, up to `maxRestarts` times per index
 /// (then the whole serve stops, exit 1). An engine core that exits is logged and, with `--restart-engines`
@@ -61,10 +61,13 @@ final class APIServerSupervisor: @unchecked Sendable {
         }
         defer { sources.forEach { $0.cancel() } }
 
-        // Engine cores first: they load in parallel; each is probed for its handshake.
+        // Engine cores first: they load in parallel; each is probed for its handshake. The API servers start
+        // with them: their port answers 503 until they have connected to every loaded engine core.
         let started = Date()
+        apiServers = (0..<apiServerCount).map { _ in Process() }
         do {
             engines = try configs.indices.map { try startEngine($0) }
+            for k in 0..<apiServerCount { apiServers[k] = try startAPIServer(k) }
             for i in configs.indices {
                 let p = engines[i]
                 let rpc = try SharedEngineCoreLink.connect(to: addresses[i], secret: secret, timeout: 600) { [self] in
@@ -82,13 +85,6 @@ final class APIServerSupervisor: @unchecked Sendable {
         } catch {
             stopAll()
             throw ServeStartupError("engine core failed to start: \(error)")
-        }
-        apiServers = (0..<apiServerCount).map { _ in Process() }
-        do {
-            for k in 0..<apiServerCount { apiServers[k] = try startAPIServer(k) }
-        } catch {
-            stopAll()
-            throw ServeStartupError("cannot start the API servers: \(error)")
         }
         logger.info(
             "\(apiServerCount) API servers share port \(portDescription) over \(configs.count) engine core\(configs.count == 1 ? "" : "s")")

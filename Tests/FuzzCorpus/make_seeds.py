@@ -119,4 +119,49 @@ put("engine-rpc-frame", "abort", bytes([4]) + j(["a", "b"]).encode())
 put("engine-rpc-frame", "utility", bytes([7]) + j({"callId": 1, "method": "reset_prefix_cache", "arguments": []}).encode())
 put("engine-rpc-frame", "failure", bytes([10]) + "no model".encode())
 put("engine-rpc-frame", "outputs", bytes([5]) + struct.pack("<I", 0))
+# KV transfer messages after the handshake (KVBlockWire): u32 little-endian length + JSON, then the blocks. The
+# targets' producer holds blocks [1, 2] of request "fuzz-req" in a cache of 2 layers, 2-token blocks, 2 KV heads of
+# 4 floats (KVWirePeerInput).
+def message(v):
+    body = j(v).encode()
+    return struct.pack("<I", len(body)) + body
+
+
+read = {"requestId": "fuzz-req", "blockIds": [1, 2], "numLayers": 2, "blockSize": 2, "headDim": 4, "headStart": 0,
+        "headCount": 2}
+put("kv-transfer-request", "read", message(read))
+put("kv-transfer-request", "read-one-head", message(dict(read, headStart=1, headCount=1, blockIds=[2])))
+put("kv-transfer-request", "end-hold", message(dict(read, headCount=0)))
+put("kv-transfer-request", "unknown-request", message(dict(read, requestId="other")))
+put("kv-transfer-request", "layout-mismatch", message(dict(read, numLayers=3)))
+put("kv-transfer-request", "same-host", message(dict(read, sameHost={"bootId": "b", "pidNamespace": "pid:[1]"})) +
+    message({"copied": False}))
+put("kv-transfer-request", "too-long", struct.pack("<I", 0xFFFFFFFF) + b"{")
+# Found while writing the target: headStart + headCount overflowed (a trap) in the producer's layout check.
+put("kv-transfer-request", "regression-head-count-overflow",
+    message(dict(read, headStart=1, headCount=9223372036854775807)))
+# More block ids than held (repeats of a held one): refused, instead of streaming thousands of copies.
+put("kv-transfer-request", "regression-repeated-blocks", message(dict(read, blockIds=[1] * 4000)))
+blocks = bytes(2 * 2 * 2 * 2 * 2 * 4 * 4)  # layers x K/V x blocks x tokens x heads x floats x 4 bytes
+put("kv-transfer-reply", "ok-stream", message({"ok": True}) + blocks)
+put("kv-transfer-reply", "refused", message({"ok": False, "error": "request fuzz-req is not held here"}))
+put("kv-transfer-reply", "short-stream", message({"ok": True}) + blocks[:100])
+offer = {"pid": 1, "bases": [4096, 8192, 12288, 16384], "blockFloats": 16, "headStart": 0, "headsLocal": 2}
+put("kv-transfer-reply", "offer-then-stream", message({"ok": True, "sameHostCopy": offer}) + blocks)
+# Same-host offers whose numbers overflowed (traps) when the consumer computed addresses from them.
+put("kv-transfer-reply", "regression-offer-heads-overflow",
+    message({"ok": True, "sameHostCopy": dict(offer, headsLocal=2 ** 62, blockFloats=0)}))
+put("kv-transfer-reply", "regression-offer-head-start-overflow",
+    message({"ok": True, "sameHostCopy": dict(offer, headStart=-(2 ** 62))}))
+put("kv-transfer-reply", "regression-offer-address-overflow",
+    message({"ok": True, "sameHostCopy": dict(offer, bases=[2 ** 64 - 1] * 4)}))
+
+# The handshake (PeerAuthentication): "PGAUTH01", a 32-byte nonce, then a 32-byte proof (from a connector) or a
+# verdict byte and a 32-byte proof (from a listener). No seed passes (proofs need the secret and a fresh nonce).
+nonce = bytes(range(32))
+put("peer-auth-handshake", "connector", b"PGAUTH01" + nonce + bytes(32))
+put("peer-auth-handshake", "listener-accepts", b"PGAUTH01" + nonce + b"\x00" + bytes(32))
+put("peer-auth-handshake", "listener-refuses", b"PGAUTH01" + nonce + b"\x01" + bytes(32))
+put("peer-auth-handshake", "truncated", b"PGAUTH01" + nonce[:5])
+put("peer-auth-handshake", "no-handshake", b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
 print("seeds written under", HERE)

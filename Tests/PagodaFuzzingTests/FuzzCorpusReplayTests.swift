@@ -20,12 +20,22 @@ final class FuzzCorpusReplayTests: XCTestCase {
         .tokenizerJSON: ["byte-level-bpe", "metaspace-bpe"],
         .jinjaTemplate: ["constructs", "Qwen-Qwen2.5-7B-Instruct.jinja", "meta-llama-Llama-3.1-8B-Instruct.jinja"],
         .engineRPCFrame: ["hello", "abort", "utility", "failure"],
+        .kvTransferRequest: ["read", "read-one-head", "end-hold"],
+        .kvTransferReply: ["ok-stream", "offer-then-stream"],
     ]
 
     /// Seeds that are invalid: the target must refuse them (with an error, not a crash).
     static let mustRefuse: [FuzzTarget: [String]] = [
         .safetensors: ["truncated", "regression-header-length-overflow"],
         .gguf: ["tiny-v3-head"],
+        .kvTransferRequest: [
+            "unknown-request", "layout-mismatch", "too-long", "regression-head-count-overflow", "regression-repeated-blocks",
+        ],
+        .kvTransferReply: [
+            "refused", "short-stream", "regression-offer-heads-overflow", "regression-offer-head-start-overflow",
+            "regression-offer-address-overflow",
+        ],
+        .peerAuthHandshake: ["connector", "listener-accepts", "listener-refuses", "truncated", "no-handshake"],
     ]
 
     func testEveryTargetHasACorpusAndReplaysIt() throws {

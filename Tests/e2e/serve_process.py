@@ -50,6 +50,16 @@ class ServeProcess:
     def get(self, path, timeout=10):
         return request("GET", self.base_url + path, timeout=timeout)
 
+    def first_answer(self, path, timeout=60):
+        """(status, headers, body) of the first GET of `path` the server answers, once its port opens."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.get(path, timeout=2)
+            except OSError:
+                assert self.proc.poll() is None and time.monotonic() < deadline, self.log_text()[-2000:]
+                time.sleep(0.05)
+
     def post(self, path, body, headers=None, timeout=30):
         data = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode()
         return request("POST", self.base_url + path, data=data, headers=headers, timeout=timeout)

@@ -268,3 +268,50 @@ def test_every_api_server_holds_the_in_flight_limit(pagoda, small_model):
         for st in streams:
             st.close()
         s.stop()
+
+
+def test_503_while_the_engine_cores_load_then_200(pagoda):
+    """With --api-server-count 2 the shared port opens while the engine cores still load: /health and the routes
+    that need the engine answer 503 with OpenAI error JSON on every API server, then 200 once the engine cores are
+    up. The engine cores are held stopped (SIGSTOP) as soon as they appear, so the starting phase lasts as long as
+    the test needs, on any machine."""
+    s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "--api-server-count", "2"])
+    stopped = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(stopped) < 2:
+            assert s.proc.poll() is None and time.monotonic() < deadline, s.log_text()[-2000:]
+            for pid in s.engine_core_pids():
+                if pid not in stopped:
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.add(pid)
+            time.sleep(0.005)
+        # Both API servers answer (each /metrics names its process) while the engine cores are stopped.
+        status, _, body = s.first_answer("/health", timeout=120)
+        assert status == 503, body
+        assert len(per_process(s, timeout=60)) == 2
+        for _ in range(6):  # new connections: the kernel spreads them over both processes
+            status, _, body = s.get("/health", timeout=5)
+            error = json.loads(body)["error"]
+            assert status == 503 and error["code"] == 503 and "starting" in error["message"], (status, body)
+            status, _, body = s.post("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1}, timeout=5)
+            assert status == 503 and json.loads(body)["error"]["code"] == 503, (status, body)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        seen = []
+        deadline = time.monotonic() + 240
+        while not seen or seen[-1] != 200:
+            assert s.proc.poll() is None and time.monotonic() < deadline, (seen[-5:], s.log_text()[-2000:])
+            seen.append(s.get("/health", timeout=5)[0])
+            time.sleep(0.05)
+        assert set(seen) <= {503, 200}, seen
+        # Both processes serve once up: every answer on new connections is a completion.
+        for prompt in PROMPTS[:4]:
+            complete(s, prompt, max_tokens=2)
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+        s.stop()

@@ -265,6 +265,8 @@ def decode_leg(cport, leg):
 
 
 def test_producer_killed_mid_run_every_answer_arrives_by_recompute(pagoda, small_model, tmp_path):
+    """kill -9 of a PD producer holding prefilled blocks: every decode answer still arrives (the decode server
+    recomputes the prefill it cannot read), equal to one server's, and the survivor's KV usage returns to 0."""
     single, sport = start(pagoda, tmp_path, small_model, "single")
     prod, pport = start(pagoda, tmp_path, small_model, "prefill", "--kv-transfer-config", kv_config("kv_producer"))
     cons, cport = start(pagoda, tmp_path, small_model, "decode", "--kv-transfer-config",
@@ -278,7 +280,7 @@ def test_producer_killed_mid_run_every_answer_arrives_by_recompute(pagoda, small
             r = request(pport, "POST", "/v1/completions", body)
             assert r.status_code == 200, r.text
             legs.append((prompt, r.json()["kv_transfer_params"]))
-        prod.stop()
+        prod.stop(signal.SIGKILL)  # kill -9 of the producer's process group: its server and its engine core
         # The engine core (which serves the KV) goes down with its server; wait until its KV port refuses.
         kv_port = legs[0][1]["remote_port"]
         deadline = time.time() + 20

@@ -196,14 +196,7 @@ def test_503_while_the_engine_is_starting(pagoda, small_model, tmp_path):
         "--data-parallel-address", "127.0.0.1", "--data-parallel-rpc-port", str(free_port()),
         "--internal-secret-file", str(secret)], env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, _, body = s.get("/health", timeout=2)
-                break
-            except OSError:
-                assert s.proc.poll() is None and time.monotonic() < deadline, s.log_text()[-2000:]
-                time.sleep(0.05)
+        status, _, body = s.first_answer("/health", timeout=60)
         assert status == 503, body
         error = json.loads(body)["error"]
         assert error["code"] == 503 and "starting" in error["message"], error

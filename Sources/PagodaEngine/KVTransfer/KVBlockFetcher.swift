@@ -99,7 +99,17 @@ enum KVBlockFetcher {
         do { try PeerAuthentication.connect(fd: fd, secret: secret, timeout: connectTimeout) } catch {
             throw KVTransferSocket.Failure(description: "authentication with the producer failed: \(error)")
         }
-        let deadline = start + transferTimeout
+        return try readPart(
+            fd: fd, part: part, requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
+            into: storage, deadline: start + transferTimeout, sameHostCopy: sameHostCopy)
+    }
+
+    /// One part's read on `fd`, a connection to a producer rank the deployment's secret authenticated:
+    /// sends the request, checks the reply and takes the blocks as it offers (same-host copy or stream).
+    static func readPart(
+        fd: Int32, part: Part, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int], into storage: KVBlockStorage,
+        deadline: Date, sameHostCopy: Bool
+    ) throws -> Int {
         let request = KVBlockReadRequest(
             requestId: requestId, blockIds: remoteBlockIds, numLayers: storage.kvNumLayers, blockSize: storage.kvBlockSize,
             headDim: storage.kvHeadDim, headStart: part.heads.lowerBound, headCount: part.heads.count,

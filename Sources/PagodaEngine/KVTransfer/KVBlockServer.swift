@@ -37,27 +37,35 @@ final class KVBlockServer: @unchecked Sendable {
     private var sameHostReads = 0
     private var acceptThread: Thread?
     private let ioTimeoutSeconds: Double
+    /// How long a read of a request not yet held waits for its hold (the engine hands it over a step later).
+    private let holdGraceSeconds: Double
     /// Every reader proves it before its request is read (`PeerAuthentication`).
     private let secret: PeerSecret
     private let logger = Logger(label: "pagoda.kv-transfer")
 
     /// Binds `host:port` now (0: any free port), so `port` can be announced before the cache exists.
-    init(host: String, port: Int, ioTimeoutSeconds: Double, secret: PeerSecret) throws {
+    init(host: String, port: Int, ioTimeoutSeconds: Double, secret: PeerSecret, holdGraceSeconds: Double = 5) throws {
         let (fd, bound) = try KVTransferSocket.listen(host: host, port: port)
         listener = fd
         self.port = bound
         self.host = host
         self.ioTimeoutSeconds = ioTimeoutSeconds
+        self.holdGraceSeconds = holdGraceSeconds
         self.secret = secret
     }
 
     /// Starts serving reads from `storage`.
     func start(storage: KVBlockStorage) {
-        lock.lock(); self.storage = storage; lock.unlock()
+        attach(storage: storage)
         let t = Thread { [self] in acceptLoop() }
         t.name = "pagoda-kv-server"
         lock.lock(); acceptThread = t; lock.unlock()
         t.start()
+    }
+
+    /// Serves reads from `storage` on connections handed to `serveRead` (`start` also accepts them).
+    func attach(storage: KVBlockStorage) {
+        lock.lock(); self.storage = storage; lock.unlock()
     }
 
     /// Holds `blockIds` of `requestId` for one reader for `timeoutSeconds`.
@@ -130,15 +138,22 @@ final class KVBlockServer: @unchecked Sendable {
             logger.warning("refused a KV reader (\(KVTransferSocket.peerDescription(fd))): \(error)")
             return
         }
+        serveRead(fd)
+    }
+
+    /// Reads one `KVBlockReadRequest` from an authenticated reader on `fd` and answers it: a refusal with
+    /// the reason, or the blocks. Returns whether the blocks were sent (or copied by the reader).
+    @discardableResult
+    func serveRead(_ fd: Int32) -> Bool {
         let deadline = Date() + ioTimeoutSeconds
         let req: KVBlockReadRequest
         do { req = try KVTransferSocket.receiveMessage(fd, KVBlockReadRequest.self, deadline: deadline) } catch {
             logger.warning("KV read request from a consumer failed: \(error)")
-            return
+            return false
         }
         // The answer naming the blocks can reach the reader a step before the engine hands the hold over:
         // wait for it a little, unless the request was already read or expired.
-        let grace = Date() + min(5, ioTimeoutSeconds)
+        let grace = Date() + min(holdGraceSeconds, ioTimeoutSeconds)
         while true {
             lock.lock()
             let waiting = holds[req.requestId] == nil && !recentlyEnded.contains(req.requestId) && !stopping
@@ -155,7 +170,7 @@ final class KVBlockServer: @unchecked Sendable {
                 refusal = "the producer's KV cache is not ready"
             } else if h.reading {
                 refusal = "request \(req.requestId) is already being read"
-            } else if !req.blockIds.allSatisfy(h.blockIds.contains) {
+            } else if req.blockIds.count > h.numBlocks || !req.blockIds.allSatisfy(h.blockIds.contains) {
                 refusal = "blocks \(req.blockIds) are not the ones held for request \(req.requestId)"
             } else if let s = storage, let why = Self.layoutMismatch(s, req) {
                 refusal = why
@@ -168,9 +183,10 @@ final class KVBlockServer: @unchecked Sendable {
         lock.unlock()
         if let refusal {
             try? KVTransferSocket.sendMessage(fd, KVBlockReadReply(ok: false, error: refusal), deadline: deadline)
-            return
+            return false
         }
         var sent = 0
+        var served = false
         do {
             var reply = KVBlockReadReply(ok: true, error: nil)
             let offered = req.headCount > 0 && req.sameHost != nil && req.sameHost == KVSameHostCopy.local
@@ -197,6 +213,7 @@ final class KVBlockServer: @unchecked Sendable {
                     }
                 }
             }
+            served = true
         } catch {
             logger.warning("sending the KV of request \(req.requestId) failed after \(sent) bytes: \(error)")
         }
@@ -207,6 +224,7 @@ final class KVBlockServer: @unchecked Sendable {
         stats.sends += 1
         stats.sentBytes += sent
         lock.unlock()
+        return served
     }
 
     /// Why `req` does not fit this cache's layout (nil: it fits).
@@ -217,8 +235,9 @@ final class KVBlockServer: @unchecked Sendable {
                 + "(same model and block size on both sides?)"
         }
         let mine = s.kvHeadStart..<(s.kvHeadStart + s.kvHeadsLocal)
-        if req.headCount < 0 || (req.headCount > 0 && !(mine.contains(req.headStart) && mine.contains(req.headStart + req.headCount - 1))) {
-            return "KV heads \(req.headStart)..<\(req.headStart + req.headCount) are not cached here (this rank holds \(mine)); "
+        // Compared without adding the reader's numbers (a head count near Int.max must not overflow).
+        if req.headCount < 0 || (req.headCount > 0 && !(mine.contains(req.headStart) && req.headCount <= mine.upperBound - req.headStart)) {
+            return "KV heads from \(req.headStart), \(req.headCount) of them, are not cached here (this rank holds \(mine)); "
                 + "do both sides run the same model with the tensor-parallel sizes the params name?"
         }
         return nil

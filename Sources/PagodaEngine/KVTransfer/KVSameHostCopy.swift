@@ -93,9 +93,9 @@ enum KVSameHostCopy {
         _ offer: Offer, into storage: KVBlockStorage, remoteBlockIds: [Int], localBlockIds: [Int], heads: Range<Int>
     ) throws -> Int {
         guard let readv = processVMReadv else { throw KVTransferSocket.Failure(description: "process_vm_readv is not available") }
-        guard offer.bases.count == 2 * storage.kvNumLayers,
-            offer.blockFloats == offer.headsLocal * storage.kvBlockSize * storage.kvHeadDim
-        else { throw KVTransferSocket.Failure(description: "the producer's cache layout does not match") }
+        if let why = mismatch(offer, storage: storage, remoteBlockIds: remoteBlockIds, heads: heads) {
+            throw KVTransferSocket.Failure(description: "the producer's same-host offer does not fit: \(why)")
+        }
         let remote = RemoteKVLayout(offer, like: storage)
         let local = KVBlockSlices(storage: storage, blockIds: localBlockIds, headStart: heads.lowerBound, headCount: heads.count)
         let source = KVBlockSlices(storage: remote, blockIds: remoteBlockIds, headStart: heads.lowerBound, headCount: heads.count)
@@ -130,6 +130,30 @@ enum KVSameHostCopy {
             }
         }
         return local.totalBytes
+    }
+
+    /// Why `offer` cannot describe where the producer keeps `heads` of `remoteBlockIds` in a cache of
+    /// `storage`'s layout (nil: it can). Checked before any address is computed from it: an offer is a
+    /// peer's bytes, so counts are compared without overflow and every address must lie in the address space.
+    static func mismatch(_ offer: Offer, storage: KVBlockStorage, remoteBlockIds: [Int], heads: Range<Int>) -> String? {
+        guard offer.bases.count == 2 * storage.kvNumLayers else {
+            return "\(offer.bases.count) cache addresses for \(storage.kvNumLayers) layers"
+        }
+        guard offer.headsLocal > 0, offer.headsLocal <= 1 << 20, offer.headStart >= 0, heads.lowerBound >= offer.headStart,
+            heads.count <= offer.headsLocal - (heads.lowerBound - offer.headStart)
+        else { return "heads \(heads) are not among the producer's \(offer.headsLocal) from \(offer.headStart)" }
+        let (perHeadRow, o1) = offer.headsLocal.multipliedReportingOverflow(by: storage.kvBlockSize)
+        let (floats, o2) = perHeadRow.multipliedReportingOverflow(by: storage.kvHeadDim)
+        guard !o1, !o2, offer.blockFloats == floats else { return "blocks of \(offer.blockFloats) floats" }
+        guard let last = remoteBlockIds.max(), last < 1 << 40, remoteBlockIds.allSatisfy({ $0 >= 0 }) else {
+            return "block ids \(remoteBlockIds.prefix(8)) out of range"
+        }
+        let (span, o3) = (last + 1).multipliedReportingOverflow(by: floats * 4)
+        guard !o3 else { return "block \(last) lies outside the address space" }
+        for base in offer.bases where base == 0 || base > UInt64(UInt.max) - UInt64(span) {
+            return "cache address \(base) with \(span) bytes of blocks"
+        }
+        return nil
     }
 
     /// Moves `i` (and the entry it points at) `bytes` forward through the `n` segments of `iov`.
