@@ -70,6 +70,8 @@ public struct EngineOutput: Sendable, Codable {
     public var numCachedTokens: Int?
     /// Error message when finishReason == .error.
     public var error: String?
+    /// With an error: the engine failed (a step, a lost peer), not the request; the server answers 500, not 400.
+    public var engineFailed: Bool?
     /// The data-parallel rank that produced it, set by the data-parallel front-end (not sent over the engine RPC).
     public var dataParallelRank: Int?
     /// On the last output of a request a KV connector keeps blocks for: where a decode server reads them.

@@ -191,7 +191,7 @@ def test_killing_the_headless_node_mid_wave_fails_every_request_naming_it(pagoda
                                      extra_body={"data_parallel_rank": i % 2, "ignore_eos": True})
                 return "completed"
             except openai.APIError as e:
-                return f"error: {e}"
+                return f"error {getattr(e, 'status_code', None)}: {e}"
 
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             futures = [pool.submit(one, i) for i in range(6)]
@@ -204,6 +204,8 @@ def test_killing_the_headless_node_mid_wave_fails_every_request_naming_it(pagoda
         print("after killing the headless node:", results)
         # Every request ends with an error naming the lost rank, within the communicator timeout (plus slack).
         assert all(r.startswith("error") and "rank 1" in r for r in results), results
+        # The engine failed these requests, not the client: a server error (500), never a 400.
+        assert all(r.startswith("error 500") for r in results), results
         assert elapsed < TIMEOUT + 15, elapsed
         assert head.proc.poll() is None
         wait_until(lambda: [e["up"] for e in load(head)["engines"]] == [True, False], 10, "the head marks rank 1 down")

@@ -186,7 +186,11 @@ public final class EngineCore {
     public func failAllRequests(_ message: String) -> [EngineOutput] {
         let ids = scheduler.unfinishedRequestIds
         scheduler.finishRequests(ids, status: .finishedError)
-        return ids.map { EngineOutput(requestId: $0, newTokenIds: [], finishReason: .error, error: message) }
+        return ids.map {
+            var out = EngineOutput(requestId: $0, newTokenIds: [], finishReason: .error, error: message)
+            out.engineFailed = true
+            return out
+        }
     }
 
     /// Requests still running, or KV transfers whose end the engine must still see.

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Layout, little-endian: `u32 count`, then per output: `u16 idLength, id (UTF-8)`,
 /// `u32 tokenCount, i32 × tokenCount`, `u8 flags` (1 logprobs, 2 finishReason, 4 stopReason,
-/// 8 numCachedTokens, 16 error, 32 promptLogprobs, 64 kvTransferParams), then the present fields in that order:
+/// 8 numCachedTokens, 16 error, 32 promptLogprobs, 64 kvTransferParams, 128 engineFailed: no payload), then the present fields in that order:
 /// logprobs as `u32 n, n × (i32 token, f32 logprob, u16 topCount, topCount × (i32, f32))`, finishReason as `u8`
 /// (index in `FinishReason.allCodes`), stopReason and numCachedTokens as `i64`, error as
 /// `u32 length, UTF-8`, prompt logprobs as logprobs with an `i32 rank` after each logprob, kvTransferParams as
@@ -34,6 +34,7 @@ enum EngineOutputsCodec {
             if o.promptLogprobs != nil { flags |= 32 }
             let kvParams = o.kvTransferParams.flatMap { try? JSONEncoder().encode($0) }
             if kvParams != nil { flags |= 64 }
+            if o.engineFailed == true { flags |= 128 }
             u8(flags)
             func logprobs(_ lps: [TokenLogprob], rank: Bool) {
                 u32(UInt32(lps.count))
@@ -107,6 +108,7 @@ enum EngineOutputsCodec {
             if flags & 4 != 0 { o.stopReason = try i64() }
             if flags & 8 != 0 { o.numCachedTokens = try i64() }
             if flags & 16 != 0 { o.error = try string(Int(try uint(4))) }
+            if flags & 128 != 0 { o.engineFailed = true }
             if flags & 32 != 0 { o.promptLogprobs = try logprobs(rank: true) }
             if flags & 64 != 0 {
                 let n = Int(try uint(4))

@@ -18,9 +18,11 @@ enum ChoiceEvent {
     case failed(index: Int, Error)
 }
 
-/// The engine rejected a request (bad parameters it checks itself, prompt too long, ...).
+/// The engine rejected a request (bad parameters it checks itself, prompt too long, ...), or, with
+/// `engineFailed`, failed it (a step, a lost peer).
 struct EngineRequestError: Error, CustomStringConvertible {
     let message: String
+    var engineFailed = false
     var description: String { message }
 }
 
@@ -73,8 +75,10 @@ final class ChoiceRunner: @unchecked Sendable {
         return ChoiceRun(events: events, producer: producer)
     }
 
-    private static func runOne(_ job: ChoiceJob, streaming: Bool, engine: EngineClient, metrics: ServerMetrics,
-                               continuation: AsyncStream<ChoiceEvent>.Continuation) async {
+    private static func runOne(
+        _ job: ChoiceJob, streaming: Bool, engine: EngineClient, metrics: ServerMetrics,
+        continuation: AsyncStream<ChoiceEvent>.Continuation
+    ) async {
         var timing = RequestTiming(
             arrivalTime: job.request.arrivalTime, firstTokenTime: nil, lastTokenTime: nil, finishTime: 0,
             promptTokens: job.request.promptTokenIds.count, generationTokens: 0, finishReason: "abort")
@@ -88,7 +92,8 @@ final class ChoiceRunner: @unchecked Sendable {
             for try await output in engine.generate(job.request) {
                 if output.finishReason == .error {
                     timing.finishReason = "error"
-                    throw EngineRequestError(message: output.error ?? "the engine failed this request")
+                    throw EngineRequestError(
+                        message: output.error ?? "the engine failed this request", engineFailed: output.engineFailed == true)
                 }
                 let now = Date().timeIntervalSince1970
                 if !output.newTokenIds.isEmpty {
