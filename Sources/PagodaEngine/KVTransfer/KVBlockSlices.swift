@@ -34,9 +34,6 @@ struct KVBlockSlices {
     /// True when every head of the cache is wanted: a block is one run of bytes.
     var isWholeBlocks: Bool { localHeadOffset == 0 && headCount == storage.kvHeadsLocal }
 
-    /// Total bytes of the read over every layer.
-    var totalBytes: Int { 2 * storage.kvNumLayers * bytesPerLayerHalf }
-
     /// Fills `iov` with the segments of `layer`'s K (`value` false) or V, merging adjacent ones; returns their count.
     func segments(layer: Int, value: Bool, into iov: UnsafeMutablePointer<iovec>) -> Int {
         var n = 0
