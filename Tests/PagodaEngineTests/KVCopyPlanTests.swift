@@ -67,6 +67,29 @@ final class KVCopyPlanTests: XCTestCase {
         XCTAssertEqual(plan.target.segments(layer: 1, value: true, into: iov), 5)
     }
 
+    func testShortGapsBetweenSourceBlocksAreReadThroughIntoTheSink() {
+        let source = arena(rank: 0, tp: 1, blocks: 40), target = arena(rank: 0, tp: 1, blocks: 40)
+        let blockBytes = source.kvBlockFloats * 4  // 512 bytes: a gap of 2 blocks is read through, one of 18 is not
+        XCTAssertLessThan(18 * blockBytes, 2 * KVCopyPlan.maxGapBytes)
+        XCTAssertGreaterThan(18 * blockBytes, KVCopyPlan.maxGapBytes)
+        let plan = KVCopyPlan(
+            source: source, target: target, sourceBlockIds: [9, 6, 3, 30], targetBlockIds: [0, 1, 2, 5], heads: 0..<heads)
+        let siov = UnsafeMutablePointer<iovec>.allocate(capacity: plan.maxSourceSegments)
+        let tiov = UnsafeMutablePointer<iovec>.allocate(capacity: plan.maxTargetSegments)
+        let sink = UnsafeMutableRawPointer.allocate(byteCount: KVCopyPlan.maxGapBytes, alignment: 64)
+        defer { siov.deallocate(); tiov.deallocate(); sink.deallocate() }
+        let (ns, nt) = plan.segments(layer: 2, value: false, source: siov, target: tiov, sink: sink)
+        // Source: 3...9 as one run (gaps 4-5 and 7-8 read through), then 30 alone (a gap of 20 blocks).
+        XCTAssertEqual(ns, 2)
+        XCTAssertEqual(siov[0].iov_base, UnsafeMutableRawPointer(source.kvBlockPointer(layer: 2, block: 3, value: false)))
+        XCTAssertEqual(siov[0].iov_len, 7 * blockBytes)
+        XCTAssertEqual(siov[1].iov_len, blockBytes)
+        // Target: block 2, sink, block 1, sink, block 0, block 5; both sides the same length.
+        XCTAssertEqual(nt, 6)
+        XCTAssertEqual((0..<nt).map { tiov[$0].iov_base == sink }, [false, true, false, true, false, false])
+        XCTAssertEqual((0..<nt).map { tiov[$0].iov_len }.reduce(0, +), (0..<ns).map { siov[$0].iov_len }.reduce(0, +))
+    }
+
     func testASameHostCopyPutsEveryHeadWhereTheNaiveTwinDoes() throws {
         try XCTSkipIf(KVSameHostCopy.local == nil, "no /proc identity here")
         var rng = SystemRandomNumberGenerator()

@@ -106,13 +106,13 @@ enum KVSameHostCopy {
         let plan = KVCopyPlan(
             source: RemoteKVLayout(offer, like: storage), target: storage, sourceBlockIds: remoteBlockIds, targetBlockIds: localBlockIds,
             heads: heads)
-        let liov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.target.maxSegments))
-        let riov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.source.maxSegments))
-        defer { liov.deallocate(); riov.deallocate() }
+        let liov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.maxTargetSegments))
+        let riov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.maxSourceSegments))
+        let sink = UnsafeMutableRawPointer.allocate(byteCount: KVCopyPlan.maxGapBytes, alignment: 64)
+        defer { liov.deallocate(); riov.deallocate(); sink.deallocate() }
         for layer in layers {
             for value in [false, true] {
-                let nl = plan.target.segments(layer: layer, value: value, into: liov)
-                let nr = plan.source.segments(layer: layer, value: value, into: riov)
+                let (nr, nl) = plan.segments(layer: layer, value: value, source: riov, target: liov, sink: sink)
                 var (li, ri) = (0, 0)
                 while li < nl && ri < nr {
                     let max = KVTransferSocket.maxSegmentsPerCall
