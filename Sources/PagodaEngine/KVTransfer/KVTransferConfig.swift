@@ -185,7 +185,8 @@ extension KVTransferConfig {
             if let b = raw.extra?.same_host_copy { c.sameHostCopy = b }
             if let n = try number(extra, "connections_per_rank", "kv_connector_extra_config.connections_per_rank") {
                 guard n >= 1, n <= 16, n == n.rounded() else {
-                    throw fail("kv_connector_extra_config.connections_per_rank", "must be a whole number in [1, 16], got \(n)")
+                    let shown = abs(n) < 1e15 && n == n.rounded() ? String(Int(n)) : "\(n)"
+                    throw fail("kv_connector_extra_config.connections_per_rank", "must be a whole number in [1, 16], got \(shown)")
                 }
                 c.connectionsPerRank = Int(n)
             }
