@@ -20,9 +20,9 @@ struct BenchKVTransferCommand: ParsableCommand {
     @Option(
         name: .customLong("connections-per-rank"), parsing: .upToNextOption,
         help:
-            "Connections the consumer opens to each producer rank (each reads a range of layers; 1-16); several values are measured side by side, e.g. 1 2 4 (default: the connector's default, 2)."
+            "Connections the consumer opens to each producer rank (each reads a range of layers; 1-16); several values are measured side by side, e.g. 1 2 4 (default: the connector's, 2 per transfer split over the producer's ranks)."
     )
-    var connectionsPerRank: [Int] = [2]
+    var connectionsPerRank: [Int] = []
 
     func validate() throws {
         for (name, v) in [
@@ -31,7 +31,7 @@ struct BenchKVTransferCommand: ParsableCommand {
         ] where v < 1 {
             throw ValidationError("invalid \(name): must be at least 1, got \(v)")
         }
-        if connectionsPerRank.isEmpty || connectionsPerRank.contains(where: { $0 < 1 || $0 > 16 }) {
+        if connectionsPerRank.contains(where: { $0 < 1 || $0 > 16 }) {
             throw ValidationError("invalid --connections-per-rank: each must be in [1, 16], got \(connectionsPerRank)")
         }
         if numKVHeads % producerTP != 0 {

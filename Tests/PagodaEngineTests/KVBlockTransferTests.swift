@@ -139,6 +139,14 @@ final class KVBlockTransferTests: XCTestCase {
         }
     }
 
+    func testTheDefaultIsTwoConnectionsPerTransferSplitOverTheRanks() {
+        let p = { (heads: Range<Int>) in KVBlockFetcher.Part(port: 1, heads: heads) }
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank([p(0..<4)]), 2)
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank([p(0..<2), p(2..<4)]), 1)
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank([p(0..<4), p(4..<4)]), 2, "a rank giving no head reads nothing")
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank((0..<4).map { p($0..<($0 + 1)) }), 1)
+    }
+
     func testLayerSplitsCoverEveryLayerOnce() {
         XCTAssertEqual(KVBlockFetcher.splitLayers(24, into: 2), [0..<12, 12..<24])
         XCTAssertEqual(KVBlockFetcher.splitLayers(5, into: 3), [0..<1, 1..<3, 3..<5])

@@ -35,7 +35,7 @@ final class KVTransferConfigTests: XCTestCase {
         let e = try KVTransferConfig.parse(
             json: #"{"kv_connector":"TCPConnector","kv_role":"kv_consumer","kv_connector_extra_config":{"same_host_copy":false}}"#)
         XCTAssertFalse(e.sameHostCopy)
-        XCTAssertEqual(d.connectionsPerRank, 2)
+        XCTAssertNil(d.connectionsPerRank, "the fetcher's default")
         let f = try KVTransferConfig.parse(
             json: #"{"kv_connector":"TCPConnector","kv_role":"kv_consumer","kv_connector_extra_config":{"connections_per_rank":4}}"#)
         XCTAssertEqual(f.connectionsPerRank, 4)

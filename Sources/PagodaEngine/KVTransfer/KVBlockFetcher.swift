@@ -93,6 +93,13 @@ enum KVBlockFetcher {
         return total
     }
 
+    /// Connections per producer rank when the configuration names none: two per transfer, split over the
+    /// ranks that give heads (2 from a TP 1 producer, 1 each from TP 2 or more). Measured on 2 CPUs: two
+    /// threads copying beat one, and more than two only contended (Benchmarks/pd-disagg/RESULTS.md, run 4).
+    static func defaultConnectionsPerRank(_ parts: [Part]) -> Int {
+        max(1, 2 / max(1, parts.filter { !$0.heads.isEmpty }.count))
+    }
+
     /// `count` consecutive, nearly equal ranges that cover `0..<numLayers` (fewer when there are fewer layers).
     static func splitLayers(_ numLayers: Int, into count: Int) -> [Range<Int>] {
         let n = max(1, min(count, numLayers))

@@ -52,12 +52,12 @@ public enum KVTransferBenchmark {
     /// Transfers a prompt of `tokens` tokens `iterations` times each way from a producer of `producerTP`
     /// ranks to one consumer rank (after one unmeasured warm-up per way, whose bytes are checked against the
     /// producer's), with each of `connectionsPerRank`, alternating with the memcpy reference so every way
-    /// sees the same machine load.
+    /// sees the same machine load (none given: the connector's default, `defaultConnectionsPerRank`).
     public static func run(
-        shape: Shape, tokens: Int, producerTP: Int, iterations: Int, connectionsPerRank: [Int] = [1],
+        shape: Shape, tokens: Int, producerTP: Int, iterations: Int, connectionsPerRank: [Int] = [],
         log: (String) -> Void = { _ in }
     ) throws -> Result {
-        precondition(!connectionsPerRank.isEmpty && connectionsPerRank.allSatisfy { $0 >= 1 })
+        precondition(connectionsPerRank.allSatisfy { $0 >= 1 })
         let numBlocks = (tokens + shape.blockSize - 1) / shape.blockSize
         // Blocks scattered in the caches (a real cache's are): every other block, in shuffled order.
         var rng = SystemRandomNumberGenerator()
@@ -84,6 +84,7 @@ public enum KVTransferBenchmark {
         }
         defer { for s in servers { s.shutdown() } }
         let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
+        let connectionsPerRank = connectionsPerRank.isEmpty ? [KVBlockFetcher.defaultConnectionsPerRank(parts)] : connectionsPerRank
         let source = arena(0, 1)
         source.adviseHugePages()
         source.fillPattern(blocks: remote)

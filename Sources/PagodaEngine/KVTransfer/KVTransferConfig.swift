@@ -43,8 +43,9 @@ public struct KVTransferConfig: Sendable, Codable, Equatable {
     /// them over TCP (`kv_connector_extra_config.same_host_copy`, default true; see `KVSameHostCopy`).
     public var sameHostCopy = true
     /// Connections a consumer opens to each producer rank per transfer, each reading a range of layers on
-    /// its own thread (`kv_connector_extra_config.connections_per_rank`, 1-16, default 2).
-    public var connectionsPerRank = 2
+    /// its own thread (`kv_connector_extra_config.connections_per_rank`, 1-16; nil: two per transfer split
+    /// over the producer ranks read, `KVBlockFetcher.defaultConnectionsPerRank`).
+    public var connectionsPerRank: Int? = nil
 
     public init(
         connector: Connector, role: Role, connectorName: String? = nil, rank: Int? = nil, parallelSize: Int = 1,
