@@ -5,9 +5,9 @@
 /// requested heads (float32 in the hosts' native byte order: Pagoda runs on little-endian x86-64 only).
 /// Then the producer closes the connection and frees the blocks. A consumer may split one read over several
 /// connections, each naming its range of layers (`layerStart`, `layerCount`, `connections`): the stream of
-/// each is the above restricted to its layers, and the blocks are freed when the last connection has ended. On one host the reply may instead offer
-/// a same-host copy (`KVSameHostCopy`); the consumer answers whether it copied the blocks itself, and the
-/// stream follows only if it did not.
+/// each is the above restricted to its layers, and the blocks are freed when the last connection has ended.
+/// On one host the reply may instead offer a same-host copy (`KVSameHostCopy`); the consumer answers whether
+/// it copied the blocks itself, and the stream follows only if it did not.
 struct KVBlockReadRequest: Codable {
     var requestId: String
     var blockIds: [Int]
