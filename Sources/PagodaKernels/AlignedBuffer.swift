@@ -8,9 +8,13 @@ import Glibc
 ///
 /// Buffers of `mmapThreshold` bytes or more (KV caches) come from anonymous `mmap`: the kernel hands
 /// out zero pages lazily, so a KV cache sized for the whole budget is resident only where blocks have
-/// been written, instead of every byte being touched (and counted) at start-up.
+/// been written, instead of every byte being touched (and counted) at start-up. Those of 2 MiB or more are
+/// mapped in whole 2 MiB pages at a 2 MiB-aligned address, so that transparent huge pages (asked for with
+/// `madvise`, as the KV transfer does for the cache) can back every byte, not only the aligned middle.
 public final class AlignedBuffer<T>: @unchecked Sendable {
     static var mmapThreshold: Int { 1 << 20 }
+    /// The x86-64 huge page: mappings of at least this size start on it and fill whole ones.
+    static var hugePageBytes: Int { 2 << 20 }
 
     public private(set) var pointer: UnsafeMutablePointer<T>
     public private(set) var capacity: Int
@@ -48,21 +52,41 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
         if overflow { throw AlignedBufferError.cannotMap(bytes: nil, reason: "\(count) elements overflow the address space") }
         let bytes = max(product, 64)
         if bytes >= mmapThreshold {
-            let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            guard let raw, raw != MAP_FAILED else {
-                throw AlignedBufferError.cannotMap(bytes: bytes, reason: String(cString: strerror(errno)))
-            }
-            return raw.bindMemory(to: T.self, capacity: count)
+            return try mapAnonymous(bytes).bindMemory(to: T.self, capacity: count)
         }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         return raw.bindMemory(to: T.self, capacity: count)
     }
 
+    /// The bytes mapped for a buffer of `bytes`: whole huge pages from 2 MiB on.
+    static func mappedBytes(_ bytes: Int) -> Int {
+        let huge = hugePageBytes
+        return bytes >= huge ? (bytes + huge - 1) / huge * huge : bytes
+    }
+
+    /// Anonymous zero memory of `mappedBytes(bytes)`, 2 MiB-aligned from 2 MiB on: maps one huge page more
+    /// and unmaps the unaligned head and the tail.
+    private static func mapAnonymous(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        let length = mappedBytes(bytes)
+        let slack = length >= hugePageBytes ? hugePageBytes : 0
+        let raw = mmap(nil, length + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let raw, raw != MAP_FAILED else {
+            throw AlignedBufferError.cannotMap(bytes: bytes, reason: String(cString: strerror(errno)))
+        }
+        guard slack > 0 else { return raw }
+        let start = UInt(bitPattern: raw)
+        let aligned = (start + UInt(slack) - 1) / UInt(slack) * UInt(slack)
+        let head = Int(aligned - start)
+        if head > 0 { munmap(raw, head) }
+        if slack - head > 0 { munmap(raw + head + length, slack - head) }
+        return raw + head
+    }
+
     private static func free(_ pointer: UnsafeMutablePointer<T>, _ count: Int) {
         let bytes = max(count * MemoryLayout<T>.stride, 64)
         if bytes >= mmapThreshold {
-            munmap(UnsafeMutableRawPointer(pointer), bytes)
+            munmap(UnsafeMutableRawPointer(pointer), mappedBytes(bytes))
         } else {
             UnsafeMutableRawPointer(pointer).deallocate()
         }

@@ -17,6 +17,12 @@ struct BenchKVTransferCommand: ParsableCommand {
     @Option(name: .customLong("producer-tp"), help: "Tensor-parallel ranks of the producer (each serves its heads).")
     var producerTP: Int = 1
     @Option(name: .customLong("num-iters"), help: "Measured transfers (after one checked warm-up).") var numIters: Int = 5
+    @Option(
+        name: .customLong("connections-per-rank"), parsing: .upToNextOption,
+        help:
+            "Connections the consumer opens to each producer rank (each reads a range of layers; 1-16); several values are measured side by side, e.g. 1 2 4 (default: the connector's, 2 per transfer split over the producer's ranks)."
+    )
+    var connectionsPerRank: [Int] = []
 
     func validate() throws {
         for (name, v) in [
@@ -24,6 +30,9 @@ struct BenchKVTransferCommand: ParsableCommand {
             ("--block-size", blockSize), ("--producer-tp", producerTP), ("--num-iters", numIters),
         ] where v < 1 {
             throw ValidationError("invalid \(name): must be at least 1, got \(v)")
+        }
+        if connectionsPerRank.contains(where: { $0 < 1 || $0 > 16 }) {
+            throw ValidationError("invalid --connections-per-rank: each must be in [1, 16], got \(connectionsPerRank)")
         }
         if numKVHeads % producerTP != 0 {
             throw ValidationError("invalid --producer-tp: \(producerTP) does not divide --num-kv-heads \(numKVHeads)")
@@ -33,7 +42,9 @@ struct BenchKVTransferCommand: ParsableCommand {
     func run() throws {
         let shape = KVTransferBenchmark.Shape(numLayers: numLayers, numKVHeads: numKVHeads, headDim: headDim, blockSize: blockSize)
         let r = try runOrExit {
-            try KVTransferBenchmark.run(shape: shape, tokens: tokens, producerTP: producerTP, iterations: numIters) { print($0) }
+            try KVTransferBenchmark.run(
+                shape: shape, tokens: tokens, producerTP: producerTP, iterations: numIters, connectionsPerRank: connectionsPerRank
+            ) { print($0) }
         }
         print(r.summary)
     }

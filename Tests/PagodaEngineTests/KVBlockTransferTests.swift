@@ -1,7 +1,7 @@
 import Foundation
+import PagodaDistributed
 import XCTest
 
-import PagodaDistributed
 @testable import PagodaEngine
 
 /// The TCP connector's data path without a model: `KVBlockServer`s serving `KVBlockArena`s over loopback and
@@ -108,10 +108,76 @@ final class KVBlockTransferTests: XCTestCase {
 
     func testTheBenchmarkMovesCheckedBytesAndReportsEveryBandwidth() throws {
         let shape = KVTransferBenchmark.Shape(numLayers: 2, numKVHeads: 2, headDim: 16, blockSize: 16)
-        let r = try KVTransferBenchmark.run(shape: shape, tokens: 256, producerTP: 2, iterations: 2)
+        let r = try KVTransferBenchmark.run(shape: shape, tokens: 256, producerTP: 2, iterations: 2, connectionsPerRank: [1, 2])
         XCTAssertEqual(r.bytes, 2 * 2 * 256 * 2 * 16 * 4)
-        XCTAssertGreaterThan(r.streamGBs, 0)
+        XCTAssertEqual(r.paths.map(\.connectionsPerRank), [1, 2])
+        for p in r.paths { XCTAssertGreaterThan(r.gbs(p.streamSeconds), 0) }
         XCTAssertGreaterThan(r.memcpyGBs, 0)
-        XCTAssertTrue(r.summary.contains("TCP stream") && r.summary.contains("memcpy"), r.summary)
+        let lines = r.summary.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2, r.summary)
+        XCTAssertTrue(lines.allSatisfy { $0.contains("TCP stream") && $0.contains("memcpy") }, r.summary)
+    }
+
+    /// A read split over several connections per producer rank (each a range of layers), streamed and
+    /// copied: every float lands in place, each rank counts one send and frees the blocks once.
+    func testAReadSplitOverConnectionsPerRankMovesEveryLayer() throws {
+        for sameHost in [false, true] {
+            if sameHost && KVSameHostCopy.local == nil { continue }
+            let remote = [9, 2, 3, 14], local = [5, 0, 11, 12]
+            let (_, servers) = try producer(tp: 2, remote: remote, id: "s")
+            defer { for s in servers { s.shutdown() } }
+            let consumer = arena(rank: 0, tp: 1)
+            let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
+            let bytes = try KVBlockFetcher.fetch(
+                host: "127.0.0.1", parts: parts, requestId: "s", remoteBlockIds: remote, localBlockIds: local, into: consumer,
+                secret: secret, connectTimeout: 2, transferTimeout: 5, sameHostCopy: sameHost, connectionsPerRank: 5)
+            XCTAssertEqual(bytes, 2 * layers * remote.count * blockSize * heads * headDim * 4)
+            XCTAssertNil(consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote), "same host: \(sameHost)")
+            assertEveryHoldEnded(servers, "s")
+            // 5 connections asked, 3 layers: one connection per layer and rank.
+            XCTAssertEqual(servers.map(\.numSameHostReads), sameHost ? [layers, layers] : [0, 0])
+        }
+    }
+
+    func testTheDefaultIsTwoConnectionsPerTransferSplitOverTheRanks() {
+        let p = { (heads: Range<Int>) in KVBlockFetcher.Part(port: 1, heads: heads) }
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank([p(0..<4)]), 2)
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank([p(0..<2), p(2..<4)]), 1)
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank([p(0..<4), p(4..<4)]), 2, "a rank giving no head reads nothing")
+        XCTAssertEqual(KVBlockFetcher.defaultConnectionsPerRank((0..<4).map { p($0..<($0 + 1)) }), 1)
+    }
+
+    func testLayerSplitsCoverEveryLayerOnce() {
+        XCTAssertEqual(KVBlockFetcher.splitLayers(24, into: 2), [0..<12, 12..<24])
+        XCTAssertEqual(KVBlockFetcher.splitLayers(5, into: 3), [0..<1, 1..<3, 3..<5])
+        XCTAssertEqual(KVBlockFetcher.splitLayers(2, into: 4), [0..<1, 1..<2])
+        XCTAssertEqual(KVBlockFetcher.splitLayers(3, into: 1), [0..<3])
+    }
+
+    /// One connection of a read split in two reads its layers; the other never comes: the blocks stay held
+    /// until the hold's timeout, then are freed (no leak), and the same layers cannot be read twice.
+    func testASplitReadWhoseOtherConnectionNeverComesExpires() throws {
+        let remote = [1, 2]
+        let a = arena(rank: 0, tp: 1)
+        a.fillPattern(blocks: remote)
+        let server = try KVBlockServer(host: "127.0.0.1", port: 0, ioTimeoutSeconds: 5, secret: secret)
+        defer { server.shutdown() }
+        server.start(storage: a)
+        server.hold("p", blockIds: remote, timeoutSeconds: 0.5)
+        let consumer = arena(rank: 0, tp: 1)
+        let part = KVBlockFetcher.Part(port: server.port, heads: 0..<heads)
+        func read(_ layers: Range<Int>) throws -> Int {
+            try KVBlockFetcher.fetchPart(
+                host: "127.0.0.1", part: part, requestId: "p", remoteBlockIds: remote, localBlockIds: [3, 4], into: consumer,
+                secret: secret, connectTimeout: 2, transferTimeout: 5, sameHostCopy: false, layers: layers, connections: 2)
+        }
+        XCTAssertEqual(try read(0..<1), 2 * remote.count * blockSize * heads * headDim * 4)
+        XCTAssertThrowsError(try read(0..<2)) { XCTAssertTrue("\($0)".contains("do not split the read"), "\($0)") }
+        XCTAssertEqual(server.takeFinished().blocksHeld, 2, "half read: still held")
+        usleep(700_000)
+        let (finished, stats, held) = server.takeFinished()
+        XCTAssertEqual(finished, ["p"])
+        XCTAssertEqual(held, 0)
+        XCTAssertEqual(stats.sendTimeouts, 1)
     }
 }

@@ -35,6 +35,10 @@ final class KVTransferConfigTests: XCTestCase {
         let e = try KVTransferConfig.parse(
             json: #"{"kv_connector":"TCPConnector","kv_role":"kv_consumer","kv_connector_extra_config":{"same_host_copy":false}}"#)
         XCTAssertFalse(e.sameHostCopy)
+        XCTAssertNil(d.connectionsPerRank, "the fetcher's default")
+        let f = try KVTransferConfig.parse(
+            json: #"{"kv_connector":"TCPConnector","kv_role":"kv_consumer","kv_connector_extra_config":{"connections_per_rank":4}}"#)
+        XCTAssertEqual(f.connectionsPerRank, 4)
     }
 
     func testVLLMConnectorNamesAreAliasesOfTheTCPConnector() throws {
@@ -75,6 +79,14 @@ final class KVTransferConfigTests: XCTestCase {
                 "kv_connector_extra_config.nope: unknown field"
             ),
             (#"{"kv_connector":"TCPConnector","kv_role":"kv_both","kv_connector_extra_config":5}"#, "kv_connector_extra_config: must be"),
+            (
+                #"{"kv_connector":"TCPConnector","kv_role":"kv_both","kv_connector_extra_config":{"connections_per_rank":0}}"#,
+                "kv_connector_extra_config.connections_per_rank: must be a whole number in [1, 16], got 0"
+            ),
+            (
+                #"{"kv_connector":"TCPConnector","kv_role":"kv_both","kv_connector_extra_config":{"connections_per_rank":2.5}}"#,
+                "kv_connector_extra_config.connections_per_rank: must be a whole number"
+            ),
             (
                 #"{"kv_connector":"TCPConnector","kv_role":"kv_both","kv_connector_extra_config":{"same_host_copy":"no"}}"#,
                 "kv_connector_extra_config.same_host_copy: must be true or false"

@@ -1,4 +1,5 @@
 import Foundation
+import PagodaKernels
 
 /// A paged KV cache in plain memory with a model's layout ([numBlocks, blockSize, kvHeadsLocal, headDim]
 /// floats per layer for K and for V), holding one tensor-parallel rank's heads: what the KV transfer
@@ -12,8 +13,8 @@ public final class KVBlockArena: KVBlockStorage {
     public let kvHeadDim: Int
     /// The model's KV heads over all ranks.
     public let numKVHeads: Int
-    private let base: UnsafeMutablePointer<Float>
-    private let bytes: Int
+    private let buffer: AlignedBuffer<Float>
+    private var base: UnsafeMutablePointer<Float> { buffer.pointer }
 
     /// The cache of rank `tpRank` of `tpSize` (heads split evenly; `tpSize` must divide `numKVHeads`).
     public init(numLayers: Int, numBlocks: Int, blockSize: Int, numKVHeads: Int, headDim: Int, tpRank: Int = 0, tpSize: Int = 1) {
@@ -22,15 +23,9 @@ public final class KVBlockArena: KVBlockStorage {
         self.numKVHeads = numKVHeads
         kvHeadsLocal = numKVHeads / tpSize
         kvHeadStart = tpRank * kvHeadsLocal
-        let count = 2 * numLayers * numBlocks * blockSize * kvHeadsLocal * headDim
-        // Anonymous memory, zero and untouched until used, as a model's KV cache (`AlignedBuffer`).
-        bytes = max(4096, count * 4)
-        let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        precondition(raw != nil && raw != MAP_FAILED, "cannot map \(bytes) bytes for a KV arena")
-        base = raw!.bindMemory(to: Float.self, capacity: count)
+        // Anonymous memory, zero and untouched until used, 2 MiB-aligned: as a model's KV cache (`AlignedBuffer`).
+        buffer = AlignedBuffer(capacity: 2 * numLayers * numBlocks * blockSize * kvHeadsLocal * headDim)
     }
-
-    deinit { munmap(UnsafeMutableRawPointer(base), bytes) }
 
     public var kvBlockFloats: Int { kvBlockSize * kvHeadsLocal * kvHeadDim }
 

@@ -48,31 +48,35 @@ enum KVBlockFetcher {
     }
 
     /// Fills `localBlockIds` with the producer's `remoteBlockIds` (same count), reading every part in
-    /// parallel. Returns the bytes read. Throws with the reason when a producer rank is unreachable,
-    /// refuses, stalls or closes early; the local blocks may then hold part of the data and must not be used.
+    /// parallel, each over `connectionsPerRank` connections (each with its share of the layers, on its own
+    /// thread: over loopback one connection's two copies keep two CPUs busy only in turns). Returns the
+    /// bytes read. Throws with the reason when a producer rank is unreachable, refuses, stalls or closes
+    /// early; the local blocks may then hold part of the data and must not be used.
     static func fetch(
         host: String, parts: [Part], requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
-        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true
+        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true,
+        connectionsPerRank: Int = 1
     ) throws -> Int {
         precondition(remoteBlockIds.count == localBlockIds.count)
-        if parts.count == 1 {
-            return try fetchPart(
-                host: host, part: parts[0], requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
-                into: storage, secret: secret, connectTimeout: connectTimeout, transferTimeout: transferTimeout, sameHostCopy: sameHostCopy)
-        }
-        let results = PartResults(count: parts.count)
-        let group = DispatchGroup()
+        // (part index, layers, connections of that part): a part that reads no head ends its hold in one.
+        var jobs: [(part: Int, layers: Range<Int>, connections: Int)] = []
         for (i, part) in parts.enumerated() {
+            let n = part.heads.isEmpty ? 1 : max(1, min(connectionsPerRank, storage.kvNumLayers))
+            for layers in splitLayers(storage.kvNumLayers, into: n) { jobs.append((i, layers, n)) }
+        }
+        func run(_ job: (part: Int, layers: Range<Int>, connections: Int)) throws -> Int {
+            try fetchPart(
+                host: host, part: parts[job.part], requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
+                into: storage, secret: secret, connectTimeout: connectTimeout, transferTimeout: transferTimeout, sameHostCopy: sameHostCopy,
+                layers: job.layers, connections: job.connections)
+        }
+        if jobs.count == 1 { return try run(jobs[0]) }
+        let results = PartResults(count: jobs.count)
+        let group = DispatchGroup()
+        for (i, job) in jobs.enumerated() {
             group.enter()
             let t = Thread {
-                results.set(
-                    i,
-                    Result {
-                        try fetchPart(
-                            host: host, part: part, requestId: requestId, remoteBlockIds: remoteBlockIds,
-                            localBlockIds: localBlockIds, into: storage, secret: secret, connectTimeout: connectTimeout,
-                            transferTimeout: transferTimeout, sameHostCopy: sameHostCopy)
-                    })
+                results.set(i, Result { try run(job) })
                 group.leave()
             }
             t.name = "pagoda-kv-fetch-part"
@@ -82,17 +86,34 @@ enum KVBlockFetcher {
         var total = 0
         for (i, r) in results.all.enumerated() {
             do { total += try r!.get() } catch {
-                throw KVTransferSocket.Failure(description: "producer rank \(i) (port \(parts[i].port)): \(error)")
+                let part = parts[jobs[i].part]
+                throw KVTransferSocket.Failure(description: "producer rank \(jobs[i].part) (port \(part.port)): \(error)")
             }
         }
         return total
     }
 
-    /// Reads one producer rank's part straight into the local blocks.
+    /// Connections per producer rank when the configuration names none: two per transfer, split over the
+    /// ranks that give heads (2 from a TP 1 producer, 1 each from TP 2 or more). Measured on 2 CPUs: two
+    /// threads copying beat one, and more than two only contended (Benchmarks/pd-disagg/RESULTS.md, run 4).
+    static func defaultConnectionsPerRank(_ parts: [Part]) -> Int {
+        max(1, 2 / max(1, parts.filter { !$0.heads.isEmpty }.count))
+    }
+
+    /// `count` consecutive, nearly equal ranges that cover `0..<numLayers` (fewer when there are fewer layers).
+    static func splitLayers(_ numLayers: Int, into count: Int) -> [Range<Int>] {
+        let n = max(1, min(count, numLayers))
+        return (0..<n).map { k in (k * numLayers / n)..<((k + 1) * numLayers / n) }
+    }
+
+    /// Reads `layers` of one producer rank's part straight into the local blocks, over one of the
+    /// `connections` that together read that rank.
     static func fetchPart(
         host: String, part: Part, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
-        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true
+        into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true,
+        layers: Range<Int>? = nil, connections: Int = 1
     ) throws -> Int {
+        let layers = layers ?? 0..<storage.kvNumLayers
         let start = Date()
         let fd = try KVTransferSocket.connect(host: host, port: part.port, deadline: start + connectTimeout)
         defer { close(fd) }
@@ -113,7 +134,8 @@ enum KVBlockFetcher {
         let request = KVBlockReadRequest(
             requestId: requestId, blockIds: remoteBlockIds, numLayers: storage.kvNumLayers, blockSize: storage.kvBlockSize,
             headDim: storage.kvHeadDim, headStart: part.heads.lowerBound, headCount: part.heads.count,
-            sameHost: sameHostCopy ? KVSameHostCopy.local : nil)
+            sameHost: sameHostCopy ? KVSameHostCopy.local : nil, layerStart: layers.lowerBound, layerCount: layers.count,
+            connections: connections)
         try KVTransferSocket.sendMessage(fd, request, deadline: deadline)
         let reply = try KVTransferSocket.receiveMessage(fd, KVBlockReadReply.self, deadline: deadline)
         guard reply.ok else {
@@ -124,7 +146,7 @@ enum KVBlockFetcher {
             // One host: copy straight out of the producer's memory; if the kernel refuses, the stream follows.
             let outcome = Result {
                 try KVSameHostCopy.read(
-                    offer, into: storage, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds, heads: part.heads)
+                    offer, into: storage, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds, heads: part.heads, layers: layers)
             }
             let copied = try? outcome.get()
             if case .failure(let error) = outcome { KVSameHostCopy.note(error) } else { KVSameHostCopy.note(nil) }
@@ -138,7 +160,7 @@ enum KVBlockFetcher {
         let staging: UnsafeMutableRawPointer? =
             slices.isWholeBlocks ? nil : .allocate(byteCount: max(1, slices.bytesPerLayerHalf), alignment: 64)
         defer { staging?.deallocate() }
-        for layer in 0..<storage.kvNumLayers {
+        for layer in layers {
             for value in [false, true] {
                 let n = slices.segments(layer: layer, value: value, into: iov)
                 if let staging {
@@ -149,7 +171,7 @@ enum KVBlockFetcher {
                 }
             }
         }
-        return slices.totalBytes
+        return 2 * layers.count * slices.bytesPerLayerHalf
     }
 }
 

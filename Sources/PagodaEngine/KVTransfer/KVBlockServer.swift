@@ -9,7 +9,8 @@ import Glibc
 /// The producer side of the TCP connector: holds finished requests' blocks for their readers and serves
 /// them over TCP (one read per request, one connection per read, a thread per connection).
 ///
-/// A request is readable from `hold` until it is read once or its hold expires; either way it moves to
+/// A request is readable from `hold` until it is read once (over one connection, or over several that each
+/// read a range of layers) or its hold expires; either way it moves to
 /// `finished` and the engine frees its blocks when `takeFinished` reports it. A block is freed only after
 /// its read has ended, so a reader never gets blocks that were reused: a read of an unknown, already read
 /// or expired request is answered with an error.
@@ -18,7 +19,14 @@ final class KVBlockServer: @unchecked Sendable {
         var blockIds: Set<Int>
         var numBlocks: Int
         var deadline: Date
-        var reading: Bool
+        /// Set by the read's first connection: how many connections read the request, which have not come yet,
+        /// which are being served, and the layers already claimed (a read over several connections splits them).
+        var connections: Int? = nil
+        var connectionsLeft = 0
+        var active = 0
+        var claimedLayers: [Range<Int>] = []
+        /// Bytes sent (or copied by the reader) so far over the read's connections.
+        var sent = 0
     }
 
     let host: String
@@ -71,16 +79,15 @@ final class KVBlockServer: @unchecked Sendable {
     /// Holds `blockIds` of `requestId` for one reader for `timeoutSeconds`.
     func hold(_ requestId: String, blockIds: [Int], timeoutSeconds: Double) {
         lock.lock(); defer { lock.unlock() }
-        holds[requestId] = Hold(
-            blockIds: Set(blockIds), numBlocks: blockIds.count, deadline: Date() + timeoutSeconds,
-            reading: false)
+        holds[requestId] = Hold(blockIds: Set(blockIds), numBlocks: blockIds.count, deadline: Date() + timeoutSeconds)
     }
 
     /// Requests whose blocks may be freed (read, or hold expired) since the last call, and the read statistics.
     func takeFinished() -> ([String], KVTransferStats, blocksHeld: Int) {
         lock.lock(); defer { lock.unlock() }
         let now = Date()
-        for (id, h) in holds where !h.reading && h.deadline < now {
+        // Expired and no connection in flight (a read split over connections whose last never came expires too).
+        for (id, h) in holds where h.active == 0 && h.deadline < now {
             holds[id] = nil
             ended(id)
             finished.append(id)
@@ -165,17 +172,33 @@ final class KVBlockServer: @unchecked Sendable {
         lock.lock()
         let storage = self.storage
         var refusal: String? = nil
-        if let h = holds[req.requestId] {
+        // The layers this connection reads (checked before any arithmetic: the request comes from the network).
+        let start = req.layerStart
+        let startValid = start >= 0 && start <= req.numLayers
+        let count = startValid ? req.layerCount ?? (req.numLayers - start) : -1
+        let layersValid = startValid && count >= 0 && count <= req.numLayers - start
+        let layers = layersValid ? start..<(start + count) : 0..<0
+        if var h = holds[req.requestId] {
             if storage == nil {
                 refusal = "the producer's KV cache is not ready"
-            } else if h.reading {
+            } else if h.connections != nil && (h.connectionsLeft == 0 || h.connections != req.connections) {
                 refusal = "request \(req.requestId) is already being read"
             } else if req.blockIds.count > h.numBlocks || !req.blockIds.allSatisfy(h.blockIds.contains) {
                 refusal = "blocks \(req.blockIds) are not the ones held for request \(req.requestId)"
             } else if let s = storage, let why = Self.layoutMismatch(s, req) {
                 refusal = why
+            } else if !layersValid || req.connections < 1 || req.connections > 64 || (layers.isEmpty && req.numLayers > 0)
+                || h.claimedLayers.contains(where: { $0.overlaps(layers) })
+            {
+                refusal =
+                    "layers from \(start) (\(req.layerCount.map(String.init) ?? "all")) over \(req.connections) connections "
+                    + "do not split the read of request \(req.requestId)"
             } else {
-                holds[req.requestId]!.reading = true
+                if h.connections == nil { (h.connections, h.connectionsLeft) = (req.connections, req.connections) }
+                h.connectionsLeft -= 1
+                h.active += 1
+                h.claimedLayers.append(layers)
+                holds[req.requestId] = h
             }
         } else {
             refusal = "request \(req.requestId) is not held here (unknown, already read, or its blocks were freed after the timeout)"
@@ -197,7 +220,7 @@ final class KVBlockServer: @unchecked Sendable {
                 let done = try KVTransferSocket.receiveMessage(fd, KVSameHostCopy.Done.self, deadline: deadline)
                 if done.copied {
                     lock.lock(); sameHostReads += 1; lock.unlock()
-                    sent = 2 * req.numLayers * req.blockIds.count * req.blockSize * req.headCount * req.headDim * 4
+                    sent = 2 * layers.count * req.blockIds.count * req.blockSize * req.headCount * req.headDim * 4
                 }
             }
             // Straight from the paged cache: one vectored send per layer's K (and V) of all blocks.
@@ -205,7 +228,7 @@ final class KVBlockServer: @unchecked Sendable {
             if req.headCount > 0 && sent == 0 {
                 let iov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, slices.maxSegments))
                 defer { iov.deallocate() }
-                for layer in 0..<req.numLayers {
+                for layer in layers {
                     for value in [false, true] {
                         let n = slices.segments(layer: layer, value: value, into: iov)
                         try KVTransferSocket.sendv(fd, iov, n, deadline: deadline)
@@ -218,11 +241,19 @@ final class KVBlockServer: @unchecked Sendable {
             logger.warning("sending the KV of request \(req.requestId) failed after \(sent) bytes: \(error)")
         }
         lock.lock()
-        holds[req.requestId] = nil
-        ended(req.requestId)
-        finished.append(req.requestId)
-        stats.sends += 1
-        stats.sentBytes += sent
+        if var h = holds[req.requestId] {
+            h.active -= 1
+            h.sent += sent
+            if h.active == 0 && h.connectionsLeft == 0 {
+                holds[req.requestId] = nil
+                ended(req.requestId)
+                finished.append(req.requestId)
+                stats.sends += 1
+                stats.sentBytes += h.sent
+            } else {
+                holds[req.requestId] = h
+            }
+        }
         lock.unlock()
         return served
     }

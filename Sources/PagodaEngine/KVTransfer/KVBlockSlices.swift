@@ -34,34 +34,34 @@ struct KVBlockSlices {
     /// True when every head of the cache is wanted: a block is one run of bytes.
     var isWholeBlocks: Bool { localHeadOffset == 0 && headCount == storage.kvHeadsLocal }
 
-    /// Total bytes of the read over every layer.
-    var totalBytes: Int { 2 * storage.kvNumLayers * bytesPerLayerHalf }
-
     /// Fills `iov` with the segments of `layer`'s K (`value` false) or V, merging adjacent ones; returns their count.
     func segments(layer: Int, value: Bool, into iov: UnsafeMutablePointer<iovec>) -> Int {
         var n = 0
-        func add(_ p: UnsafeMutableRawPointer, _ len: Int) {
-            if n > 0, let base = iov[n - 1].iov_base, base + iov[n - 1].iov_len == p {
-                iov[n - 1].iov_len += len
-            } else {
-                iov[n] = iovec(iov_base: p, iov_len: len)
-                n += 1
-            }
-        }
-        let d = storage.kvHeadDim, heads = storage.kvHeadsLocal
-        if isWholeBlocks {
-            let bytes = storage.kvBlockFloats * 4
-            for b in blockIds { add(UnsafeMutableRawPointer(storage.kvBlockPointer(layer: layer, block: b, value: value)), bytes) }
-        } else {
-            let run = headCount * d * 4
-            for b in blockIds {
-                let block = storage.kvBlockPointer(layer: layer, block: b, value: value)
-                for t in 0..<storage.kvBlockSize {
-                    add(UnsafeMutableRawPointer(block + (t * heads + localHeadOffset) * d), run)
-                }
-            }
-        }
+        for b in blockIds { append(block: b, layer: layer, value: value, to: iov, &n) }
         return n
+    }
+
+    /// Appends the segments of block `b` of `layer`'s K or V to the `n` of `iov`, merging adjacent ones.
+    func append(block b: Int, layer: Int, value: Bool, to iov: UnsafeMutablePointer<iovec>, _ n: inout Int) {
+        let block = storage.kvBlockPointer(layer: layer, block: b, value: value)
+        if isWholeBlocks {
+            Self.add(UnsafeMutableRawPointer(block), storage.kvBlockFloats * 4, to: iov, &n)
+        } else {
+            let d = storage.kvHeadDim, heads = storage.kvHeadsLocal, run = headCount * d * 4
+            for t in 0..<storage.kvBlockSize {
+                Self.add(UnsafeMutableRawPointer(block + (t * heads + localHeadOffset) * d), run, to: iov, &n)
+            }
+        }
+    }
+
+    /// Appends `len` bytes at `p` to the `n` segments of `iov`, extending the last when `p` continues it.
+    static func add(_ p: UnsafeMutableRawPointer, _ len: Int, to iov: UnsafeMutablePointer<iovec>, _ n: inout Int) {
+        if n > 0, let base = iov[n - 1].iov_base, base + iov[n - 1].iov_len == p {
+            iov[n - 1].iov_len += len
+        } else {
+            iov[n] = iovec(iov_base: p, iov_len: len)
+            n += 1
+        }
     }
 
     /// Copies the `n` segments' bytes, in order, from `staging` (one layer's K or V in wire order) into

@@ -3,9 +3,11 @@
 /// `KVBlockReadReply`; when it is `ok`, the blocks follow as `KVBlockSlices` orders them: for each layer,
 /// the K of every requested block in request order, then their V; within a block, token by token, the
 /// requested heads (float32 in the hosts' native byte order: Pagoda runs on little-endian x86-64 only).
-/// Then the producer closes the connection and frees the blocks. On one host the reply may instead offer
-/// a same-host copy (`KVSameHostCopy`); the consumer answers whether it copied the blocks itself, and the
-/// stream follows only if it did not.
+/// Then the producer closes the connection and frees the blocks. A consumer may split one read over several
+/// connections, each naming its range of layers (`layerStart`, `layerCount`, `connections`): the stream of
+/// each is the above restricted to its layers, and the blocks are freed when the last connection has ended.
+/// On one host the reply may instead offer a same-host copy (`KVSameHostCopy`); the consumer answers whether
+/// it copied the blocks itself, and the stream follows only if it did not.
 struct KVBlockReadRequest: Codable {
     var requestId: String
     var blockIds: [Int]
@@ -20,6 +22,11 @@ struct KVBlockReadRequest: Codable {
     /// Set when the consumer can copy the blocks out of the producer's memory (`KVSameHostCopy`): its host
     /// and PID namespace.
     var sameHost: KVSameHostCopy.Identity? = nil
+    /// The layers this connection reads, and how many connections (each with its own layers, together all
+    /// of them) read the request from this producer rank in parallel: the hold ends when the last has ended.
+    var layerStart = 0
+    var layerCount: Int? = nil
+    var connections = 1
 }
 
 /// The producer's answer to a `KVBlockReadRequest`: `ok`, or why not (unknown or already freed request,

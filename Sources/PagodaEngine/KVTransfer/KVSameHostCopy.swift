@@ -87,49 +87,46 @@ enum KVSameHostCopy {
         return unsafeBitCast(sym, to: ProcessVMReadv.self)
     }()
 
-    /// Copies the heads `heads` of the producer's `remoteBlockIds` into `localBlockIds` of `storage`.
-    /// Returns the bytes copied; throws when the kernel refuses or the offer does not fit.
+    /// Copies the heads `heads` of `layers` of the producer's `remoteBlockIds` into `localBlockIds` of
+    /// `storage`. Returns the bytes copied; throws when the kernel refuses or the offer does not fit.
+    ///
+    /// The kernel pins the producer's pages once per remote segment, so the plan (`KVCopyPlan`) visits the
+    /// blocks in the producer's address order, where adjacent ones merge into one segment; the local side
+    /// takes each token's heads straight into place (a consumer holding more heads than this rank gives):
+    /// `process_vm_readv` scatters on both sides, so no staging copy is needed.
     static func read(
-        _ offer: Offer, into storage: KVBlockStorage, remoteBlockIds: [Int], localBlockIds: [Int], heads: Range<Int>
+        _ offer: Offer, into storage: KVBlockStorage, remoteBlockIds: [Int], localBlockIds: [Int], heads: Range<Int>,
+        layers: Range<Int>? = nil
     ) throws -> Int {
         guard let readv = processVMReadv else { throw KVTransferSocket.Failure(description: "process_vm_readv is not available") }
         if let why = mismatch(offer, storage: storage, remoteBlockIds: remoteBlockIds, heads: heads) {
             throw KVTransferSocket.Failure(description: "the producer's same-host offer does not fit: \(why)")
         }
-        let remote = RemoteKVLayout(offer, like: storage)
-        let local = KVBlockSlices(storage: storage, blockIds: localBlockIds, headStart: heads.lowerBound, headCount: heads.count)
-        let source = KVBlockSlices(storage: remote, blockIds: remoteBlockIds, headStart: heads.lowerBound, headCount: heads.count)
-        let liov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, local.maxSegments))
-        let riov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, source.maxSegments))
-        // Some of this cache's heads per token: one large copy into staging, then scattered (`KVBlockSlices.scatter`).
-        let staging: UnsafeMutableRawPointer? =
-            local.isWholeBlocks ? nil : .allocate(byteCount: max(1, local.bytesPerLayerHalf), alignment: 64)
-        let siov = UnsafeMutablePointer<iovec>.allocate(capacity: 1)
-        defer { liov.deallocate(); riov.deallocate(); siov.deallocate(); staging?.deallocate() }
-        for layer in 0..<storage.kvNumLayers {
+        let layers = layers ?? 0..<storage.kvNumLayers
+        let plan = KVCopyPlan(
+            source: RemoteKVLayout(offer, like: storage), target: storage, sourceBlockIds: remoteBlockIds, targetBlockIds: localBlockIds,
+            heads: heads)
+        let liov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.maxTargetSegments))
+        let riov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.maxSourceSegments))
+        let sink = UnsafeMutableRawPointer.allocate(byteCount: KVCopyPlan.maxGapBytes, alignment: 64)
+        defer { liov.deallocate(); riov.deallocate(); sink.deallocate() }
+        for layer in layers {
             for value in [false, true] {
-                let nTargets = local.segments(layer: layer, value: value, into: liov)
-                var (targets, nl) = (liov, nTargets)
-                if let staging {
-                    siov[0] = iovec(iov_base: staging, iov_len: local.bytesPerLayerHalf)
-                    (targets, nl) = (siov, 1)
-                }
-                let nr = source.segments(layer: layer, value: value, into: riov)
+                let (nr, nl) = plan.segments(layer: layer, value: value, source: riov, target: liov, sink: sink)
                 var (li, ri) = (0, 0)
                 while li < nl && ri < nr {
                     let max = KVTransferSocket.maxSegmentsPerCall
-                    let r = readv(offer.pid, targets + li, UInt(min(nl - li, max)), riov + ri, UInt(min(nr - ri, max)), 0)
+                    let r = readv(offer.pid, liov + li, UInt(min(nl - li, max)), riov + ri, UInt(min(nr - ri, max)), 0)
                     guard r > 0 else { throw KVTransferSocket.Failure(description: KVTransferSocket.errnoText("process_vm_readv")) }
-                    advance(targets, &li, nl, by: r)
+                    advance(liov, &li, nl, by: r)
                     advance(riov, &ri, nr, by: r)
                 }
-                if let staging { KVBlockSlices.scatter(staging, to: liov, nTargets) }
                 guard li == nl && ri == nr else {
                     throw KVTransferSocket.Failure(description: "the producer's blocks and ours differ in size")
                 }
             }
         }
-        return local.totalBytes
+        return 2 * layers.count * plan.target.bytesPerLayerHalf
     }
 
     /// Why `offer` cannot describe where the producer keeps `heads` of `remoteBlockIds` in a cache of

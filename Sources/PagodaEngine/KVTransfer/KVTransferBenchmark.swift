@@ -17,33 +17,47 @@ public enum KVTransferBenchmark {
         public static let qwen25_05b = Shape(numLayers: 24, numKVHeads: 2, headDim: 64, blockSize: 16)
     }
 
-    public struct Result: Sendable {
-        public var bytes: Int
+    /// The medians of one way of reading: `connectionsPerRank` connections to each producer rank.
+    public struct Path: Sendable {
+        public var connectionsPerRank: Int
         /// Median seconds of one transfer (connect, request, every byte in place) over the TCP stream and by
-        /// same-host copy (nil: the kernel refused it here), and of one memcpy pass over the same blocks.
+        /// same-host copy (nil: the kernel refused it here).
         public var streamSeconds: Double
         public var sameHostSeconds: Double?
+    }
+
+    public struct Result: Sendable {
+        public var bytes: Int
+        public var paths: [Path]
+        /// Median seconds of one memcpy pass over the same blocks.
         public var memcpySeconds: Double
-        public var streamGBs: Double { Double(bytes) / streamSeconds / 1e9 }
-        public var sameHostGBs: Double? { sameHostSeconds.map { Double(bytes) / $0 / 1e9 } }
         public var memcpyGBs: Double { Double(bytes) / memcpySeconds / 1e9 }
+        public func gbs(_ seconds: Double) -> Double { Double(bytes) / seconds / 1e9 }
+        /// One line per way of reading.
         public var summary: String {
-            var s = String(
-                format: "KV transfer of %.1f MiB: TCP stream %.2f GB/s (%.0f %% of memcpy)", Double(bytes) / 1_048_576, streamGBs,
-                100 * streamGBs / memcpyGBs)
-            if let c = sameHostGBs {
-                s += String(format: ", same-host copy %.2f GB/s (%.0f %%)", c, 100 * c / memcpyGBs)
-            } else {
-                s += ", same-host copy refused by the kernel"
-            }
-            return s + String(format: "; memcpy of the same blocks %.2f GB/s", memcpyGBs)
+            paths.map { p in
+                var s = String(
+                    format: "KV transfer of %.1f MiB, %d connection(s) per producer rank: TCP stream %.2f GB/s (%.0f %% of memcpy)",
+                    Double(bytes) / 1_048_576, p.connectionsPerRank, gbs(p.streamSeconds), 100 * gbs(p.streamSeconds) / memcpyGBs)
+                if let c = p.sameHostSeconds {
+                    s += String(format: ", same-host copy %.2f GB/s (%.0f %%)", gbs(c), 100 * gbs(c) / memcpyGBs)
+                } else {
+                    s += ", same-host copy refused by the kernel"
+                }
+                return s + String(format: "; memcpy of the same blocks %.2f GB/s", memcpyGBs)
+            }.joined(separator: "\n")
         }
     }
 
     /// Transfers a prompt of `tokens` tokens `iterations` times each way from a producer of `producerTP`
     /// ranks to one consumer rank (after one unmeasured warm-up per way, whose bytes are checked against the
-    /// producer's), alternating with the memcpy reference so all three see the same machine load.
-    public static func run(shape: Shape, tokens: Int, producerTP: Int, iterations: Int, log: (String) -> Void = { _ in }) throws -> Result {
+    /// producer's), with each of `connectionsPerRank`, alternating with the memcpy reference so every way
+    /// sees the same machine load (none given: the connector's default, `defaultConnectionsPerRank`).
+    public static func run(
+        shape: Shape, tokens: Int, producerTP: Int, iterations: Int, connectionsPerRank: [Int] = [],
+        log: (String) -> Void = { _ in }
+    ) throws -> Result {
+        precondition(connectionsPerRank.allSatisfy { $0 >= 1 })
         let numBlocks = (tokens + shape.blockSize - 1) / shape.blockSize
         // Blocks scattered in the caches (a real cache's are): every other block, in shuffled order.
         var rng = SystemRandomNumberGenerator()
@@ -70,6 +84,7 @@ public enum KVTransferBenchmark {
         }
         defer { for s in servers { s.shutdown() } }
         let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
+        let connectionsPerRank = connectionsPerRank.isEmpty ? [KVBlockFetcher.defaultConnectionsPerRank(parts)] : connectionsPerRank
         let source = arena(0, 1)
         source.adviseHugePages()
         source.fillPattern(blocks: remote)
@@ -77,7 +92,7 @@ public enum KVTransferBenchmark {
         var reads = 0
 
         /// One read of the held blocks; returns (seconds, bytes, whether the bytes came by same-host copy).
-        func transfer(sameHost: Bool) throws -> (Double, Int, Bool) {
+        func transfer(sameHost: Bool, connections: Int) throws -> (Double, Int, Bool) {
             reads += 1
             let id = "bench-\(reads)"
             for s in servers { s.hold(id, blockIds: remote, timeoutSeconds: 60) }
@@ -86,7 +101,7 @@ public enum KVTransferBenchmark {
             let t0 = Date()
             let bytes = try KVBlockFetcher.fetch(
                 host: "127.0.0.1", parts: parts, requestId: id, remoteBlockIds: remote, localBlockIds: local, into: consumer,
-                secret: secret, connectTimeout: 5, transferTimeout: 60, sameHostCopy: sameHost)
+                secret: secret, connectTimeout: 5, transferTimeout: 60, sameHostCopy: sameHost, connectionsPerRank: connections)
             let dt = Date().timeIntervalSince(t0)
             // Every server lets go of the hold when its read ended.
             var ended = Array(repeating: false, count: servers.count)
@@ -96,7 +111,8 @@ public enum KVTransferBenchmark {
                 if ended.contains(false) { usleep(200) }
             }
             let copies = servers.map(\.numSameHostReads).reduce(0, +) - copiesBefore
-            return (dt, bytes, copies == parts.filter { !$0.heads.isEmpty }.count)
+            let reading = parts.filter { !$0.heads.isEmpty }.count * min(connections, shape.numLayers)
+            return (dt, bytes, copies == reading)
         }
         func memcpyPass() -> Double {
             let t0 = Date()
@@ -113,28 +129,36 @@ public enum KVTransferBenchmark {
         }
 
         var bytes = 0
-        var sameHostWorks = false
-        for sameHost in [false, true] {  // warm-ups, checked
-            let (_, b, viaCopy) = try transfer(sameHost: sameHost)
-            bytes = b
-            if sameHost { sameHostWorks = viaCopy }
-            if let bad = consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote) {
-                throw KVTransferSocket.Failure(description: "the transferred KV differs from the producer's: \(bad)")
+        var sameHostWorks = true
+        for connections in connectionsPerRank {
+            for sameHost in [false, true] {  // warm-ups, checked
+                let (_, b, viaCopy) = try transfer(sameHost: sameHost, connections: connections)
+                bytes = b
+                if sameHost { sameHostWorks = sameHostWorks && viaCopy }
+                if let bad = consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote) {
+                    throw KVTransferSocket.Failure(description: "the transferred KV differs from the producer's: \(bad)")
+                }
             }
         }
         _ = memcpyPass()
-        var stream: [Double] = [], copy: [Double] = [], mem: [Double] = []
+        var stream = connectionsPerRank.map { _ in [Double]() }, copy = stream, mem: [Double] = []
         for k in 1...iterations {
-            stream.append(try transfer(sameHost: false).0)
-            if sameHostWorks { copy.append(try transfer(sameHost: true).0) }
+            var line = "iteration \(k):"
+            for (i, connections) in connectionsPerRank.enumerated() {
+                stream[i].append(try transfer(sameHost: false, connections: connections).0)
+                if sameHostWorks { copy[i].append(try transfer(sameHost: true, connections: connections).0) }
+                line += String(format: " [%d per rank] TCP stream %.2f GB/s", connections, Double(bytes) / stream[i].last! / 1e9)
+                if let c = copy[i].last { line += String(format: ", same-host copy %.2f GB/s;", Double(bytes) / c / 1e9) }
+            }
             mem.append(memcpyPass())
-            var line = String(format: "iteration %d: TCP stream %.2f GB/s", k, Double(bytes) / stream.last! / 1e9)
-            if let c = copy.last { line += String(format: ", same-host copy %.2f GB/s", Double(bytes) / c / 1e9) }
-            log(line + String(format: ", memcpy %.2f GB/s", Double(bytes) / mem.last! / 1e9))
+            log(line + String(format: " memcpy %.2f GB/s", Double(bytes) / mem.last! / 1e9))
         }
         func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
-        return Result(
-            bytes: bytes, streamSeconds: median(stream), sameHostSeconds: copy.isEmpty ? nil : median(copy),
-            memcpySeconds: median(mem))
+        let paths = connectionsPerRank.indices.map { i in
+            Path(
+                connectionsPerRank: connectionsPerRank[i], streamSeconds: median(stream[i]),
+                sameHostSeconds: copy[i].isEmpty ? nil : median(copy[i]))
+        }
+        return Result(bytes: bytes, paths: paths, memcpySeconds: median(mem))
     }
 }

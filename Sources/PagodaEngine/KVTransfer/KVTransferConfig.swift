@@ -42,6 +42,10 @@ public struct KVTransferConfig: Sendable, Codable, Equatable {
     /// A consumer on the producer's host copies blocks out of the producer's memory instead of streaming
     /// them over TCP (`kv_connector_extra_config.same_host_copy`, default true; see `KVSameHostCopy`).
     public var sameHostCopy = true
+    /// Connections a consumer opens to each producer rank per transfer, each reading a range of layers on
+    /// its own thread (`kv_connector_extra_config.connections_per_rank`, 1-16; nil: two per transfer split
+    /// over the producer ranks read, `KVBlockFetcher.defaultConnectionsPerRank`).
+    public var connectionsPerRank: Int? = nil
 
     public init(
         connector: Connector, role: Role, connectorName: String? = nil, rank: Int? = nil, parallelSize: Int = 1,
@@ -76,7 +80,7 @@ extension KVTransferConfig {
     ]
     private static let extraFields: Set<String> = [
         "transfer_timeout_s", "connect_timeout_s", "shared_storage_path",
-        "kv_load_failure_policy", "same_host_copy",
+        "kv_load_failure_policy", "same_host_copy", "connections_per_rank",
     ]
 
     /// Parses and validates the flag's JSON; the first problem is a one-line error naming its field.
@@ -180,6 +184,13 @@ extension KVTransferConfig {
                 c.sharedStoragePath = p
             }
             if let b = raw.extra?.same_host_copy { c.sameHostCopy = b }
+            if let n = try number(extra, "connections_per_rank", "kv_connector_extra_config.connections_per_rank") {
+                guard n >= 1, n <= 16, n == n.rounded() else {
+                    let shown = abs(n) < 1e15 && n == n.rounded() ? String(Int(n)) : "\(n)"
+                    throw fail("kv_connector_extra_config.connections_per_rank", "must be a whole number in [1, 16], got \(shown)")
+                }
+                c.connectionsPerRank = Int(n)
+            }
             if let policy = try string(extra, "kv_load_failure_policy", "kv_connector_extra_config.kv_load_failure_policy"),
                 policy != "recompute"
             {
@@ -206,11 +217,17 @@ private struct RawFields: Decodable {
         var shared_storage_path: String?
         var kv_load_failure_policy: String?
         var same_host_copy: Bool?
+        var connections_per_rank: Double?
         func string(_ key: String) -> String? {
             key == "shared_storage_path" ? shared_storage_path : key == "kv_load_failure_policy" ? kv_load_failure_policy : nil
         }
         func number(_ key: String) -> Double? {
-            key == "transfer_timeout_s" ? transfer_timeout_s : key == "connect_timeout_s" ? connect_timeout_s : nil
+            switch key {
+            case "transfer_timeout_s": return transfer_timeout_s
+            case "connect_timeout_s": return connect_timeout_s
+            case "connections_per_rank": return connections_per_rank
+            default: return nil
+            }
         }
     }
     var kv_connector: String?

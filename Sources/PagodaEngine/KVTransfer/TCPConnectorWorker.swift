@@ -55,7 +55,8 @@ final class TCPConnectorWorker: KVConnectorWorker, @unchecked Sendable {
                     try KVBlockFetcher.fetch(
                         host: host, parts: parts, requestId: remoteId, remoteBlockIds: remoteBlocks,
                         localBlockIds: load.blockIds, into: storage, secret: secret, connectTimeout: connect,
-                        transferTimeout: transfer, sameHostCopy: config.sameHostCopy)
+                        transferTimeout: transfer, sameHostCopy: config.sameHostCopy,
+                        connectionsPerRank: config.connectionsPerRank ?? KVBlockFetcher.defaultConnectionsPerRank(parts))
                 }
                 lock.lock()
                 switch result {
