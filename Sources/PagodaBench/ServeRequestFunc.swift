@@ -112,18 +112,30 @@ public struct ServeRequestFunc: Sendable {
     }
 
     /// Sends `request`; when the pooled connection it went out on turns out closed by the server before any
-    /// response byte (`remoteConnectionClosed`: llama-server and others close idle keep-alive connections, and a
-    /// request can leave just as the close arrives), the server never read it, so it goes again on a new
-    /// connection — at most `maxResends` times (each resend may draw another pooled connection the server closed at
-    /// the same moment). Other failures are the request's.
+    /// response byte (llama-server and others close idle keep-alive connections, and a request can leave just as
+    /// the close arrives), the server never read it, so it goes again on a new connection — at most `maxResends`
+    /// times (each resend may draw another pooled connection the server closed at the same moment). Other
+    /// failures are the request's.
     func executeResendingOnClosedConnection(_ request: HTTPClientRequest, maxResends: Int = 8) async throws -> HTTPClientResponse {
         var resends = 0
         while true {
             do {
                 return try await client.execute(request, timeout: .hours(6))
-            } catch let error as HTTPClientError where error == .remoteConnectionClosed && resends < maxResends {
+            } catch  where Self.closedBeforeResponse(error) && resends < maxResends {
                 resends += 1
             }
+        }
+    }
+
+    /// Whether `error` says the connection was gone before any response byte, by whichever side noticed first:
+    /// the read end (`remoteConnectionClosed`), a write onto the already closed channel (`ioOnClosedChannel`,
+    /// seen against llama-server at 2 of 64 requests), or the peer's reset (ECONNRESET, EPIPE).
+    static func closedBeforeResponse(_ error: Error) -> Bool {
+        switch error {
+        case let e as HTTPClientError: return e == .remoteConnectionClosed
+        case let e as ChannelError: return e == .ioOnClosedChannel || e == .alreadyClosed || e == .eof
+        case let e as IOError: return e.errnoCode == ECONNRESET || e.errnoCode == EPIPE
+        default: return false
         }
     }
 

@@ -128,8 +128,9 @@ def message(v):
 
 
 read = {"requestId": "fuzz-req", "blockIds": [1, 2], "numLayers": 2, "blockSize": 2, "headDim": 4, "headStart": 0,
-        "headCount": 2}
+        "headCount": 2, "layerStart": 0, "connections": 1}
 put("kv-transfer-request", "read", message(read))
+put("kv-transfer-request", "split-read", message(dict(read, layerStart=1, layerCount=1, connections=2)))
 put("kv-transfer-request", "read-one-head", message(dict(read, headStart=1, headCount=1, blockIds=[2])))
 put("kv-transfer-request", "end-hold", message(dict(read, headCount=0)))
 put("kv-transfer-request", "unknown-request", message(dict(read, requestId="other")))

@@ -7,13 +7,15 @@ Failure modes for tests: --fail-every K answers every K-th request with HTTP 500
 --error-mid-stream K sends an error event instead of finishing every K-th request.
 --close-after-response-ms MS keeps each connection open MS ms after a response, without reading, then closes it
 without having announced it (as llama-server closes idle keep-alive connections): a request the client sends on it
-in that window is never read.
+in that window is never read; --reset-after-response-ms MS the same with a reset (SO_LINGER 0) instead of a close.
 --log FILE appends each request body as one JSON line. Binds 127.0.0.1 on --port (0 = any free port) and prints
 `PORT <n>` once listening. Standard library only.
 """
 import argparse
 import itertools
 import json
+import socket
+import struct
 import sys
 import threading
 import time
@@ -107,6 +109,11 @@ class Handler(BaseHTTPRequestHandler):
         if args.close_after_response_ms:
             time.sleep(args.close_after_response_ms / 1000)
             self.close_connection = True
+        if args.reset_after_response_ms:
+            # The same, but the close is a reset (linger 0), so the client's next write on it fails.
+            time.sleep(args.reset_after_response_ms / 1000)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
 
 
 def main():
@@ -122,6 +129,7 @@ def main():
     p.add_argument("--prompt-tokens", type=int, default=None)
     p.add_argument("--log", default=None)
     p.add_argument("--close-after-response-ms", type=float, default=0)
+    p.add_argument("--reset-after-response-ms", type=float, default=0)
     args = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True

@@ -290,3 +290,16 @@ def test_server_closing_idle_connections_loses_no_request(pagoda, fake, tmp_path
     assert result["completed"] == 64 and result["failed"] == 0, result["errors"]
     # Every request reached the server exactly once (a resent one had never been read).
     assert len(s.requests()) == 64
+
+
+@pytest.mark.parametrize("delay_ms", ["0", "30"])
+def test_server_resetting_idle_connections_loses_no_request(pagoda, fake, tmp_path, delay_ms):
+    # The close arrives as a reset, right after the response or a little later: whichever error the client sees
+    # first (a reset, a write on a closed channel, the closed read end), a request the server never read is sent
+    # again, not counted as failed (llama-server lost 2-8 of 64 this way to `I/O on closed channel`).
+    s = fake("--token-delay-ms", "1", "--reset-after-response-ms", delay_ms)
+    r = bench(pagoda, *common(s.port, tmp_path), "--dataset-name", "random", "--random-input-len", "16",
+              "--random-output-len", "4", "--num-prompts", "64", "--max-concurrency", "8", "--ignore-eos")
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "results" / "r.json").read_text())
+    assert result["completed"] == 64 and result["failed"] == 0, result["errors"]

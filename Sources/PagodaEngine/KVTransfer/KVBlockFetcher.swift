@@ -122,15 +122,18 @@ enum KVBlockFetcher {
         }
         return try readPart(
             fd: fd, part: part, requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
-            into: storage, deadline: start + transferTimeout, sameHostCopy: sameHostCopy)
+            into: storage, deadline: start + transferTimeout, sameHostCopy: sameHostCopy, layers: layers,
+            connections: connections)
     }
 
     /// One part's read on `fd`, a connection to a producer rank the deployment's secret authenticated:
-    /// sends the request, checks the reply and takes the blocks as it offers (same-host copy or stream).
+    /// sends the request for `layers` (all when nil; one of `connections` reading the part), checks the reply
+    /// and takes the blocks as it offers (same-host copy or stream).
     static func readPart(
         fd: Int32, part: Part, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int], into storage: KVBlockStorage,
-        deadline: Date, sameHostCopy: Bool
+        deadline: Date, sameHostCopy: Bool, layers: Range<Int>? = nil, connections: Int = 1
     ) throws -> Int {
+        let layers = layers ?? 0..<storage.kvNumLayers
         let request = KVBlockReadRequest(
             requestId: requestId, blockIds: remoteBlockIds, numLayers: storage.kvNumLayers, blockSize: storage.kvBlockSize,
             headDim: storage.kvHeadDim, headStart: part.heads.lowerBound, headCount: part.heads.count,
