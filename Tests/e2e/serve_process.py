@@ -128,6 +128,16 @@ def greedy(s, prompts, max_tokens=12, timeout=60):
     return [c.completions.create(model="m", prompt=p, max_tokens=max_tokens, temperature=0).choices[0].text for p in prompts]
 
 
+def greedy_once(pagoda, model, port, args, prompts, timeout=180):
+    """The greedy answers to `prompts` of a server started just for them (the reference a deployment must equal)."""
+    s = ServeProcess(pagoda, model, port, args)
+    try:
+        s.wait_healthy(timeout=timeout)
+        return greedy(s, prompts)
+    finally:
+        s.stop()
+
+
 def stream_outcome(client, prompt, max_tokens):
     """'ok' for a streamed completion that ends well, else 'error after N chunks' (a request lost before its
     first token reads 'error after 0')."""

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
 from netns import ip, linked_namespace
-from serve_process import ServeProcess, greedy, load, metric, openai_client, stream_outcome, wait_until
+from serve_process import ServeProcess, greedy, greedy_once, load, metric, openai_client, stream_outcome, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):",
@@ -92,12 +92,7 @@ def wait_healthy(head, nodes, timeout=240):
 
 @pytest.fixture(scope="module")
 def reference(pagoda):
-    s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "--served-model-name", "m", "--disable-log-requests"])
-    try:
-        s.wait_healthy(timeout=180)
-        return greedy(s, PROMPTS)
-    finally:
-        s.stop()
+    return greedy_once(pagoda, MODEL, free_port(), [*COMMON, "--served-model-name", "m", "--disable-log-requests"], PROMPTS)
 
 
 def layout(head_addr, port, size, head_local, node_local, start_rank):

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
 from netns import linked_namespace
-from serve_process import ServeProcess, child_pids, greedy, load, metric, openai_client, wait_until
+from serve_process import ServeProcess, child_pids, greedy, greedy_once, load, metric, openai_client, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-qwen3-moe")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):"]
@@ -35,12 +35,7 @@ def _deployment_secret():
 
 @pytest.fixture(scope="module")
 def reference(pagoda):
-    s = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "--served-model-name", "m", "--disable-log-requests"])
-    try:
-        s.wait_healthy(timeout=180)
-        return greedy(s, PROMPTS)
-    finally:
-        s.stop()
+    return greedy_once(pagoda, MODEL, free_port(), [*COMMON, "--served-model-name", "m", "--disable-log-requests"], PROMPTS)
 
 
 @pytest.fixture(params=["loopback", "netns"])

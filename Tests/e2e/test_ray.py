@@ -234,11 +234,16 @@ def tcp_peers(pid):
     return peers
 
 
+def serve_dp2_one_rank_per_node(pagoda, c):
+    """DP=2 placed by Ray, one rank per node, requests routed by load (the rank-loss tests)."""
+    return ServeProcess(pagoda, MODEL, free_port(),
+                        [*COMMON, "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-backend",
+                         "ray", "--data-parallel-routing", "load"], env=c.env())
+
+
 def test_killing_the_actor_of_one_dp_rank_mid_load(pagoda, clean):
     c = clean
-    s = ServeProcess(pagoda, MODEL, free_port(),
-                     [*COMMON, "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-backend", "ray",
-                      "--data-parallel-routing", "load"], env=c.env())
+    s = serve_dp2_one_rank_per_node(pagoda, c)
     try:
         s.wait_healthy(timeout=300)
         cl = openai_client(s, 120)
@@ -359,9 +364,7 @@ def test_a_dead_node_mid_load_is_reported_with_its_rank(pagoda, clean):
     rank 0 keeps answering, no request is lost that had not started, and after the shutdown no Pagoda placement
     group or actor is left. Runs last: the cluster has one node afterwards."""
     c = clean
-    s = ServeProcess(pagoda, MODEL, free_port(),
-                     [*COMMON, "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-backend", "ray",
-                      "--data-parallel-routing", "load"], env=c.env())
+    s = serve_dp2_one_rank_per_node(pagoda, c)
     try:
         s.wait_healthy(timeout=300)
         cl = openai_client(s, 120)
