@@ -115,6 +115,55 @@ def child_pids(pid, marker):
     return sorted(found)
 
 
+class HeadlessNode:
+    """`pagoda serve MODEL --headless ARGS` behind a launch `prefix` (e.g. `ip netns exec NS`, or nothing), in its
+    own process group, logging to a file."""
+
+    def __init__(self, pagoda, model, prefix, args):
+        self.log = tempfile.NamedTemporaryFile(prefix="pagoda-headless-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([*prefix, pagoda, "serve", model, "--headless", *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        """The node dies at once: SIGKILL to its serve process, its engine cores (their own process groups) and
+        its process group."""
+        for pid in [*child_pids(self.proc.pid, b"engine-core"), self.proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log.close()
+
+
 def openai_client(s, timeout=60):
     """The official client against server `s` (served model name "m"), without retries."""
     import openai

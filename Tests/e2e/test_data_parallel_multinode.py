@@ -9,14 +9,13 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
 from netns import ip, linked_namespace
-from serve_process import ServeProcess, greedy, greedy_once, load, metric, openai_client, stream_outcome, wait_until
+from serve_process import HeadlessNode, ServeProcess, greedy, greedy_once, load, metric, openai_client, stream_outcome, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-llama3")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):",
@@ -42,39 +41,9 @@ def node1():
         yield linked
 
 
-class HeadlessNode:
-    """`pagoda serve --headless ...` inside the namespace, in its own process group, logging to a file."""
-
-    def __init__(self, pagoda, ns, args):
-        self.log = tempfile.NamedTemporaryFile(prefix="pagoda-headless-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, pagoda, "serve", MODEL, "--headless", *COMMON, *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
-
-    def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self):
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, sig)
-                    self.proc.wait(timeout=10)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.log.close()
+def start_node(pagoda, ns, args):
+    """`pagoda serve --headless ...` inside the namespace."""
+    return HeadlessNode(pagoda, MODEL, ["ip", "netns", "exec", ns], [*COMMON, *args])
 
 
 def start_head(pagoda, args):
@@ -111,12 +80,12 @@ def test_seed_layouts_answer_like_one_engine(pagoda, reference, node1, head_loca
     head_args, node_args = layout(head_addr, free_port(), 4, head_local, node_local, start_rank)
     if head_local == 0:
         # The headless node first: its engine cores keep trying until the head listens.
-        node = HeadlessNode(pagoda, ns, node_args)
+        node = start_node(pagoda, ns, node_args)
         time.sleep(1)
         head = start_head(pagoda, head_args)
     else:
         head = start_head(pagoda, head_args)
-        node = HeadlessNode(pagoda, ns, node_args)
+        node = start_node(pagoda, ns, node_args)
     try:
         wait_healthy(head, [node])
         # Each prompt twice: equal loads take turns, so every rank serves some.
@@ -138,7 +107,7 @@ def test_losing_the_headless_node_and_its_return(pagoda, node1):
     port = free_port()
     head_args, node_args = layout(head_addr, port, 4, 2, 2, 2)
     head = start_head(pagoda, head_args)
-    node = HeadlessNode(pagoda, ns, node_args)
+    node = start_node(pagoda, ns, node_args)
     try:
         wait_healthy(head, [node])
         c = openai_client(head, 60)
@@ -179,7 +148,7 @@ def test_losing_the_headless_node_and_its_return(pagoda, node1):
 
         # The same command again: ranks 2 and 3 rejoin and take requests.
         node.stop()
-        node = HeadlessNode(pagoda, ns, node_args)
+        node = start_node(pagoda, ns, node_args)
         wait_until(lambda: all(e["up"] for e in load(head)["engines"]), 180, "ranks 2 and 3 rejoin")
         before = [metric(head, "vllm:request_success_total", engine=r) for r in (2, 3)]
         for i in range(12):
@@ -198,7 +167,7 @@ def test_a_cut_network_is_noticed_by_heartbeats_on_both_sides(pagoda, node1):
     head_args, node_args = layout(head_addr, free_port(), 3, 2, 1, 2)
     beat = ["--data-parallel-heartbeat-timeout", "2"]
     head = start_head(pagoda, head_args + beat)
-    node = HeadlessNode(pagoda, ns, node_args + beat)
+    node = start_node(pagoda, ns, node_args + beat)
     try:
         wait_healthy(head, [node])
         assert [e["up"] for e in load(head)["engines"]] == [True, True, True]
@@ -214,7 +183,7 @@ def test_a_cut_network_is_noticed_by_heartbeats_on_both_sides(pagoda, node1):
         # Link back, node started again: it rejoins.
         ip("-n", ns, "link", "set", ns_if, "up")
         node.stop()
-        node = HeadlessNode(pagoda, ns, node_args + beat)
+        node = start_node(pagoda, ns, node_args + beat)
         wait_until(lambda: all(e["up"] for e in load(head)["engines"]), 180, "rank 2 rejoins")
     finally:
         head.stop()

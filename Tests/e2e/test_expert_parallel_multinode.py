@@ -7,10 +7,8 @@ rank steps in dummy batches; killing the headless node mid-wave ends every in-fl
 naming the rank within the timeout, and the head keeps running."""
 import concurrent.futures
 import os
-import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 import openai
@@ -18,7 +16,7 @@ import pytest
 
 from conftest import CONFORMANCE, deployment_secret, free_port
 from netns import linked_namespace
-from serve_process import ServeProcess, child_pids, greedy, greedy_once, load, metric, openai_client, wait_until
+from serve_process import HeadlessNode, ServeProcess, greedy, greedy_once, load, metric, openai_client, wait_until
 
 MODEL = str(CONFORMANCE / "models" / "tiny-qwen3-moe")
 PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3, 4,", "def fibonacci(n):"]
@@ -70,48 +68,6 @@ def free_port_run(host):
     raise RuntimeError("no run of three free ports")
 
 
-class HeadlessNode:
-    """`pagoda serve --headless` (its own command), in its own process group, logging to a file."""
-
-    def __init__(self, pagoda, prefix, args):
-        self.log = tempfile.NamedTemporaryFile(prefix="pagoda-ep2-headless-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([*prefix, pagoda, "serve", MODEL, "--headless", *COMMON, *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
-
-    def kill(self):
-        """The node dies at once: SIGKILL to its serve process, its engine cores (their own process groups) and
-        its process group."""
-        for pid in [*child_pids(self.proc.pid, b"engine-core"), self.proc.pid]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        self.log.close()
-
-
 def deploy(pagoda, prefix, head_addr, *extra):
     """A head with DP rank 0 and a headless node with DP rank 1 under expert parallelism; both up."""
     port = free_port_run(head_addr)
@@ -119,7 +75,7 @@ def deploy(pagoda, prefix, head_addr, *extra):
               "--data-parallel-address", head_addr, "--data-parallel-rpc-port", str(port),
               "--distributed-timeout-seconds", str(TIMEOUT), *extra]
     head = ServeProcess(pagoda, MODEL, free_port(), [*COMMON, "--served-model-name", "m", "--disable-log-requests", *shared])
-    node = HeadlessNode(pagoda, prefix, [*shared, "--data-parallel-start-rank", "1"])
+    node = HeadlessNode(pagoda, MODEL, prefix, [*COMMON, *shared, "--data-parallel-start-rank", "1"])
     try:
         head.wait_healthy(timeout=120)
     except Exception as e:
