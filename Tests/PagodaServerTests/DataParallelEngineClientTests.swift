@@ -84,7 +84,7 @@ final class DataParallelEngineClientTests: XCTestCase {
             _ = try await tokens(dp.generate(request("pinned", rank: 0)))
             XCTFail("a pin on a lost rank must fail")
         } catch let e as DataParallelError {
-            XCTAssertEqual(e, .badRank("data_parallel_rank 0 is not serving"))
+            XCTAssertEqual(e, .rankDown("data_parallel_rank 0 is not serving"))
         }
         // Losing the last rank ends everything: the client is dead.
         connections[1].close()

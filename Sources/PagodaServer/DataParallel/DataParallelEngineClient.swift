@@ -280,13 +280,15 @@ public final class DataParallelEngineClient: EngineClient, @unchecked Sendable {
 public enum DataParallelError: Error, CustomStringConvertible, Equatable {
     /// The engines disagree on what they serve.
     case mismatch(String)
-    /// A request pinned a rank that does not exist or is down (OpenAI: 400).
+    /// A request pinned a rank that does not exist (OpenAI: 400).
     case badRank(String)
+    /// A request pinned a rank that exists but is down (OpenAI: 503, the server's condition, not the request's).
+    case rankDown(String)
 
     public var description: String {
         switch self {
         case .mismatch(let s): return "data-parallel engines differ: \(s)"
-        case .badRank(let s): return s
+        case .badRank(let s), .rankDown(let s): return s
         }
     }
 }
@@ -298,7 +300,7 @@ extension EngineSelector.Refusal {
         case .noLiveEngine: return EngineDeadError(reason: dead ?? "no data-parallel rank is serving")
         case .pinnedRankOutOfRange(let r, let size):
             return DataParallelError.badRank("data_parallel_rank \(r) is out of range (\(firstRank)..<\(firstRank + size) are served here)")
-        case .pinnedRankDown(let r): return DataParallelError.badRank("data_parallel_rank \(firstRank + r) is not serving")
+        case .pinnedRankDown(let r): return DataParallelError.rankDown("data_parallel_rank \(firstRank + r) is not serving")
         }
     }
 }

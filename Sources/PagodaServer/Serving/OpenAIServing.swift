@@ -72,6 +72,7 @@ public final class OpenAIServing: @unchecked Sendable {
         case let e as OpenAIError: return e
         case let e as EngineRequestError: return e.engineFailed ? .internalError(e.message) : .badRequest(e.message)
         case let e as EngineDeadError: return .internalError(e.description)
+        case DataParallelError.rankDown(let s): return .serviceUnavailable(s)
         case let e as DataParallelError: return .badRequest(e.description, param: "data_parallel_rank")
         default: return .internalError("\(error)")
         }
