@@ -572,6 +572,170 @@ PAGODA_VNNI_TARGET static float gemv_row_vnni(int32_t type, const uint8_t *row, 
     return sum;
 }
 
+/// The constant vectors of gemv_rows_q4 for one block type (Q4_0: 18-byte blocks, Q4_1: 20).
+typedef struct {
+    __m512i codes;   // byte permute: a pair's 2 × 16 code bytes, each twice (lanes 0–31 block a, 32–63 block b)
+    __m512i nibble;  // GF(2) affine matrices per qword: low nibble (lanes 0–15, 32–47) or high nibble shifted down
+    __m512i scale;   // word permute: the f16 scale of block a to words 0–7, of block b to words 8–15
+    __m512i minimum; // the same for Q4_1's f16 minimums
+    __m512i quad;    // two-source word permute: the scales of two pairs to words 0–3 (Q4_1: minimums to 4–7)
+} q4_consts_t;
+
+/// One Q4_0 / Q4_1 weight row against one activation row, for m ≤ GEMV_MAX_M (batch-1 decode), streamed once from
+/// start to end (one sequential stream is what the hardware prefetcher follows best here; interleaving rows measured
+/// slower). A pair of blocks (64 weights) arrives by one 64-byte load; one byte permute duplicates its 32 code bytes
+/// and one GF(2) affine step per byte keeps the low nibble or moves the high one down, which leaves the codes in the
+/// activations' order for one vpdpbusd. Four pairs (a quad, 256 weights) share one scale conversion: two word
+/// permutes gather their eight f16 scales (and Q4_1's minimums), and the per-block offset term (Q4_0: −8 · d · the
+/// activation block's sum; Q4_1: m · the f16 sum) is one 8-lane FMA per quad. Each of the quad's pairs has its own
+/// accumulator, so the FMAs do not wait on each other. A pair whose 64-byte load would pass the row's end is loaded
+/// masked to the row's bytes, so a read never leaves the matrix and an odd last block's partner reads as zeros (as
+/// do the padded activations).
+PAGODA_VNNI_TARGET __attribute__((always_inline, target("gfni,avx512vbmi"))) static inline float
+gemv_row_q4(const int q41, const q4_consts_t *c, const uint8_t *row, int64_t k, const int8_t *xq, const float *xd,
+            const float *xs) {
+    const int64_t blocks = k / 32, pairs = (blocks + 1) / 2, bytes = q41 ? 20 : 18;
+    const __m512i pairLane = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    // Pairs whose 64-byte load stays inside the row; the rest are loaded masked to the row's remaining bytes.
+    const int64_t rowLength = blocks * bytes, whole = rowLength >= 64 ? (rowLength - 64) / (2 * bytes) + 1 : 0;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 offset8 = _mm256_setzero_ps();  // Σ over blocks of (Q4_0: d) (Q4_1: m) · xs
+    int64_t p = 0;
+    for (; p + 4 <= whole; p += 4) {  // quads of unmasked pairs
+        const uint8_t *b = row + 2 * p * bytes;
+        __m512i raw[4];
+        for (int i = 0; i < 4; i++) raw[i] = _mm512_loadu_si512((const void *)(b + 2 * i * bytes));
+        const __m512i s01 = _mm512_permutex2var_epi16(raw[0], c->quad, raw[1]);
+        const __m512i s23 = _mm512_permutex2var_epi16(raw[2], c->quad, raw[3]);
+        const __m256 d8 = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm512_castsi512_si128(s01), _mm512_castsi512_si128(s23)));
+        const __m256 xs8 = _mm256_loadu_ps(xs + 2 * p);
+        if (q41) {
+            const __m256 mn = _mm256_cvtph_ps(_mm_unpackhi_epi64(_mm512_castsi512_si128(s01), _mm512_castsi512_si128(s23)));
+            offset8 = _mm256_fmadd_ps(mn, xs8, offset8);
+        } else {
+            offset8 = _mm256_fmadd_ps(d8, xs8, offset8);
+        }
+        const __m512 sd = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_loadu_ps(xd + 2 * p)));
+        for (int i = 0; i < 4; i++) {
+            const __m512i v = _mm512_gf2p8affine_epi64_epi8(_mm512_permutexvar_epi8(c->codes, raw[i]), c->nibble, 0);
+            const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 64 * (p + i))));
+            const __m512 sdp = _mm512_permutexvar_ps(_mm512_add_epi32(pairLane, _mm512_set1_epi32(2 * i)), sd);
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sdp, acc[i]);
+        }
+    }
+    __m512 offset = _mm512_castps256_ps512(offset8);  // upper lanes zero
+    for (; p < pairs; p++) {  // the pairs after the last quad, the row's last ones among them
+        const int64_t left = rowLength - 2 * p * bytes;
+        const __m512i raw = left >= 64 ? _mm512_loadu_si512((const void *)(row + 2 * p * bytes))
+                                       : _mm512_maskz_loadu_epi8((1ULL << left) - 1, row + 2 * p * bytes);
+        const __m512i v = _mm512_gf2p8affine_epi64_epi8(_mm512_permutexvar_epi8(c->codes, raw), c->nibble, 0);
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 64 * p)));
+        const __m512 xdp = _mm512_permutexvar_ps(pairLane, _mm512_castpd_ps(_mm512_set1_pd(*(const double *)(xd + 2 * p))));
+        const __m512 sc = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(c->scale, raw)));
+        acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sc, xdp), acc[0]);
+        // The offset term, one lane per block (lanes 0 and 8 of the spread fields): an odd last block's partner is 0.
+        const __m512 field = q41 ? _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(c->minimum, raw))) : sc;
+        const __m512 xsp = _mm512_maskz_permutexvar_ps(0x0101, pairLane, _mm512_castpd_ps(_mm512_set1_pd(*(const double *)(xs + 2 * p))));
+        offset = _mm512_fmadd_ps(field, xsp, offset);
+    }
+    const __m512 dots = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    return _mm512_reduce_add_ps(_mm512_fmadd_ps(offset, _mm512_set1_ps(q41 ? 1.0f : -8.0f), dots));
+}
+
+/// One Q8_0 weight row against one activation row, for m ≤ GEMV_MAX_M (the LM head llama-quantize leaves in Q8_0
+/// beside Q4_0 layers, and Q8_0 models): gemv_row_q4's scheme for 34-byte blocks. A pair's codes arrive by two 32-byte
+/// loads (q + 128 after one xor, so vpdpbusd can take them unsigned; the +128 comes back out through the activation
+/// block sums in the per-quad offset term), a quad's eight f16 scales by two word permutes of the pairs' first 64
+/// bytes. Blocks after the last whole quad go one at a time in 256-bit registers, so no load leaves the row.
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_q8(const __m512i quadIdx, const uint8_t *row,
+                                                                                 int64_t k, const int8_t *xq,
+                                                                                 const float *xd, const float *xs) {
+    const int64_t blocks = k / 32, bytes = 34;
+    const __m512i pairLane = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 offset8 = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= blocks; j += 8) {
+        const uint8_t *b = row + j * bytes;
+        const __m512i s01 = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)b), quadIdx,
+                                                      _mm512_loadu_si512((const void *)(b + 2 * bytes)));
+        const __m512i s23 = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)(b + 4 * bytes)), quadIdx,
+                                                      _mm512_loadu_si512((const void *)(b + 6 * bytes)));
+        const __m256 d8 = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm512_castsi512_si128(s01), _mm512_castsi512_si128(s23)));
+        offset8 = _mm256_fmadd_ps(d8, _mm256_loadu_ps(xs + j), offset8);
+        const __m512 sd = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_loadu_ps(xd + j)));
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *pb = b + 2 * i * bytes;
+            const __m512i v = _mm512_xor_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pb + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(pb + bytes + 2)), 1),
+                flip);
+            const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 32 * (j + 2 * i))));
+            const __m512 sdp = _mm512_permutexvar_ps(_mm512_add_epi32(pairLane, _mm512_set1_epi32(2 * i)), sd);
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sdp, acc[i]);
+        }
+    }
+    float offset = _mm512_reduce_add_ps(_mm512_castps256_ps512(offset8));
+    __m256 tail = _mm256_setzero_ps();
+    for (; j < blocks; j++) {
+        const uint8_t *b = row + j * bytes;
+        uint16_t h;
+        memcpy(&h, b, 2);
+        const float d = _cvtsh_ss(h);
+        const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), _mm256_set1_epi8((char)0x80));
+        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v, _mm256_loadu_si256((const __m256i *)(xq + 32 * j)));
+        tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xd[j]), tail);
+        offset += d * xs[j];
+    }
+    const __m512 all = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    return _mm512_reduce_add_ps(_mm512_add_ps(all, _mm512_castps256_ps512(tail))) - 128.0f * offset;
+}
+
+/// Rows n0 ..< n1 of a Q8_0 matrix against activation row xq (gemv_row_q8); xs: the activation blocks' xs32.
+PAGODA_VNNI_TARGET __attribute__((noinline)) static void gemv_q8_vnni(const uint8_t *w, int64_t row_bytes, int64_t k,
+                                                                     const int8_t *xq, const float *xd, const float *xs,
+                                                                     int64_t n0, int64_t n1, float *out) {
+    uint16_t quad[32];
+    // Words 0–3: the scales of a pair's two blocks (words 0 and 17) in the first source, then in the second (32 +).
+    for (int i = 0; i < 32; i++) quad[i] = (uint16_t)(32 * ((i % 4) / 2) + 17 * (i % 2));
+    const __m512i quadIdx = _mm512_loadu_si512(quad);
+    for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_q8(quadIdx, w + n * row_bytes, k, xq, xd, xs);
+}
+
+/// Rows n0 ..< n1 of a Q4_0 / Q4_1 matrix against activation row xq (gemv_row_q4). xs: the activation blocks' sums
+/// (Q4_0: xs32, d · Σq; Q4_1: xs1, f16(d · Σq)).
+PAGODA_VNNI_TARGET __attribute__((noinline, target("gfni,avx512vbmi"))) static void
+gemv_q4_vnni(int q41, const uint8_t *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
+             const float *xs, int64_t n0, int64_t n1, float *out) {
+    const int bytes = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
+    uint8_t codes[64];
+    uint16_t scale[32], minimum[32], quad[32];
+    for (int i = 0; i < 64; i++) codes[i] = (uint8_t)((i >= 32 ? bytes : 0) + qoff + (i % 16));
+    for (int i = 0; i < 32; i++) {
+        scale[i] = (uint16_t)(i >= 8 ? bytes / 2 : 0);
+        minimum[i] = (uint16_t)(i >= 8 ? bytes / 2 + 1 : 1);
+        // Source words: 0–31 the first pair, 32–63 the second; scales at words 0 and bytes/2 of each.
+        const int which = i % 4, second = which >= 2, blockB = which % 2;
+        const int field = i >= 4 && i < 8 ? 1 : 0;  // words 4–7: the minimums
+        quad[i] = (uint16_t)(32 * second + (blockB ? bytes / 2 : 0) + field);
+    }
+    const long long lowNibble = 0x0102040800000000LL, highNibble = 0x1020408000000000LL;
+    q4_consts_t c = {
+        .codes = _mm512_loadu_si512(codes),
+        .nibble = _mm512_set_epi64(highNibble, highNibble, lowNibble, lowNibble, highNibble, highNibble, lowNibble,
+                                   lowNibble),
+        .scale = _mm512_loadu_si512(scale),
+        .minimum = _mm512_loadu_si512(minimum),
+        .quad = _mm512_loadu_si512(quad),
+    };
+    if (q41) {
+        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_q4(1, &c, w + n * row_bytes, k, xq, xd, xs);
+    } else {
+        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_q4(0, &c, w + n * row_bytes, k, xq, xd, xs);
+    }
+}
+
 /// One Q6_K weight row against one activation row, for m ≤ GEMV_MAX_M (the LM head that llama-quantize leaves in
 /// Q6_K beside Q4_0 layers, at batch-1 decode): each 256-weight super-block is streamed once, 64 codes per vector
 /// (ql nibbles | two qh bits), no unpack into scratch. Lane i of a dot product holds weights 4i ..< 4i+4 of the 64, in
@@ -619,6 +783,20 @@ PAGODA_VNNI_TARGET static float gemv_row_q6k_vnni(const uint8_t *row, int64_t k,
 
 #define GEMV_MAX_M 2
 
+/// 1 when the CPU also has AVX512-VBMI and GFNI (byte permutes and GF(2) affine steps: gemv_rows_q4).
+static int cpu_has_vbmi_gfni(void) {
+    static int has = -1;
+    if (has < 0) {
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
+#else
+        has = 0;
+#endif
+    }
+    return has;
+}
+
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
     // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
     return 2 * (int64_t)TR * KC + 2 * (int64_t)KC * 4 + m * TR * 4 + 64;
@@ -638,6 +816,17 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
     const uint8_t *wb = (const uint8_t *)w;
     const int halves = type == PAGODA_QTYPE_Q6_K;
     const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
+    if (paired && type == PAGODA_QTYPE_Q8_0 && m <= GEMV_MAX_M) {
+        for (int64_t c = 0; c < m; c++)
+            gemv_q8_vnni(wb, row_bytes, k, xq + c * kp, xd + c * (kp / 32), xs32 + c * (kp / 32), n0, n1, out + c * ldo);
+        return;
+    }
+    if (paired && type != PAGODA_QTYPE_Q8_0 && m <= GEMV_MAX_M && cpu_has_vbmi_gfni()) {
+        for (int64_t c = 0; c < m; c++)
+            gemv_q4_vnni(type == PAGODA_QTYPE_Q4_1, wb, row_bytes, k, xq + c * kp, xd + c * (kp / 32), xs32 + c * (kp / 32),
+                         n0, n1, out + c * ldo);
+        return;
+    }
     if (paired && m <= GEMV_MAX_M) {
         for (int64_t n = n0; n < n1; n++)
             for (int64_t c = 0; c < m; c++)

@@ -1,4 +1,5 @@
 import CPagodaKernels
+import Glibc
 import XCTest
 
 @testable import PagodaKernels
@@ -82,7 +83,7 @@ final class QuantizedGemmTests: XCTestCase {
             for dtype in [WeightDType.q8_0, .q4_0, .q4_1] {
                 for (m, n, k) in [
                     (1, 7, 96), (3, 5, 32), (16, 9, 1088), (64, 4, 160), (1, 13, 2048), (3, 1, 64), (17, 37, 544), (2, 9, 160),
-                    (1, 5, 1120),
+                    (1, 5, 1120), (1, 3, 896), (1, 2, 4864),
                 ] {
                     check(dtype, m: m, n: n, k: k, kernel: kernel)
                 }
@@ -178,6 +179,35 @@ final class QuantizedGemmTests: XCTestCase {
     }
 
     /// One workspace reused across shapes that grow and shrink gives the same results as fresh ones.
+    /// The batch-1 kernels load a whole 64-byte vector where a row has that many bytes left and a masked one near the
+    /// row's end: a matrix that ends exactly at an unreadable page is computed without touching it (a read past the
+    /// end would kill the test), with the same result as the matrix in ordinary memory.
+    func testBatchOneReadsStopAtTheMatrixEnd() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        for dtype in allQuantTypes {
+            for k in [dtype.blockSize, 3 * dtype.blockSize, 7 * dtype.blockSize, 28 * 32, 29 * 32] where k % dtype.blockSize == 0 {
+                let rows = 5
+                let stored = QuantTestMatrix(dtype: dtype, rows: rows, cols: k, seed: UInt64(k))
+                let bytes = stored.matrix.byteCount
+                let mapped = (bytes + page - 1) / page * page
+                let region = try XCTUnwrap(mmap(nil, mapped + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+                XCTAssertNotEqual(region, MAP_FAILED)
+                defer { munmap(region, mapped + page) }
+                XCTAssertEqual(mprotect(region + mapped, page, PROT_NONE), 0)
+                let base = region + (mapped - bytes)  // the last byte of the matrix is the last readable byte
+                base.copyMemory(from: stored.matrix.base, byteCount: bytes)
+                let guarded = WeightMatrix(base: UnsafeRawPointer(base), rows: rows, cols: k, dtype: dtype)
+                var rng = SeededRandom(7)
+                let x = (0..<k).map { _ in rng.next() }
+                for kernel in Self.kernels {
+                    let got = runQuantizedGemm(x: x, m: 1, weight: guarded, threads: 1, kernel: kernel)
+                    let want = runQuantizedGemm(x: x, m: 1, weight: stored.matrix, threads: 1, kernel: kernel)
+                    XCTAssertEqual(got, want, "\(dtype) k=\(k) \(kernel)")
+                }
+            }
+        }
+    }
+
     func testWorkspaceReuse() {
         let ws = AlignedBuffer<Float>()
         let stored = QuantTestMatrix(dtype: .q8_0, rows: 9, cols: 320, seed: 7)
