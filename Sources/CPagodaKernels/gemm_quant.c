@@ -14,7 +14,8 @@
 // activation bytes broadcast to all lanes advances 16 rows by 4 weights; NC ≤ 8 activation rows share each
 // loaded weight vector. Per scale group and activation row only four float operations remain (convert, scale
 // product, two FMAs), and the 16 results of a tile leave as one vector store: no horizontal sums.
-// At m ≤ 2 (batch-1 decode) Q8_0/Q4_0/Q4_1 rows are streamed instead (gemv_row_vnni), and so are Q6_K rows
+// At m ≤ 2 (batch-1 decode) rows are streamed instead: Q4_0/Q4_1 against a per-call plan (gemv_row_lanes), Q8_0
+// (gemv_row_q8) and Q6_K rows
 // (gemv_row_q6k_vnni): no unpack, no transpose.
 // The portable kernel (any CPU; compiled for the build's target) does the same arithmetic one lane at a time.
 #include "pagoda_quant.h"
@@ -25,6 +26,7 @@
 #define TR 16
 #define TC 8
 #define KC 512
+#define GEMV_MAX_M 2  // activation rows up to which the batch-1 kernels stream weight rows (no tile unpack)
 
 #define PAGODA_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")))
 
@@ -263,14 +265,34 @@ PAGODA_VNNI_TARGET static void unpack_kquants_vnni(int32_t type, const uint8_t *
     }
 }
 
-/// Moves the row-major codes of `groups` 4-byte groups into the lane-per-row layout (a 16 × groups transpose of
-/// 32-bit words), by gathers.
+/// Moves the row-major codes of `groups` 4-byte groups (a multiple of 16) into the lane-per-row layout: a 16 × groups
+/// transpose of 32-bit words, 16 × 16 words at a time in registers (interleaves of words, then of word pairs, then two
+/// rounds of 128-bit lane shuffles: four operations per output vector, where gathers cost a load per word).
 PAGODA_VNNI_TARGET static void transpose_vnni(tile_t *t, int64_t groups) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(KC / 4));
-    const int *src = (const int *)t->rowu;
-    for (int64_t g = 0; g < groups; g++)
-        _mm512_store_si512((void *)(t->u + g * 64), _mm512_i32gather_epi32(idx, src + g, 4));
+    for (int64_t g0 = 0; g0 < groups; g0 += 16) {
+        __m512i a[16], b[16], c[16];
+        for (int r = 0; r < 16; r++) a[r] = _mm512_load_si512((const void *)(t->rowu + r * KC + 4 * g0));
+        for (int i = 0; i < 8; i++) {
+            b[2 * i] = _mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
+            b[2 * i + 1] = _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
+        }
+        // c[4i + j], 128-bit lane L: word 4L + j of rows 4i ..< 4i + 4.
+        for (int i = 0; i < 4; i++) {
+            c[4 * i] = _mm512_unpacklo_epi64(b[4 * i], b[4 * i + 2]);
+            c[4 * i + 1] = _mm512_unpackhi_epi64(b[4 * i], b[4 * i + 2]);
+            c[4 * i + 2] = _mm512_unpacklo_epi64(b[4 * i + 1], b[4 * i + 3]);
+            c[4 * i + 3] = _mm512_unpackhi_epi64(b[4 * i + 1], b[4 * i + 3]);
+        }
+        for (int j = 0; j < 4; j++) {
+            const __m512i lo0 = _mm512_shuffle_i32x4(c[j], c[4 + j], 0x44), lo1 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], 0x44);
+            const __m512i hi0 = _mm512_shuffle_i32x4(c[j], c[4 + j], 0xEE), hi1 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], 0xEE);
+            uint8_t *out = t->u + g0 * 64;
+            _mm512_store_si512((void *)(out + j * 64), _mm512_shuffle_i32x4(lo0, lo1, 0x88));
+            _mm512_store_si512((void *)(out + (4 + j) * 64), _mm512_shuffle_i32x4(lo0, lo1, 0xDD));
+            _mm512_store_si512((void *)(out + (8 + j) * 64), _mm512_shuffle_i32x4(hi0, hi1, 0x88));
+            _mm512_store_si512((void *)(out + (12 + j) * 64), _mm512_shuffle_i32x4(hi0, hi1, 0xDD));
+        }
+    }
 }
 
 static void transpose_portable(tile_t *t, int64_t groups) {
@@ -479,174 +501,131 @@ static void apply_portable(int nc, int halves, const tile_t *t, const apply_args
     }
 }
 
-/// One weight row (Q8_0 / Q4_0 / Q4_1) against one activation row, for m ≤ GEMV_MAX_M: the row is streamed once,
-/// two blocks per vector (lanes 0–7 block j, 8–15 block j + 1), with no unpack into scratch (at m = 1 the tile's
-/// unpack and transpose would cost more than the dot products they serve). Same arithmetic per block as the tile
-/// kernel up to the order of the f32 sums.
-PAGODA_VNNI_TARGET static float gemv_row_vnni(int32_t type, const uint8_t *row, int64_t k, const int8_t *xq,
-                                              const float *xd, const float *xs32) {
-    const int64_t blocks = k / 32;
-    const __m128i low4 = _mm_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps(), accb16 = _mm512_setzero_ps();
-    float accb = 0;
-    int64_t j = 0;
-    // Groups of 16 blocks: their f16 scales (and Q4_1 minimums) gathered and converted at once, multiplied by the
-    // 16 activation scales in one vector, then handed to each pair of blocks by a permute.
-    const int q41 = type == PAGODA_QTYPE_Q4_1;
-    const int64_t bytes = type == PAGODA_QTYPE_Q8_0 ? 34 : (q41 ? 20 : 18);
-    const int qoff = type == PAGODA_QTYPE_Q8_0 ? 2 : (q41 ? 4 : 2);
-    const float offset = type == PAGODA_QTYPE_Q8_0 ? -128.0f : -8.0f;
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i gatherIndex = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)bytes));
-    const __m512i pairBase = _mm512_srli_epi32(lane, 3);  // [0 × 8, 1 × 8]
-    for (; j + 16 <= blocks; j += 16) {
-        const uint8_t *g0 = row + j * bytes;
-        const __m512 ws = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherIndex, g0, 1)));
-        const __m512 bw = q41 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherIndex, g0 + 2, 1)))
-                              : _mm512_mul_ps(ws, _mm512_set1_ps(offset));
-        const __m512 sd = _mm512_mul_ps(ws, _mm512_loadu_ps(xd + j));
-        accb16 = _mm512_fmadd_ps(bw, _mm512_loadu_ps(xs32 + j), accb16);
-        for (int p = 0; p < 8; p++) {
-            const uint8_t *b0 = g0 + 2 * p * bytes, *b1 = b0 + bytes;
-            __m512i v;
-            if (type == PAGODA_QTYPE_Q8_0) {
-                v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                       _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-                v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
-            } else {
-                const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
-                const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
-                const __m256i lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
-                const __m256i hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
-                v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            }
-            const __m512i dot =
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 32 * (j + 2 * p))));
-            const __m512 sdp = _mm512_permutexvar_ps(_mm512_add_epi32(pairBase, _mm512_set1_epi32(2 * p)), sd);
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sdp, acc);
-        }
-    }
-    accb += _mm512_reduce_add_ps(accb16);
-    for (; j + 2 <= blocks; j += 2) {
-        __m512i v;
-        float d0, d1, m0, m1;
-        if (type == PAGODA_QTYPE_Q8_0) {
-            const uint8_t *b0 = row + j * 34, *b1 = b0 + 34;
-            v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                   _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-            v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
-            scales_of_pair(b0, b1, &d0, &d1);
-            m0 = -128.0f * d0;
-            m1 = -128.0f * d1;
-        } else {
-            const uint8_t *b0 = row + j * bytes, *b1 = b0 + bytes;
-            const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
-            const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
-            const __m256i lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
-            const __m256i hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
-            v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-            scales_of_pair(b0, b1, &d0, &d1);
-            if (q41) {
-                scales_of_pair(b0 + 2, b1 + 2, &m0, &m1);
-            } else {
-                m0 = -8.0f * d0;
-                m1 = -8.0f * d1;
-            }
-        }
-        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 32 * j)));
-        const __m512 sd = _mm512_insertf32x8(_mm512_set1_ps(d0 * xd[j]), _mm256_set1_ps(d1 * xd[j + 1]), 1);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sd, acc);
-        accb = fmaf(m0, xs32[j], accb);
-        accb = fmaf(m1, xs32[j + 1], accb);
-    }
-    float sum = _mm512_reduce_add_ps(acc) + accb;
-    if (j < blocks) {  // an odd last block
-        uint8_t u[32];
-        float s8[8], b8[8];
-        unpack32(type, row, j, u, s8, b8);
-        int32_t dot = 0;
-        for (int i = 0; i < 32; i++) dot += u[i] * xq[32 * j + i];
-        sum = fmaf((float)dot, s8[0] * xd[j], sum);
-        sum = fmaf(b8[0], xs32[j], sum);
-    }
-    return sum;
+/// Bytes of one 64-byte weight vector's share of a batch-1 plan: xlo, xhi (64 int8 each), off (16 int32), xdl, xsl (16
+/// floats each), sidx, midx (32 words each).
+#define PLAN_VECTOR_BYTES (7 * 64)
+
+/// Where the parts of one activation row's batch-1 plan lie (gemv_row_lanes).
+typedef struct {
+    const int8_t *xlo, *xhi;  // the activation codes that meet each stored byte's low / high nibble; 0 at headers
+    const int32_t *off;       // each int32 lane's starting dot: Q4_0 −8 · (Σ of its xlo and xhi codes), Q4_1 0
+    const float *xdl;         // each lane's activation block scale (0 past the row)
+    const float *xsl;         // Q4_1: the activation block sum f16(d · Σq) on the lane that holds the block's header
+    const uint16_t *sidx;     // each lane's f16 weight scale: a word of [previous vector | this vector]
+    const uint16_t *midx;     // Q4_1: each lane's f16 minimum, the same way
+} lane_plan_t;
+
+static inline int64_t lane_row_length(int32_t type, int64_t k) { return k / 32 * (type == PAGODA_QTYPE_Q4_1 ? 20 : 18); }
+
+static inline lane_plan_t lane_plan_at(const void *base, int64_t vectors) {
+    const uint8_t *p = (const uint8_t *)base;
+    lane_plan_t t = {
+        (const int8_t *)p, (const int8_t *)(p + 64 * vectors), (const int32_t *)(p + 128 * vectors),
+        (const float *)(p + 192 * vectors), (const float *)(p + 256 * vectors), (const uint16_t *)(p + 320 * vectors),
+        (const uint16_t *)(p + 384 * vectors),
+    };
+    return t;
 }
 
-/// The constant vectors of gemv_rows_q4 for one block type (Q4_0: 18-byte blocks, Q4_1: 20).
-typedef struct {
-    __m512i codes;   // byte permute: a pair's 2 × 16 code bytes, each twice (lanes 0–31 block a, 32–63 block b)
-    __m512i nibble;  // GF(2) affine matrices per qword: low nibble (lanes 0–15, 32–47) or high nibble shifted down
-    __m512i scale;   // word permute: the f16 scale of block a to words 0–7, of block b to words 8–15
-    __m512i minimum; // the same for Q4_1's f16 minimums
-    __m512i quad;    // two-source word permute: the scales of two pairs to words 0–3 (Q4_1: minimums to 4–7)
-} q4_consts_t;
+int64_t pagoda_qgemv_plan_bytes(int32_t type, int64_t k, int64_t m) {
+    if ((type != PAGODA_QTYPE_Q4_0 && type != PAGODA_QTYPE_Q4_1) || m > GEMV_MAX_M || k % 32) return 0;
+    return (lane_row_length(type, k) + 63) / 64 * PLAN_VECTOR_BYTES;
+}
 
-/// One Q4_0 / Q4_1 weight row against one activation row, for m ≤ GEMV_MAX_M (batch-1 decode), streamed once from
-/// start to end (one sequential stream is what the hardware prefetcher follows best here; interleaving rows measured
-/// slower). A pair of blocks (64 weights) arrives by one 64-byte load; one byte permute duplicates its 32 code bytes
-/// and one GF(2) affine step per byte keeps the low nibble or moves the high one down, which leaves the codes in the
-/// activations' order for one vpdpbusd. Four pairs (a quad, 256 weights) share one scale conversion: two word
-/// permutes gather their eight f16 scales (and Q4_1's minimums), and the per-block offset term (Q4_0: −8 · d · the
-/// activation block's sum; Q4_1: m · the f16 sum) is one 8-lane FMA per quad. Each of the quad's pairs has its own
-/// accumulator, so the FMAs do not wait on each other. A pair whose 64-byte load would pass the row's end is loaded
-/// masked to the row's bytes, so a read never leaves the matrix and an odd last block's partner reads as zeros (as
-/// do the padded activations).
-PAGODA_VNNI_TARGET __attribute__((always_inline, target("gfni,avx512vbmi"))) static inline float
-gemv_row_q4(const int q41, const q4_consts_t *c, const uint8_t *row, int64_t k, const int8_t *xq, const float *xd,
-            const float *xs) {
-    const int64_t blocks = k / 32, pairs = (blocks + 1) / 2, bytes = q41 ? 20 : 18;
-    const __m512i pairLane = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    // Pairs whose 64-byte load stays inside the row; the rest are loaded masked to the row's remaining bytes.
-    const int64_t rowLength = blocks * bytes, whole = rowLength >= 64 ? (rowLength - 64) / (2 * bytes) + 1 : 0;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    __m256 offset8 = _mm256_setzero_ps();  // Σ over blocks of (Q4_0: d) (Q4_1: m) · xs
-    int64_t p = 0;
-    for (; p + 4 <= whole; p += 4) {  // quads of unmasked pairs
-        const uint8_t *b = row + 2 * p * bytes;
-        __m512i raw[4];
-        for (int i = 0; i < 4; i++) raw[i] = _mm512_loadu_si512((const void *)(b + 2 * i * bytes));
-        const __m512i s01 = _mm512_permutex2var_epi16(raw[0], c->quad, raw[1]);
-        const __m512i s23 = _mm512_permutex2var_epi16(raw[2], c->quad, raw[3]);
-        const __m256 d8 = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm512_castsi512_si128(s01), _mm512_castsi512_si128(s23)));
-        const __m256 xs8 = _mm256_loadu_ps(xs + 2 * p);
-        if (q41) {
-            const __m256 mn = _mm256_cvtph_ps(_mm_unpackhi_epi64(_mm512_castsi512_si128(s01), _mm512_castsi512_si128(s23)));
-            offset8 = _mm256_fmadd_ps(mn, xs8, offset8);
+void pagoda_qgemv_plan(int32_t type, int64_t k, int64_t m, const int8_t *xq, const float *xd, const float *xs32,
+                       const float *xs1, int64_t kp, void *plan) {
+    const int q41 = type == PAGODA_QTYPE_Q4_1;
+    const int64_t bytes = q41 ? 20 : 18, qoff = q41 ? 4 : 2, blocks = k / 32, rowLength = blocks * bytes;
+    const int64_t vectors = (rowLength + 63) / 64, planBytes = vectors * PLAN_VECTOR_BYTES;
+    for (int64_t c = 0; c < m; c++) {
+        uint8_t *base = (uint8_t *)plan + c * planBytes;
+        memset(base, 0, (size_t)planBytes);
+        int8_t *xlo = (int8_t *)base, *xhi = (int8_t *)(base + 64 * vectors);
+        int32_t *off = (int32_t *)(base + 128 * vectors);
+        float *xdl = (float *)(base + 192 * vectors), *xsl = (float *)(base + 256 * vectors);
+        uint16_t *sidx = (uint16_t *)(base + 320 * vectors), *midx = (uint16_t *)(base + 384 * vectors);
+        const int8_t *x = xq + c * kp;
+        const float *d = xd + c * (kp / 32), *s = (q41 ? xs1 : xs32) + c * (kp / 32);
+        for (int64_t b = 0; b < blocks; b++)
+            for (int i = 0; i < 16; i++) {  // byte i of a block's codes: weight i (low nibble), weight i + 16 (high)
+                xlo[b * bytes + qoff + i] = x[32 * b + i];
+                xhi[b * bytes + qoff + i] = x[32 * b + 16 + i];
+            }
+        for (int64_t v = 0; v < vectors; v++)
+            for (int lane = 0; lane < 16; lane++) {
+                // A lane (4 bytes) never holds codes of two blocks: blocks start at multiples of 18 or 20 bytes, so a
+                // lane that crosses into a block holds only that block's header, whose activation codes are 0.
+                const int64_t pos = 64 * v + 4 * lane, b = pos / bytes < blocks ? pos / bytes : blocks - 1;
+                const int64_t i = 16 * v + lane;
+                int sum = 0;
+                for (int j = 0; j < 4; j++) sum += xlo[pos + j] + xhi[pos + j];
+                off[i] = q41 ? 0 : -8 * sum;
+                xdl[i] = pos < rowLength ? d[b] : 0.0f;
+                xsl[i] = q41 && pos < rowLength && pos == b * bytes ? s[b] : 0.0f;
+                sidx[32 * v + lane] = (uint16_t)((b * bytes - 64 * (v - 1)) / 2);  // ≥ 0: a header is ≤ 20 bytes back
+                midx[32 * v + lane] = (uint16_t)((b * bytes + 2 - 64 * (v - 1)) / 2);
+            }
+    }
+}
+
+/// One Q4_0 / Q4_1 weight row against one activation row's plan, for m ≤ GEMV_MAX_M (batch-1 decode). The row is read
+/// as it is stored, 64 bytes at a time from its start (the last vector masked to the row), with no byte moved: the
+/// plan (pagoda_qgemv_plan, once per activation row and matrix) holds the activation codes at the positions of the
+/// bytes whose nibbles they meet, so the low nibbles (and then the high ones, shifted down) go straight into
+/// vpdpbusd against them, and header bytes meet zeros. Every int32 lane belongs to one block; one two-source word
+/// permute brings each lane its block's f16 scale from this vector or the previous one. Per 64 bytes (3.6 blocks):
+/// two dot steps, one permute, one f16 conversion, three float operations.
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_lanes(const int q41, const lane_plan_t *p,
+                                                                                    int64_t vectors, const uint8_t *row,
+                                                                                    int64_t rowLength) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    __m512i prev = _mm512_setzero_si512();
+    const int64_t full = rowLength / 64;
+    for (int64_t v = 0; v < vectors; v++) {
+        const __m512i raw = v < full ? _mm512_loadu_si512((const void *)(row + 64 * v))
+                                     : _mm512_maskz_loadu_epi8((1ULL << (rowLength - 64 * v)) - 1, row + 64 * v);
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512((const void *)(p->off + 16 * v)), _mm512_and_si512(raw, low4),
+                                          _mm512_loadu_si512((const void *)(p->xlo + 64 * v)));
+        dot = _mm512_dpbusd_epi32(dot, _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4),
+                                  _mm512_loadu_si512((const void *)(p->xhi + 64 * v)));
+        const __m512 sc = _mm512_cvtph_ps(
+            _mm512_castsi512_si256(_mm512_permutex2var_epi16(prev, _mm512_loadu_si512((const void *)(p->sidx + 32 * v)), raw)));
+        const __m512 term = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(p->xdl + 16 * v));
+        if (v & 1) {
+            acc1 = _mm512_fmadd_ps(term, sc, acc1);
         } else {
-            offset8 = _mm256_fmadd_ps(d8, xs8, offset8);
+            acc0 = _mm512_fmadd_ps(term, sc, acc0);
         }
-        const __m512 sd = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_loadu_ps(xd + 2 * p)));
-        for (int i = 0; i < 4; i++) {
-            const __m512i v = _mm512_gf2p8affine_epi64_epi8(_mm512_permutexvar_epi8(c->codes, raw[i]), c->nibble, 0);
-            const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 64 * (p + i))));
-            const __m512 sdp = _mm512_permutexvar_ps(_mm512_add_epi32(pairLane, _mm512_set1_epi32(2 * i)), sd);
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sdp, acc[i]);
+        if (q41) {
+            const __m512 mn = _mm512_cvtph_ps(_mm512_castsi512_si256(
+                _mm512_permutex2var_epi16(prev, _mm512_loadu_si512((const void *)(p->midx + 32 * v)), raw)));
+            accm = _mm512_fmadd_ps(mn, _mm512_loadu_ps(p->xsl + 16 * v), accm);
         }
+        prev = raw;
     }
-    __m512 offset = _mm512_castps256_ps512(offset8);  // upper lanes zero
-    for (; p < pairs; p++) {  // the pairs after the last quad, the row's last ones among them
-        const int64_t left = rowLength - 2 * p * bytes;
-        const __m512i raw = left >= 64 ? _mm512_loadu_si512((const void *)(row + 2 * p * bytes))
-                                       : _mm512_maskz_loadu_epi8((1ULL << left) - 1, row + 2 * p * bytes);
-        const __m512i v = _mm512_gf2p8affine_epi64_epi8(_mm512_permutexvar_epi8(c->codes, raw), c->nibble, 0);
-        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512((const void *)(xq + 64 * p)));
-        const __m512 xdp = _mm512_permutexvar_ps(pairLane, _mm512_castpd_ps(_mm512_set1_pd(*(const double *)(xd + 2 * p))));
-        const __m512 sc = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(c->scale, raw)));
-        acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sc, xdp), acc[0]);
-        // The offset term, one lane per block (lanes 0 and 8 of the spread fields): an odd last block's partner is 0.
-        const __m512 field = q41 ? _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(c->minimum, raw))) : sc;
-        const __m512 xsp = _mm512_maskz_permutexvar_ps(0x0101, pairLane, _mm512_castpd_ps(_mm512_set1_pd(*(const double *)(xs + 2 * p))));
-        offset = _mm512_fmadd_ps(field, xsp, offset);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), accm));
+}
+
+/// Rows n0 ..< n1 of a Q4_0 / Q4_1 matrix against one activation row's plan (gemv_row_lanes).
+PAGODA_VNNI_TARGET __attribute__((noinline)) static void gemv_q4_lanes(int32_t type, const uint8_t *w, int64_t row_bytes,
+                                                                      int64_t k, const void *plan, int64_t n0,
+                                                                      int64_t n1, float *out) {
+    const int64_t rowLength = lane_row_length(type, k), vectors = (rowLength + 63) / 64;
+    const lane_plan_t p = lane_plan_at(plan, vectors);
+    if (type == PAGODA_QTYPE_Q4_1) {
+        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_lanes(1, &p, vectors, w + n * row_bytes, rowLength);
+    } else {
+        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_lanes(0, &p, vectors, w + n * row_bytes, rowLength);
     }
-    const __m512 dots = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    return _mm512_reduce_add_ps(_mm512_fmadd_ps(offset, _mm512_set1_ps(q41 ? 1.0f : -8.0f), dots));
 }
 
 /// One Q8_0 weight row against one activation row, for m ≤ GEMV_MAX_M (the LM head llama-quantize leaves in Q8_0
-/// beside Q4_0 layers, and Q8_0 models): gemv_row_q4's scheme for 34-byte blocks. A pair's codes arrive by two 32-byte
-/// loads (q + 128 after one xor, so vpdpbusd can take them unsigned; the +128 comes back out through the activation
+/// beside Q4_0 layers, and Q8_0 models), streamed once, a pair of blocks (64 weights) per vpdpbusd. A pair's codes
+/// arrive by two 32-byte loads (q + 128 after one xor, so vpdpbusd can take them unsigned; the +128 comes back out through the activation
 /// block sums in the per-quad offset term), a quad's eight f16 scales by two word permutes of the pairs' first 64
-/// bytes. Blocks after the last whole quad go one at a time in 256-bit registers, so no load leaves the row.
+/// bytes (a quad: four pairs), spread to each pair's lanes by one permute; four accumulators keep the FMAs apart.
+/// Blocks after the last whole quad go one at a time in 256-bit registers, so no load leaves the row.
 PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_q8(const __m512i quadIdx, const uint8_t *row,
                                                                                  int64_t k, const int8_t *xq,
                                                                                  const float *xd, const float *xs) {
@@ -703,39 +682,6 @@ PAGODA_VNNI_TARGET __attribute__((noinline)) static void gemv_q8_vnni(const uint
     for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_q8(quadIdx, w + n * row_bytes, k, xq, xd, xs);
 }
 
-/// Rows n0 ..< n1 of a Q4_0 / Q4_1 matrix against activation row xq (gemv_row_q4). xs: the activation blocks' sums
-/// (Q4_0: xs32, d · Σq; Q4_1: xs1, f16(d · Σq)).
-PAGODA_VNNI_TARGET __attribute__((noinline, target("gfni,avx512vbmi"))) static void
-gemv_q4_vnni(int q41, const uint8_t *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
-             const float *xs, int64_t n0, int64_t n1, float *out) {
-    const int bytes = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
-    uint8_t codes[64];
-    uint16_t scale[32], minimum[32], quad[32];
-    for (int i = 0; i < 64; i++) codes[i] = (uint8_t)((i >= 32 ? bytes : 0) + qoff + (i % 16));
-    for (int i = 0; i < 32; i++) {
-        scale[i] = (uint16_t)(i >= 8 ? bytes / 2 : 0);
-        minimum[i] = (uint16_t)(i >= 8 ? bytes / 2 + 1 : 1);
-        // Source words: 0–31 the first pair, 32–63 the second; scales at words 0 and bytes/2 of each.
-        const int which = i % 4, second = which >= 2, blockB = which % 2;
-        const int field = i >= 4 && i < 8 ? 1 : 0;  // words 4–7: the minimums
-        quad[i] = (uint16_t)(32 * second + (blockB ? bytes / 2 : 0) + field);
-    }
-    const long long lowNibble = 0x0102040800000000LL, highNibble = 0x1020408000000000LL;
-    q4_consts_t c = {
-        .codes = _mm512_loadu_si512(codes),
-        .nibble = _mm512_set_epi64(highNibble, highNibble, lowNibble, lowNibble, highNibble, highNibble, lowNibble,
-                                   lowNibble),
-        .scale = _mm512_loadu_si512(scale),
-        .minimum = _mm512_loadu_si512(minimum),
-        .quad = _mm512_loadu_si512(quad),
-    };
-    if (q41) {
-        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_q4(1, &c, w + n * row_bytes, k, xq, xd, xs);
-    } else {
-        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_q4(0, &c, w + n * row_bytes, k, xq, xd, xs);
-    }
-}
-
 /// One Q6_K weight row against one activation row, for m ≤ GEMV_MAX_M (the LM head that llama-quantize leaves in
 /// Q6_K beside Q4_0 layers, at batch-1 decode): each 256-weight super-block is streamed once, 64 codes per vector
 /// (ql nibbles | two qh bits), no unpack into scratch. Lane i of a dot product holds weights 4i ..< 4i+4 of the 64, in
@@ -781,21 +727,6 @@ PAGODA_VNNI_TARGET static float gemv_row_q6k_vnni(const uint8_t *row, int64_t k,
     return _mm512_reduce_add_ps(acc) - 32.0f * _mm512_reduce_add_ps(accb);
 }
 
-#define GEMV_MAX_M 2
-
-/// 1 when the CPU also has AVX512-VBMI and GFNI (byte permutes and GF(2) affine steps: gemv_rows_q4).
-static int cpu_has_vbmi_gfni(void) {
-    static int has = -1;
-    if (has < 0) {
-#if defined(__x86_64__)
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
-#else
-        has = 0;
-#endif
-    }
-    return has;
-}
 
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
     // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
@@ -804,7 +735,7 @@ int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
 
 void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
                        const float *xs16, const float *xs32, const float *xs1, int64_t m, int64_t kp, int64_t n0,
-                       int64_t n1, float *out, int64_t ldo, void *scratch, int32_t use_vnni) {
+                       int64_t n1, float *out, int64_t ldo, void *scratch, const void *plan, int32_t use_vnni) {
     // Q4_1's minimum multiplies the activation block's f16 sum field (ggml's Q8_1 `s`), the others the exact one.
     if (type == PAGODA_QTYPE_Q4_1) xs32 = xs1;
     tile_t t;
@@ -821,17 +752,10 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
             gemv_q8_vnni(wb, row_bytes, k, xq + c * kp, xd + c * (kp / 32), xs32 + c * (kp / 32), n0, n1, out + c * ldo);
         return;
     }
-    if (paired && type != PAGODA_QTYPE_Q8_0 && m <= GEMV_MAX_M && cpu_has_vbmi_gfni()) {
+    if (paired && plan && m <= GEMV_MAX_M) {  // Q4_0 / Q4_1 with their activation rows' plans
+        const int64_t planBytes = pagoda_qgemv_plan_bytes(type, k, m);
         for (int64_t c = 0; c < m; c++)
-            gemv_q4_vnni(type == PAGODA_QTYPE_Q4_1, wb, row_bytes, k, xq + c * kp, xd + c * (kp / 32), xs32 + c * (kp / 32),
-                         n0, n1, out + c * ldo);
-        return;
-    }
-    if (paired && m <= GEMV_MAX_M) {
-        for (int64_t n = n0; n < n1; n++)
-            for (int64_t c = 0; c < m; c++)
-                out[c * ldo + n] = gemv_row_vnni(type, wb + n * row_bytes, k, xq + c * kp, xd + c * (kp / 32),
-                                                 xs32 + c * (kp / 32));
+            gemv_q4_lanes(type, wb, row_bytes, k, (const uint8_t *)plan + c * planBytes, n0, n1, out + c * ldo);
         return;
     }
     if (use_vnni && type == PAGODA_QTYPE_Q6_K && m <= GEMV_MAX_M) {

@@ -36,9 +36,22 @@ int64_t pagoda_qgemm_scratch_bytes(int64_t m);
 /// accumulation of the scaled group sums; Q4_1's minimums multiply xs1 (as ggml's Q4_1 × Q8_1 dot does).
 ///
 /// scratch: `pagoda_qgemm_scratch_bytes(m)` bytes, 64-byte aligned, private to the call.
+/// plan: for Q4_0 / Q4_1 weights at m ≤ 2, the activation rows' batch-1 plans (`pagoda_qgemv_plan`), which take the
+/// streaming kernel; NULL otherwise (the tile kernel then serves every m).
 /// use_vnni: nonzero takes the AVX512-VNNI kernel (requires pagoda_cpu_has_avx512_vnni()); zero the portable one.
 void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
                        const float *xs16, const float *xs32, const float *xs1, int64_t m, int64_t kp, int64_t n0,
-                       int64_t n1, float *out, int64_t ldo, void *scratch, int32_t use_vnni);
+                       int64_t n1, float *out, int64_t ldo, void *scratch, const void *plan, int32_t use_vnni);
+
+/// Bytes of the batch-1 plans of `m` activation rows for `type` weights of `k` columns, or 0 where that type and m
+/// take no plan (types other than Q4_0 / Q4_1, or m > 2). Needed only with the AVX512-VNNI kernel.
+int64_t pagoda_qgemv_plan_bytes(int32_t type, int64_t k, int64_t m);
+
+/// Writes the batch-1 plans of activation rows 0 ..< m (`pagoda_quantize_activations_q8`'s outputs, padded width kp)
+/// for `type` weights into `plan` (`pagoda_qgemv_plan_bytes` bytes): the activation codes laid out at the byte
+/// positions of the weights' nibbles, per-lane offsets, scales and block sums, and word indices of each lane's f16
+/// scale (and Q4_1 minimum). Once per matrix type and activation rows; every weight row then reuses it.
+void pagoda_qgemv_plan(int32_t type, int64_t k, int64_t m, const int8_t *xq, const float *xd, const float *xs32,
+                       const float *xs1, int64_t kp, void *plan);
 
 #endif
