@@ -501,6 +501,21 @@ static void apply_portable(int nc, int halves, const tile_t *t, const apply_args
     }
 }
 
+/// The 16 lane sums of part[0..15] as one vector (lane r: Σ of part[r]'s lanes), by a tree of in-lane interleaves and
+/// 128-bit shuffles: about three operations per row where a separate horizontal sum costs eight or more.
+PAGODA_VNNI_TARGET static inline __m512 gemv_rows_reduce(const __m512 part[16]) {
+    __m512 s[8], t[4];
+    for (int i = 0; i < 8; i++)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3]
+        s[i] = _mm512_add_ps(_mm512_unpacklo_ps(part[2 * i], part[2 * i + 1]), _mm512_unpackhi_ps(part[2 * i], part[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {  // per 128-bit lane: the lane's sums of rows 4i ..< 4i + 4
+        const __m512d a = _mm512_castps_pd(s[2 * i]), b = _mm512_castps_pd(s[2 * i + 1]);
+        t[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    const __m512 u0 = _mm512_add_ps(_mm512_shuffle_f32x4(t[0], t[1], 0x44), _mm512_shuffle_f32x4(t[0], t[1], 0xEE));
+    const __m512 u1 = _mm512_add_ps(_mm512_shuffle_f32x4(t[2], t[3], 0x44), _mm512_shuffle_f32x4(t[2], t[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(u0, u1, 0x88), _mm512_shuffle_f32x4(u0, u1, 0xDD));
+}
+
 /// Bytes of one 64-byte weight vector's share of a batch-1 plan: xlo, xhi (64 int8 each), off (16 int32), xdl, xsl (16
 /// floats each), sidx, midx (32 words each).
 #define PLAN_VECTOR_BYTES (7 * 64)
@@ -574,8 +589,8 @@ void pagoda_qgemv_plan(int32_t type, int64_t k, int64_t m, const int8_t *xq, con
 /// bytes whose nibbles they meet, so the low nibbles (and then the high ones, shifted down) go straight into
 /// vpdpbusd against them, and header bytes meet zeros. Every int32 lane belongs to one block; one two-source word
 /// permute brings each lane its block's f16 scale from this vector or the previous one. Per 64 bytes (3.6 blocks):
-/// two dot steps, one permute, one f16 conversion, three float operations.
-PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_lanes(const int q41, const lane_plan_t *p,
+/// two dot steps, one permute, one f16 conversion, three float operations. Returns the row's 16 partial sums.
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline __m512 gemv_row_lanes(const int q41, const lane_plan_t *p,
                                                                                     int64_t vectors, const uint8_t *row,
                                                                                     int64_t rowLength) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
@@ -604,7 +619,7 @@ PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_l
         }
         prev = raw;
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), accm));
+    return _mm512_add_ps(_mm512_add_ps(acc0, acc1), accm);
 }
 
 /// Rows n0 ..< n1 of a Q4_0 / Q4_1 matrix against one activation row's plan (gemv_row_lanes).
@@ -613,11 +628,20 @@ PAGODA_VNNI_TARGET __attribute__((noinline)) static void gemv_q4_lanes(int32_t t
                                                                       int64_t n1, float *out) {
     const int64_t rowLength = lane_row_length(type, k), vectors = (rowLength + 63) / 64;
     const lane_plan_t p = lane_plan_at(plan, vectors);
-    if (type == PAGODA_QTYPE_Q4_1) {
-        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_lanes(1, &p, vectors, w + n * row_bytes, rowLength);
-    } else {
-        for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_lanes(0, &p, vectors, w + n * row_bytes, rowLength);
+    const int q41 = type == PAGODA_QTYPE_Q4_1;
+    int64_t n = n0;
+    for (; n + 16 <= n1; n += 16) {
+        __m512 part[16];
+        if (q41) {
+            for (int r = 0; r < 16; r++) part[r] = gemv_row_lanes(1, &p, vectors, w + (n + r) * row_bytes, rowLength);
+        } else {
+            for (int r = 0; r < 16; r++) part[r] = gemv_row_lanes(0, &p, vectors, w + (n + r) * row_bytes, rowLength);
+        }
+        _mm512_storeu_ps(out + n, gemv_rows_reduce(part));
     }
+    for (; n < n1; n++)
+        out[n] = _mm512_reduce_add_ps(q41 ? gemv_row_lanes(1, &p, vectors, w + n * row_bytes, rowLength)
+                                          : gemv_row_lanes(0, &p, vectors, w + n * row_bytes, rowLength));
 }
 
 /// One Q8_0 weight row against one activation row, for m ≤ GEMV_MAX_M (the LM head llama-quantize leaves in Q8_0
@@ -625,8 +649,9 @@ PAGODA_VNNI_TARGET __attribute__((noinline)) static void gemv_q4_lanes(int32_t t
 /// arrive by two 32-byte loads (q + 128 after one xor, so vpdpbusd can take them unsigned; the +128 comes back out through the activation
 /// block sums in the per-quad offset term), a quad's eight f16 scales by two word permutes of the pairs' first 64
 /// bytes (a quad: four pairs), spread to each pair's lanes by one permute; four accumulators keep the FMAs apart.
-/// Blocks after the last whole quad go one at a time in 256-bit registers, so no load leaves the row.
-PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_q8(const __m512i quadIdx, const uint8_t *row,
+/// Blocks after the last whole quad go one at a time in 256-bit registers, so no load leaves the row. Returns the
+/// row's 16 partial sums (gemv_rows_reduce adds them up, 16 rows at a time).
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline __m512 gemv_row_q8(const __m512i quadIdx, const uint8_t *row,
                                                                                  int64_t k, const int8_t *xq,
                                                                                  const float *xd, const float *xs) {
     const int64_t blocks = k / 32, bytes = 34;
@@ -655,7 +680,7 @@ PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_q
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sdp, acc[i]);
         }
     }
-    float offset = _mm512_reduce_add_ps(_mm512_castps256_ps512(offset8));
+    float offset = 0;
     __m256 tail = _mm256_setzero_ps();
     for (; j < blocks; j++) {
         const uint8_t *b = row + j * bytes;
@@ -667,8 +692,11 @@ PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline float gemv_row_q
         tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xd[j]), tail);
         offset += d * xs[j];
     }
+    // The −128 · Σ d · xs offset of the quads (8 lanes) and of the blocks after them (one lane).
+    const __m256 offsets = _mm256_add_ps(offset8, _mm256_setr_ps(offset, 0, 0, 0, 0, 0, 0, 0));
     const __m512 all = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    return _mm512_reduce_add_ps(_mm512_add_ps(all, _mm512_castps256_ps512(tail))) - 128.0f * offset;
+    return _mm512_fmadd_ps(_mm512_zextps256_ps512(offsets), _mm512_set1_ps(-128.0f),
+                           _mm512_add_ps(all, _mm512_zextps256_ps512(tail)));
 }
 
 /// Rows n0 ..< n1 of a Q8_0 matrix against activation row xq (gemv_row_q8); xs: the activation blocks' xs32.
@@ -679,7 +707,13 @@ PAGODA_VNNI_TARGET __attribute__((noinline)) static void gemv_q8_vnni(const uint
     // Words 0–3: the scales of a pair's two blocks (words 0 and 17) in the first source, then in the second (32 +).
     for (int i = 0; i < 32; i++) quad[i] = (uint16_t)(32 * ((i % 4) / 2) + 17 * (i % 2));
     const __m512i quadIdx = _mm512_loadu_si512(quad);
-    for (int64_t n = n0; n < n1; n++) out[n] = gemv_row_q8(quadIdx, w + n * row_bytes, k, xq, xd, xs);
+    int64_t n = n0;
+    for (; n + 16 <= n1; n += 16) {
+        __m512 part[16];
+        for (int r = 0; r < 16; r++) part[r] = gemv_row_q8(quadIdx, w + (n + r) * row_bytes, k, xq, xd, xs);
+        _mm512_storeu_ps(out + n, gemv_rows_reduce(part));
+    }
+    for (; n < n1; n++) out[n] = _mm512_reduce_add_ps(gemv_row_q8(quadIdx, w + n * row_bytes, k, xq, xd, xs));
 }
 
 /// One Q6_K weight row against one activation row, for m ≤ GEMV_MAX_M (the LM head that llama-quantize leaves in
