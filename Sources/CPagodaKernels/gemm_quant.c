@@ -161,23 +161,19 @@ static inline void put_scales(tile_t *t, int r, int64_t jl, const float *s8, con
     t->b[(2 * jl + 1) * TR + r] = b8[4];
 }
 
-/// unpack32 for blocks j0 ..< j0 + 2·pairs of a Q8_0 / Q4_0 / Q4_1 row, two blocks per 64-byte vector, into row r of
-/// the tile (codes row-major at t->rowu + r·KC + 32·jl, scales per half). The K-quants take the scalar unpack32.
+/// The codes of blocks j0 ..< j0 + 2·pairs of a Q8_0 / Q4_0 / Q4_1 row, two blocks per 64-byte vector, into row r of
+/// the tile (row-major at t->rowu + r·KC + 32·jl). Their scales come from pair_scales_vnni; the K-quants take
+/// unpack_kquants_vnni.
 PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *row, int64_t j0, int64_t pairs, tile_t *t,
                                                  int r) {
     const __m128i low4 = _mm_set1_epi8(0x0F);
     for (int64_t p = 0; p < pairs; p++) {
         const int64_t j = j0 + 2 * p, jl = 2 * p;
-        __m256i lo, hi;
-        float d0, d1, m0, m1;
         __m512i v;
         if (type == PAGODA_QTYPE_Q8_0) {
             const uint8_t *b0 = row + j * 34, *b1 = b0 + 34;
-            lo = _mm256_loadu_si256((const __m256i *)(b0 + 2));
-            hi = _mm256_loadu_si256((const __m256i *)(b1 + 2));
-            scales_of_pair(b0, b1, &d0, &d1);
-            m0 = -128.0f * d0;
-            m1 = -128.0f * d1;
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+            const __m256i hi = _mm256_loadu_si256((const __m256i *)(b1 + 2));
             v = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8((char)0x80));
         } else {
             const int q41 = type == PAGODA_QTYPE_Q4_1;
@@ -185,22 +181,29 @@ PAGODA_VNNI_TARGET static void unpack_pairs_vnni(int32_t type, const uint8_t *ro
             const uint8_t *b0 = row + j * bytes, *b1 = b0 + bytes;
             const __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + qoff));
             const __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + qoff));
-            lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
-            hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
-            scales_of_pair(b0, b1, &d0, &d1);
-            if (q41) {
-                scales_of_pair(b0 + 2, b1 + 2, &m0, &m1);
-            } else {
-                m0 = -8.0f * d0;
-                m1 = -8.0f * d1;
-            }
+            const __m256i lo = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q0, 4), low4), _mm_and_si128(q0, low4));
+            const __m256i hi = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q1, 4), low4), _mm_and_si128(q1, low4));
             v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
         }
         _mm512_store_si512((void *)(t->rowu + r * KC + 32 * jl), v);
-        const float s8a[8] = {d0, 0, 0, 0, d0}, b8a[8] = {m0, 0, 0, 0, m0};
-        const float s8b[8] = {d1, 0, 0, 0, d1}, b8b[8] = {m1, 0, 0, 0, m1};
-        put_scales(t, r, jl, s8a, b8a);
-        put_scales(t, r, jl + 1, s8b, b8b);
+    }
+}
+
+/// The scales s and offsets b (w = s·u + b) of `count` ≤ 16 consecutive Q8_0 / Q4_0 / Q4_1 blocks from j0 of a row, as
+/// 16-lane vectors (lanes past count zero): one masked gather reads each block's first four bytes (the f16 scale,
+/// and Q4_1's f16 minimum after it).
+PAGODA_VNNI_TARGET static void pair_scales_vnni(int32_t type, const uint8_t *row, int64_t j0, int count, __m512 *s,
+                                                __m512 *b) {
+    const int64_t bytes = type == PAGODA_QTYPE_Q8_0 ? 34 : (type == PAGODA_QTYPE_Q4_1 ? 20 : 18);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)bytes));
+    const __mmask16 mask = (__mmask16)((1u << count) - 1);
+    const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx, row + j0 * bytes, 1);
+    *s = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+    if (type == PAGODA_QTYPE_Q4_1) {
+        *b = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+    } else {
+        *b = _mm512_mul_ps(*s, _mm512_set1_ps(type == PAGODA_QTYPE_Q8_0 ? -128.0f : -8.0f));
     }
 }
 
@@ -265,33 +268,39 @@ PAGODA_VNNI_TARGET static void unpack_kquants_vnni(int32_t type, const uint8_t *
     }
 }
 
+/// out[g] lane r = a[r] lane g: a 16 × 16 transpose of 32-bit words in registers (interleaves of words, then of word
+/// pairs, then two rounds of 128-bit lane shuffles: four operations per output vector).
+PAGODA_VNNI_TARGET static inline void transpose16x16_epi32(const __m512i a[16], __m512i out[16]) {
+    __m512i b[16], c[16];
+    for (int i = 0; i < 8; i++) {
+        b[2 * i] = _mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
+        b[2 * i + 1] = _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
+    }
+    // c[4i + j], 128-bit lane L: word 4L + j of rows 4i ..< 4i + 4.
+    for (int i = 0; i < 4; i++) {
+        c[4 * i] = _mm512_unpacklo_epi64(b[4 * i], b[4 * i + 2]);
+        c[4 * i + 1] = _mm512_unpackhi_epi64(b[4 * i], b[4 * i + 2]);
+        c[4 * i + 2] = _mm512_unpacklo_epi64(b[4 * i + 1], b[4 * i + 3]);
+        c[4 * i + 3] = _mm512_unpackhi_epi64(b[4 * i + 1], b[4 * i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512i lo0 = _mm512_shuffle_i32x4(c[j], c[4 + j], 0x44), lo1 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], 0x44);
+        const __m512i hi0 = _mm512_shuffle_i32x4(c[j], c[4 + j], 0xEE), hi1 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], 0xEE);
+        out[j] = _mm512_shuffle_i32x4(lo0, lo1, 0x88);
+        out[4 + j] = _mm512_shuffle_i32x4(lo0, lo1, 0xDD);
+        out[8 + j] = _mm512_shuffle_i32x4(hi0, hi1, 0x88);
+        out[12 + j] = _mm512_shuffle_i32x4(hi0, hi1, 0xDD);
+    }
+}
+
 /// Moves the row-major codes of `groups` 4-byte groups (a multiple of 16) into the lane-per-row layout: a 16 × groups
-/// transpose of 32-bit words, 16 × 16 words at a time in registers (interleaves of words, then of word pairs, then two
-/// rounds of 128-bit lane shuffles: four operations per output vector, where gathers cost a load per word).
+/// transpose of 32-bit words, 16 × 16 at a time (where gathers cost a load per word).
 PAGODA_VNNI_TARGET static void transpose_vnni(tile_t *t, int64_t groups) {
     for (int64_t g0 = 0; g0 < groups; g0 += 16) {
-        __m512i a[16], b[16], c[16];
+        __m512i a[16], out[16];
         for (int r = 0; r < 16; r++) a[r] = _mm512_load_si512((const void *)(t->rowu + r * KC + 4 * g0));
-        for (int i = 0; i < 8; i++) {
-            b[2 * i] = _mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
-            b[2 * i + 1] = _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
-        }
-        // c[4i + j], 128-bit lane L: word 4L + j of rows 4i ..< 4i + 4.
-        for (int i = 0; i < 4; i++) {
-            c[4 * i] = _mm512_unpacklo_epi64(b[4 * i], b[4 * i + 2]);
-            c[4 * i + 1] = _mm512_unpackhi_epi64(b[4 * i], b[4 * i + 2]);
-            c[4 * i + 2] = _mm512_unpacklo_epi64(b[4 * i + 1], b[4 * i + 3]);
-            c[4 * i + 3] = _mm512_unpackhi_epi64(b[4 * i + 1], b[4 * i + 3]);
-        }
-        for (int j = 0; j < 4; j++) {
-            const __m512i lo0 = _mm512_shuffle_i32x4(c[j], c[4 + j], 0x44), lo1 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], 0x44);
-            const __m512i hi0 = _mm512_shuffle_i32x4(c[j], c[4 + j], 0xEE), hi1 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], 0xEE);
-            uint8_t *out = t->u + g0 * 64;
-            _mm512_store_si512((void *)(out + j * 64), _mm512_shuffle_i32x4(lo0, lo1, 0x88));
-            _mm512_store_si512((void *)(out + (4 + j) * 64), _mm512_shuffle_i32x4(lo0, lo1, 0xDD));
-            _mm512_store_si512((void *)(out + (8 + j) * 64), _mm512_shuffle_i32x4(hi0, hi1, 0x88));
-            _mm512_store_si512((void *)(out + (12 + j) * 64), _mm512_shuffle_i32x4(hi0, hi1, 0xDD));
-        }
+        transpose16x16_epi32(a, out);
+        for (int g = 0; g < 16; g++) _mm512_store_si512((void *)(t->u + (g0 + g) * 64), out[g]);
     }
 }
 
@@ -806,11 +815,31 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
             // Unpack the tile's chunk once; rows past n1 and blocks past k contribute zero.
             int64_t real = (k - k0) / 32;
             if (real > kc / 32) real = kc / 32;
+            // Q8_0 / Q4_0 / Q4_1 on the VNNI kernel: the codes of whole pairs per row, their scales gathered per row
+            // and turned into the lane-per-row layout by one transpose (rows past n1 scale by zero).
+            const int pairedBlocks = paired ? (int)(2 * (real / 2)) : 0;
+            if (pairedBlocks > 0) {
+                __m512i sr[16], br[16], sc[16], bc[16];
+                for (int r = 0; r < TR; r++) {
+                    __m512 sv = _mm512_setzero_ps(), bv = _mm512_setzero_ps();
+                    if (r < rows) pair_scales_vnni(type, wb + (n + r) * row_bytes, k0 / 32, pairedBlocks, &sv, &bv);
+                    sr[r] = _mm512_castps_si512(sv);
+                    br[r] = _mm512_castps_si512(bv);
+                }
+                transpose16x16_epi32(sr, sc);
+                transpose16x16_epi32(br, bc);
+                for (int jl = 0; jl < pairedBlocks; jl++) {  // one scale per 32 weights: both halves of block jl
+                    _mm512_store_si512((void *)(t.s + (2 * jl) * TR), sc[jl]);
+                    _mm512_store_si512((void *)(t.s + (2 * jl + 1) * TR), sc[jl]);
+                    _mm512_store_si512((void *)(t.b + (2 * jl) * TR), bc[jl]);
+                    _mm512_store_si512((void *)(t.b + (2 * jl + 1) * TR), bc[jl]);
+                }
+            }
             for (int r = 0; r < TR; r++) {
                 int64_t jl = 0;
                 if (paired && r < rows) {
                     unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, real / 2, &t, r);
-                    jl = 2 * (real / 2);
+                    jl = pairedBlocks;
                 } else if (use_vnni && !paired && r < rows) {
                     // KC is a multiple of 256 and so is k: the chunk holds whole super-blocks.
                     unpack_kquants_vnni(type, wb + (n + r) * row_bytes, k0 / 256, real / 8, &t, r, 0);

@@ -1,3 +1,4 @@
+import CPagodaKernels
 import Foundation
 
 /// Element-wise kernels of the decoder layer: SiLU·mul, residual add, bias add, softmax.
@@ -8,13 +9,7 @@ public enum Elementwise {
         ldGate: Int? = nil, ldUp: Int? = nil, ldOut: Int? = nil
     ) {
         let lg = ldGate ?? dim, lu = ldUp ?? dim, lo = ldOut ?? dim
-        for r in 0..<rows {
-            let g = gate + r * lg, u = up + r * lu, o = out + r * lo
-            for i in 0..<dim {
-                let x = g[i]
-                o[i] = x / (1 + expf(-x)) * u[i]
-            }
-        }
+        for r in 0..<rows { pagoda_silu_mul(gate + r * lg, up + r * lu, out + r * lo, Int64(dim)) }
     }
 
     /// y[i] += alpha · x[i] for i < count (fused multiply-add).

@@ -1,4 +1,4 @@
-// CPagodaKernels: the numeric code Swift cannot spell (the AVX512-BF16 GEMM, the prefetch hint), compiled with
+// CPagodaKernels: the numeric code Swift cannot spell (the AVX512-BF16 GEMM, SwiGLU's vectorized exp, the prefetch hint), compiled with
 // -O3 -march. Operating-system shims are CPagodaSystem. Keep it tiny.
 #ifndef CPAGODA_KERNELS_H
 #define CPAGODA_KERNELS_H
@@ -16,5 +16,8 @@ void pagoda_convert_f32_to_bf16(const float *src, uint16_t *dst, int64_t count);
 /// weights w (row stride ldw elements), f32 accumulation. Requires k % 32 == 0 and pagoda_cpu_has_avx512_bf16().
 void pagoda_gemm_bf16_rows(const uint16_t *x, int64_t m, int64_t k, const uint16_t *w, int64_t ldw, int64_t n0,
                            int64_t n1, float *out, int64_t ldo);
+
+/// out[i] = silu(gate[i]) · up[i] = gate[i] / (1 + e^−gate[i]) · up[i] for i < count (SwiGLU); out may be gate.
+void pagoda_silu_mul(const float *gate, const float *up, float *out, int64_t count);
 
 #endif
