@@ -15,8 +15,7 @@
 // loaded weight vector. Per scale group and activation row only four float operations remain (convert, scale
 // product, two FMAs), and the 16 results of a tile leave as one vector store: no horizontal sums.
 // At m ≤ 2 (batch-1 decode) rows are streamed instead: Q4_0/Q4_1 against a per-call plan (gemv_row_lanes), Q8_0
-// (gemv_row_q8) and Q6_K rows
-// (gemv_row_q6k_vnni): no unpack, no transpose.
+// (gemv_row_q8) and Q6_K (gemv_row_q6k_vnni): no unpack, no transpose.
 // The portable kernel (any CPU; compiled for the build's target) does the same arithmetic one lane at a time.
 #include "pagoda_quant.h"
 #include <immintrin.h>
@@ -769,7 +768,6 @@ PAGODA_VNNI_TARGET static float gemv_row_q6k_vnni(const uint8_t *row, int64_t k,
     }
     return _mm512_reduce_add_ps(acc) - 32.0f * _mm512_reduce_add_ps(accb);
 }
-
 
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
     // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).

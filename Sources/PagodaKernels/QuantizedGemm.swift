@@ -10,8 +10,9 @@ import CPagodaKernels
 /// applies it to every activation row, 8 at a time (`gemm_quant.c`), so one pass over the weights serves the
 /// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1/Q6_K on the VNNI kernel, each weight row is instead streamed once
 /// against the activation rows with no unpack (batch-1 decode); for Q4_0/Q4_1 against a plan of each activation row
-/// built once per call here (`pagoda_qgemv_plan`: the activation codes laid out at the weights' byte positions). The K-quants' unpack is vectorized only in the
-/// VNNI kernel; the portable kernel is scalar (correct, ~6 GFLOP/s: a fallback, not a tuned path).
+/// built once per call here (`pagoda_qgemv_plan`: the activation codes laid out at the weights' byte positions). The
+/// K-quants' unpack is vectorized only in the VNNI kernel; the portable kernel is scalar (correct, ~6 GFLOP/s: a
+/// fallback, not a tuned path).
 ///
 /// Workspace layout (bytes; grown only for a bigger m or K, never per call):
 /// | part | size |
@@ -21,7 +22,7 @@ import CPagodaKernels
 /// | xs16: scale × half-block sums [m, kp/16] f32 | m·kp/4 |
 /// | xs32: scale × block sums [m, kp/32] f32 | m·kp/8 |
 /// | xs1: f16(unrounded scale × block sum) [m, kp/32] f32 (Q8_1's `s`) | m·kp/8 |
-/// | batch-1 plans of the Q4_0/Q4_1 products (m ≤ 2, VNNI), 64-aligned | `pagoda_qgemv_plan_bytes` each (~3.6·K) |
+/// | batch-1 plans, one per Q4_0/Q4_1 type among the products (m ≤ 2, VNNI), 64-aligned | `pagoda_qgemv_plan_bytes` each |
 /// | per task scratch × tasks, 64-aligned | `pagoda_qgemm_scratch_bytes(m)` each |
 /// kp = K rounded up to 64.
 public enum QuantizedGemm {
@@ -82,16 +83,14 @@ public enum QuantizedGemm {
         let scratchBytes = (Int(pagoda_qgemm_scratch_bytes(Int64(m))) + 63) / 64 * 64
         let activationBytes = (m * kp + m * kp / 2 + m * kp / 8 + 63) / 64 * 64
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
-        // Batch-1 plans (Q4_0 / Q4_1 at m ≤ 2, VNNI kernel): one per product whose type takes one, built once here.
-        var planBytes = (0, 0, 0)
-        if vnni != 0 {
-            func bytes(_ p: Product?) -> Int {
-                guard let p else { return 0 }
-                return (Int(pagoda_qgemv_plan_bytes(p.weight.dtype.quantKernelType, Int64(k), Int64(m))) + 63) / 64 * 64
-            }
-            planBytes = (bytes(a), bytes(b), bytes(c))
+        // Batch-1 plans (Q4_0 / Q4_1 at m ≤ 2, VNNI kernel): one per block type among the products (q/k/v of one
+        // type share it), built once here.
+        func planBytes(_ d: WeightDType) -> Int {
+            guard vnni != 0, a.weight.dtype == d || b?.weight.dtype == d || c?.weight.dtype == d else { return 0 }
+            return (Int(pagoda_qgemv_plan_bytes(d.quantKernelType, Int64(k), Int64(m))) + 63) / 64 * 64
         }
-        let plansTotal = planBytes.0 + planBytes.1 + planBytes.2
+        let q4_0Plan = planBytes(.q4_0), q4_1Plan = planBytes(.q4_1)
+        let plansTotal = q4_0Plan + q4_1Plan
         workspace.reserve((activationBytes + plansTotal + taskCount * scratchBytes) / 4)
         let raw = UnsafeMutableRawPointer(workspace.pointer)
         let xq = raw.assumingMemoryBound(to: Int8.self)
@@ -102,12 +101,12 @@ public enum QuantizedGemm {
         let plans = raw + activationBytes
         let scratch = plans + plansTotal
         pagoda_quantize_activations_q8(x, Int64(ldx), Int64(m), Int64(k), Int64(kp), xq, xd, xs16, xs32, xs1)
-        let planOffsets = (0, planBytes.0, planBytes.0 + planBytes.1)
-        for i in 0..<3 {
-            let size = i == 0 ? planBytes.0 : (i == 1 ? planBytes.1 : planBytes.2)
-            guard size > 0, let p = i == 0 ? a : (i == 1 ? b : c) else { continue }
-            let offset = i == 0 ? planOffsets.0 : (i == 1 ? planOffsets.1 : planOffsets.2)
-            pagoda_qgemv_plan(p.weight.dtype.quantKernelType, Int64(k), Int64(m), xq, xd, xs32, xs1, Int64(kp), plans + offset)
+        if q4_0Plan > 0 {
+            pagoda_qgemv_plan(WeightDType.q4_0.quantKernelType, Int64(k), Int64(m), xq, xd, xs32, xs1, Int64(kp), plans)
+        }
+        if q4_1Plan > 0 {
+            pagoda_qgemv_plan(
+                WeightDType.q4_1.quantKernelType, Int64(k), Int64(m), xq, xd, xs32, xs1, Int64(kp), plans + q4_0Plan)
         }
         pool.parallelFor(taskCount) { t in
             // This task's tiles [t0, t1) of the concatenation a | b | c, cut at the matrices' borders.
@@ -119,12 +118,13 @@ public enum QuantizedGemm {
                 let lo = max(t0, first), hi = min(t1, first + count)
                 if lo < hi {
                     let w = p.weight
-                    let size = i == 0 ? planBytes.0 : (i == 1 ? planBytes.1 : planBytes.2)
-                    let offset = i == 0 ? planOffsets.0 : (i == 1 ? planOffsets.1 : planOffsets.2)
+                    let plan: UnsafeRawPointer? =
+                        w.dtype == .q4_0 && q4_0Plan > 0
+                        ? UnsafeRawPointer(plans) : (w.dtype == .q4_1 && q4_1Plan > 0 ? UnsafeRawPointer(plans + q4_0Plan) : nil)
                     pagoda_qgemm_rows(
                         w.dtype.quantKernelType, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, xs1, Int64(m),
                         Int64(kp), Int64((lo - first) * 16), Int64(min(w.rows, (hi - first) * 16)), p.out, Int64(p.ldo),
-                        scratch + t * scratchBytes, size > 0 ? UnsafeRawPointer(plans + offset) : nil, vnni)
+                        scratch + t * scratchBytes, plan, vnni)
                 }
                 first += count
             }

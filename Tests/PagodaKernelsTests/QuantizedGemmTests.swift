@@ -132,7 +132,7 @@ final class QuantizedGemmTests: XCTestCase {
         let k = 512
         let mats = [
             QuantTestMatrix(dtype: .q4_0, rows: 37, cols: k, seed: 21), QuantTestMatrix(dtype: .q6_K, rows: 9, cols: k, seed: 22),
-            QuantTestMatrix(dtype: .q8_0, rows: 16, cols: k, seed: 23),
+            QuantTestMatrix(dtype: .q8_0, rows: 16, cols: k, seed: 23), QuantTestMatrix(dtype: .q4_0, rows: 9, cols: k, seed: 24),
         ]
         var rng = SeededRandom(5)
         for kernel in Self.kernels {
@@ -158,20 +158,20 @@ final class QuantizedGemmTests: XCTestCase {
                     }
                     let outs = [out0, out1, out2]
                     for i in 0..<3 { XCTAssertEqual(outs[i], separate[i], "matrix \(i) m=\(m) threads=\(threads) \(kernel)") }
-                    // Two products (gate/up).
+                    // Two products (gate/up), of one block type: at m ≤ 2 they share one batch-1 plan.
                     var two = [Float](repeating: .nan, count: m * 37), second = [Float](repeating: .nan, count: m * 9)
                     x.withUnsafeBufferPointer { xp in
                         two.withUnsafeMutableBufferPointer { o0 in
                             second.withUnsafeMutableBufferPointer { o1 in
                                 QuantizedGemm.run(
                                     x: xp.baseAddress!, m: m, .init(weight: mats[0].matrix, out: o0.baseAddress!),
-                                    .init(weight: mats[1].matrix, out: o1.baseAddress!), workspace: AlignedBuffer<Float>(),
+                                    .init(weight: mats[3].matrix, out: o1.baseAddress!), workspace: AlignedBuffer<Float>(),
                                     pool: pool, kernel: kernel)
                             }
                         }
                     }
                     XCTAssertEqual(two, separate[0], "pair m=\(m)")
-                    XCTAssertEqual(second, separate[1], "pair m=\(m)")
+                    XCTAssertEqual(second, separate[3], "pair m=\(m)")
                 }
             }
         }
