@@ -247,17 +247,17 @@ def test_sigterm_drains_every_api_server(pagoda, small_model):
 def test_every_api_server_holds_the_in_flight_limit(pagoda, small_model):
     """Each API server takes an admission ticket per generation request (`--max-concurrent-requests` holds
     per process): three long streams over two processes with a limit of 1 each leave at least one 429."""
-    from test_server_limits import Stream
+    from test_server_limits import LONG_MODEL_LEN, LONG_STREAM, Stream
 
-    # 4000-token streams, so that the server is still generating each (a finished stream's ticket is back
-    # even while the client still reads the buffered rest).
+    # Streams long enough that the server is still generating each when the third arrives (a 4000-token
+    # stream once ended before the third request was sent, and that request was rightly admitted).
     s = ServeProcess(pagoda, small_model, free_port(),
-                     ["--max-model-len", "4096", "--served-model-name", "m", "--disable-log-requests", "--threads", "1",
+                     ["--max-model-len", LONG_MODEL_LEN, "--served-model-name", "m", "--disable-log-requests", "--threads", "1",
                       "--data-parallel-size", "2", "--api-server-count", "2", "--max-concurrent-requests", "1"])
     streams = []
     try:
         s.wait_healthy(timeout=240)
-        streams = [Stream(s, 4000) for _ in range(3)]
+        streams = [Stream(s, LONG_STREAM) for _ in range(3)]
         for st in streams:
             st.first.wait(60)
         ended = [st.end for st in streams]

@@ -14,8 +14,18 @@ from conftest import free_port
 from serve_process import ServeProcess, request
 
 
+# A stream long enough that the server is still generating it while a test takes its next steps, however fast
+# the engine decodes: a finished stream's admission ticket is back even while the client still reads the
+# buffered rest, so a stream that ends too soon frees the place a test counts on. The tiny model decodes a
+# 4000-token stream in about a second here; 30000 tokens give a margin of many seconds, and the tests close
+# the streams (aborting them) instead of waiting for their end.
+LONG_STREAM = 30000
+LONG_MODEL_LEN = "32768"
+
+
 def start(pagoda, model, *args, env=None):
-    s = ServeProcess(pagoda, model, free_port(), ["--max-model-len", "4096", "--served-model-name", "m", *args], env=env)
+    s = ServeProcess(pagoda, model, free_port(), ["--max-model-len", LONG_MODEL_LEN, "--served-model-name", "m", *args],
+                     env=env)
     try:
         s.wait_healthy()
     except Exception:
@@ -63,7 +73,7 @@ def test_in_flight_limit_answers_429_with_retry_after_and_frees_places(pagoda, s
     s = start(pagoda, small_model, "--max-concurrent-requests", "2")
     streams = []
     try:
-        streams = [Stream(s, 4000) for _ in range(2)]
+        streams = [Stream(s, LONG_STREAM) for _ in range(2)]
         for st in streams:
             assert st.first.wait(30) and st.end is None, st.end
         status, headers, body = s.post("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1})
@@ -124,7 +134,7 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(pagoda, small_mo
 def test_what_is_left_after_the_grace_period_ends_with_an_error(pagoda, small_model, timeout):
     s = start(pagoda, small_model, "--shutdown-timeout", timeout)
     try:
-        st = Stream(s, 4000)
+        st = Stream(s, LONG_STREAM)
         assert st.first.wait(30) and st.end is None, st.end
         sent = time.monotonic()
         os.kill(s.proc.pid, signal.SIGTERM)
