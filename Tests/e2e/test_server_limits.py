@@ -16,9 +16,9 @@ from serve_process import ServeProcess, request
 
 # A stream long enough that the server is still generating it while a test takes its next steps, however fast
 # the engine decodes: a finished stream's admission ticket is back even while the client still reads the
-# buffered rest, so a stream that ends too soon frees the place a test counts on. The tiny model decodes a
-# 4000-token stream in about a second here; 30000 tokens give a margin of many seconds, and the tests close
-# the streams (aborting them) instead of waiting for their end.
+# buffered rest, so a stream that ends too soon frees the place a test counts on. In CI a 4000-token stream of
+# the tiny model once ended before the test's next request; 30000 tokens are many times that margin, and the
+# tests close the streams (aborting them) instead of waiting for their end.
 LONG_STREAM = 30000
 LONG_MODEL_LEN = "32768"
 
