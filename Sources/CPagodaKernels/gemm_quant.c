@@ -359,40 +359,46 @@ PAGODA_VNNI_TARGET static void quantize_block_avx512(const float *xb, int8_t *qb
 
 static int quantize_has_avx512 = -1;
 
-void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t k, int64_t kp, int8_t *xq,
-                                    float *xd, float *xs16, float *xs32, float *xs1) {
+void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t r0, int64_t r1, int64_t k, int64_t kp,
+                                    int8_t *xq, float *xd, float *xs16, float *xs32, float *xs1, int32_t *xneg) {
     if (quantize_has_avx512 < 0) quantize_has_avx512 = pagoda_cpu_has_avx512_vnni();
-    for (int64_t r = 0; r < m; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         const float *src = x + r * ldx;
         int8_t *q = xq + r * kp;
         float *d = xd + r * (kp / 32), *s16 = xs16 + r * (kp / 16), *s32 = xs32 + r * (kp / 32), *s1 = xs1 + r * (kp / 32);
+        int32_t *n8 = xneg + r * (kp / 32), *n128 = xneg + (m + r) * (kp / 32);
         for (int64_t blk = 0; blk < kp / 32; blk++) {
             int8_t *qb = q + blk * 32;
             if (blk * 32 >= k) {
                 memset(qb, 0, 32);
                 d[blk] = s32[blk] = s1[blk] = s16[2 * blk] = s16[2 * blk + 1] = 0;
+                n8[blk] = n128[blk] = 0;
                 continue;
             }
             const float *xb = src + blk * 32;
             if (quantize_has_avx512) {
                 quantize_block_avx512(xb, qb, d + blk, s16 + 2 * blk, s16 + 2 * blk + 1, s32 + blk, s1 + blk);
-                continue;
+            } else {
+                float amax = 0;
+                for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+                const float scale = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+                int sum0 = 0, sum1 = 0;
+                for (int i = 0; i < 32; i++) qb[i] = (int8_t)nearbyintf(xb[i] * id);  // default mode: nearest even
+                for (int i = 0; i < 16; i++) {
+                    sum0 += qb[i];
+                    sum1 += qb[16 + i];
+                }
+                const float dh = round_to_half(scale);
+                d[blk] = dh;
+                s16[2 * blk] = dh * (float)sum0;
+                s16[2 * blk + 1] = dh * (float)sum1;
+                s32[blk] = dh * (float)(sum0 + sum1);
+                s1[blk] = round_to_half(scale * (float)(sum0 + sum1));
             }
-            float amax = 0;
-            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
-            const float scale = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-            int sum0 = 0, sum1 = 0;
-            for (int i = 0; i < 32; i++) qb[i] = (int8_t)nearbyintf(xb[i] * id);  // default mode: nearest even
-            for (int i = 0; i < 16; i++) {
-                sum0 += qb[i];
-                sum1 += qb[16 + i];
-            }
-            const float dh = round_to_half(scale);
-            d[blk] = dh;
-            s16[2 * blk] = dh * (float)sum0;
-            s16[2 * blk + 1] = dh * (float)sum1;
-            s32[blk] = dh * (float)(sum0 + sum1);
-            s1[blk] = round_to_half(scale * (float)(sum0 + sum1));
+            int32_t sum = 0;
+            for (int i = 0; i < 32; i++) sum += qb[i];
+            n8[blk] = -8 * sum;
+            n128[blk] = -128 * sum;
         }
     }
 }
@@ -401,6 +407,7 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
 typedef struct {
     const int8_t *xq;
     const float *xd, *xs16, *xs32;
+    const int32_t *xneg;  // Q8_0 / Q4_0: the weights' offset times Σq per block ([m, kp/32]), else NULL
     int64_t kp, k0, kc, c0;
     float *acc;  // parked accumulators between chunks: [m][TR] floats
     int first, last, rows;
@@ -414,35 +421,48 @@ static inline int32_t load_i32(const int8_t *p) {
     return v;
 }
 
-/// NC activation rows × the 16-row tile; G = 4 (16-weight scale groups, Q6_K) or 8 (32-weight groups).
-PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_n(const int NC, const int G,
+/// NC activation rows × the 16-row tile; G = 4 (16-weight scale groups, Q6_K) or 8 (32-weight groups). NEG (Q8_0,
+/// Q4_0, G = 8): the weights' constant offset (w = s·(u − 8), or u − 128) enters as each block's integer dot starting
+/// at offset·Σq (`a->xneg`) instead of a second FMA with the offset vector, so a block costs the activation rows
+/// three vector operations besides their eight `vpdpbusd` instead of four (they share the same pipes).
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_n(const int NC, const int G, const int NEG,
                                                                                   const tile_t *t,
                                                                                   const apply_args_t *a) {
     __m512 acc[TC];
     const int8_t *xq[TC];
     const float *xd[TC], *xs[TC];
+    const int32_t *xn[TC];
     for (int c = 0; c < NC; c++) {
         const int64_t row = a->c0 + c;
         acc[c] = a->first ? _mm512_setzero_ps() : _mm512_load_ps(a->acc + row * TR);
         xq[c] = a->xq + row * a->kp + a->k0;
         xd[c] = a->xd + row * (a->kp / 32) + a->k0 / 32;
         xs[c] = G == 4 ? a->xs16 + row * (a->kp / 16) + a->k0 / 16 : a->xs32 + row * (a->kp / 32) + a->k0 / 32;
+        xn[c] = NEG ? a->xneg + row * (a->kp / 32) + a->k0 / 32 : 0;
     }
     const int64_t groups = a->kc / (4 * G);
     for (int64_t sg = 0; sg < groups; sg++) {
         __m512i dot[TC];
-        for (int c = 0; c < NC; c++) dot[c] = _mm512_setzero_si512();
+        for (int c = 0; c < NC; c++) dot[c] = NEG ? _mm512_set1_epi32(xn[c][sg]) : _mm512_setzero_si512();
         for (int g = 0; g < G; g++) {
             const int64_t w4 = sg * G + g;
             const __m512i u = _mm512_load_si512((const void *)(t->u + w4 * 64));
             for (int c = 0; c < NC; c++) dot[c] = _mm512_dpbusd_epi32(dot[c], u, _mm512_set1_epi32(load_i32(xq[c] + 4 * w4)));
         }
         const int64_t half = sg * (G / 4), blk = sg * G / 8;
-        const __m512 s = _mm512_load_ps(t->s + half * TR), b = _mm512_load_ps(t->b + half * TR);
-        for (int c = 0; c < NC; c++) {
-            const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(xd[c][blk]));
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), sd, acc[c]);
-            acc[c] = _mm512_fmadd_ps(b, _mm512_set1_ps(xs[c][sg]), acc[c]);
+        const __m512 s = _mm512_load_ps(t->s + half * TR);
+        if (NEG) {
+            for (int c = 0; c < NC; c++) {
+                const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(xd[c][blk]));
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), sd, acc[c]);
+            }
+        } else {
+            const __m512 b = _mm512_load_ps(t->b + half * TR);
+            for (int c = 0; c < NC; c++) {
+                const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(xd[c][blk]));
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), sd, acc[c]);
+                acc[c] = _mm512_fmadd_ps(b, _mm512_set1_ps(xs[c][sg]), acc[c]);
+            }
         }
     }
     const __mmask16 mask = (__mmask16)((1u << a->rows) - 1);
@@ -456,23 +476,25 @@ PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_
     }
 }
 
-#define APPLY_CASES(G)                                   \
+#define APPLY_CASES(G, NEG)                              \
     switch (nc) {                                        \
-    case 8: apply_vnni_n(8, G, t, a); break;             \
-    case 7: apply_vnni_n(7, G, t, a); break;             \
-    case 6: apply_vnni_n(6, G, t, a); break;             \
-    case 5: apply_vnni_n(5, G, t, a); break;             \
-    case 4: apply_vnni_n(4, G, t, a); break;             \
-    case 3: apply_vnni_n(3, G, t, a); break;             \
-    case 2: apply_vnni_n(2, G, t, a); break;             \
-    default: apply_vnni_n(1, G, t, a); break;            \
+    case 8: apply_vnni_n(8, G, NEG, t, a); break;        \
+    case 7: apply_vnni_n(7, G, NEG, t, a); break;        \
+    case 6: apply_vnni_n(6, G, NEG, t, a); break;        \
+    case 5: apply_vnni_n(5, G, NEG, t, a); break;        \
+    case 4: apply_vnni_n(4, G, NEG, t, a); break;        \
+    case 3: apply_vnni_n(3, G, NEG, t, a); break;        \
+    case 2: apply_vnni_n(2, G, NEG, t, a); break;        \
+    default: apply_vnni_n(1, G, NEG, t, a); break;       \
     }
 
 PAGODA_VNNI_TARGET static void apply_vnni(int nc, int halves, const tile_t *t, const apply_args_t *a) {
     if (halves) {
-        APPLY_CASES(4)
+        APPLY_CASES(4, 0)
+    } else if (a->xneg) {
+        APPLY_CASES(8, 1)
     } else {
-        APPLY_CASES(8)
+        APPLY_CASES(8, 0)
     }
 }
 
@@ -769,13 +791,27 @@ PAGODA_VNNI_TARGET static float gemv_row_q6k_vnni(const uint8_t *row, int64_t k,
     return _mm512_reduce_add_ps(acc) - 32.0f * _mm512_reduce_add_ps(accb);
 }
 
+/// Asks for the bytes of weight columns k0 ..< k0 + kc of rows n ..< min(n + TR, n1) (the tile after the current one),
+/// into L2, while the current tile is applied: the unpack then reads cached lines instead of waiting on memory once
+/// per row (the scale gather touched each row's lines first and stalled on them).
+static inline void prefetch_next_tile(const uint8_t *wb, int64_t row_bytes, int64_t k, int64_t n, int64_t n1,
+                                      int64_t k0, int64_t kc) {
+    if (n >= n1 || k0 >= k) return;
+    const int64_t rows = n1 - n < TR ? n1 - n : TR;
+    const int64_t lo = k0 * row_bytes / k, hi = (k0 + kc < k ? k0 + kc : k) * row_bytes / k;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = wb + (n + r) * row_bytes;
+        for (int64_t b = lo; b < hi; b += 64) __builtin_prefetch(row + b, 0, 2);
+    }
+}
+
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
     // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
     return 2 * (int64_t)TR * KC + 2 * (int64_t)KC * 4 + m * TR * 4 + 64;
 }
 
 void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
-                       const float *xs16, const float *xs32, const float *xs1, int64_t m, int64_t kp, int64_t n0,
+                       const float *xs16, const float *xs32, const float *xs1, const int32_t *xneg, int64_t m, int64_t kp, int64_t n0,
                        int64_t n1, float *out, int64_t ldo, void *scratch, const void *plan, int32_t use_vnni) {
     // Q4_1's minimum multiplies the activation block's f16 sum field (ggml's Q8_1 `s`), the others the exact one.
     if (type == PAGODA_QTYPE_Q4_1) xs32 = xs1;
@@ -788,6 +824,10 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
     const uint8_t *wb = (const uint8_t *)w;
     const int halves = type == PAGODA_QTYPE_Q6_K;
     const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
+    // Q8_0 / Q4_0 on the VNNI tile kernel: the offsets' integer block sums (−128·Σq, −8·Σq).
+    const int32_t *neg = !use_vnni ? 0
+                         : type == PAGODA_QTYPE_Q8_0 ? xneg + m * (kp / 32)
+                         : type == PAGODA_QTYPE_Q4_0 ? xneg : 0;
     if (paired && type == PAGODA_QTYPE_Q8_0 && m <= GEMV_MAX_M) {
         for (int64_t c = 0; c < m; c++)
             gemv_q8_vnni(wb, row_bytes, k, xq + c * kp, xd + c * (kp / 32), xs32 + c * (kp / 32), n0, n1, out + c * ldo);
@@ -810,6 +850,7 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
         const int rows = n1 - n < TR ? (int)(n1 - n) : TR;
         for (int64_t k0 = 0; k0 < kp; k0 += KC) {
             const int64_t kc = kp - k0 < KC ? kp - k0 : KC;
+            prefetch_next_tile(wb, row_bytes, k, n + TR, n1, k0, kc);
             // Unpack the tile's chunk once; rows past n1 and blocks past k contribute zero.
             int64_t real = (k - k0) / 32;
             if (real > kc / 32) real = kc / 32;
@@ -861,7 +902,7 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
             } else {
                 transpose_portable(&t, kc / 4);
             }
-            apply_args_t a = {xq, xd, xs16, xs32, kp, k0, kc, 0, acc, k0 == 0, k0 + kc >= kp, rows, out, ldo, n};
+            apply_args_t a = {xq, xd, xs16, xs32, neg, kp, k0, kc, 0, acc, k0 == 0, k0 + kc >= kp, rows, out, ldo, n};
             for (int64_t c = 0; c < m; c += TC) {
                 a.c0 = c;
                 const int nc = m - c < TC ? (int)(m - c) : TC;

@@ -5,7 +5,7 @@ import CPagodaKernels
 /// same codes, f16 scales, and for Q4_1 weights the f16 block sum), integer dot products of the weight codes with q
 /// (`vpdpbusd`), f32 accumulation of the per-group scaled sums. `Gemm.run` dispatches here.
 ///
-/// Work: the activation quantization (once per call, `m` rows), then weight rows split over the pool in
+/// Work: the activation quantization (once per call, `m` rows, over the pool when large), then weight rows split over the pool in
 /// multiples of 16; each task unpacks a 16-row × 512-weight tile once (transposed: one vector lane per row) and
 /// applies it to every activation row, 8 at a time (`gemm_quant.c`), so one pass over the weights serves the
 /// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1/Q6_K on the VNNI kernel, each weight row is instead streamed once
@@ -22,6 +22,7 @@ import CPagodaKernels
 /// | xs16: scale × half-block sums [m, kp/16] f32 | m·kp/4 |
 /// | xs32: scale × block sums [m, kp/32] f32 | m·kp/8 |
 /// | xs1: f16(unrounded scale × block sum) [m, kp/32] f32 (Q8_1's `s`) | m·kp/8 |
+/// | xneg: −8 and −128 × block sum [2, m, kp/32] int32 (Q4_0's and Q8_0's offsets) | m·kp/4 |
 /// | batch-1 plans, one per Q4_0/Q4_1 type among the products (m ≤ 2, VNNI), 64-aligned | `pagoda_qgemv_plan_bytes` each |
 /// | per task scratch × tasks, 64-aligned | `pagoda_qgemm_scratch_bytes(m)` each |
 /// kp = K rounded up to 64.
@@ -81,7 +82,7 @@ public enum QuantizedGemm {
         let tilesPerTask = (tiles + tasks - 1) / tasks
         let taskCount = (tiles + tilesPerTask - 1) / tilesPerTask
         let scratchBytes = (Int(pagoda_qgemm_scratch_bytes(Int64(m))) + 63) / 64 * 64
-        let activationBytes = (m * kp + m * kp / 2 + m * kp / 8 + 63) / 64 * 64
+        let activationBytes = (m * kp + m * kp / 2 + m * kp / 8 + m * kp / 4 + 63) / 64 * 64
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
         // Batch-1 plans (Q4_0 / Q4_1 at m ≤ 2, VNNI kernel): one per block type among the products (q/k/v of one
         // type share it), built once here.
@@ -98,9 +99,16 @@ public enum QuantizedGemm {
         let xs16 = xd + m * kp / 32
         let xs32 = xs16 + m * kp / 16
         let xs1 = xs32 + m * kp / 32
+        let xneg = UnsafeMutableRawPointer(xs1 + m * kp / 32).assumingMemoryBound(to: Int32.self)
         let plans = raw + activationBytes
         let scratch = plans + plansTotal
-        pagoda_quantize_activations_q8(x, Int64(ldx), Int64(m), Int64(k), Int64(kp), xq, xd, xs16, xs32, xs1)
+        // The activation quantization: rows over the pool when there are enough of them (batched decode, prefill).
+        let quantizeTasks = m * k >= 32768 ? min(m, pool.threads * 2) : 1
+        pool.parallelFor(quantizeTasks) { t in
+            let r0 = t * m / quantizeTasks, r1 = (t + 1) * m / quantizeTasks
+            pagoda_quantize_activations_q8(
+                x, Int64(ldx), Int64(m), Int64(r0), Int64(r1), Int64(k), Int64(kp), xq, xd, xs16, xs32, xs1, xneg)
+        }
         if q4_0Plan > 0 {
             pagoda_qgemv_plan(WeightDType.q4_0.quantKernelType, Int64(k), Int64(m), xq, xd, xs32, xs1, Int64(kp), plans)
         }
@@ -122,7 +130,7 @@ public enum QuantizedGemm {
                         w.dtype == .q4_0 && q4_0Plan > 0
                         ? UnsafeRawPointer(plans) : (w.dtype == .q4_1 && q4_1Plan > 0 ? UnsafeRawPointer(plans + q4_0Plan) : nil)
                     pagoda_qgemm_rows(
-                        w.dtype.quantKernelType, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, xs1, Int64(m),
+                        w.dtype.quantKernelType, w.base, Int64(w.rowBytes), Int64(k), xq, xd, xs16, xs32, xs1, xneg, Int64(m),
                         Int64(kp), Int64((lo - first) * 16), Int64(min(w.rows, (hi - first) * 16)), p.out, Int64(p.ldo),
                         scratch + t * scratchBytes, plan, vnni)
                 }

@@ -245,8 +245,14 @@ final class QuantizedGemmTests: XCTestCase {
         var xq = [Int8](repeating: 1, count: m * kp)
         var xd = [Float](repeating: 1, count: m * kp / 32), xs32 = xd, xs1 = xd
         var xs16 = [Float](repeating: 1, count: m * kp / 16)
-        pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs16, &xs32, &xs1)
+        var xneg = [Int32](repeating: 1, count: 2 * m * kp / 32)
+        pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs16, &xs32, &xs1, &xneg)
         for r in 0..<m {
+            for b in 0..<(kp / 32) {  // the offsets' integer block sums; zero in the padding
+                let sum = b < k / 32 ? (0..<32).reduce(0) { $0 + Int(q[r * k + 32 * b + $1]) } : 0
+                XCTAssertEqual(xneg[r * kp / 32 + b], Int32(-8 * sum))
+                XCTAssertEqual(xneg[(m + r) * kp / 32 + b], Int32(-128 * sum))
+            }
             for c in 0..<k { XCTAssertEqual(xq[r * kp + c], q[r * k + c], "r=\(r) c=\(c)") }
             for c in k..<kp { XCTAssertEqual(xq[r * kp + c], 0) }
             for b in 0..<(k / 32) {
@@ -266,7 +272,7 @@ final class QuantizedGemmTests: XCTestCase {
 /// `pagoda_quantize_activations_q8` on Swift arrays.
 func pagodaQuantizeActivations(
     _ x: [Float], m: Int, k: Int, kp: Int, _ xq: inout [Int8], _ xd: inout [Float], _ xs16: inout [Float],
-    _ xs32: inout [Float], _ xs1: inout [Float]
+    _ xs32: inout [Float], _ xs1: inout [Float], _ xneg: inout [Int32]
 ) {
-    pagoda_quantize_activations_q8(x, Int64(k), Int64(m), Int64(k), Int64(kp), &xq, &xd, &xs16, &xs32, &xs1)
+    pagoda_quantize_activations_q8(x, Int64(k), Int64(m), 0, Int64(m), Int64(k), Int64(kp), &xq, &xd, &xs16, &xs32, &xs1, &xneg)
 }

@@ -21,17 +21,19 @@ int pagoda_cpu_has_avx512_vnni(void);
 /// q = round-to-nearest-even(x · (127 / max|x|)), the scale d = max|x| / 127 kept as an f16 value.
 ///
 /// x: [m, k] floats, row stride ldx; k % 32 == 0. kp: k rounded up to a multiple of 64 (the padded block is zero).
+/// Quantizes rows r0 ..< r1 of the m (disjoint row ranges may run on different threads).
 /// Outputs, row-major with m rows: xq [m, kp] int8; xd [m, kp / 32] the block scales f16(d); xs16 [m, kp / 16]
 /// f16(d) · (sum of q over each 16-element half block); xs32 [m, kp / 32] f16(d) · (sum of q over the block);
-/// xs1 [m, kp / 32] f16(d · sum of q): Q8_1's `s` field, which Q4_1 weights' minimums multiply in ggml.
-void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t k, int64_t kp, int8_t *xq,
-                                    float *xd, float *xs16, float *xs32, float *xs1);
+/// xs1 [m, kp / 32] f16(d · sum of q): Q8_1's `s` field, which Q4_1 weights' minimums multiply in ggml;
+/// xneg [2, m, kp / 32] int32: −8 · (sum of q over the block), then −128 · the same (Q4_0's and Q8_0's offsets).
+void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t r0, int64_t r1, int64_t k, int64_t kp,
+                                    int8_t *xq, float *xd, float *xs16, float *xs32, float *xs1, int32_t *xneg);
 
 /// Bytes of per-task scratch `pagoda_qgemm_rows` needs for `m` activation rows (a multiple of 64).
 int64_t pagoda_qgemm_scratch_bytes(int64_t m);
 
 /// out[r, n] = Σ_c x̂[r, c] · w[n, c] for r < m, n0 ≤ n < n1, where x̂ are the activations quantized by
-/// `pagoda_quantize_activations_q8` (xq, xd, xs16, xs32, xs1, padded width kp) and w[n] is the row of `k` weights
+/// `pagoda_quantize_activations_q8` (xq, xd, xs16, xs32, xs1, xneg, padded width kp) and w[n] is the row of `k` weights
 /// starting at `w + n * row_bytes`, made of blocks of `type`. Exact int32 dot products per scale group, f32
 /// accumulation of the scaled group sums; Q4_1's minimums multiply xs1 (as ggml's Q4_1 × Q8_1 dot does).
 ///
@@ -40,7 +42,7 @@ int64_t pagoda_qgemm_scratch_bytes(int64_t m);
 /// streaming kernel; NULL otherwise (the tile kernel then serves every m).
 /// use_vnni: nonzero takes the AVX512-VNNI kernel (requires pagoda_cpu_has_avx512_vnni()); zero the portable one.
 void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k, const int8_t *xq, const float *xd,
-                       const float *xs16, const float *xs32, const float *xs1, int64_t m, int64_t kp, int64_t n0,
+                       const float *xs16, const float *xs32, const float *xs1, const int32_t *xneg, int64_t m, int64_t kp, int64_t n0,
                        int64_t n1, float *out, int64_t ldo, void *scratch, const void *plan, int32_t use_vnni);
 
 /// Bytes of the batch-1 plans of `m` activation rows for `type` weights of `k` columns, or 0 where that type and m
