@@ -20,7 +20,9 @@ public struct RotaryEmbedding: Sendable {
     /// [headDim / 2]
     public let invFreq: [Float]
 
-    public init(headDim: Int, theta: Double, scaling: Scaling = .none) {
+    /// `frequencyFactors` ([headDim / 2], positive): each frequency is divided by its factor after `scaling`, as
+    /// ggml applies a GGUF file's `rope_freqs.weight` (how llama.cpp's converter stores Llama 3 scaling).
+    public init(headDim: Int, theta: Double, scaling: Scaling = .none, frequencyFactors: [Float]? = nil) {
         self.headDim = headDim
         let half = headDim / 2
         var inv = [Float](repeating: 0, count: half)
@@ -46,6 +48,10 @@ public struct RotaryEmbedding: Sendable {
                 }
                 inv[i] = Float(scaled)
             }
+        }
+        if let factors = frequencyFactors {
+            precondition(factors.count == half, "\(factors.count) RoPE frequency factors for \(half) frequencies")
+            for i in 0..<half { inv[i] /= factors[i] }
         }
         invFreq = inv
     }

@@ -89,9 +89,12 @@ public final class CausalLM {
             config: config, tpRank: parallelism.tpRank, tpSize: parallelism.tpSize, expertParallel: expertParallel != nil)
         layerRange = try parallelism.layerRange(numLayers: config.numHiddenLayers)
         eosTokenIds = (gguf == nil ? CausalLM.readEosTokenIds(directory: directory) : nil) ?? config.eosTokenIds
+        let headDim = plan.headDim
+        let ropeFactors = try gguf.flatMap { try ModelConfig.ggufRopeFrequencyFactors(gguf: $0, headDim: headDim) }
         rope = RotaryEmbedding(
             headDim: plan.headDim, theta: config.resolvedRopeTheta,
-            scaling: try config.ropeScalingKind(path: ggufPath ?? (directory as NSString).appendingPathComponent("config.json")))
+            scaling: try config.ropeScalingKind(path: ggufPath ?? (directory as NSString).appendingPathComponent("config.json")),
+            frequencyFactors: ropeFactors)
 
         store = try gguf.map { WeightStore(gguf: $0, config: config) } ?? WeightStore(directory: directory)
         store.quantization = quantization.map { (type: $0, pool: threadPool) }

@@ -32,9 +32,9 @@ import Foundation
 /// Anything else (`qwen2moe` with its shared expert, `gemma`, …) is `ModelLoadError.unsupportedGGUFArchitecture`;
 /// a model split over several files (`split.count` > 1) is refused.
 /// The dictionary then goes through `ModelConfig.decode` and `validate`, the path a config.json takes, so every field
-/// check (`ConfigFieldSupport`, rope scaling, sliding window) applies to GGUF files too. A Llama 3.1 file whose
-/// RoPE scaling is stored as a `rope_freqs.weight` tensor is refused (`unsupportedConfigValue`) rather than run
-/// without it.
+/// check (`ConfigFieldSupport`, rope scaling, sliding window) applies to GGUF files too. A Llama 3.x file's RoPE
+/// scaling, which llama.cpp's converter stores as a `rope_freqs.weight` tensor of per-frequency divisors, is read by
+/// `ggufRopeFrequencyFactors`.
 extension ModelConfig {
     public static let ggufArchitectures = ["llama", "mistral", "qwen2", "qwen3", "qwen3moe"]
 
@@ -45,6 +45,23 @@ extension ModelConfig {
         let config = try decode(data, path: file.path)
         try config.validate(path: file.path, maxModelLen: maxModelLen)
         return config
+    }
+
+    /// The per-frequency RoPE divisors of a GGUF file (`rope_freqs.weight`, headDim / 2 positive floats), or nil
+    /// when it has none. A tensor of another length or with a value that is not a positive finite number is an
+    /// error naming it.
+    public static func ggufRopeFrequencyFactors(gguf file: GGUFFile, headDim: Int) throws -> [Float]? {
+        guard let t = file.tensor("rope_freqs.weight") else { return nil }
+        guard t.elementCount == headDim / 2 else {
+            throw ModelLoadError.invalidGGUF(
+                path: file.path, reason: "rope_freqs.weight has \(t.elementCount) elements, not \(headDim / 2) (head width \(headDim) / 2)")
+        }
+        let factors = try t.float32Values(path: file.path)
+        if let bad = factors.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
+            throw ModelLoadError.invalidGGUF(
+                path: file.path, reason: "rope_freqs.weight[\(bad)] = \(factors[bad]) is not a positive finite number")
+        }
+        return factors
     }
 
     /// The config.json fields a GGUF file's metadata stands for (before validation).
@@ -123,11 +140,6 @@ extension ModelConfig {
             f["rope_scaling"] = scaling
         } else if let factor = try double("rope.scale_linear"), factor != 1 {
             f["rope_scaling"] = ["rope_type": "linear", "factor": factor]
-        }
-        if file.tensor("rope_freqs.weight") != nil {
-            throw ModelLoadError.unsupportedConfigValue(
-                path: path, field: "rope_freqs.weight", value: "present",
-                reason: "per-frequency RoPE factors stored as a tensor (Llama 3.1 scaling) are not read from GGUF yet")
         }
 
         if experts > 0 {

@@ -43,6 +43,20 @@ final class ElementwiseKernelTests: XCTestCase {
         XCTAssertEqual(scaled.invFreq[31], plain.invFreq[31] / 8, accuracy: plain.invFreq[31] * 1e-6)  // low: /factor
     }
 
+    /// GGUF's `rope_freqs.weight` divides each frequency: the divisors llama.cpp's converter writes for Llama 3
+    /// scaling (unscaled ÷ scaled frequency) give back the frequencies of the config.json path.
+    func testFrequencyFactorsReproduceLlama3Scaling() {
+        let plain = RotaryEmbedding(headDim: 64, theta: 500000)
+        let llama3 = RotaryEmbedding(
+            headDim: 64, theta: 500000, scaling: .llama3(factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192))
+        let factors = (0..<32).map { Float(Double(plain.invFreq[$0]) / Double(llama3.invFreq[$0])) }
+        XCTAssertEqual(factors[0], 1)
+        XCTAssertEqual(factors[31], 32, accuracy: 1e-4)
+        XCTAssertTrue(factors.contains { $0 > 1 && $0 < 32 })  // the smooth band between
+        let fromFactors = RotaryEmbedding(headDim: 64, theta: 500000, frequencyFactors: factors)
+        for i in 0..<32 { XCTAssertEqual(fromFactors.invFreq[i], llama3.invFreq[i], accuracy: llama3.invFreq[i] * 2e-7, "i=\(i)") }
+    }
+
     func testLinearScalingDividesEveryFrequency() {
         let plain = RotaryEmbedding(headDim: 64, theta: 10000)
         let scaled = RotaryEmbedding(headDim: 64, theta: 10000, scaling: .linear(factor: 4))

@@ -316,12 +316,29 @@ final class GGUFFileTests: XCTestCase {
         assertLoadError(configFile("qwen2moe", []), "\"qwen2moe\"")
         assertLoadError(configFile("llama", [("llama.rope.dimension_count", .u32(8))]), "partial RoPE")
         assertLoadError(configFile("llama", [("llama.rope.scaling.type", .str("yarn"))]), "yarn")
-        assertLoadError(
-            configFile("llama", [], tensors: [W.Tensor(name: "rope_freqs.weight", dims: [1], type: 0, data: W.floats([1]))]), "rope_freqs.weight")
         assertLoadError(configFile("llama", [("llama.block_count", .str("2"))]), "llama.block_count must be an integer")
         assertLoadError(W(metadata: [("general.architecture", .str("llama"))]).write(), "missing llama.embedding_length")
         assertLoadError(W().write(), "no general.architecture")
         assertLoadError(configFile("llama", [("split.count", .u16(3))]), "split.count = 3 is not supported")
+    }
+
+    /// Llama 3.x files carry their RoPE scaling as `rope_freqs.weight` (head width / 2 divisors): read, and checked.
+    func testRopeFrequencyFactors() throws {
+        func file(_ values: [Float]) throws -> GGUFFile {
+            try GGUFFile(path: configFile(
+                "llama", [], tensors: [W.Tensor(name: "rope_freqs.weight", dims: [UInt64(values.count)], type: 0, data: W.floats(values))]))
+        }
+        let factors: [Float] = [1, 1, 1, 1.5, 3, 8, 8, 8]  // head width 64 / 4 heads = 16: 8 frequencies
+        let config = try ModelConfig.load(gguf: file(factors))
+        XCTAssertEqual(config.resolvedHeadDim, 16)
+        XCTAssertEqual(try ModelConfig.ggufRopeFrequencyFactors(gguf: file(factors), headDim: 16), factors)
+        XCTAssertNil(try ModelConfig.ggufRopeFrequencyFactors(gguf: GGUFFile(path: configFile("llama", [])), headDim: 16))
+        XCTAssertThrowsError(try ModelConfig.ggufRopeFrequencyFactors(gguf: file([1, 2]), headDim: 16)) {
+            XCTAssertTrue("\($0)".contains("rope_freqs.weight has 2 elements, not 8"), "\($0)")
+        }
+        XCTAssertThrowsError(try ModelConfig.ggufRopeFrequencyFactors(gguf: file([1, 1, 1, 0, 1, 1, 1, 1]), headDim: 16)) {
+            XCTAssertTrue("\($0)".contains("rope_freqs.weight[3] = 0.0 is not a positive finite number"), "\($0)")
+        }
     }
 
     func testModelFileInAFolder() throws {
