@@ -367,12 +367,13 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
         int8_t *q = xq + r * kp;
         float *d = xd + r * (kp / 32), *s16 = xs16 + r * (kp / 16), *s32 = xs32 + r * (kp / 32), *s1 = xs1 + r * (kp / 32);
         int32_t *n8 = xneg + r * (kp / 32), *n128 = xneg + (m + r) * (kp / 32);
+        int32_t *n32 = xneg + 2 * m * (kp / 32) + r * (kp / 16);
         for (int64_t blk = 0; blk < kp / 32; blk++) {
             int8_t *qb = q + blk * 32;
             if (blk * 32 >= k) {
                 memset(qb, 0, 32);
                 d[blk] = s32[blk] = s1[blk] = s16[2 * blk] = s16[2 * blk + 1] = 0;
-                n8[blk] = n128[blk] = 0;
+                n8[blk] = n128[blk] = n32[2 * blk] = n32[2 * blk + 1] = 0;
                 continue;
             }
             const float *xb = src + blk * 32;
@@ -395,10 +396,15 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
                 s32[blk] = dh * (float)(sum0 + sum1);
                 s1[blk] = round_to_half(scale * (float)(sum0 + sum1));
             }
-            int32_t sum = 0;
-            for (int i = 0; i < 32; i++) sum += qb[i];
-            n8[blk] = -8 * sum;
-            n128[blk] = -128 * sum;
+            int32_t half0 = 0, half1 = 0;
+            for (int i = 0; i < 16; i++) {
+                half0 += qb[i];
+                half1 += qb[16 + i];
+            }
+            n8[blk] = -8 * (half0 + half1);
+            n128[blk] = -128 * (half0 + half1);
+            n32[2 * blk] = -32 * half0;
+            n32[2 * blk + 1] = -32 * half1;
         }
     }
 }
@@ -407,7 +413,8 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
 typedef struct {
     const int8_t *xq;
     const float *xd, *xs16, *xs32;
-    const int32_t *xneg;  // Q8_0 / Q4_0: the weights' offset times Σq per block ([m, kp/32]), else NULL
+    const int32_t *xneg;  // Q8_0 / Q4_0 / Q6_K: the weights' offset times Σq per scale group ([m, kp/32] or
+                          // [m, kp/16]), else NULL
     int64_t kp, k0, kc, c0;
     float *acc;  // parked accumulators between chunks: [m][TR] floats
     int first, last, rows;
@@ -422,9 +429,9 @@ static inline int32_t load_i32(const int8_t *p) {
 }
 
 /// NC activation rows × the 16-row tile; G = 4 (16-weight scale groups, Q6_K) or 8 (32-weight groups). NEG (Q8_0,
-/// Q4_0, G = 8): the weights' constant offset (w = s·(u − 8), or u − 128) enters as each block's integer dot starting
-/// at offset·Σq (`a->xneg`) instead of a second FMA with the offset vector, so a block costs the activation rows
-/// three vector operations besides their eight `vpdpbusd` instead of four (they share the same pipes).
+/// Q4_0, Q6_K): the weights' constant offset (w = s·(u − 8), u − 128, u − 32) enters as each group's integer dot starting
+/// at offset·Σq (`a->xneg`) instead of a second FMA with the offset vector, so a group costs each activation row
+/// three vector operations besides its `vpdpbusd` instead of four (they share the same pipes).
 PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_n(const int NC, const int G, const int NEG,
                                                                                   const tile_t *t,
                                                                                   const apply_args_t *a) {
@@ -438,7 +445,7 @@ PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_
         xq[c] = a->xq + row * a->kp + a->k0;
         xd[c] = a->xd + row * (a->kp / 32) + a->k0 / 32;
         xs[c] = G == 4 ? a->xs16 + row * (a->kp / 16) + a->k0 / 16 : a->xs32 + row * (a->kp / 32) + a->k0 / 32;
-        xn[c] = NEG ? a->xneg + row * (a->kp / 32) + a->k0 / 32 : 0;
+        xn[c] = NEG ? a->xneg + row * (a->kp / (4 * G)) + a->k0 / (4 * G) : 0;
     }
     const int64_t groups = a->kc / (4 * G);
     for (int64_t sg = 0; sg < groups; sg++) {
@@ -489,7 +496,9 @@ PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void apply_vnni_
     }
 
 PAGODA_VNNI_TARGET static void apply_vnni(int nc, int halves, const tile_t *t, const apply_args_t *a) {
-    if (halves) {
+    if (halves && a->xneg) {
+        APPLY_CASES(4, 1)
+    } else if (halves) {
         APPLY_CASES(4, 0)
     } else if (a->xneg) {
         APPLY_CASES(8, 1)
@@ -827,7 +836,8 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
     // Q8_0 / Q4_0 on the VNNI tile kernel: the offsets' integer block sums (−128·Σq, −8·Σq).
     const int32_t *neg = !use_vnni ? 0
                          : type == PAGODA_QTYPE_Q8_0 ? xneg + m * (kp / 32)
-                         : type == PAGODA_QTYPE_Q4_0 ? xneg : 0;
+                         : type == PAGODA_QTYPE_Q4_0 ? xneg
+                         : type == PAGODA_QTYPE_Q6_K ? xneg + 2 * m * (kp / 32) : 0;
     if (paired && type == PAGODA_QTYPE_Q8_0 && m <= GEMV_MAX_M) {
         for (int64_t c = 0; c < m; c++)
             gemv_q8_vnni(wb, row_bytes, k, xq + c * kp, xd + c * (kp / 32), xs32 + c * (kp / 32), n0, n1, out + c * ldo);

@@ -22,7 +22,7 @@ import CPagodaKernels
 /// | xs16: scale × half-block sums [m, kp/16] f32 | m·kp/4 |
 /// | xs32: scale × block sums [m, kp/32] f32 | m·kp/8 |
 /// | xs1: f16(unrounded scale × block sum) [m, kp/32] f32 (Q8_1's `s`) | m·kp/8 |
-/// | xneg: −8 and −128 × block sum [2, m, kp/32] int32 (Q4_0's and Q8_0's offsets) | m·kp/4 |
+/// | xneg: −8 and −128 × block sum [2, m, kp/32], then −32 × half-block sum [m, kp/16], int32 (Q4_0's, Q8_0's and Q6_K's offsets) | m·kp/2 |
 /// | batch-1 plans, one per Q4_0/Q4_1 type among the products (m ≤ 2, VNNI), 64-aligned | `pagoda_qgemv_plan_bytes` each |
 /// | per task scratch × tasks, 64-aligned | `pagoda_qgemm_scratch_bytes(m)` each |
 /// kp = K rounded up to 64.
@@ -82,7 +82,7 @@ public enum QuantizedGemm {
         let tilesPerTask = (tiles + tasks - 1) / tasks
         let taskCount = (tiles + tilesPerTask - 1) / tilesPerTask
         let scratchBytes = (Int(pagoda_qgemm_scratch_bytes(Int64(m))) + 63) / 64 * 64
-        let activationBytes = (m * kp + m * kp / 2 + m * kp / 8 + m * kp / 4 + 63) / 64 * 64
+        let activationBytes = (m * kp + m * kp / 2 + m * kp / 8 + m * kp / 2 + 63) / 64 * 64
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
         // Batch-1 plans (Q4_0 / Q4_1 at m ≤ 2, VNNI kernel): one per block type among the products (q/k/v of one
         // type share it), built once here.

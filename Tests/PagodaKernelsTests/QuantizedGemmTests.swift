@@ -245,13 +245,17 @@ final class QuantizedGemmTests: XCTestCase {
         var xq = [Int8](repeating: 1, count: m * kp)
         var xd = [Float](repeating: 1, count: m * kp / 32), xs32 = xd, xs1 = xd
         var xs16 = [Float](repeating: 1, count: m * kp / 16)
-        var xneg = [Int32](repeating: 1, count: 2 * m * kp / 32)
+        var xneg = [Int32](repeating: 1, count: 2 * m * kp / 32 + m * kp / 16)
         pagodaQuantizeActivations(x, m: m, k: k, kp: kp, &xq, &xd, &xs16, &xs32, &xs1, &xneg)
         for r in 0..<m {
             for b in 0..<(kp / 32) {  // the offsets' integer block sums; zero in the padding
                 let sum = b < k / 32 ? (0..<32).reduce(0) { $0 + Int(q[r * k + 32 * b + $1]) } : 0
                 XCTAssertEqual(xneg[r * kp / 32 + b], Int32(-8 * sum))
                 XCTAssertEqual(xneg[(m + r) * kp / 32 + b], Int32(-128 * sum))
+                for h in 0..<2 {
+                    let half = b < k / 32 ? (0..<16).reduce(0) { $0 + Int(q[r * k + 32 * b + 16 * h + $1]) } : 0
+                    XCTAssertEqual(xneg[2 * m * kp / 32 + r * kp / 16 + 2 * b + h], Int32(-32 * half))
+                }
             }
             for c in 0..<k { XCTAssertEqual(xq[r * kp + c], q[r * k + c], "r=\(r) c=\(c)") }
             for c in k..<kp { XCTAssertEqual(xq[r * kp + c], 0) }

@@ -25,7 +25,8 @@ int pagoda_cpu_has_avx512_vnni(void);
 /// Outputs, row-major with m rows: xq [m, kp] int8; xd [m, kp / 32] the block scales f16(d); xs16 [m, kp / 16]
 /// f16(d) · (sum of q over each 16-element half block); xs32 [m, kp / 32] f16(d) · (sum of q over the block);
 /// xs1 [m, kp / 32] f16(d · sum of q): Q8_1's `s` field, which Q4_1 weights' minimums multiply in ggml;
-/// xneg [2, m, kp / 32] int32: −8 · (sum of q over the block), then −128 · the same (Q4_0's and Q8_0's offsets).
+/// xneg int32: [2, m, kp / 32] −8 · (sum of q over the block), then −128 · the same (Q4_0's and Q8_0's offsets),
+/// then [m, kp / 16] −32 · (sum of q over each half block) (Q6_K's offset).
 void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int64_t r0, int64_t r1, int64_t k, int64_t kp,
                                     int8_t *xq, float *xd, float *xs16, float *xs32, float *xs1, int32_t *xneg);
 
