@@ -925,3 +925,51 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
         }
     }
 }
+
+// ---- Q4_0 in 16-row tiles (a copy made at load for batch-1 decode) -------------------------------------------------
+
+int64_t pagoda_q4_0_tiles_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * (k / 32) * 288; }
+
+void pagoda_q4_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out) {
+    const int64_t blocks = k / 32;
+    for (int64_t t = t0; t < t1; t++) {
+        for (int64_t b = 0; b < blocks; b++) {
+            uint8_t *dst = (uint8_t *)out + (t * blocks + b) * 288;
+            memset(dst, 0, 288);
+            for (int r = 0; r < 16 && 16 * t + r < rows; r++) {
+                const uint8_t *blk = (const uint8_t *)w + (16 * t + r) * row_bytes + b * 18;
+                for (int j = 0; j < 4; j++) memcpy(dst + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
+                memcpy(dst + 256 + 2 * r, blk, 2);
+            }
+        }
+    }
+}
+
+PAGODA_VNNI_TARGET void pagoda_q4_0_tiles_gemv(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                                               const int32_t *xneg8, int64_t t0, int64_t t1, float *out) {
+    const int64_t blocks = k / 32;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int64_t t = t0; t < t1; t++) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        const uint8_t *p = (const uint8_t *)tiles + t * blocks * 288;
+        for (int64_t b = 0; b < blocks; b++, p += 288) {
+            const int8_t *x = xq + 32 * b;
+            __m512i d = _mm512_set1_epi32(xneg8[b]), e = _mm512_setzero_si512();
+            for (int j = 0; j < 4; j++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
+                d = _mm512_dpbusd_epi32(d, _mm512_and_si512(v, low4), _mm512_set1_epi32(load_i32(x + 4 * j)));
+                e = _mm512_dpbusd_epi32(e, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4), _mm512_set1_epi32(load_i32(x + 16 + 4 * j)));
+            }
+            const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256))), _mm512_set1_ps(xd[b]));
+            const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(d, e));
+            if (b & 1) {
+                a1 = _mm512_fmadd_ps(dot, sc, a1);
+            } else {
+                a0 = _mm512_fmadd_ps(dot, sc, a0);
+            }
+        }
+        const int64_t left = rows - 16 * t;
+        const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        _mm512_mask_storeu_ps(out + 16 * t, mask, _mm512_add_ps(a0, a1));
+    }
+}

@@ -10,7 +10,8 @@ import CPagodaKernels
 /// applies it to every activation row, 8 at a time (`gemm_quant.c`), so one pass over the weights serves the
 /// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1/Q6_K on the VNNI kernel, each weight row is instead streamed once
 /// against the activation rows with no unpack (batch-1 decode); for Q4_0/Q4_1 against a plan of each activation row
-/// built once per call here (`pagoda_qgemv_plan`: the activation codes laid out at the weights' byte positions). The
+/// built once per call here (`pagoda_qgemv_plan`: the activation codes laid out at the weights' byte positions), and
+/// Q4_0 matrices that carry a tile copy (`Q4_0Tiles`, made at load) are read from it, 16 rows per vector. The
 /// K-quants' unpack is vectorized only in the VNNI kernel; the portable kernel is scalar (correct, ~6 GFLOP/s: a
 /// fallback, not a tuned path).
 ///
@@ -86,8 +87,14 @@ public enum QuantizedGemm {
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
         // Batch-1 plans (Q4_0 / Q4_1 at m ≤ 2, VNNI kernel): one per block type among the products (q/k/v of one
         // type share it), built once here.
+        // Q4_0 with tiles (`Q4_0Tiles`) at m ≤ 2 on the VNNI kernel takes the tiled batch-1 kernel, no plan.
+        let tiledM = m <= 2 && vnni != 0
+        func needsPlan(_ p: Product?, _ d: WeightDType) -> Bool {
+            guard let p, p.weight.dtype == d else { return false }
+            return !(tiledM && p.weight.q4_0Tiles != nil)
+        }
         func planBytes(_ d: WeightDType) -> Int {
-            guard vnni != 0, a.weight.dtype == d || b?.weight.dtype == d || c?.weight.dtype == d else { return 0 }
+            guard vnni != 0, needsPlan(a, d) || needsPlan(b, d) || needsPlan(c, d) else { return 0 }
             return (Int(pagoda_qgemv_plan_bytes(d.quantKernelType, Int64(k), Int64(m))) + 63) / 64 * 64
         }
         let q4_0Plan = planBytes(.q4_0), q4_1Plan = planBytes(.q4_1)
@@ -124,7 +131,14 @@ public enum QuantizedGemm {
                 guard let p = i == 0 ? a : (i == 1 ? b : c) else { continue }
                 let count = (p.weight.rows + 15) / 16
                 let lo = max(t0, first), hi = min(t1, first + count)
-                if lo < hi {
+                if lo < hi, tiledM, let tiles = p.weight.q4_0Tiles {
+                    let w = p.weight
+                    for r in 0..<m {
+                        pagoda_q4_0_tiles_gemv(
+                            tiles, Int64(w.rows), Int64(k), xq + r * kp, xd + r * (kp / 32), xneg + r * (kp / 32), Int64(lo - first),
+                            Int64(hi - first), p.out + r * p.ldo)
+                    }
+                } else if lo < hi {
                     let w = p.weight
                     let plan: UnsafeRawPointer? =
                         w.dtype == .q4_0 && q4_0Plan > 0

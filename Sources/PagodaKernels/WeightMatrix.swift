@@ -68,6 +68,9 @@ public struct WeightMatrix: @unchecked Sendable {
     public var cols: Int
     public var rowStride: Int
     public var dtype: WeightDType
+    /// Q4_0 only: the same weights copied into 16-row tiles for batch-1 decode (`Q4_0Tiles`), tile 0 holding
+    /// rows 0 ..< 16 of this view; nil when there is no such copy (the kernels then read `base`).
+    public var q4_0Tiles: UnsafeRawPointer?
 
     public init(base: UnsafeRawPointer, rows: Int, cols: Int, rowStride: Int? = nil, dtype: WeightDType) {
         self.base = base
@@ -75,6 +78,7 @@ public struct WeightMatrix: @unchecked Sendable {
         self.cols = cols
         self.rowStride = rowStride ?? cols
         self.dtype = dtype
+        self.q4_0Tiles = nil
     }
 
     /// Start of row `r`.
@@ -91,7 +95,11 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Rows `range` (column-parallel shard: a contiguous block of output features).
     public func slicingRows(_ range: Range<Int>) -> WeightMatrix {
         precondition(range.lowerBound >= 0 && range.upperBound <= rows)
-        return WeightMatrix(base: row(range.lowerBound), rows: range.count, cols: cols, rowStride: rowStride, dtype: dtype)
+        var slice = WeightMatrix(base: row(range.lowerBound), rows: range.count, cols: cols, rowStride: rowStride, dtype: dtype)
+        if let tiles = q4_0Tiles, range.lowerBound % 16 == 0 {  // a slice starting on a tile keeps its tiles
+            slice.q4_0Tiles = tiles + range.lowerBound / 16 * (cols / 32) * 288
+        }
+        return slice
     }
 
     /// Columns `range` (row-parallel shard: a block of input features of every row).

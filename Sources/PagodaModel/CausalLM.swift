@@ -99,6 +99,7 @@ public final class CausalLM {
         store = try gguf.map { WeightStore(gguf: $0, config: config) } ?? WeightStore(directory: directory)
         store.quantization = quantization.map { (type: $0, pool: threadPool) }
         store.dequantization = dequantizeToFloat32 ? threadPool : nil
+        store.q4_0TilePool = Q4_0Tiles.isUseful && !dequantizeToFloat32 ? threadPool : nil
         let h = config.hiddenSize, vocab = config.vocabSize
         let needsEmbedding = parallelism.isFirstStage || (parallelism.isLastStage && config.resolvedTieWordEmbeddings)
         let fullEmbedding = needsEmbedding ? try store.matrix("model.embed_tokens.weight", shape: [vocab, h]) : nil

@@ -21,6 +21,10 @@ public final class WeightStore: @unchecked Sendable {
     /// copies as they are handed out — what Hugging Face transformers computes on when it loads a GGUF.
     public var dequantization: ThreadPool?
     private var quantized: [QuantizedWeights] = []
+    /// Q4_0 matrices' 16-row tile copies for batch-1 decode (`Q4_0Tiles`; kept alive here).
+    private var tiled: [Q4_0Tiles] = []
+    /// The pool Q4_0 tiles are packed on (nil: no tiles; batch-1 decode then reads the blocks in place).
+    public var q4_0TilePool: ThreadPool?
     private var files: [String: SafetensorsFile] = [:]
     private var location: [String: String] = [:]  // tensor name -> file name
     /// f16 tensors upcast to f32 (kept alive here).
@@ -96,14 +100,21 @@ public final class WeightStore: @unchecked Sendable {
     public func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
         var m = try storedMatrix(name, shape: shape)
         if let pool = dequantization, m.dtype.isQuantized { m = dequantized(m, pool: pool) }
-        guard let (type, pool) = quantization, shape.count == 2, !m.dtype.isQuantized, Self.isLinearLayer(name) else { return m }
-        guard m.cols % 32 == 0 else {
-            throw ModelLoadError.invalidConfig(
-                path: directory, reason: "--quantization: \(name) has \(m.cols) columns, not whole blocks of 32")
+        if let (type, pool) = quantization, shape.count == 2, !m.dtype.isQuantized, Self.isLinearLayer(name) {
+            guard m.cols % 32 == 0 else {
+                throw ModelLoadError.invalidConfig(
+                    path: directory, reason: "--quantization: \(name) has \(m.cols) columns, not whole blocks of 32")
+            }
+            let q = QuantizedWeights(quantizing: m, to: type, pool: pool)
+            quantized.append(q)
+            m = q.matrix
         }
-        let q = QuantizedWeights(quantizing: m, to: type, pool: pool)
-        quantized.append(q)
-        return q.matrix
+        if let pool = q4_0TilePool, m.dtype == .q4_0, shape.count == 2 {
+            let t = Q4_0Tiles(packing: m, pool: pool)
+            tiled.append(t)
+            m = t.matrix
+        }
+        return m
     }
 
     /// A float32 copy of a block-quantized matrix (kept alive here), rows dequantized on `pool`.

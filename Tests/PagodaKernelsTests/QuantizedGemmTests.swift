@@ -125,6 +125,37 @@ final class QuantizedGemmTests: XCTestCase {
         withExtendedLifetime(stored) {}
     }
 
+    /// Q4_0 weights in 16-row tiles (`Q4_0Tiles`, batch-1 decode) give the in-place kernel's outputs: the same integer
+    /// dot per block, and the f32 sums within a few roundings (the tiled kernel adds even and odd blocks apart). Row
+    /// counts that are not whole tiles, row slices that keep the tiles (from a tile's first row) and that drop them,
+    /// shared-activation calls, m = 1 and 2, one and two threads.
+    func testQ4_0TilesMatchInPlace() throws {
+        guard Q4_0Tiles.isUseful else { throw XCTSkip("the tiled Q4_0 kernel needs AVX512-VNNI") }
+        let k = 1024
+        let plain = QuantTestMatrix(dtype: .q4_0, rows: 53, cols: k, seed: 31)
+        let tiles = Q4_0Tiles(packing: plain.matrix, pool: ThreadPool(threads: 2))
+        XCTAssertNotNil(tiles.matrix.q4_0Tiles)
+        XCTAssertNotNil(tiles.matrix.slicingRows(16..<53).q4_0Tiles)
+        XCTAssertNil(tiles.matrix.slicingRows(5..<30).q4_0Tiles)
+        XCTAssertNil(tiles.matrix.slicingColumns(0..<512).q4_0Tiles)
+        var rng = SeededRandom(8)
+        for m in [1, 2] {
+            for threads in [1, 2] {
+                let x = rng.floats(m * k)
+                for range in [0..<53, 16..<53, 32..<40, 5..<30] {
+                    let inPlace = runQuantizedGemm(
+                        x: x, m: m, weight: plain.matrix.slicingRows(range), threads: threads, kernel: .avx512VNNI)
+                    let tiled = runQuantizedGemm(
+                        x: x, m: m, weight: tiles.matrix.slicingRows(range), threads: threads, kernel: .avx512VNNI)
+                    for i in inPlace.indices {
+                        XCTAssertEqual(tiled[i], inPlace[i], accuracy: 1e-5 * max(1, abs(inPlace[i])), "m=\(m) rows \(range) i=\(i)")
+                    }
+                }
+            }
+        }
+        withExtendedLifetime(tiles) {}
+    }
+
     /// Three products of one activation matrix in one call (q/k/v, gate/up), of different block types and row counts
     /// that are not multiples of the 16-row tile, equal three separate calls exactly (the same quantized activations,
     /// each row computed alone), for the streaming (B ≤ 2) and the tile kernel.

@@ -57,4 +57,17 @@ int64_t pagoda_qgemv_plan_bytes(int32_t type, int64_t k, int64_t m);
 void pagoda_qgemv_plan(int32_t type, int64_t k, int64_t m, const int8_t *xq, const float *xd, const float *xs32,
                        const float *xs1, int64_t kp, void *plan);
 
+/// Q4_0 weights copied into 16-row tiles for batch-1 decode: per tile and 32-weight block 288 bytes — four 64-byte
+/// vectors whose 4-byte lane r holds bytes 4j ..< 4j+4 of row r's 16 code bytes (vector j), then the 16 rows' f16
+/// scales. Rows past `rows` in the last tile are zero. Bytes for `rows` rows of `k` weights:
+int64_t pagoda_q4_0_tiles_bytes(int64_t rows, int64_t k);
+
+/// Writes tiles t0 ..< t1 of the Q4_0 matrix at `w` (row stride `row_bytes`) into `out`.
+void pagoda_q4_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out);
+
+/// out[16·t ..< 16·t + 16] (rows < `rows` only) for tiles t0 ..< t1: one activation row (quantized by
+/// `pagoda_quantize_activations_q8`: xq, xd and xneg's −8·Σq per block) against the tiles. Requires AVX512-VNNI.
+void pagoda_q4_0_tiles_gemv(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                            const int32_t *xneg8, int64_t t0, int64_t t1, float *out);
+
 #endif
