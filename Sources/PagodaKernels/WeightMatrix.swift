@@ -107,6 +107,7 @@ public struct WeightMatrix: @unchecked Sendable {
     public func slicingColumns(_ range: Range<Int>) -> WeightMatrix {
         precondition(range.lowerBound >= 0 && range.upperBound <= cols)
         precondition(canSliceColumns(range), "column slice \(range) of a \(dtype) matrix is not on block boundaries")
+        if range == 0..<cols { return self }  // every column (TP 1): the same view, tiles kept
         return WeightMatrix(
             base: base + dtype.bytes(elements: range.lowerBound), rows: rows, cols: range.count, rowStride: rowStride,
             dtype: dtype)

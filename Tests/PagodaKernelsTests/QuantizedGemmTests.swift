@@ -138,6 +138,7 @@ final class QuantizedGemmTests: XCTestCase {
         XCTAssertNotNil(tiles.matrix.slicingRows(16..<53).q4_0Tiles)
         XCTAssertNil(tiles.matrix.slicingRows(5..<30).q4_0Tiles)
         XCTAssertNil(tiles.matrix.slicingColumns(0..<512).q4_0Tiles)
+        XCTAssertNotNil(tiles.matrix.slicingColumns(0..<k).q4_0Tiles)  // all columns (a TP 1 row-parallel shard)
         var rng = SeededRandom(8)
         for m in [1, 2] {
             for threads in [1, 2] {
