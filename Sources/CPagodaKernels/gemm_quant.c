@@ -337,7 +337,7 @@ static inline float round_to_half(float f) {
 /// One 32-element block quantized as the scalar loop below does it, 16 lanes at a time: the same amax, reciprocal
 /// 127 / amax and round-to-nearest-even, so the codes and scales are identical.
 PAGODA_VNNI_TARGET static void quantize_block_avx512(const float *xb, int8_t *qb, float *d, float *s16a, float *s16b,
-                                                     float *s32, float *s1) {
+                                                     float *s32, float *s1, int *half0, int *half1) {
     const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
     const float scale = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
@@ -349,6 +349,8 @@ PAGODA_VNNI_TARGET static void quantize_block_avx512(const float *xb, int8_t *qb
         _mm_storeu_si128((__m128i *)(qb + 16 * h), _mm512_cvtepi32_epi8(q[h]));
     }
     const int sum0 = _mm512_reduce_add_epi32(q[0]), sum1 = _mm512_reduce_add_epi32(q[1]);
+    *half0 = sum0;
+    *half1 = sum1;
     const float dh = _cvtsh_ss(_cvtss_sh(scale, _MM_FROUND_TO_NEAREST_INT));
     *d = dh;
     *s16a = dh * (float)sum0;
@@ -377,13 +379,13 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
                 continue;
             }
             const float *xb = src + blk * 32;
+            int sum0 = 0, sum1 = 0;  // the block's halves' sums of q
             if (quantize_has_avx512) {
-                quantize_block_avx512(xb, qb, d + blk, s16 + 2 * blk, s16 + 2 * blk + 1, s32 + blk, s1 + blk);
+                quantize_block_avx512(xb, qb, d + blk, s16 + 2 * blk, s16 + 2 * blk + 1, s32 + blk, s1 + blk, &sum0, &sum1);
             } else {
                 float amax = 0;
                 for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
                 const float scale = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-                int sum0 = 0, sum1 = 0;
                 for (int i = 0; i < 32; i++) qb[i] = (int8_t)nearbyintf(xb[i] * id);  // default mode: nearest even
                 for (int i = 0; i < 16; i++) {
                     sum0 += qb[i];
@@ -396,15 +398,10 @@ void pagoda_quantize_activations_q8(const float *x, int64_t ldx, int64_t m, int6
                 s32[blk] = dh * (float)(sum0 + sum1);
                 s1[blk] = round_to_half(scale * (float)(sum0 + sum1));
             }
-            int32_t half0 = 0, half1 = 0;
-            for (int i = 0; i < 16; i++) {
-                half0 += qb[i];
-                half1 += qb[16 + i];
-            }
-            n8[blk] = -8 * (half0 + half1);
-            n128[blk] = -128 * (half0 + half1);
-            n32[2 * blk] = -32 * half0;
-            n32[2 * blk + 1] = -32 * half1;
+            n8[blk] = -8 * (sum0 + sum1);
+            n128[blk] = -128 * (sum0 + sum1);
+            n32[2 * blk] = -32 * sum0;
+            n32[2 * blk + 1] = -32 * sum1;
         }
     }
 }

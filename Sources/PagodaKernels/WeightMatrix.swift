@@ -1,3 +1,5 @@
+import CPagodaKernels
+
 /// Element type of a weight matrix as the GEMM reads it. f16 checkpoints are upcast to f32 at load.
 ///
 /// The `q…` cases are ggml's block-quantized formats, used in place (byte tables in `QuantizedBlocks`): a row is
@@ -97,7 +99,7 @@ public struct WeightMatrix: @unchecked Sendable {
         precondition(range.lowerBound >= 0 && range.upperBound <= rows)
         var slice = WeightMatrix(base: row(range.lowerBound), rows: range.count, cols: cols, rowStride: rowStride, dtype: dtype)
         if let tiles = q4_0Tiles, range.lowerBound % 16 == 0 {  // a slice starting on a tile keeps its tiles
-            slice.q4_0Tiles = tiles + range.lowerBound / 16 * (cols / 32) * 288
+            slice.q4_0Tiles = tiles + Int(pagoda_q4_0_tiles_bytes(Int64(range.lowerBound), Int64(cols)))
         }
         return slice
     }

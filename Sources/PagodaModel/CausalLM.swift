@@ -92,7 +92,7 @@ public final class CausalLM {
         let headDim = plan.headDim
         let ropeFactors = try gguf.flatMap { try ModelConfig.ggufRopeFrequencyFactors(gguf: $0, headDim: headDim) }
         rope = RotaryEmbedding(
-            headDim: plan.headDim, theta: config.resolvedRopeTheta,
+            headDim: headDim, theta: config.resolvedRopeTheta,
             scaling: try config.ropeScalingKind(path: ggufPath ?? (directory as NSString).appendingPathComponent("config.json")),
             frequencyFactors: ropeFactors)
 
