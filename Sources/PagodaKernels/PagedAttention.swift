@@ -1,3 +1,4 @@
+import CPagodaKernels
 import Foundation
 
 /// Attention over a block-paged KV cache (vLLM's PagedAttention, for the CPU).
@@ -72,6 +73,7 @@ public enum PagedAttention {
         }
     }
 
+    /// One (token, head) pair: the C kernel (vectorized for the usual head sizes), its KV head's rows.
     @inline(__always)
     static func attendOne(
         q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, contextLen: Int, table: UnsafePointer<Int32>,
@@ -79,26 +81,8 @@ public enum PagedAttention {
         scores: UnsafeMutablePointer<Float>
     ) {
         let d = layout.headDim
-        let rowSize = layout.numKVHeads * d
-        let bs = layout.blockSize
-        var maxScore = -Float.infinity
-        for p in 0..<contextLen {
-            let slot = Int(table[p / bs]) * bs + p % bs
-            let s = Vector.dot(q, keyCache + slot * rowSize + kvHead * d, d) * layout.scale
-            scores[p] = s
-            if s > maxScore { maxScore = s }
-        }
-        var sum: Float = 0
-        for p in 0..<contextLen {
-            let e = expf(scores[p] - maxScore)
-            scores[p] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        out.initialize(repeating: 0, count: d)
-        for p in 0..<contextLen {
-            let slot = Int(table[p / bs]) * bs + p % bs
-            Vector.axpy(scores[p] * inv, valueCache + slot * rowSize + kvHead * d, out, d)
-        }
+        pagoda_attend_row(
+            q, out, Int64(contextLen), table, keyCache + kvHead * d, valueCache + kvHead * d,
+            Int64(layout.numKVHeads * d), Int64(layout.blockSize), Int64(d), layout.scale, scores)
     }
 }

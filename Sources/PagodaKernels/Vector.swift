@@ -10,26 +10,6 @@ enum Vector {
         return h2[0] + h2[1]
     }
 
-    /// Σ a[i]·b[i] for i < n.
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var acc = SIMD16<Float>()
-        var i = 0
-        while i + 16 <= n {
-            acc.addProduct(
-                ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self),
-                rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
-            i += 16
-        }
-        var s = hsum(acc)
-        while i < n {
-            s += a[i] * b[i]
-            i += 1
-        }
-        return s
-    }
-
     /// y[i] += alpha · x[i] for i < n.
     @inline(__always)
     static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {

@@ -1,17 +1,33 @@
 import XCTest
+
 @testable import PagodaKernels
 
 /// Paged attention over scattered blocks against the naive twin on gathered K/V (tolerance 1e-5).
 final class PagedAttentionTests: XCTestCase {
     func testGQAChunkedPrefillOverCachedPrefix() {
+        // The head sizes of the vectorized kernel (16, 64, 128) and one of the scalar loop (24); block sizes that
+        // split and do not split the 16-position chunks; contexts past one chunk and a partial last one.
+        for (d, bs, cached, new) in [
+            (16, 4, [6, 9], [3, 1]), (64, 16, [21, 37], [19, 1]), (128, 5, [2, 40], [3, 1]), (24, 4, [6, 9], [3, 1]),
+        ] {
+            check(headDim: d, blockSize: bs, cachedLens: cached, newTokens: new)
+        }
+    }
+
+    private func check(headDim d: Int, blockSize bs: Int, cachedLens: [Int], newTokens: [Int]) {
         var rng = SeededRandom(9)
-        let numHeads = 4, kvHeads = 2, d = 16, bs = 4, numBlocks = 12
+        let numHeads = 4, kvHeads = 2
         let rowSize = kvHeads * d
+        // Two requests: r0 has cached tokens and prefills more; r1 decodes one; blocks scattered over the cache.
+        let blocksPerRequest = (0..<2).map { (cachedLens[$0] + newTokens[$0] + bs - 1) / bs }
+        let numBlocks = blocksPerRequest.reduce(0, +) + 3
+        let keys = rng.floats(numBlocks)
+        let order = (0..<numBlocks).sorted { keys[$0] < keys[$1] }.map { Int32($0) }
+        let tables: [[Int32]] = [
+            Array(order[0..<blocksPerRequest[0]]), Array(order[blocksPerRequest[0]..<(blocksPerRequest[0] + blocksPerRequest[1])]),
+        ]
         var kc = [Float](repeating: 0, count: numBlocks * bs * rowSize), vc = kc
-        // Two requests: r0 has 6 cached tokens and prefills 3 more; r1 decodes its 10th token.
-        let tables: [[Int32]] = [[7, 2, 9], [1, 11, 4]]
-        let cachedLens = [6, 9]
-        let newTokens = [3, 1]
+        let maxContext = 64
         // Fill the cached prefix K/V.
         var kAll: [[[Float]]] = [[], []], vAll: [[[Float]]] = [[], []]  // [req][pos] -> row
         for r in 0..<2 {
@@ -47,12 +63,12 @@ final class PagedAttentionTests: XCTestCase {
         let q = rng.floats(n * numHeads * d)
         var out = [Float](repeating: .nan, count: n * numHeads * d)
         let pool = ThreadPool(threads: 2)
-        var scores = [Float](repeating: 0, count: 2 * 16)
+        var scores = [Float](repeating: 0, count: 2 * maxContext)
         let layout = PagedAttention.Layout(
-            numHeads: numHeads, numKVHeads: kvHeads, headDim: d, queriesPerKVHead: 2, blockSize: bs, scale: 0.25)
+            numHeads: numHeads, numKVHeads: kvHeads, headDim: d, queriesPerKVHead: 2, blockSize: bs, scale: 0.125)
         PagedAttention.run(
             q: q, ldq: numHeads * d, out: &out, count: n, positions: positions, tokenRequest: tokenRequest,
-            blockTables: tables, keyCache: kc, valueCache: vc, layout: layout, scores: &scores, maxContext: 16, pool: pool)
+            blockTables: tables, keyCache: kc, valueCache: vc, layout: layout, scores: &scores, maxContext: maxContext, pool: pool)
         for t in 0..<n {
             let r = Int(tokenRequest[t]), ctx = Int(positions[t]) + 1
             for h in 0..<numHeads {
@@ -60,8 +76,10 @@ final class PagedAttentionTests: XCTestCase {
                 let keys = (0..<ctx).map { Array(kAll[r][$0][(kvh * d)..<((kvh + 1) * d)]) }
                 let values = (0..<ctx).map { Array(vAll[r][$0][(kvh * d)..<((kvh + 1) * d)]) }
                 let qv = Array(q[((t * numHeads + h) * d)..<((t * numHeads + h + 1) * d)])
-                let ref = ReferenceKernels.attention(q: qv, keys: keys, values: values, scale: 0.25)
-                XCTAssertLessThan(maxAbsDiff(Array(out[((t * numHeads + h) * d)..<((t * numHeads + h + 1) * d)]), ref), 1e-5)
+                let ref = ReferenceKernels.attention(q: qv, keys: keys, values: values, scale: 0.125)
+                XCTAssertLessThan(
+                    maxAbsDiff(Array(out[((t * numHeads + h) * d)..<((t * numHeads + h + 1) * d)]), ref), 1e-5,
+                    "head size \(d), block size \(bs), token \(t), head \(h)")
             }
         }
     }

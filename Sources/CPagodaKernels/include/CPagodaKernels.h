@@ -1,4 +1,4 @@
-// CPagodaKernels: the numeric code Swift cannot spell (the AVX512-BF16 GEMM, SwiGLU's vectorized exp, the prefetch hint), compiled with
+// CPagodaKernels: the numeric code Swift cannot spell (the AVX512-BF16 GEMM, SwiGLU's vectorized exp, paged attention, the prefetch hint), compiled with
 // -O3 -march. Operating-system shims are CPagodaSystem. Keep it tiny.
 #ifndef CPAGODA_KERNELS_H
 #define CPAGODA_KERNELS_H
@@ -19,5 +19,13 @@ void pagoda_gemm_bf16_rows(const uint16_t *x, int64_t m, int64_t k, const uint16
 
 /// out[i] = silu(gate[i]) · up[i] = gate[i] / (1 + e^−gate[i]) · up[i] for i < count (SwiGLU); out may be gate.
 void pagoda_silu_mul(const float *gate, const float *up, float *out, int64_t count);
+
+/// One query row's attention over a block-paged float32 cache: out[0 ..< head_dim] = softmax(q·kᵀ·scale) · v over
+/// positions 0 ..< context, position p read at cache row table[p / block_size] · block_size + p % block_size of `keys`
+/// and `values` (each already offset to the row's KV head; rows row_size floats apart). scores: scratch of `context`
+/// floats. AVX-512 for head_dim 16, 32, 64 and 128; scalar otherwise.
+void pagoda_attend_row(const float *q, float *out, int64_t context, const int32_t *table, const float *keys,
+                       const float *values, int64_t row_size, int64_t block_size, int64_t head_dim, float scale,
+                       float *scores);
 
 #endif
