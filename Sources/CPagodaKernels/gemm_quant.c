@@ -970,3 +970,80 @@ PAGODA_VNNI_TARGET void pagoda_q4_0_tiles_gemv(const void *tiles, int64_t rows, 
         _mm512_mask_storeu_ps(out + 16 * t, mask, _mm512_add_ps(a0, a1));
     }
 }
+
+/// NC activation rows × one tile over blocks b0 ..< b1: each block's eight 64-byte code vectors (low and high nibbles of
+/// the tile's four stored vectors) are split once and serve all NC rows. The arithmetic of apply_vnni_n on the unpacked
+/// tile (integer dot from −8·Σq, then one FMA by scale · xd per block), so both give the same floats.
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void q4_0_tiles_apply_n(
+    const int NC, const uint8_t *tile, int64_t b0, int64_t b1, const int8_t *xq, const float *xd, const int32_t *xneg8,
+    int64_t kp, int64_t c0, int first, int last, float *acc, float *out, int64_t ldo, int64_t n, int rows) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 a[TC];
+    const int8_t *x[TC];
+    const float *d[TC];
+    const int32_t *ng[TC];
+    for (int c = 0; c < NC; c++) {
+        const int64_t row = c0 + c;
+        a[c] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + row * TR);
+        x[c] = xq + row * kp;
+        d[c] = xd + row * (kp / 32);
+        ng[c] = xneg8 + row * (kp / 32);
+    }
+    for (int64_t b = b0; b < b1; b++) {
+        const uint8_t *p = tile + b * 288;
+        __m512i u[8];
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
+            u[j] = _mm512_and_si512(v, low4);
+            u[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        }
+        const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256)));
+        for (int c = 0; c < NC; c++) {
+            const int8_t *xb = x[c] + 32 * b;
+            __m512i dot = _mm512_set1_epi32(ng[c][b]);
+            for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, u[j], _mm512_set1_epi32(load_i32(xb + 4 * (j % 4) + 16 * (j / 4))));
+            const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(d[c][b]));
+            a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sd, a[c]);
+        }
+    }
+    const __mmask16 mask = (__mmask16)((1u << rows) - 1);
+    for (int c = 0; c < NC; c++) {
+        const int64_t row = c0 + c;
+        if (last) {
+            _mm512_mask_storeu_ps(out + row * ldo + n, mask, a[c]);
+        } else {
+            _mm512_store_ps(acc + row * TR, a[c]);
+        }
+    }
+}
+
+PAGODA_VNNI_TARGET void pagoda_q4_0_tiles_gemm(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                                               const int32_t *xneg8, int64_t m, int64_t kp, int64_t t0, int64_t t1,
+                                               float *out, int64_t ldo, void *scratch) {
+    const int64_t blocks = k / 32, chunk = KC / 32;
+    float *acc = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    for (int64_t t = t0; t < t1; t++) {
+        const uint8_t *tile = (const uint8_t *)tiles + t * blocks * 288;
+        const int64_t left = rows - 16 * t;
+        const int tileRows = left >= 16 ? 16 : (int)left;
+        for (int64_t b0 = 0; b0 < blocks; b0 += chunk) {
+            const int64_t b1 = blocks - b0 < chunk ? blocks : b0 + chunk;
+            const int first = b0 == 0, last = b1 == blocks;
+            for (int64_t c = 0; c < m; c += TC) {
+                switch (m - c < TC ? (int)(m - c) : TC) {
+#define Q4_0_TILES_CASE(NC) \
+    case NC: q4_0_tiles_apply_n(NC, tile, b0, b1, xq, xd, xneg8, kp, c, first, last, acc, out, ldo, 16 * t, tileRows); break;
+                    Q4_0_TILES_CASE(8)
+                    Q4_0_TILES_CASE(7)
+                    Q4_0_TILES_CASE(6)
+                    Q4_0_TILES_CASE(5)
+                    Q4_0_TILES_CASE(4)
+                    Q4_0_TILES_CASE(3)
+                    Q4_0_TILES_CASE(2)
+                    default: q4_0_tiles_apply_n(1, tile, b0, b1, xq, xd, xneg8, kp, c, first, last, acc, out, ldo, 16 * t, tileRows); break;
+#undef Q4_0_TILES_CASE
+                }
+            }
+        }
+    }
+}

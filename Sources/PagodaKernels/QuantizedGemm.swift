@@ -87,7 +87,7 @@ public enum QuantizedGemm {
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
         // Batch-1 plans (Q4_0 / Q4_1 at m ≤ 2, VNNI kernel): one per block type among the products (q/k/v of one
         // type share it), built once here.
-        // Q4_0 with tiles (`Q4_0Tiles`) at m ≤ 2 on the VNNI kernel takes the tiled batch-1 kernel, no plan.
+        // Q4_0 with tiles (`Q4_0Tiles`) on the VNNI kernel takes the tiled kernels (batch-1 at m ≤ 2), no plan.
         let tiledM = m <= 2 && vnni != 0
         func needsPlan(_ p: Product?, _ d: WeightDType) -> Bool {
             guard let p, p.weight.dtype == d else { return false }
@@ -131,12 +131,18 @@ public enum QuantizedGemm {
                 guard let p = i == 0 ? a : (i == 1 ? b : c) else { continue }
                 let count = (p.weight.rows + 15) / 16
                 let lo = max(t0, first), hi = min(t1, first + count)
-                if lo < hi, tiledM, let tiles = p.weight.q4_0Tiles {
+                if lo < hi, vnni != 0, let tiles = p.weight.q4_0Tiles {
                     let w = p.weight
-                    for r in 0..<m {
-                        pagoda_q4_0_tiles_gemv(
-                            tiles, Int64(w.rows), Int64(k), xq + r * kp, xd + r * (kp / 32), xneg + r * (kp / 32), Int64(lo - first),
-                            Int64(hi - first), p.out + r * p.ldo)
+                    if tiledM {
+                        for r in 0..<m {
+                            pagoda_q4_0_tiles_gemv(
+                                tiles, Int64(w.rows), Int64(k), xq + r * kp, xd + r * (kp / 32), xneg + r * (kp / 32),
+                                Int64(lo - first), Int64(hi - first), p.out + r * p.ldo)
+                        }
+                    } else {
+                        pagoda_q4_0_tiles_gemm(
+                            tiles, Int64(w.rows), Int64(k), xq, xd, xneg, Int64(m), Int64(kp), Int64(lo - first), Int64(hi - first),
+                            p.out, Int64(p.ldo), scratch + t * scratchBytes)
                     }
                 } else if lo < hi {
                     let w = p.weight

@@ -70,4 +70,11 @@ void pagoda_q4_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int6
 void pagoda_q4_0_tiles_gemv(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
                             const int32_t *xneg8, int64_t t0, int64_t t1, float *out);
 
+/// The same products for m activation rows (batched decode, prefill): out[r · ldo + 16·t ..] for r < m, tiles t0 ..< t1,
+/// each tile's codes split once per block for up to eight rows; the same floats as pagoda_qgemm_rows on the Q4_0 matrix.
+/// scratch: pagoda_qgemm_scratch_bytes(m) bytes. Requires AVX512-VNNI.
+void pagoda_q4_0_tiles_gemm(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                            const int32_t *xneg8, int64_t m, int64_t kp, int64_t t0, int64_t t1, float *out, int64_t ldo,
+                            void *scratch);
+
 #endif
