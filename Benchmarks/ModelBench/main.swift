@@ -2,7 +2,7 @@
 // and prefill tokens/s. Build it optimized:
 //   swift build -c release --product pagoda-model-bench
 //   .build/release/pagoda-model-bench MODEL_DIR [--threads N] [--batch 1,8,32] [--steps 32] [--context 16] [--prefill 512] [--precision bf16]
-//   .build/release/pagoda-model-bench - --gemm 32x4864x896 [--dtype f32|q8_0|q4_0|q4_0t|q6_k] [--precision bf16] [--reps 50] [--threads N]
+//   .build/release/pagoda-model-bench - --gemm 32x4864x896 [--dtype f32|q8_0|q4_0|q4_0t|q6_k|q6_kt] [--precision bf16] [--reps 50] [--threads N]
 import Foundation
 import PagodaKernels
 import PagodaModel
@@ -24,7 +24,7 @@ let steps = Int(options["steps"] ?? "") ?? 32
 let context = Int(options["context"] ?? "") ?? 16
 let prefillLength = Int(options["prefill"] ?? "") ?? 0
 let precision: GemmPrecision = options["precision"] == "bf16" ? .bfloat16 : .float32
-/// `--gemm MxNxK [--dtype f32|q8_0|q4_0|q4_0t|q4_k|q5_k|q6_k] [--precision bf16] [--reps R]` (MODEL_DIR ignored, e.g. `-`): one GEMM shape of bf16 (or f32)
+/// `--gemm MxNxK [--dtype f32|q8_0|q4_0|q4_0t|q4_k|q5_k|q6_k|q6_kt] [--precision bf16] [--reps R]` (MODEL_DIR ignored, e.g. `-`): one GEMM shape of bf16 (or f32)
 /// weights in anonymous memory, repeated; prints ms, GFLOP/s and the weight read rate. Small shapes stay in cache.
 if let shape = options["gemm"] {
     let d = shape.split(separator: "x").compactMap { Int($0) }
@@ -46,7 +46,8 @@ if let shape = options["gemm"] {
         : WeightMatrix(base: UnsafeRawPointer(w), rows: n, cols: k, dtype: .bf16)
     let quantizedWeights = quantized.map { QuantizedWeights(quantizing: floatMatrix, to: $0) }
     // --dtype q4_k|q5_k|q6_k: random codes with every f16 scale field set to 0.01 (speed only, values meaningless).
-    let kQuant: WeightDType? = ["q4_k": .q4_K, "q5_k": .q5_K, "q6_k": .q6_K][options["dtype"] ?? ""]
+    // q6_kt: the Q6_K matrix unpacked into tiles as a model load does on a VNNI CPU (`UnpackedTiles`).
+    let kQuant: WeightDType? = ["q4_k": .q4_K, "q5_k": .q5_K, "q6_k": .q6_K, "q6_kt": .q6_K][options["dtype"] ?? ""]
     var kMatrix: WeightMatrix? = nil
     if let kq = kQuant {
         let bytes = kq.bytes(elements: k) * n
@@ -64,7 +65,8 @@ if let shape = options["gemm"] {
         kMatrix = WeightMatrix(base: UnsafeRawPointer(raw), rows: n, cols: k, dtype: kq)
     }
     let tiles = options["dtype"] == "q4_0t" ? quantizedWeights.map { Q4_0Tiles(packing: $0.matrix, pool: pool) } : nil
-    let wm = kMatrix ?? tiles?.matrix ?? quantizedWeights?.matrix ?? floatMatrix
+    let unpacked = options["dtype"] == "q6_kt" ? kMatrix.map { UnpackedTiles(packing: $0, pool: pool) } : nil
+    let wm = unpacked?.matrix ?? kMatrix ?? tiles?.matrix ?? quantizedWeights?.matrix ?? floatMatrix
     let reps = Int(options["reps"] ?? "") ?? 50
     for _ in 0..<3 { Gemm.run(x: x, m: m, weight: wm, out: out, workspace: ws, pool: pool, precision: precision) }
     let t0 = DispatchTime.now().uptimeNanoseconds

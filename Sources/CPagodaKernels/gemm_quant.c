@@ -811,6 +811,64 @@ static inline void prefetch_next_tile(const uint8_t *wb, int64_t row_bytes, int6
     }
 }
 
+/// Unpacks weight columns k0 ..< k0 + kc of rows n ..< n + rows (≤ TR) into `t` in the lane-per-row layout the apply
+/// step reads (codes transposed into t->u, per-half scales and offsets into t->s and t->b); rows past `rows` and
+/// blocks past k are zero.
+static void unpack_tile_chunk(int32_t type, const uint8_t *wb, int64_t row_bytes, int64_t k, int64_t n, int rows,
+                              int64_t k0, int64_t kc, tile_t *t, int paired, int32_t use_vnni) {
+    // Unpack the tile's chunk once; rows past n1 and blocks past k contribute zero.
+    int64_t real = (k - k0) / 32;
+    if (real > kc / 32) real = kc / 32;
+    // Q8_0 / Q4_0 / Q4_1 on the VNNI kernel: the codes of whole pairs per row, their scales gathered per row
+    // and turned into the lane-per-row layout by one transpose (rows past n1 scale by zero).
+    const int pairedBlocks = paired ? (int)(2 * (real / 2)) : 0;
+    if (pairedBlocks > 0) {
+        __m512i sr[16], br[16], sc[16], bc[16];
+        for (int r = 0; r < TR; r++) {
+            __m512 sv = _mm512_setzero_ps(), bv = _mm512_setzero_ps();
+            if (r < rows) pair_scales_vnni(type, wb + (n + r) * row_bytes, k0 / 32, pairedBlocks, &sv, &bv);
+            sr[r] = _mm512_castps_si512(sv);
+            br[r] = _mm512_castps_si512(bv);
+        }
+        transpose16x16_epi32(sr, sc);
+        transpose16x16_epi32(br, bc);
+        for (int jl = 0; jl < pairedBlocks; jl++) {  // one scale per 32 weights: both halves of block jl
+            _mm512_store_si512((void *)(t->s + (2 * jl) * TR), sc[jl]);
+            _mm512_store_si512((void *)(t->s + (2 * jl + 1) * TR), sc[jl]);
+            _mm512_store_si512((void *)(t->b + (2 * jl) * TR), bc[jl]);
+            _mm512_store_si512((void *)(t->b + (2 * jl + 1) * TR), bc[jl]);
+        }
+    }
+    for (int r = 0; r < TR; r++) {
+        int64_t jl = 0;
+        if (paired && r < rows) {
+            unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, real / 2, t, r);
+            jl = pairedBlocks;
+        } else if (use_vnni && !paired && r < rows) {
+            // KC is a multiple of 256 and so is k: the chunk holds whole super-blocks.
+            unpack_kquants_vnni(type, wb + (n + r) * row_bytes, k0 / 256, real / 8, t, r, 0);
+            jl = 8 * (real / 8);
+        }
+        for (; jl < kc / 32; jl++) {
+            uint8_t *u = t->rowu + r * KC + 32 * jl;
+            float s8[8], b8[8];
+            if (r < rows && jl < real) {
+                unpack32(type, wb + (n + r) * row_bytes, k0 / 32 + jl, u, s8, b8);
+            } else {
+                memset(u, 0, 32);
+                fill8(s8, 0);
+                fill8(b8, 0);
+            }
+            put_scales(t, r, jl, s8, b8);
+        }
+    }
+    if (use_vnni) {
+        transpose_vnni(t, kc / 4);
+    } else {
+        transpose_portable(t, kc / 4);
+    }
+}
+
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
     // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
     return 2 * (int64_t)TR * KC + 2 * (int64_t)KC * 4 + m * TR * 4 + 64;
@@ -858,57 +916,7 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
         for (int64_t k0 = 0; k0 < kp; k0 += KC) {
             const int64_t kc = kp - k0 < KC ? kp - k0 : KC;
             prefetch_next_tile(wb, row_bytes, k, n + TR, n1, k0, kc);
-            // Unpack the tile's chunk once; rows past n1 and blocks past k contribute zero.
-            int64_t real = (k - k0) / 32;
-            if (real > kc / 32) real = kc / 32;
-            // Q8_0 / Q4_0 / Q4_1 on the VNNI kernel: the codes of whole pairs per row, their scales gathered per row
-            // and turned into the lane-per-row layout by one transpose (rows past n1 scale by zero).
-            const int pairedBlocks = paired ? (int)(2 * (real / 2)) : 0;
-            if (pairedBlocks > 0) {
-                __m512i sr[16], br[16], sc[16], bc[16];
-                for (int r = 0; r < TR; r++) {
-                    __m512 sv = _mm512_setzero_ps(), bv = _mm512_setzero_ps();
-                    if (r < rows) pair_scales_vnni(type, wb + (n + r) * row_bytes, k0 / 32, pairedBlocks, &sv, &bv);
-                    sr[r] = _mm512_castps_si512(sv);
-                    br[r] = _mm512_castps_si512(bv);
-                }
-                transpose16x16_epi32(sr, sc);
-                transpose16x16_epi32(br, bc);
-                for (int jl = 0; jl < pairedBlocks; jl++) {  // one scale per 32 weights: both halves of block jl
-                    _mm512_store_si512((void *)(t.s + (2 * jl) * TR), sc[jl]);
-                    _mm512_store_si512((void *)(t.s + (2 * jl + 1) * TR), sc[jl]);
-                    _mm512_store_si512((void *)(t.b + (2 * jl) * TR), bc[jl]);
-                    _mm512_store_si512((void *)(t.b + (2 * jl + 1) * TR), bc[jl]);
-                }
-            }
-            for (int r = 0; r < TR; r++) {
-                int64_t jl = 0;
-                if (paired && r < rows) {
-                    unpack_pairs_vnni(type, wb + (n + r) * row_bytes, k0 / 32, real / 2, &t, r);
-                    jl = pairedBlocks;
-                } else if (use_vnni && !paired && r < rows) {
-                    // KC is a multiple of 256 and so is k: the chunk holds whole super-blocks.
-                    unpack_kquants_vnni(type, wb + (n + r) * row_bytes, k0 / 256, real / 8, &t, r, 0);
-                    jl = 8 * (real / 8);
-                }
-                for (; jl < kc / 32; jl++) {
-                    uint8_t *u = t.rowu + r * KC + 32 * jl;
-                    float s8[8], b8[8];
-                    if (r < rows && jl < real) {
-                        unpack32(type, wb + (n + r) * row_bytes, k0 / 32 + jl, u, s8, b8);
-                    } else {
-                        memset(u, 0, 32);
-                        fill8(s8, 0);
-                        fill8(b8, 0);
-                    }
-                    put_scales(&t, r, jl, s8, b8);
-                }
-            }
-            if (use_vnni) {
-                transpose_vnni(&t, kc / 4);
-            } else {
-                transpose_portable(&t, kc / 4);
-            }
+            unpack_tile_chunk(type, wb, row_bytes, k, n, rows, k0, kc, &t, paired, use_vnni);
             apply_args_t a = {xq, xd, xs16, xs32, neg, kp, k0, kc, 0, acc, k0 == 0, k0 + kc >= kp, rows, out, ldo, n};
             for (int64_t c = 0; c < m; c += TC) {
                 a.c0 = c;
@@ -1029,6 +1037,10 @@ PAGODA_VNNI_TARGET void pagoda_q4_0_tiles_gemm(const void *tiles, int64_t rows, 
         for (int64_t b0 = 0; b0 < blocks; b0 += chunk) {
             const int64_t b1 = blocks - b0 < chunk ? blocks : b0 + chunk;
             const int first = b0 == 0, last = b1 == blocks;
+            // The next chunk (or tile) into L2 while this one is applied, as in pagoda_qtiles_gemm.
+            const uint8_t *next = b1 < blocks ? tile + b1 * 288 : (t + 1 < t1 ? tile + blocks * 288 : 0);
+            if (next)
+                for (int64_t i = 0; i < chunk * 288; i += 64) __builtin_prefetch(next + i, 0, 2);
             for (int64_t c = 0; c < m; c += TC) {
                 switch (m - c < TC ? (int)(m - c) : TC) {
 #define Q4_0_TILES_CASE(NC) \
@@ -1043,6 +1055,75 @@ PAGODA_VNNI_TARGET void pagoda_q4_0_tiles_gemm(const void *tiles, int64_t rows, 
                     default: q4_0_tiles_apply_n(1, tile, b0, b1, xq, xd, xneg8, kp, c, first, last, acc, out, ldo, 16 * t, tileRows); break;
 #undef Q4_0_TILES_CASE
                 }
+            }
+        }
+    }
+}
+
+// ---- Unpacked tiles (a copy made at load for batched products) ------------------------------------------------------
+
+/// Whether a type's unpacked tiles keep per-half offsets (t->b): the types without the integer offset (Q4_1, Q4_K, Q5_K).
+static int qtiles_has_offsets(int32_t type) {
+    return type != PAGODA_QTYPE_Q8_0 && type != PAGODA_QTYPE_Q4_0 && type != PAGODA_QTYPE_Q6_K;
+}
+
+int64_t pagoda_qtiles_tile_bytes(int32_t type, int64_t k) {
+    const int64_t kp = (k + 63) / 64 * 64;
+    return kp * TR + kp * 4 * (qtiles_has_offsets(type) ? 2 : 1);
+}
+
+void pagoda_qtiles_pack(int32_t type, const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1,
+                        void *out, void *scratch) {
+    const int64_t kp = (k + 63) / 64 * 64, tileBytes = pagoda_qtiles_tile_bytes(type, k);
+    tile_t t;
+    t.rowu = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    t.u = t.rowu + TR * KC;
+    t.s = (float *)(t.u + TR * KC);
+    t.b = t.s + KC;
+    const int paired = type <= PAGODA_QTYPE_Q4_1;
+    for (int64_t tile = t0; tile < t1; tile++) {
+        uint8_t *dst = (uint8_t *)out + tile * tileBytes;
+        float *s = (float *)(dst + kp * TR), *b = s + kp;
+        const int64_t n = 16 * tile;
+        const int tileRows = rows - n < TR ? (int)(rows - n) : TR;
+        for (int64_t k0 = 0; k0 < kp; k0 += KC) {
+            const int64_t kc = kp - k0 < KC ? kp - k0 : KC;
+            unpack_tile_chunk(type, (const uint8_t *)w, row_bytes, k, n, tileRows, k0, kc, &t, paired, 1);
+            memcpy(dst + k0 * TR, t.u, (size_t)(kc * TR));
+            memcpy(s + k0, t.s, (size_t)kc * 4);
+            if (qtiles_has_offsets(type)) memcpy(b + k0, t.b, (size_t)kc * 4);
+        }
+    }
+}
+
+void pagoda_qtiles_gemm(int32_t type, const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                        const float *xs16, const float *xs32, const float *xs1, const int32_t *xneg, int64_t m, int64_t kp,
+                        int64_t t0, int64_t t1, float *out, int64_t ldo, void *scratch) {
+    if (type == PAGODA_QTYPE_Q4_1) xs32 = xs1;  // as pagoda_qgemm_rows
+    const int32_t *neg = type == PAGODA_QTYPE_Q8_0 ? xneg + m * (kp / 32)
+                         : type == PAGODA_QTYPE_Q4_0 ? xneg
+                         : type == PAGODA_QTYPE_Q6_K ? xneg + 2 * m * (kp / 32) : 0;
+    const int halves = type == PAGODA_QTYPE_Q6_K;
+    const int64_t tileBytes = pagoda_qtiles_tile_bytes(type, k);
+    float *acc = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    for (int64_t tile = t0; tile < t1; tile++) {
+        const uint8_t *src = (const uint8_t *)tiles + tile * tileBytes;
+        const float *s = (const float *)(src + kp * TR), *b = s + kp;
+        const int64_t n = 16 * tile;
+        const int tileRows = rows - n < TR ? (int)(rows - n) : TR;
+        for (int64_t k0 = 0; k0 < kp; k0 += KC) {
+            const int64_t kc = kp - k0 < KC ? kp - k0 : KC;
+            // The chunk as unpack_tile_chunk left it in scratch (apply reads only u, s and b).
+            tile_t t = {(uint8_t *)(src + k0 * TR), 0, (float *)(s + k0), (float *)(b + k0)};
+            // The next chunk's codes (or the next tile's first) into L2 while this one is applied: the copy is read
+            // once per call, from memory.
+            const uint8_t *next = k0 + KC < kp ? src + (k0 + KC) * TR : (tile + 1 < t1 ? src + tileBytes : 0);
+            if (next)
+                for (int64_t i = 0; i < KC * TR; i += 64) __builtin_prefetch(next + i, 0, 2);
+            apply_args_t a = {xq, xd, xs16, xs32, neg, kp, k0, kc, 0, acc, k0 == 0, k0 + kc >= kp, tileRows, out, ldo, n};
+            for (int64_t c = 0; c < m; c += TC) {
+                a.c0 = c;
+                apply_vnni(m - c < TC ? (int)(m - c) : TC, halves, &t, &a);
             }
         }
     }

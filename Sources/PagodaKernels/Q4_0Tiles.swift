@@ -23,7 +23,7 @@ public final class Q4_0Tiles: @unchecked Sendable {
         }
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
         var m = source
-        m.q4_0Tiles = UnsafeRawPointer(storage)
+        m.tiles = UnsafeRawPointer(storage)
         matrix = m
     }
 

@@ -11,7 +11,8 @@ import CPagodaKernels
 /// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1/Q6_K on the VNNI kernel, each weight row is instead streamed once
 /// against the activation rows with no unpack (batch-1 decode); for Q4_0/Q4_1 against a plan of each activation row
 /// built once per call here (`pagoda_qgemv_plan`: the activation codes laid out at the weights' byte positions), and
-/// Q4_0 matrices that carry a tile copy (`Q4_0Tiles`, made at load) are read from it, 16 rows per vector. The
+/// Q4_0 matrices that carry a tile copy (`Q4_0Tiles`, made at load) are read from it, 16 rows per vector, at every m.
+/// Other types that carry one (`UnpackedTiles`: Q6_K) are read from it at m > 2, with no per-call unpack. The
 /// K-quants' unpack is vectorized only in the VNNI kernel; the portable kernel is scalar (correct, ~6 GFLOP/s: a
 /// fallback, not a tuned path).
 ///
@@ -91,7 +92,7 @@ public enum QuantizedGemm {
         let tiledM = m <= 2 && vnni != 0
         func needsPlan(_ p: Product?, _ d: WeightDType) -> Bool {
             guard let p, p.weight.dtype == d else { return false }
-            return !(tiledM && p.weight.q4_0Tiles != nil)
+            return !(tiledM && p.weight.tiles != nil && d == .q4_0)
         }
         func planBytes(_ d: WeightDType) -> Int {
             guard vnni != 0, needsPlan(a, d) || needsPlan(b, d) || needsPlan(c, d) else { return 0 }
@@ -131,7 +132,12 @@ public enum QuantizedGemm {
                 guard let p = i == 0 ? a : (i == 1 ? b : c) else { continue }
                 let count = (p.weight.rows + 15) / 16
                 let lo = max(t0, first), hi = min(t1, first + count)
-                if lo < hi, vnni != 0, let tiles = p.weight.q4_0Tiles {
+                if lo < hi, vnni != 0, let tiles = p.weight.tiles, p.weight.dtype != .q4_0, m > 2 {  // `UnpackedTiles`
+                    let w = p.weight
+                    pagoda_qtiles_gemm(
+                        w.dtype.quantKernelType, tiles, Int64(w.rows), Int64(k), xq, xd, xs16, xs32, xs1, xneg, Int64(m),
+                        Int64(kp), Int64(lo - first), Int64(hi - first), p.out, Int64(p.ldo), scratch + t * scratchBytes)
+                } else if lo < hi, vnni != 0, let tiles = p.weight.tiles, p.weight.dtype == .q4_0 {  // `Q4_0Tiles`
                     let w = p.weight
                     if tiledM {
                         for r in 0..<m {

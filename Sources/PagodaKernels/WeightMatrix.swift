@@ -70,9 +70,10 @@ public struct WeightMatrix: @unchecked Sendable {
     public var cols: Int
     public var rowStride: Int
     public var dtype: WeightDType
-    /// Q4_0 only: the same weights copied into 16-row tiles for batch-1 decode (`Q4_0Tiles`), tile 0 holding
-    /// rows 0 ..< 16 of this view; nil when there is no such copy (the kernels then read `base`).
-    public var q4_0Tiles: UnsafeRawPointer?
+    /// The same weights copied into 16-row tiles at load, tile 0 holding rows 0 ..< 16 of this view: Q4_0 in
+    /// `Q4_0Tiles`' layout, other block types unpacked (`UnpackedTiles`); nil when there is no such copy (the kernels
+    /// then read `base`).
+    public var tiles: UnsafeRawPointer?
 
     public init(base: UnsafeRawPointer, rows: Int, cols: Int, rowStride: Int? = nil, dtype: WeightDType) {
         self.base = base
@@ -80,7 +81,7 @@ public struct WeightMatrix: @unchecked Sendable {
         self.cols = cols
         self.rowStride = rowStride ?? cols
         self.dtype = dtype
-        self.q4_0Tiles = nil
+        self.tiles = nil
     }
 
     /// Start of row `r`.
@@ -98,8 +99,12 @@ public struct WeightMatrix: @unchecked Sendable {
     public func slicingRows(_ range: Range<Int>) -> WeightMatrix {
         precondition(range.lowerBound >= 0 && range.upperBound <= rows)
         var slice = WeightMatrix(base: row(range.lowerBound), rows: range.count, cols: cols, rowStride: rowStride, dtype: dtype)
-        if let tiles = q4_0Tiles, range.lowerBound % 16 == 0 {  // a slice starting on a tile keeps its tiles
-            slice.q4_0Tiles = tiles + Int(pagoda_q4_0_tiles_bytes(Int64(range.lowerBound), Int64(cols)))
+        if let tiles, range.lowerBound % 16 == 0 {  // a slice starting on a tile keeps its tiles
+            slice.tiles =
+                tiles
+                + (dtype == .q4_0
+                    ? Int(pagoda_q4_0_tiles_bytes(Int64(range.lowerBound), Int64(cols)))
+                    : range.lowerBound / 16 * Int(pagoda_qtiles_tile_bytes(dtype.quantKernelType, Int64(cols))))
         }
         return slice
     }

@@ -99,16 +99,19 @@ public final class CausalLM {
         store = try gguf.map { WeightStore(gguf: $0, config: config) } ?? WeightStore(directory: directory)
         store.quantization = quantization.map { (type: $0, pool: threadPool) }
         store.dequantization = dequantizeToFloat32 ? threadPool : nil
-        store.q4_0TilePool = Q4_0Tiles.isUseful && !dequantizeToFloat32 ? threadPool : nil
+        store.tilePool = Q4_0Tiles.isUseful && !dequantizeToFloat32 ? threadPool : nil
         let h = config.hiddenSize, vocab = config.vocabSize
         let needsEmbedding = parallelism.isFirstStage || (parallelism.isLastStage && config.resolvedTieWordEmbeddings)
-        let fullEmbedding = needsEmbedding ? try store.matrix("model.embed_tokens.weight", shape: [vocab, h]) : nil
+        let tiedHead = parallelism.isLastStage && config.resolvedTieWordEmbeddings
+        let fullEmbedding =
+            needsEmbedding
+            ? try store.matrix("model.embed_tokens.weight", shape: [vocab, h], tiles: tiedHead, unpackedTiles: tiedHead) : nil
         embedding = parallelism.isFirstStage ? fullEmbedding!.slicingRows(plan.vocabRange) : nil
         if parallelism.isLastStage {
             if config.resolvedTieWordEmbeddings {
                 lmHead = fullEmbedding!.slicingRows(plan.vocabRange)
             } else {
-                lmHead = try store.matrix("lm_head.weight", shape: [vocab, h]).slicingRows(plan.vocabRange)
+                lmHead = try store.matrix("lm_head.weight", shape: [vocab, h], unpackedTiles: true).slicingRows(plan.vocabRange)
             }
             finalNorm = try store.vector("model.norm.weight", count: h)
         } else {

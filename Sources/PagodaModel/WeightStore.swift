@@ -21,10 +21,10 @@ public final class WeightStore: @unchecked Sendable {
     /// copies as they are handed out — what Hugging Face transformers computes on when it loads a GGUF.
     public var dequantization: ThreadPool?
     private var quantized: [QuantizedWeights] = []
-    /// Q4_0 matrices' 16-row tile copies for batch-1 decode (`Q4_0Tiles`; kept alive here).
-    private var tiled: [Q4_0Tiles] = []
-    /// The pool Q4_0 tiles are packed on (nil: no tiles; batch-1 decode then reads the blocks in place).
-    public var q4_0TilePool: ThreadPool?
+    /// Tile copies made at load (`Q4_0Tiles`, `UnpackedTiles`; kept alive here).
+    private var tiled: [AnyObject] = []
+    /// The pool tile copies are packed on (nil: no tiles; the kernels then read the blocks in place).
+    public var tilePool: ThreadPool?
     private var files: [String: SafetensorsFile] = [:]
     private var location: [String: String] = [:]  // tensor name -> file name
     /// f16 tensors upcast to f32 (kept alive here).
@@ -96,8 +96,10 @@ public final class WeightStore: @unchecked Sendable {
     }
 
     /// A 2-D weight [rows, cols] checked against `shape` (quantized at load for the linear layers when
-    /// `quantization` is set).
-    public func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
+    /// `quantization` is set). Tile copies (with `tilePool`): Q4_0 matrices unless `tiles` is false (an embedding that
+    /// only serves lookups); other block types only with `unpackedTiles` (the LM head: its unpacked copy costs 1.25
+    /// bytes per weight, for the largest product of every decode step).
+    public func matrix(_ name: String, shape: [Int], tiles: Bool = true, unpackedTiles: Bool = false) throws -> WeightMatrix {
         var m = try storedMatrix(name, shape: shape)
         if let pool = dequantization, m.dtype.isQuantized { m = dequantized(m, pool: pool) }
         if let (type, pool) = quantization, shape.count == 2, !m.dtype.isQuantized, Self.isLinearLayer(name) {
@@ -109,8 +111,12 @@ public final class WeightStore: @unchecked Sendable {
             quantized.append(q)
             m = q.matrix
         }
-        if let pool = q4_0TilePool, m.dtype == .q4_0, shape.count == 2 {
+        if let pool = tilePool, tiles, m.dtype == .q4_0, shape.count == 2 {
             let t = Q4_0Tiles(packing: m, pool: pool)
+            tiled.append(t)
+            m = t.matrix
+        } else if let pool = tilePool, tiles, unpackedTiles, UnpackedTiles.isUseful(for: m.dtype), shape.count == 2 {
+            let t = UnpackedTiles(packing: m, pool: pool)
             tiled.append(t)
             m = t.matrix
         }

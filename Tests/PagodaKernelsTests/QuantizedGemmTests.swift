@@ -134,11 +134,11 @@ final class QuantizedGemmTests: XCTestCase {
         let k = 1056  // 33 blocks: a partial second 512-weight chunk, and padding to the activations' 64-weight rows
         let plain = QuantTestMatrix(dtype: .q4_0, rows: 53, cols: k, seed: 31)
         let tiles = Q4_0Tiles(packing: plain.matrix, pool: ThreadPool(threads: 2))
-        XCTAssertNotNil(tiles.matrix.q4_0Tiles)
-        XCTAssertNotNil(tiles.matrix.slicingRows(16..<53).q4_0Tiles)
-        XCTAssertNil(tiles.matrix.slicingRows(5..<30).q4_0Tiles)
-        XCTAssertNil(tiles.matrix.slicingColumns(0..<512).q4_0Tiles)
-        XCTAssertNotNil(tiles.matrix.slicingColumns(0..<k).q4_0Tiles)  // all columns (a TP 1 row-parallel shard)
+        XCTAssertNotNil(tiles.matrix.tiles)
+        XCTAssertNotNil(tiles.matrix.slicingRows(16..<53).tiles)
+        XCTAssertNil(tiles.matrix.slicingRows(5..<30).tiles)
+        XCTAssertNil(tiles.matrix.slicingColumns(0..<512).tiles)
+        XCTAssertNotNil(tiles.matrix.slicingColumns(0..<k).tiles)  // all columns (a TP 1 row-parallel shard)
         var rng = SeededRandom(8)
         for m in [1, 2, 3, 9, 21] {
             for threads in [1, 2] {
@@ -159,6 +159,33 @@ final class QuantizedGemmTests: XCTestCase {
             }
         }
         withExtendedLifetime(tiles) {}
+    }
+
+    /// Weights unpacked into tiles at load (`UnpackedTiles`) give the in-place kernel's floats exactly at m > 2 (the
+    /// same apply step on the same unpacked numbers), for the types with and without offsets, the paired and the
+    /// K-quant unpack, rows that are not whole tiles, and row slices that keep (from a tile's first row) or drop the
+    /// tiles; at m ≤ 2 the streaming kernels read the blocks as before.
+    func testUnpackedTilesMatchInPlace() throws {
+        guard QuantizedGemm.bestKernel == .avx512VNNI else { throw XCTSkip("the tile kernel needs AVX512-VNNI") }
+        let k = 1280  // five super-blocks: a partial second 512-weight chunk
+        var rng = SeededRandom(12)
+        for dtype in [WeightDType.q6_K, .q4_K, .q5_K, .q8_0, .q4_1] {
+            let plain = QuantTestMatrix(dtype: dtype, rows: 45, cols: k, seed: 41)
+            let tiles = UnpackedTiles(packing: plain.matrix, pool: ThreadPool(threads: 2))
+            XCTAssertNotNil(tiles.matrix.slicingRows(16..<45).tiles)
+            XCTAssertNil(tiles.matrix.slicingRows(3..<40).tiles)
+            for m in [1, 3, 9, 21] {
+                let x = rng.floats(m * k)
+                for range in [0..<45, 16..<45, 32..<40, 3..<40] {
+                    let inPlace = runQuantizedGemm(
+                        x: x, m: m, weight: plain.matrix.slicingRows(range), threads: 2, kernel: .avx512VNNI)
+                    let tiled = runQuantizedGemm(
+                        x: x, m: m, weight: tiles.matrix.slicingRows(range), threads: 2, kernel: .avx512VNNI)
+                    XCTAssertEqual(tiled, inPlace, "\(dtype) m=\(m) rows \(range)")
+                }
+            }
+            withExtendedLifetime(tiles) {}
+        }
     }
 
     /// Three products of one activation matrix in one call (q/k/v, gate/up), of different block types and row counts

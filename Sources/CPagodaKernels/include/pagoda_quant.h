@@ -77,4 +77,21 @@ void pagoda_q4_0_tiles_gemm(const void *tiles, int64_t rows, int64_t k, const in
                             const int32_t *xneg8, int64_t m, int64_t kp, int64_t t0, int64_t t1, float *out, int64_t ldo,
                             void *scratch);
 
+/// Block-quantized weights unpacked into 16-row tiles for batched products (a copy made at load): per tile, the codes
+/// of k_p = k rounded up to 64 columns in the tile kernel's lane-per-row layout (16 bytes per column), then k_p floats of
+/// per-16-weight scales, then (Q4_1, Q4_K, Q5_K) k_p floats of offsets. The apply step then runs without the per-call
+/// unpack and transpose, on the same numbers. Bytes of one tile:
+int64_t pagoda_qtiles_tile_bytes(int32_t type, int64_t k);
+
+/// Writes tiles t0 ..< t1 of a matrix of `type` at `w` (row stride `row_bytes`); scratch: pagoda_qgemm_scratch_bytes(0).
+/// Requires AVX512-VNNI.
+void pagoda_qtiles_pack(int32_t type, const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1,
+                        void *out, void *scratch);
+
+/// pagoda_qgemm_rows for rows 16·t0 ..< min(rows, 16·t1) read from unpacked tiles, the same floats; scratch:
+/// pagoda_qgemm_scratch_bytes(m). Requires AVX512-VNNI.
+void pagoda_qtiles_gemm(int32_t type, const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                        const float *xs16, const float *xs32, const float *xs1, const int32_t *xneg, int64_t m, int64_t kp,
+                        int64_t t0, int64_t t1, float *out, int64_t ldo, void *scratch);
+
 #endif
