@@ -1,7 +1,7 @@
-// One query row's attention over a block-paged float32 KV cache (PagedAttention.attendOne): scores q·k·scale for
-// every cached position, an exact-maximum softmax, then the weighted sum of the value rows. AVX-512 when the build
-// targets it and the head size is 16, 32, 64 or 128 floats (16 scores per pass, reduced together); the scalar loops
-// otherwise.
+// Attention of the query heads that share one KV head over a block-paged float32 KV cache (PagedAttention): scores
+// q·k·scale for every cached position, an exact-maximum softmax, then the weighted sum of the value rows. AVX-512 when
+// the build targets it and the head size is 16, 32, 64 or 128 floats (16 scores per pass, reduced together; up to four
+// heads per walk of the rows); the scalar loops otherwise.
 #include "CPagodaKernels.h"
 #include <math.h>
 #include <string.h>
@@ -62,70 +62,103 @@ static inline __m512 attention_reduce16(const __m512 part[16]) {
     return _mm512_permutexvar_ps(back, t);
 }
 
-/// NV = d / 16 vectors per head. Positions go 16 at a time: their row addresses first (one walk of the block table),
-/// then 16 dot products reduced into one vector of scores.
-__attribute__((always_inline)) static inline void attend_row_avx512(const int NV, const float *q, float *out,
-                                                                    int64_t context, const int32_t *table,
-                                                                    const float *keys, const float *values,
-                                                                    int64_t row_size, int64_t bs, float scale,
-                                                                    float *scores) {
-    __m512 qv[8];
-    for (int i = 0; i < NV; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
+/// NH ≤ 4 query heads of one KV head (NV = d / 16 vectors per head, NV · NH ≤ 16): each 16 positions' key rows are
+/// found once (one walk of the block table) and each position's value row is loaded once for all NH heads, whose
+/// NH · NV accumulators keep the FMA units busy where one head's NV chains waited on each other. Every head's
+/// arithmetic is the single-head order: scores by the halving-tree reduction, libm's expf in position order, one FMA
+/// chain per vector.
+__attribute__((always_inline)) static inline void attend_heads_avx512(const int NV, const int NH, const float *q,
+                                                                     float *out, int64_t context, const int32_t *table,
+                                                                     const float *keys, const float *values,
+                                                                     int64_t row_size, int64_t bs, float scale,
+                                                                     float *scores) {
     const __m512 vscale = _mm512_set1_ps(scale);
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    __m512 vmax[4];
+    for (int h = 0; h < NH; h++) vmax[h] = _mm512_set1_ps(-INFINITY);
     for (int64_t p0 = 0; p0 < context; p0 += 16) {
         const int n = context - p0 < 16 ? (int)(context - p0) : 16;
-        __m512 part[16];
+        const float *krow[16];
         int64_t blk = p0 / bs, off = p0 % bs;
-        for (int j = 0; j < 16; j++) {
-            if (j < n) {
-                const float *k = keys + ((int64_t)table[blk] * bs + off) * row_size;
-                if (++off == bs) off = 0, blk++;
-                __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
-                for (int i = 1; i < NV; i++) a = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k + 16 * i), a);
-                part[j] = a;
-            } else {
-                part[j] = _mm512_setzero_ps();
-            }
+        for (int j = 0; j < n; j++) {
+            krow[j] = keys + ((int64_t)table[blk] * bs + off) * row_size;
+            if (++off == bs) off = 0, blk++;
         }
+        for (int j = n; j < 16; j++) krow[j] = krow[0];  // past the context: computed, never stored
         const __mmask16 m = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
-        const __m512 s = _mm512_mul_ps(attention_reduce16(part), vscale);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, s);
-        _mm512_mask_storeu_ps(scores + p0, m, s);
+        for (int h = 0; h < NH; h++) {
+            const float *qh = q + 16 * NV * h;
+            __m512 part[16];
+            for (int j = 0; j < 16; j++) {
+                __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qh), _mm512_loadu_ps(krow[j]));
+                for (int i = 1; i < NV; i++) a = _mm512_fmadd_ps(_mm512_loadu_ps(qh + 16 * i), _mm512_loadu_ps(krow[j] + 16 * i), a);
+                part[j] = a;
+            }
+            const __m512 sc = _mm512_mul_ps(attention_reduce16(part), vscale);
+            vmax[h] = _mm512_mask_max_ps(vmax[h], m, vmax[h], sc);
+            _mm512_mask_storeu_ps(scores + h * context + p0, m, sc);
+        }
     }
-    // The softmax and the weighted sum in the scalar loop's order (libm's expf, one running sum, one FMA chain per
-    // vector): the same floats as before the kernel was vectorized, which the oracle tests' agreement rates rest on.
-    const float max_score = _mm512_reduce_max_ps(vmax);
-    float sum = 0;
-    for (int64_t p = 0; p < context; p++) {
-        scores[p] = expf(scores[p] - max_score);
-        sum += scores[p];
+    float inv[4];
+    for (int h = 0; h < NH; h++) {
+        float *sh = scores + h * context;
+        const float max_score = _mm512_reduce_max_ps(vmax[h]);
+        float sum = 0;
+        for (int64_t p = 0; p < context; p++) {
+            sh[p] = expf(sh[p] - max_score);
+            sum += sh[p];
+        }
+        inv[h] = 1.0f / sum;
     }
-    const float inv = 1.0f / sum;
-    __m512 acc[8];
-    for (int i = 0; i < NV; i++) acc[i] = _mm512_setzero_ps();
+    __m512 acc[4][8];
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < NV; i++) acc[h][i] = _mm512_setzero_ps();
     int64_t blk = 0, off = 0;
     for (int64_t p = 0; p < context; p++) {
         const float *v = values + ((int64_t)table[blk] * bs + off) * row_size;
         if (++off == bs) off = 0, blk++;
-        const __m512 w = _mm512_set1_ps(scores[p] * inv);
-        for (int i = 0; i < NV; i++) acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(v + 16 * i), acc[i]);
+        __m512 vv[8];
+        for (int i = 0; i < NV; i++) vv[i] = _mm512_loadu_ps(v + 16 * i);
+        for (int h = 0; h < NH; h++) {
+            const __m512 w = _mm512_set1_ps(scores[h * context + p] * inv[h]);
+            for (int i = 0; i < NV; i++) acc[h][i] = _mm512_fmadd_ps(w, vv[i], acc[h][i]);
+        }
     }
-    for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, acc[i]);
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * NV * h + 16 * i, acc[h][i]);
 }
 #endif
 
-void pagoda_attend_row(const float *q, float *out, int64_t context, const int32_t *table, const float *keys,
-                       const float *values, int64_t row_size, int64_t block_size, int64_t head_dim, float scale,
-                       float *scores) {
+#define ATTEND_HEADS(NV, NH) attend_heads_avx512(NV, NH, q, out, context, table, keys, values, row_size, block_size, scale, scores)
+#define ATTEND_HEAD_COUNTS(NV)    \
+    switch (nh) {                 \
+    case 1: ATTEND_HEADS(NV, 1); break; \
+    case 2: ATTEND_HEADS(NV, 2); break; \
+    case 3: ATTEND_HEADS(NV, 3); break; \
+    default: ATTEND_HEADS(NV, 4); break; \
+    }
+
+void pagoda_attend_heads(const float *q, float *out, int64_t heads, int64_t context, const int32_t *table,
+                         const float *keys, const float *values, int64_t row_size, int64_t block_size, int64_t head_dim,
+                         float scale, float *scores) {
 #if defined(__AVX512F__)
-    switch (head_dim) {
-    case 16: attend_row_avx512(1, q, out, context, table, keys, values, row_size, block_size, scale, scores); return;
-    case 32: attend_row_avx512(2, q, out, context, table, keys, values, row_size, block_size, scale, scores); return;
-    case 64: attend_row_avx512(4, q, out, context, table, keys, values, row_size, block_size, scale, scores); return;
-    case 128: attend_row_avx512(8, q, out, context, table, keys, values, row_size, block_size, scale, scores); return;
-    default: break;
+    if (head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128) {
+        const int64_t most = head_dim == 128 ? 2 : 4;  // NV · NH ≤ 16 accumulators
+        for (int64_t h0 = 0; h0 < heads; h0 += most, q += most * head_dim, out += most * head_dim) {
+            const int nh = (int)(heads - h0 < most ? heads - h0 : most);
+            switch (head_dim) {
+            case 16: ATTEND_HEAD_COUNTS(1) break;
+            case 32: ATTEND_HEAD_COUNTS(2) break;
+            case 64: ATTEND_HEAD_COUNTS(4) break;
+            default:
+                if (nh == 1) ATTEND_HEADS(8, 1);
+                else ATTEND_HEADS(8, 2);
+                break;
+            }
+        }
+        return;
     }
 #endif
-    attend_row_scalar(q, out, context, table, keys, values, row_size, block_size, head_dim, scale, scores);
+    for (int64_t h = 0; h < heads; h++)
+        attend_row_scalar(q + h * head_dim, out + h * head_dim, context, table, keys, values, row_size, block_size,
+                          head_dim, scale, scores);
 }

@@ -43,46 +43,39 @@ public enum PagedAttention {
         }
     }
 
+    /// Floats of `scores` scratch `run` needs per pool thread and position of context.
+    public static let scoresPerPosition = 4
+
     /// out[t, h·headDim ..< (h+1)·headDim] = softmax(q·Kᵀ·scale) · V for every token and head.
     /// - q: [count, ldq], head h at h·headDim. out: [count, numHeads × headDim].
     /// - tokenRequest: [count] request index of each token; positions: [count].
-    /// - scores: scratch of at least `pool.threads × maxContext` floats.
+    /// - scores: scratch of at least `pool.threads × scoresPerPosition × maxContext` floats.
+    /// Work goes over the pool by (token, KV head): the query heads of one KV head are computed together (`pagoda_attend_heads`).
     public static func run(
         q: UnsafePointer<Float>, ldq: Int, out: UnsafeMutablePointer<Float>, count: Int,
         positions: UnsafePointer<Int32>, tokenRequest: UnsafePointer<Int32>, blockTables: [[Int32]],
         keyCache: UnsafePointer<Float>, valueCache: UnsafePointer<Float>, layout: Layout,
         scores: UnsafeMutablePointer<Float>, maxContext: Int, pool: ThreadPool
     ) {
-        let pairs = count * layout.numHeads
-        let workers = min(pool.threads, pairs)
+        let perGroup = layout.queriesPerKVHead
+        let groups = (layout.numHeads + perGroup - 1) / perGroup
+        let units = count * groups
+        let workers = min(pool.threads, units)
+        let d = layout.headDim
         pool.parallelFor(workers) { w in
-            let s = scores + w * maxContext
-            var pair = w
-            while pair < pairs {
-                let t = pair / layout.numHeads
-                let h = pair % layout.numHeads
+            let s = scores + w * scoresPerPosition * maxContext
+            var unit = w
+            while unit < units {
+                let t = unit / groups, g = unit % groups
+                let h0 = g * perGroup, heads = min(layout.numHeads, h0 + perGroup) - h0
                 blockTables[Int(tokenRequest[t])].withUnsafeBufferPointer { table in
-                    attendOne(
-                        q: q + t * ldq + h * layout.headDim, out: out + (t * layout.numHeads + h) * layout.headDim,
-                        contextLen: Int(positions[t]) + 1, table: table.baseAddress!,
-                        kvHead: h / layout.queriesPerKVHead, keyCache: keyCache, valueCache: valueCache,
-                        layout: layout, scores: s)
+                    pagoda_attend_heads(
+                        q + t * ldq + h0 * d, out + (t * layout.numHeads + h0) * d, Int64(heads), Int64(positions[t]) + 1,
+                        table.baseAddress!, keyCache + g * d, valueCache + g * d, Int64(layout.numKVHeads * d),
+                        Int64(layout.blockSize), Int64(d), layout.scale, s)
                 }
-                pair += workers
+                unit += workers
             }
         }
-    }
-
-    /// One (token, head) pair: the C kernel (vectorized for the usual head sizes), its KV head's rows.
-    @inline(__always)
-    static func attendOne(
-        q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, contextLen: Int, table: UnsafePointer<Int32>,
-        kvHead: Int, keyCache: UnsafePointer<Float>, valueCache: UnsafePointer<Float>, layout: Layout,
-        scores: UnsafeMutablePointer<Float>
-    ) {
-        let d = layout.headDim
-        pagoda_attend_row(
-            q, out, Int64(contextLen), table, keyCache + kvHead * d, valueCache + kvHead * d,
-            Int64(layout.numKVHeads * d), Int64(layout.blockSize), Int64(d), layout.scale, scores)
     }
 }

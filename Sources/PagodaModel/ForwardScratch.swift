@@ -12,7 +12,7 @@ import PagodaKernels
 /// | gate, up | [N, I] |
 /// | ropeCos, ropeSin | [N, headDim/2] |
 /// | routerLogits | [N, E];  routedExperts / routedWeights [N, K];  expertTokens / expertWeights [E, N] |
-/// | scores | [threads, maxContext] |
+/// | scores | [threads, PagedAttention.scoresPerPosition × maxContext] |
 /// | finalRows [S, H]; logitsShard [S, vocabShard]; gathered [tp, S, vocabShard] |
 final class ForwardScratch {
     let residual = AlignedBuffer<Float>(), hidden = AlignedBuffer<Float>(), normed = AlignedBuffer<Float>()
@@ -75,7 +75,7 @@ final class ForwardScratch {
         }
         if maxContext > context {
             context = maxContext
-            scores.reserve(maxContext * dims.threads)
+            scores.reserve(PagedAttention.scoresPerPosition * maxContext * dims.threads)
         }
     }
 }

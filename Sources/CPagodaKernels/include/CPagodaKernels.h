@@ -20,12 +20,14 @@ void pagoda_gemm_bf16_rows(const uint16_t *x, int64_t m, int64_t k, const uint16
 /// out[i] = silu(gate[i]) · up[i] = gate[i] / (1 + e^−gate[i]) · up[i] for i < count (SwiGLU); out may be gate.
 void pagoda_silu_mul(const float *gate, const float *up, float *out, int64_t count);
 
-/// One query row's attention over a block-paged float32 cache: out[0 ..< head_dim] = softmax(q·kᵀ·scale) · v over
-/// positions 0 ..< context, position p read at cache row table[p / block_size] · block_size + p % block_size of `keys`
-/// and `values` (each already offset to the row's KV head; rows row_size floats apart). scores: scratch of `context`
-/// floats. AVX-512 for head_dim 16, 32, 64 and 128; scalar otherwise.
-void pagoda_attend_row(const float *q, float *out, int64_t context, const int32_t *table, const float *keys,
-                       const float *values, int64_t row_size, int64_t block_size, int64_t head_dim, float scale,
-                       float *scores);
+/// Attention of `heads` consecutive query heads that share one KV head, over a block-paged float32 cache: for head h,
+/// out[h·head_dim ..< (h+1)·head_dim] = softmax(q_h·kᵀ·scale) · v over positions 0 ..< context, position p read at
+/// cache row table[p / block_size] · block_size + p % block_size of `keys` and `values` (each already offset to the
+/// KV head; rows row_size floats apart); q_h at q + h·head_dim. scores: scratch of heads × context floats. AVX-512
+/// for head_dim 16, 32, 64 and 128 (up to 4 heads per pass over the rows); scalar otherwise. Each head's floats are
+/// the same whatever the grouping.
+void pagoda_attend_heads(const float *q, float *out, int64_t heads, int64_t context, const int32_t *table,
+                         const float *keys, const float *values, int64_t row_size, int64_t block_size, int64_t head_dim,
+                         float scale, float *scores);
 
 #endif
