@@ -153,7 +153,25 @@ final class KVBlockServer: @unchecked Sendable {
             logger.warning("refused a KV reader (\(KVTransferSocket.peerDescription(fd))): \(error)")
             return
         }
-        while serveOne(fd).reusable && waitForNextRequest(fd) {}
+        while serveOnFreshThread(fd) && waitForNextRequest(fd) {}
+    }
+
+    /// `serveOne` on a thread started for this read; returns whether the connection is reusable. As
+    /// before connections were kept open (a thread per connection then), each read's sender starts afresh,
+    /// and the kernel places a new thread on the least busy CPU, where a long-lived one woken by its
+    /// reader's request may be kept on the reader's CPU (the stream's two copies then take turns on one).
+    /// A thread start costs tens of microseconds against milliseconds for a read.
+    private func serveOnFreshThread(_ fd: Int32) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        let result = ReusableFlag()
+        let t = Thread { [self] in
+            result.value = serveOne(fd).reusable
+            done.signal()
+        }
+        t.name = "pagoda-kv-send"
+        t.start()
+        done.wait()  // serveOne ends by its own deadlines
+        return result.value
     }
 
     /// Waits until the reader sends its next request (true), or closes the connection, stays silent for
@@ -306,4 +324,10 @@ final class KVBlockServer: @unchecked Sendable {
         }
         return nil
     }
+}
+
+/// The outcome a read's thread hands back to its connection's thread (written before the semaphore is
+/// signalled, read after the wait).
+private final class ReusableFlag: @unchecked Sendable {
+    var value = false
 }
