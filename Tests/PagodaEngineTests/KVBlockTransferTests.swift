@@ -208,6 +208,14 @@ final class KVBlockTransferTests: XCTestCase {
         XCTAssertEqual(try read("r2"), bytes)
         XCTAssertEqual(pool.count, 1, "the second read reused the first read's connection")
         assertEveryHoldEnded([server], "r2")
+        // A reader proving another secret gets none of the pooled connections: it shakes hands, and fails.
+        server.hold("w", blockIds: remote, timeoutSeconds: 5)
+        XCTAssertThrowsError(
+            try KVBlockFetcher.fetchPart(
+                host: "127.0.0.1", part: part, requestId: "w", remoteBlockIds: remote, localBlockIds: [3, 4], into: consumer,
+                secret: PeerSecret.random(), connectTimeout: 2, transferTimeout: 5, sameHostCopy: false, pool: pool)
+        ) { XCTAssertTrue("\($0)".contains("authentication"), "\($0)") }
+        XCTAssertEqual(pool.count, 1)
         usleep(600_000)  // the producer closes the idle connection
         XCTAssertEqual(try read("r3"), bytes)
         XCTAssertEqual(pool.count, 1)

@@ -124,11 +124,11 @@ enum KVBlockFetcher {
                 into: storage, deadline: start + transferTimeout, sameHostCopy: sameHostCopy, layers: layers,
                 connections: connections, replied: &replied)
         }
-        if let pool, let fd = pool.take(host: host, port: part.port) {
+        if let pool, let fd = pool.take(host: host, port: part.port, secret: secret) {
             var replied = false
             do {
                 let bytes = try read(fd, &replied)
-                pool.put(fd, host: host, port: part.port)
+                pool.put(fd, host: host, port: part.port, secret: secret)
                 return bytes
             } catch {
                 close(fd)
@@ -142,7 +142,7 @@ enum KVBlockFetcher {
                 throw KVTransferSocket.Failure(description: "authentication with the producer failed: \(error)")
             }
             let bytes = try read(fd, &replied)
-            if let pool { pool.put(fd, host: host, port: part.port) } else { close(fd) }
+            if let pool { pool.put(fd, host: host, port: part.port, secret: secret) } else { close(fd) }
             return bytes
         } catch {
             close(fd)

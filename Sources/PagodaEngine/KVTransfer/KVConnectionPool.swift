@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 
 #if canImport(Glibc)
 import Glibc
@@ -29,25 +30,31 @@ final class KVConnectionPool: @unchecked Sendable {
         var since: Date
     }
 
+    /// A producer rank, and the secret its connections were authenticated with (a read proving another
+    /// secret never gets one of them).
+    private struct Peer: Hashable {
+        var host: String
+        var port: Int
+        var secret: [UInt8]
+    }
+
     private let lock = NSLock()
     // Guarded by `lock`:
-    private var idle: [String: [Idle]] = [:]
+    private var idle: [Peer: [Idle]] = [:]
 
     init(maxIdleSeconds: Double = 30, maxIdlePerPeer: Int = 8) {
         self.maxIdleSeconds = maxIdleSeconds
         self.maxIdlePerPeer = maxIdlePerPeer
     }
 
-    private static func key(_ host: String, _ port: Int) -> String { "\(host):\(port)" }
-
-    /// An open, authenticated connection to `host:port` whose peer has not closed it, or nil.
-    func take(host: String, port: Int) -> Int32? {
+    /// An open connection to `host:port`, authenticated with `secret`, whose peer has not closed it, or nil.
+    func take(host: String, port: Int, secret: PeerSecret) -> Int32? {
         let now = Date()
         var stale: [Int32] = []
         defer { for fd in stale { close(fd) } }
         lock.lock()
         defer { lock.unlock() }
-        let k = Self.key(host, port)
+        let k = Peer(host: host, port: port, secret: secret.key)
         while var list = idle[k], let last = list.popLast() {
             idle[k] = list.isEmpty ? nil : list
             if now.timeIntervalSince(last.since) > maxIdleSeconds || !Self.looksOpen(last.fd) {
@@ -59,14 +66,14 @@ final class KVConnectionPool: @unchecked Sendable {
         return nil
     }
 
-    /// Gives back `fd`, a connection to `host:port` whose last read ended cleanly.
+    /// Gives back `fd`, a connection to `host:port` authenticated with `secret` whose last read ended cleanly.
     /// Connections to other peers idle for longer than `maxIdleSeconds` are closed on the way (a producer
     /// no longer read from leaves nothing open here).
-    func put(_ fd: Int32, host: String, port: Int) {
+    func put(_ fd: Int32, host: String, port: Int, secret: PeerSecret) {
         let now = Date()
         var closing: [Int32] = []
         lock.lock()
-        let k = Self.key(host, port)
+        let k = Peer(host: host, port: port, secret: secret.key)
         for (other, list) in idle where other != k {
             let (old, fresh) = (
                 list.filter { now.timeIntervalSince($0.since) > maxIdleSeconds },
@@ -92,7 +99,7 @@ final class KVConnectionPool: @unchecked Sendable {
     func closeAll(host: String? = nil, port: Int? = nil) {
         lock.lock()
         var fds: [Int32] = []
-        for (k, list) in idle where host == nil || k == Self.key(host!, port ?? 0) {
+        for (k, list) in idle where host == nil || (k.host == host && (port == nil || k.port == port)) {
             fds += list.map(\.fd)
             idle[k] = nil
         }
