@@ -93,6 +93,10 @@ enum KVBlockFetcher {
         return total
     }
 
+    /// The staging buffer of a re-slicing stream read (bytes): a layer's K or V is received in pieces of
+    /// this size, each scattered while it is still in L2 (and the buffer stays small for long prompts).
+    static let stagingBytes = 256 << 10
+
     /// Connections per producer rank when the configuration names none: two per transfer, split over the
     /// ranks that give heads (2 from a TP 1 producer, 1 each from TP 2 or more). Measured on 2 CPUs: two
     /// threads copying beat one, and more than two only contended (Benchmarks/pd-disagg/RESULTS.md, run 4).
@@ -197,7 +201,7 @@ enum KVBlockFetcher {
         defer { iov.deallocate() }
         // Some of this cache's heads per token: received in L2-sized pieces into staging, each scattered from
         // cache before the next (see `KVBlockSlices.scatter`).
-        let stagingBytes = min(slices.bytesPerLayerHalf, KVStagedCopy.scratchBytes)
+        let stagingBytes = min(slices.bytesPerLayerHalf, Self.stagingBytes)
         let staging: UnsafeMutableRawPointer? = slices.isWholeBlocks ? nil : .allocate(byteCount: max(1, stagingBytes), alignment: 64)
         defer { staging?.deallocate() }
         for layer in layers {

@@ -93,9 +93,9 @@ enum KVSameHostCopy {
     /// The kernel pins the producer's pages once per remote segment, so the plan (`KVCopyPlan`) visits the
     /// blocks in the producer's address order, where adjacent ones merge into one segment; the local side
     /// takes each token's heads straight into place (a consumer holding more heads than this rank gives):
-    /// `process_vm_readv` scatters on both sides. When the consumer takes only some of each token's heads,
-    /// the copy goes through an L2-sized scratch instead (`KVStagedCopy`): one large kernel copy per chunk,
-    /// then small copies from cache.
+    /// `process_vm_readv` scatters on both sides, so no staging copy is needed. (A copy staged through an
+    /// L2-sized scratch, one kernel copy per run of blocks and the heads scattered from cache, measured
+    /// 10-20 % slower for a TP 2 producer on a machine with one of two CPUs busy: Benchmarks/pd-disagg/RESULTS.md.)
     static func read(
         _ offer: Offer, into storage: KVBlockStorage, remoteBlockIds: [Int], localBlockIds: [Int], heads: Range<Int>,
         layers: Range<Int>? = nil
@@ -108,20 +108,6 @@ enum KVSameHostCopy {
         let plan = KVCopyPlan(
             source: RemoteKVLayout(offer, like: storage), target: storage, sourceBlockIds: remoteBlockIds, targetBlockIds: localBlockIds,
             heads: heads)
-        if KVStagedCopy.applies(to: plan) {
-            // Some heads of each token: through an L2-sized scratch (`KVStagedCopy`).
-            let staged = KVStagedCopy(plan: plan)
-            let scratch = UnsafeMutableRawPointer.allocate(byteCount: KVStagedCopy.scratchBytes, alignment: 64)
-            defer { scratch.deallocate() }
-            for layer in layers {
-                for value in [false, true] {
-                    try staged.copy(layer: layer, value: value, pid: offer.pid, scratch: scratch) { pid, l, nl, r, nr in
-                        readv(pid, l, nl, r, nr, 0)
-                    }
-                }
-            }
-            return 2 * layers.count * plan.target.bytesPerLayerHalf
-        }
         let liov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.maxTargetSegments))
         let riov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, plan.maxSourceSegments))
         let sink = UnsafeMutableRawPointer.allocate(byteCount: KVCopyPlan.maxGapBytes, alignment: 64)
