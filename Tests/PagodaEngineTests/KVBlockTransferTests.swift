@@ -180,4 +180,50 @@ final class KVBlockTransferTests: XCTestCase {
         XCTAssertEqual(held, 0)
         XCTAssertEqual(stats.sendTimeouts, 1)
     }
+
+    /// Consecutive reads from one producer rank share one authenticated connection (`KVConnectionPool`);
+    /// a pooled connection the producer closed (its idle time ran out) is replaced by a fresh one, and one
+    /// to a producer that stopped ends in an error, not a wait.
+    func testReadsReuseAPooledConnectionAndReplaceOneTheProducerClosed() throws {
+        let remote = [1, 2]
+        let a = arena(rank: 0, tp: 1)
+        a.fillPattern(blocks: remote)
+        let server = try KVBlockServer(host: "127.0.0.1", port: 0, ioTimeoutSeconds: 5, secret: secret, idleSeconds: 0.3)
+        server.start(storage: a)
+        let pool = KVConnectionPool()
+        let consumer = arena(rank: 0, tp: 1)
+        let part = KVBlockFetcher.Part(port: server.port, heads: 0..<heads)
+        func read(_ id: String) throws -> Int {
+            server.hold(id, blockIds: remote, timeoutSeconds: 5)
+            consumer.zero(blocks: [3, 4])
+            let n = try KVBlockFetcher.fetchPart(
+                host: "127.0.0.1", part: part, requestId: id, remoteBlockIds: remote, localBlockIds: [3, 4], into: consumer,
+                secret: secret, connectTimeout: 2, transferTimeout: 5, sameHostCopy: false, pool: pool)
+            XCTAssertNil(consumer.firstPatternMismatch(blocks: [3, 4], sourceBlocks: remote))
+            return n
+        }
+        let bytes = 2 * layers * remote.count * blockSize * heads * headDim * 4
+        XCTAssertEqual(try read("r1"), bytes)
+        XCTAssertEqual(pool.count, 1)
+        XCTAssertEqual(try read("r2"), bytes)
+        XCTAssertEqual(pool.count, 1, "the second read reused the first read's connection")
+        assertEveryHoldEnded([server], "r2")
+        // A reader proving another secret gets none of the pooled connections: it shakes hands, and fails.
+        server.hold("w", blockIds: remote, timeoutSeconds: 5)
+        XCTAssertThrowsError(
+            try KVBlockFetcher.fetchPart(
+                host: "127.0.0.1", part: part, requestId: "w", remoteBlockIds: remote, localBlockIds: [3, 4], into: consumer,
+                secret: PeerSecret.random(), connectTimeout: 2, transferTimeout: 5, sameHostCopy: false, pool: pool)
+        ) { XCTAssertTrue("\($0)".contains("authentication"), "\($0)") }
+        XCTAssertEqual(pool.count, 1)
+        usleep(600_000)  // the producer closes the idle connection
+        XCTAssertEqual(try read("r3"), bytes)
+        XCTAssertEqual(pool.count, 1)
+        server.shutdown()
+        usleep(300_000)
+        let t0 = Date()
+        XCTAssertThrowsError(try read("r4"))
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 3)
+        XCTAssertEqual(pool.count, 0)
+    }
 }

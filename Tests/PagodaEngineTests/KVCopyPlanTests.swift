@@ -1,4 +1,5 @@
 import Foundation
+import PagodaDistributed
 import XCTest
 
 @testable import PagodaEngine
@@ -115,5 +116,47 @@ final class KVCopyPlanTests: XCTestCase {
             XCTAssertEqual(consumer.kvBlockPointer(layer: 2, block: local[0], value: true)[wanted.lowerBound * headDim], 0)
             XCTAssertNotEqual(consumer.kvBlockPointer(layer: 1, block: local[0], value: false)[wanted.lowerBound * headDim], 0)
         }
+    }
+
+    /// A TP 2 producer's blocks into one consumer rank at a real model's block size, more bytes per layer
+    /// than the stream's staging buffer holds (some source runs with gaps read through): every head lands
+    /// where the producer's pattern says, by same-host copy and over the TCP stream (received in pieces).
+    func testALargeReslicingReadPutsEveryHeadInPlace() throws {
+        try XCTSkipIf(KVSameHostCopy.local == nil, "no /proc identity here")
+        let (layers, blockSize, heads, headDim, blocks) = (2, 16, 4, 64, 160)
+        func big(rank: Int, tp: Int) -> KVBlockArena {
+            KVBlockArena(
+                numLayers: layers, numBlocks: blocks, blockSize: blockSize, numKVHeads: heads, headDim: headDim, tpRank: rank, tpSize: tp)
+        }
+        var rng = SystemRandomNumberGenerator()
+        // 70 blocks of 8 KiB per producer rank (560 KiB per layer half): runs, short gaps and long ones.
+        let remote = Array(0..<blocks).shuffled(using: &rng).prefix(70).map { $0 }
+        let local = Array(0..<blocks).shuffled(using: &rng).prefix(70).map { $0 }
+        XCTAssertGreaterThan(remote.count * blockSize * 2 * headDim * 4, 2 * KVBlockFetcher.stagingBytes)
+        let producers = [big(rank: 0, tp: 2), big(rank: 1, tp: 2)]
+        for p in producers { p.fillPattern(blocks: remote) }
+        let consumer = big(rank: 0, tp: 1)
+        for (r, p) in producers.enumerated() {
+            let bytes = try KVSameHostCopy.read(
+                KVSameHostCopy.offer(p), into: consumer, remoteBlockIds: remote, localBlockIds: local, heads: (2 * r)..<(2 * r + 2))
+            XCTAssertEqual(bytes, 2 * layers * remote.count * blockSize * 2 * headDim * 4)
+        }
+        XCTAssertNil(consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote))
+
+        // The same over the TCP stream.
+        let secret = PeerSecret.random()
+        let servers = try producers.map { p -> KVBlockServer in
+            let s = try KVBlockServer(host: "127.0.0.1", port: 0, ioTimeoutSeconds: 5, secret: secret)
+            s.start(storage: p)
+            s.hold("big", blockIds: remote, timeoutSeconds: 5)
+            return s
+        }
+        defer { for s in servers { s.shutdown() } }
+        consumer.zero(blocks: local)
+        let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
+        _ = try KVBlockFetcher.fetch(
+            host: "127.0.0.1", parts: parts, requestId: "big", remoteBlockIds: remote, localBlockIds: local, into: consumer,
+            secret: secret, connectTimeout: 2, transferTimeout: 10, sameHostCopy: false, pool: nil)
+        XCTAssertNil(consumer.firstPatternMismatch(blocks: local, sourceBlocks: remote))
     }
 }

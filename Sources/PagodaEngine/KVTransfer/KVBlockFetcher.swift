@@ -55,7 +55,7 @@ enum KVBlockFetcher {
     static func fetch(
         host: String, parts: [Part], requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
         into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true,
-        connectionsPerRank: Int = 1
+        connectionsPerRank: Int = 1, pool: KVConnectionPool? = .shared
     ) throws -> Int {
         precondition(remoteBlockIds.count == localBlockIds.count)
         // (part index, layers, connections of that part): a part that reads no head ends its hold in one.
@@ -68,7 +68,7 @@ enum KVBlockFetcher {
             try fetchPart(
                 host: host, part: parts[job.part], requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
                 into: storage, secret: secret, connectTimeout: connectTimeout, transferTimeout: transferTimeout, sameHostCopy: sameHostCopy,
-                layers: job.layers, connections: job.connections)
+                layers: job.layers, connections: job.connections, pool: pool)
         }
         if jobs.count == 1 { return try run(jobs[0]) }
         let results = PartResults(count: jobs.count)
@@ -93,6 +93,10 @@ enum KVBlockFetcher {
         return total
     }
 
+    /// The staging buffer of a re-slicing stream read (bytes): a layer's K or V is received in pieces of
+    /// this size, each scattered while it is still in L2 (and the buffer stays small for long prompts).
+    static let stagingBytes = 256 << 10
+
     /// Connections per producer rank when the configuration names none: two per transfer, split over the
     /// ranks that give heads (2 from a TP 1 producer, 1 each from TP 2 or more). Measured on 2 CPUs: two
     /// threads copying beat one, and more than two only contended (Benchmarks/pd-disagg/RESULTS.md, run 4).
@@ -107,31 +111,66 @@ enum KVBlockFetcher {
     }
 
     /// Reads `layers` of one producer rank's part straight into the local blocks, over one of the
-    /// `connections` that together read that rank.
+    /// `connections` that together read that rank. The connection comes from `pool` when it holds an open
+    /// one to that rank (no connect, no handshake) and goes back to it after a clean read; a pooled
+    /// connection the producer closed before answering (it restarted, or its idle time ran out) is dropped
+    /// and a fresh one dialed. Every other failure closes the connection and is thrown.
     static func fetchPart(
         host: String, part: Part, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int],
         into storage: KVBlockStorage, secret: PeerSecret, connectTimeout: Double, transferTimeout: Double, sameHostCopy: Bool = true,
-        layers: Range<Int>? = nil, connections: Int = 1
+        layers: Range<Int>? = nil, connections: Int = 1, pool: KVConnectionPool? = .shared
     ) throws -> Int {
         let layers = layers ?? 0..<storage.kvNumLayers
         let start = Date()
-        let fd = try KVTransferSocket.connect(host: host, port: part.port, deadline: start + connectTimeout)
-        defer { close(fd) }
-        do { try PeerAuthentication.connect(fd: fd, secret: secret, timeout: connectTimeout) } catch {
-            throw KVTransferSocket.Failure(description: "authentication with the producer failed: \(error)")
+        func read(_ fd: Int32, _ replied: inout Bool) throws -> Int {
+            try readPart(
+                fd: fd, part: part, requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
+                into: storage, deadline: start + transferTimeout, sameHostCopy: sameHostCopy, layers: layers,
+                connections: connections, replied: &replied)
         }
-        return try readPart(
-            fd: fd, part: part, requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds,
-            into: storage, deadline: start + transferTimeout, sameHostCopy: sameHostCopy, layers: layers,
-            connections: connections)
+        if let pool, let fd = pool.take(host: host, port: part.port, secret: secret) {
+            var replied = false
+            do {
+                let bytes = try read(fd, &replied)
+                pool.put(fd, host: host, port: part.port, secret: secret)
+                return bytes
+            } catch {
+                close(fd)
+                if replied { throw error }
+            }
+        }
+        let fd = try KVTransferSocket.connect(host: host, port: part.port, deadline: start + connectTimeout)
+        var replied = false
+        do {
+            do { try PeerAuthentication.connect(fd: fd, secret: secret, timeout: connectTimeout) } catch {
+                throw KVTransferSocket.Failure(description: "authentication with the producer failed: \(error)")
+            }
+            let bytes = try read(fd, &replied)
+            if let pool { pool.put(fd, host: host, port: part.port, secret: secret) } else { close(fd) }
+            return bytes
+        } catch {
+            close(fd)
+            throw error
+        }
     }
 
     /// One part's read on `fd`, a connection to a producer rank the deployment's secret authenticated:
     /// sends the request for `layers` (all when nil; one of `connections` reading the part), checks the reply
-    /// and takes the blocks as it offers (same-host copy or stream).
+    /// and takes the blocks as it offers (same-host copy or stream). `replied` is set once the producer's
+    /// reply has arrived (a failure before it, on a pooled connection, means the producer had closed it).
     static func readPart(
         fd: Int32, part: Part, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int], into storage: KVBlockStorage,
         deadline: Date, sameHostCopy: Bool, layers: Range<Int>? = nil, connections: Int = 1
+    ) throws -> Int {
+        var replied = false
+        return try readPart(
+            fd: fd, part: part, requestId: requestId, remoteBlockIds: remoteBlockIds, localBlockIds: localBlockIds, into: storage,
+            deadline: deadline, sameHostCopy: sameHostCopy, layers: layers, connections: connections, replied: &replied)
+    }
+
+    static func readPart(
+        fd: Int32, part: Part, requestId: String, remoteBlockIds: [Int], localBlockIds: [Int], into storage: KVBlockStorage,
+        deadline: Date, sameHostCopy: Bool, layers: Range<Int>?, connections: Int, replied: inout Bool
     ) throws -> Int {
         let layers = layers ?? 0..<storage.kvNumLayers
         let request = KVBlockReadRequest(
@@ -141,6 +180,7 @@ enum KVBlockFetcher {
             connections: connections)
         try KVTransferSocket.sendMessage(fd, request, deadline: deadline)
         let reply = try KVTransferSocket.receiveMessage(fd, KVBlockReadReply.self, deadline: deadline)
+        replied = true
         guard reply.ok else {
             throw KVTransferSocket.Failure(description: "the producer refused: \(reply.error ?? "no reason given")")
         }
@@ -159,16 +199,22 @@ enum KVBlockFetcher {
         let slices = KVBlockSlices(storage: storage, blockIds: localBlockIds, headStart: part.heads.lowerBound, headCount: part.heads.count)
         let iov = UnsafeMutablePointer<iovec>.allocate(capacity: max(1, slices.maxSegments))
         defer { iov.deallocate() }
-        // Some of this cache's heads per token: one large receive into staging, then scattered (see `scatter`).
-        let staging: UnsafeMutableRawPointer? =
-            slices.isWholeBlocks ? nil : .allocate(byteCount: max(1, slices.bytesPerLayerHalf), alignment: 64)
+        // Some of this cache's heads per token: received in L2-sized pieces into staging, each scattered from
+        // cache before the next (see `KVBlockSlices.scatter`).
+        let stagingBytes = min(slices.bytesPerLayerHalf, Self.stagingBytes)
+        let staging: UnsafeMutableRawPointer? = slices.isWholeBlocks ? nil : .allocate(byteCount: max(1, stagingBytes), alignment: 64)
         defer { staging?.deallocate() }
         for layer in layers {
             for value in [false, true] {
                 let n = slices.segments(layer: layer, value: value, into: iov)
                 if let staging {
-                    try KVTransferSocket.recv(fd, staging, slices.bytesPerLayerHalf, deadline: deadline)
-                    KVBlockSlices.scatter(staging, to: iov, n)
+                    var (left, next) = (slices.bytesPerLayerHalf, 0)
+                    while left > 0 {
+                        let piece = min(left, stagingBytes)
+                        try KVTransferSocket.recv(fd, staging, piece, deadline: deadline)
+                        KVBlockSlices.scatter(staging, piece, to: iov, n, from: &next)
+                        left -= piece
+                    }
                 } else {
                     try KVTransferSocket.recvv(fd, iov, n, deadline: deadline)
                 }

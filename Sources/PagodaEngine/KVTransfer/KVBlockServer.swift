@@ -7,7 +7,9 @@ import Glibc
 #endif
 
 /// The producer side of the TCP connector: holds finished requests' blocks for their readers and serves
-/// them over TCP (one read per request, one connection per read, a thread per connection).
+/// them over TCP (one read per request, a thread per connection). A consumer keeps its authenticated
+/// connections open between reads (`KVConnectionPool`): a connection serves one read after another, and
+/// is closed after `idleSeconds` without a request, on any I/O error, and at `shutdown`.
 ///
 /// A request is readable from `hold` until it is read once (over one connection, or over several that each
 /// read a range of layers) or its hold expires; either way it moves to
@@ -45,6 +47,9 @@ final class KVBlockServer: @unchecked Sendable {
     private var sameHostReads = 0
     private var acceptThread: Thread?
     private let ioTimeoutSeconds: Double
+    /// How long a connection waits for its reader's next request (longer than the reader keeps it idle,
+    /// `KVConnectionPool.maxIdleSeconds`, so the reader normally lets go first).
+    let idleSeconds: Double
     /// How long a read of a request not yet held waits for its hold (the engine hands it over a step later).
     private let holdGraceSeconds: Double
     /// Every reader proves it before its request is read (`PeerAuthentication`).
@@ -52,13 +57,16 @@ final class KVBlockServer: @unchecked Sendable {
     private let logger = Logger(label: "pagoda.kv-transfer")
 
     /// Binds `host:port` now (0: any free port), so `port` can be announced before the cache exists.
-    init(host: String, port: Int, ioTimeoutSeconds: Double, secret: PeerSecret, holdGraceSeconds: Double = 5) throws {
+    init(
+        host: String, port: Int, ioTimeoutSeconds: Double, secret: PeerSecret, holdGraceSeconds: Double = 5, idleSeconds: Double = 60
+    ) throws {
         let (fd, bound) = try KVTransferSocket.listen(host: host, port: port)
         listener = fd
         self.port = bound
         self.host = host
         self.ioTimeoutSeconds = ioTimeoutSeconds
         self.holdGraceSeconds = holdGraceSeconds
+        self.idleSeconds = idleSeconds
         self.secret = secret
     }
 
@@ -139,24 +147,67 @@ final class KVBlockServer: @unchecked Sendable {
         }
     }
 
-    /// Serves one read on `fd`, once the reader has proved the deployment's secret.
+    /// Serves reads on `fd`, one after another, once the reader has proved the deployment's secret.
     private func serve(_ fd: Int32) {
         do { try PeerAuthentication.accept(fd: fd, secret: secret) } catch {
             logger.warning("refused a KV reader (\(KVTransferSocket.peerDescription(fd))): \(error)")
             return
         }
-        serveRead(fd)
+        while serveOnFreshThread(fd) && waitForNextRequest(fd) {}
+    }
+
+    /// `serveOne` on a thread started for this read; returns whether the connection is reusable. As
+    /// before connections were kept open (a thread per connection then), each read's sender starts afresh,
+    /// and the kernel places a new thread on the least busy CPU, where a long-lived one woken by its
+    /// reader's request may be kept on the reader's CPU (the stream's two copies then take turns on one).
+    /// A thread start costs tens of microseconds against milliseconds for a read.
+    private func serveOnFreshThread(_ fd: Int32) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        let result = ReusableFlag()
+        let t = Thread { [self] in
+            result.value = serveOne(fd).reusable
+            done.signal()
+        }
+        t.name = "pagoda-kv-send"
+        t.start()
+        done.wait()  // serveOne ends by its own deadlines
+        return result.value
+    }
+
+    /// Waits until the reader sends its next request (true), or closes the connection, stays silent for
+    /// `idleSeconds`, or the server stops (false).
+    private func waitForNextRequest(_ fd: Int32) -> Bool {
+        let idleDeadline = Date() + idleSeconds
+        while true {
+            lock.lock(); let stop = stopping; lock.unlock()
+            if stop || Date() > idleDeadline { return false }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&p, 1, 100)
+            if n < 0 && errno != EINTR { return false }
+            if n > 0 {
+                // Readable: a request, or the reader closed (the request's read then fails and ends the loop).
+                lock.lock(); let stop = stopping; lock.unlock()
+                return !stop
+            }
+        }
     }
 
     /// Reads one `KVBlockReadRequest` from an authenticated reader on `fd` and answers it: a refusal with
     /// the reason, or the blocks. Returns whether the blocks were sent (or copied by the reader).
     @discardableResult
-    func serveRead(_ fd: Int32) -> Bool {
+    func serveRead(_ fd: Int32) -> Bool { serveOne(fd).served }
+
+    /// `serveRead`, and whether the connection is fit for the reader's next request: every message and
+    /// byte of this one was exchanged (a refusal counts: its reply was the whole answer).
+    private func serveOne(_ fd: Int32) -> (served: Bool, reusable: Bool) {
         let deadline = Date() + ioTimeoutSeconds
         let req: KVBlockReadRequest
         do { req = try KVTransferSocket.receiveMessage(fd, KVBlockReadRequest.self, deadline: deadline) } catch {
-            logger.warning("KV read request from a consumer failed: \(error)")
-            return false
+            // A reader that closed its idle connection is not a failure worth a warning.
+            if !KVTransferSocket.isClosedBeforeFirstByte(error) {
+                logger.warning("KV read request from a consumer failed: \(error)")
+            }
+            return (false, false)
         }
         // The answer naming the blocks can reach the reader a step before the engine hands the hold over:
         // wait for it a little, unless the request was already read or expired.
@@ -205,8 +256,8 @@ final class KVBlockServer: @unchecked Sendable {
         }
         lock.unlock()
         if let refusal {
-            try? KVTransferSocket.sendMessage(fd, KVBlockReadReply(ok: false, error: refusal), deadline: deadline)
-            return false
+            let answered = (try? KVTransferSocket.sendMessage(fd, KVBlockReadReply(ok: false, error: refusal), deadline: deadline)) != nil
+            return (false, answered)
         }
         var sent = 0
         var served = false
@@ -255,7 +306,7 @@ final class KVBlockServer: @unchecked Sendable {
             }
         }
         lock.unlock()
-        return served
+        return (served, served)
     }
 
     /// Why `req` does not fit this cache's layout (nil: it fits).
@@ -273,4 +324,10 @@ final class KVBlockServer: @unchecked Sendable {
         }
         return nil
     }
+}
+
+/// The outcome a read's thread hands back to its connection's thread (written before the semaphore is
+/// signalled, read after the wait).
+private final class ReusableFlag: @unchecked Sendable {
+    var value = false
 }

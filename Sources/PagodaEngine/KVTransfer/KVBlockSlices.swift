@@ -64,14 +64,24 @@ struct KVBlockSlices {
         }
     }
 
-    /// Copies the `n` segments' bytes, in order, from `staging` (one layer's K or V in wire order) into
-    /// place: a consumer that takes some of its heads from a rank receives them into one contiguous buffer
-    /// with one large copy and then scatters them from cache, instead of a kernel copy per token's heads.
-    static func scatter(_ staging: UnsafeRawPointer, to iov: UnsafeMutablePointer<iovec>, _ n: Int) {
+    /// Copies `bytes` bytes from `staging` (the next bytes of one layer's K or V in wire order) into place,
+    /// through the `n` segments of `iov` from segment `next` on; a segment only partly filled is advanced
+    /// and stays `next`. A consumer that takes some of its heads from a rank receives them into a small
+    /// buffer with large receives and scatters them from cache, instead of a kernel copy per token's heads.
+    static func scatter(
+        _ staging: UnsafeRawPointer, _ bytes: Int, to iov: UnsafeMutablePointer<iovec>, _ n: Int, from next: inout Int
+    ) {
         var off = 0
-        for i in 0..<n {
-            memcpy(iov[i].iov_base, staging + off, iov[i].iov_len)
-            off += iov[i].iov_len
+        while off < bytes && next < n {
+            let len = min(iov[next].iov_len, bytes - off)
+            memcpy(iov[next].iov_base, staging + off, len)
+            off += len
+            if len == iov[next].iov_len {
+                next += 1
+            } else {
+                iov[next].iov_base! += len
+                iov[next].iov_len -= len
+            }
         }
     }
 }

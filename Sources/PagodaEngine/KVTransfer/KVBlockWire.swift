@@ -3,7 +3,9 @@
 /// `KVBlockReadReply`; when it is `ok`, the blocks follow as `KVBlockSlices` orders them: for each layer,
 /// the K of every requested block in request order, then their V; within a block, token by token, the
 /// requested heads (float32 in the hosts' native byte order: Pagoda runs on little-endian x86-64 only).
-/// Then the producer closes the connection and frees the blocks. A consumer may split one read over several
+/// Then the producer frees the blocks and waits on the same connection for the consumer's next request
+/// (consumers keep authenticated connections open between reads, `KVConnectionPool`); it closes the
+/// connection after `KVBlockServer.idleSeconds` without one, or at the first error. A consumer may split one read over several
 /// connections, each naming its range of layers (`layerStart`, `layerCount`, `connections`): the stream of
 /// each is the above restricted to its layers, and the blocks are freed when the last connection has ended.
 /// On one host the reply may instead offer a same-host copy (`KVSameHostCopy`); the consumer answers whether

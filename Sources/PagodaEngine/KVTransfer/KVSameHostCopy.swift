@@ -93,7 +93,9 @@ enum KVSameHostCopy {
     /// The kernel pins the producer's pages once per remote segment, so the plan (`KVCopyPlan`) visits the
     /// blocks in the producer's address order, where adjacent ones merge into one segment; the local side
     /// takes each token's heads straight into place (a consumer holding more heads than this rank gives):
-    /// `process_vm_readv` scatters on both sides, so no staging copy is needed.
+    /// `process_vm_readv` scatters on both sides, so no staging copy is needed. (A copy staged through an
+    /// L2-sized scratch, one kernel copy per run of blocks and the heads scattered from cache, measured
+    /// 10-20 % slower for a TP 2 producer on a machine with one of two CPUs busy: Benchmarks/pd-disagg/RESULTS.md.)
     static func read(
         _ offer: Offer, into storage: KVBlockStorage, remoteBlockIds: [Int], localBlockIds: [Int], heads: Range<Int>,
         layers: Range<Int>? = nil

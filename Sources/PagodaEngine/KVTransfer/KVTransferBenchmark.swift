@@ -20,7 +20,7 @@ public enum KVTransferBenchmark {
     /// The medians of one way of reading: `connectionsPerRank` connections to each producer rank.
     public struct Path: Sendable {
         public var connectionsPerRank: Int
-        /// Median seconds of one transfer (connect, request, every byte in place) over the TCP stream and by
+        /// Median seconds of one transfer (request, every byte in place; connections are reused) over the TCP stream and by
         /// same-host copy (nil: the kernel refused it here).
         public var streamSeconds: Double
         public var sameHostSeconds: Double?
@@ -49,7 +49,8 @@ public enum KVTransferBenchmark {
         }
     }
 
-    /// Transfers a prompt of `tokens` tokens `iterations` times each way from a producer of `producerTP`
+    /// Transfers a prompt of `tokens` tokens `iterations` times each way (on connections kept open between
+    /// transfers, `KVConnectionPool`, as a decode server does; the warm-up opens them) from a producer of `producerTP`
     /// ranks to one consumer rank (after one unmeasured warm-up per way, whose bytes are checked against the
     /// producer's), with each of `connectionsPerRank`, alternating with the memcpy reference so every way
     /// sees the same machine load (none given: the connector's default, `defaultConnectionsPerRank`).
@@ -82,7 +83,12 @@ public enum KVTransferBenchmark {
             s.start(storage: p)
             return s
         }
-        defer { for s in servers { s.shutdown() } }
+        defer {
+            for s in servers {
+                s.shutdown()
+                KVConnectionPool.shared.closeAll(host: "127.0.0.1", port: s.port)
+            }
+        }
         let parts = try KVBlockFetcher.plan(storage: consumer, producerPorts: servers.map(\.port), consumerTP: 1, consumerRank: 0)
         let connectionsPerRank = connectionsPerRank.isEmpty ? [KVBlockFetcher.defaultConnectionsPerRank(parts)] : connectionsPerRank
         let source = arena(0, 1)

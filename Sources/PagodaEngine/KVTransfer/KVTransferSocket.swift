@@ -7,7 +7,15 @@ import Glibc
 /// Blocking IPv4 TCP I/O with a deadline on every wait, for the KV transfer connections: a dead or
 /// stalled peer ends in an error, never a hang.
 enum KVTransferSocket {
-    struct Failure: Error, CustomStringConvertible { let description: String }
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        /// The peer closed the connection before sending any byte of what was awaited.
+        var closedAtStart = false
+    }
+
+    /// True for a peer that closed the connection where a new message would have begun (a reader letting
+    /// an idle connection go).
+    static func isClosedBeforeFirstByte(_ error: Error) -> Bool { (error as? Failure)?.closedAtStart ?? false }
 
     static func errnoText(_ what: String) -> String { "\(what): \(String(cString: strerror(errno)))" }
 
@@ -107,7 +115,9 @@ enum KVTransferSocket {
         while off < count {
             let r = Glibc.recv(fd, p + off, count - off, Int32(MSG_DONTWAIT))
             if r > 0 { off += r; continue }
-            if r == 0 { throw Failure(description: "the peer closed the connection after \(off) of \(count) bytes") }
+            if r == 0 {
+                throw Failure(description: "the peer closed the connection after \(off) of \(count) bytes", closedAtStart: off == 0)
+            }
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
                 try waitReady(fd, events: POLLIN, deadline: deadline, what: "receive")
                 continue
