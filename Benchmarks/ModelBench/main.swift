@@ -37,7 +37,7 @@ if let shape = options["gemm"] {
     let pool = ThreadPool(threads: threads)
     let ws = AlignedBuffer<Float>()
     // --dtype q8_0|q4_0: the f32 weights quantized (block-quantized GEMM, int8 activations).
-    // q4_0t: Q4_0 copied into 16-row tiles as a model load does on a VNNI CPU (`Q4_0Tiles`).
+    // q4_0t: Q4_0 copied into 16-row tiles as a model load does on a VNNI CPU (`BlockTiles`).
     let quantized: WeightDType? = ["q8_0": .q8_0, "q4_0": .q4_0, "q4_0t": .q4_0][options["dtype"] ?? ""]
     let f32 = options["dtype"] == "f32" || quantized != nil
     let wf = UnsafeMutablePointer<Float>.allocate(capacity: f32 ? n * k : 1)
@@ -64,7 +64,7 @@ if let shape = options["gemm"] {
         }
         kMatrix = WeightMatrix(base: UnsafeRawPointer(raw), rows: n, cols: k, dtype: kq)
     }
-    let tiles = options["dtype"] == "q4_0t" ? quantizedWeights.map { Q4_0Tiles(packing: $0.matrix, pool: pool) } : nil
+    let tiles = options["dtype"] == "q4_0t" ? quantizedWeights.map { BlockTiles(packing: $0.matrix, pool: pool) } : nil
     let unpacked = options["dtype"] == "q6_kt" ? kMatrix.map { UnpackedTiles(packing: $0, pool: pool) } : nil
     let wm = unpacked?.matrix ?? kMatrix ?? tiles?.matrix ?? quantizedWeights?.matrix ?? floatMatrix
     let reps = Int(options["reps"] ?? "") ?? 50

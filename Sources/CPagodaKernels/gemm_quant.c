@@ -1128,3 +1128,63 @@ void pagoda_qtiles_gemm(int32_t type, const void *tiles, int64_t rows, int64_t k
         }
     }
 }
+
+// ---- Q8_0 in 16-row tiles (a copy made at load for batch-1 decode) -------------------------------------------------
+
+int64_t pagoda_q8_0_tiles_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * (k / 32) * 544; }
+
+void pagoda_q8_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out) {
+    const int64_t blocks = k / 32;
+    for (int64_t t = t0; t < t1; t++) {
+        for (int64_t b = 0; b < blocks; b++) {
+            uint8_t *dst = (uint8_t *)out + (t * blocks + b) * 544;
+            memset(dst, 0, 544);
+            for (int r = 0; r < 16 && 16 * t + r < rows; r++) {
+                const uint8_t *blk = (const uint8_t *)w + (16 * t + r) * row_bytes + b * 34;
+                for (int j = 0; j < 8; j++) memcpy(dst + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
+                memcpy(dst + 512 + 2 * r, blk, 2);
+            }
+        }
+    }
+}
+
+/// S tiles walked side by side, block by block: S streams from memory instead of one, which on this CPU reads
+/// 21.7 GB/s against 18.0 GB/s (C probe, 4 against 1, 2026-12-04).
+PAGODA_VNNI_TARGET __attribute__((always_inline)) static inline void q8_0_tiles_gemv_n(const int S, const uint8_t *tiles,
+                                                                                    int64_t rows, int64_t blocks,
+                                                                                    const int8_t *xq, const float *xd,
+                                                                                    const int32_t *xneg128, int64_t t,
+                                                                                    float *out) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4];
+    const uint8_t *p[4];
+    for (int i = 0; i < S; i++) {
+        acc[i] = _mm512_setzero_ps();
+        p[i] = tiles + (t + i) * blocks * 544;
+    }
+    for (int64_t b = 0; b < blocks; b++) {
+        const int8_t *x = xq + 32 * b;
+        for (int i = 0; i < S; i++) {
+            const uint8_t *q = p[i] + b * 544;
+            __m512i d = _mm512_set1_epi32(xneg128[b]);
+            for (int j = 0; j < 8; j++)
+                d = _mm512_dpbusd_epi32(d, _mm512_xor_si512(_mm512_loadu_si512((const void *)(q + 64 * j)), flip),
+                                        _mm512_set1_epi32(load_i32(x + 4 * j)));
+            const __m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q + 512))), _mm512_set1_ps(xd[b]));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc[i]);
+        }
+    }
+    for (int i = 0; i < S; i++) {
+        const int64_t left = rows - 16 * (t + i);
+        const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        _mm512_mask_storeu_ps(out + 16 * (t + i), mask, acc[i]);
+    }
+}
+
+PAGODA_VNNI_TARGET void pagoda_q8_0_tiles_gemv(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                                               const int32_t *xneg128, int64_t t0, int64_t t1, float *out) {
+    const int64_t blocks = k / 32;
+    int64_t t = t0;
+    for (; t + 4 <= t1; t += 4) q8_0_tiles_gemv_n(4, (const uint8_t *)tiles, rows, blocks, xq, xd, xneg128, t, out);
+    for (; t < t1; t++) q8_0_tiles_gemv_n(1, (const uint8_t *)tiles, rows, blocks, xq, xd, xneg128, t, out);
+}

@@ -11,7 +11,8 @@ import CPagodaKernels
 /// whole batch. With m ≤ 2 and Q8_0/Q4_0/Q4_1/Q6_K on the VNNI kernel, each weight row is instead streamed once
 /// against the activation rows with no unpack (batch-1 decode); for Q4_0/Q4_1 against a plan of each activation row
 /// built once per call here (`pagoda_qgemv_plan`: the activation codes laid out at the weights' byte positions), and
-/// Q4_0 matrices that carry a tile copy (`Q4_0Tiles`, made at load) are read from it, 16 rows per vector, at every m.
+/// Q4_0 matrices that carry a tile copy (`BlockTiles`, made at load) are read from it, 16 rows per vector, at every m,
+/// Q8_0 ones at m ≤ 2.
 /// Other types that carry one (`UnpackedTiles`: Q6_K) are read from it at m > 2, with no per-call unpack. The
 /// K-quants' unpack is vectorized only in the VNNI kernel; the portable kernel is scalar (correct, ~6 GFLOP/s: a
 /// fallback, not a tuned path).
@@ -88,7 +89,7 @@ public enum QuantizedGemm {
         let vnni: Int32 = kernel == .avx512VNNI && bestKernel == .avx512VNNI ? 1 : 0
         // Batch-1 plans (Q4_0 / Q4_1 at m ≤ 2, VNNI kernel): one per block type among the products (q/k/v of one
         // type share it), built once here.
-        // Q4_0 with tiles (`Q4_0Tiles`) on the VNNI kernel takes the tiled kernels (batch-1 at m ≤ 2), no plan.
+        // Q4_0 with tiles (`BlockTiles`) on the VNNI kernel takes the tiled kernels (batch-1 at m ≤ 2), no plan.
         let tiledM = m <= 2 && vnni != 0
         func needsPlan(_ p: Product?, _ d: WeightDType) -> Bool {
             guard let p, p.weight.dtype == d else { return false }
@@ -132,12 +133,19 @@ public enum QuantizedGemm {
                 guard let p = i == 0 ? a : (i == 1 ? b : c) else { continue }
                 let count = (p.weight.rows + 15) / 16
                 let lo = max(t0, first), hi = min(t1, first + count)
-                if lo < hi, vnni != 0, let tiles = p.weight.tiles, p.weight.dtype != .q4_0, m > 2 {  // `UnpackedTiles`
+                if lo < hi, tiledM, let tiles = p.weight.tiles, p.weight.dtype == .q8_0 {  // `BlockTiles`, batch 1
+                    let w = p.weight
+                    for r in 0..<m {
+                        pagoda_q8_0_tiles_gemv(
+                            tiles, Int64(w.rows), Int64(k), xq + r * kp, xd + r * (kp / 32), xneg + (m + r) * (kp / 32),
+                            Int64(lo - first), Int64(hi - first), p.out + r * p.ldo)
+                    }
+                } else if lo < hi, vnni != 0, let tiles = p.weight.tiles, !BlockTiles.handles(p.weight.dtype), m > 2 {  // `UnpackedTiles`
                     let w = p.weight
                     pagoda_qtiles_gemm(
                         w.dtype.quantKernelType, tiles, Int64(w.rows), Int64(k), xq, xd, xs16, xs32, xs1, xneg, Int64(m),
                         Int64(kp), Int64(lo - first), Int64(hi - first), p.out, Int64(p.ldo), scratch + t * scratchBytes)
-                } else if lo < hi, vnni != 0, let tiles = p.weight.tiles, p.weight.dtype == .q4_0 {  // `Q4_0Tiles`
+                } else if lo < hi, vnni != 0, let tiles = p.weight.tiles, p.weight.dtype == .q4_0 {  // `BlockTiles`
                     let w = p.weight
                     if tiledM {
                         for r in 0..<m {

@@ -12,7 +12,8 @@ public final class UnpackedTiles: @unchecked Sendable {
 
     /// Tiles of `source` (block-quantized, not Q4_0, any row stride), unpacked on `pool`.
     public init(packing source: WeightMatrix, pool: ThreadPool?) {
-        precondition(source.dtype.isQuantized && source.dtype != .q4_0, "\(source.dtype) is not unpacked into tiles")
+        // Q4_0 and Q8_0 tiles have `BlockTiles`' layout: `WeightMatrix.tiles` is read by the block type.
+        precondition(source.dtype.isQuantized && !BlockTiles.handles(source.dtype), "\(source.dtype) is not unpacked into tiles")
         let type = source.dtype.quantKernelType
         let tiles = (source.rows + 15) / 16
         let bytes = tiles * Int(pagoda_qtiles_tile_bytes(type, Int64(source.cols)))

@@ -70,8 +70,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public var cols: Int
     public var rowStride: Int
     public var dtype: WeightDType
-    /// The same weights copied into 16-row tiles at load, tile 0 holding rows 0 ..< 16 of this view: Q4_0 in
-    /// `Q4_0Tiles`' layout, other block types unpacked (`UnpackedTiles`); nil when there is no such copy (the kernels
+    /// The same weights copied into 16-row tiles at load, tile 0 holding rows 0 ..< 16 of this view: Q4_0 and Q8_0
+    /// in `BlockTiles`' layout, other block types unpacked (`UnpackedTiles`); nil when there is no such copy (the kernels
     /// then read `base`).
     public var tiles: UnsafeRawPointer?
 
@@ -102,8 +102,8 @@ public struct WeightMatrix: @unchecked Sendable {
         if let tiles, range.lowerBound % 16 == 0 {  // a slice starting on a tile keeps its tiles
             slice.tiles =
                 tiles
-                + (dtype == .q4_0
-                    ? Int(pagoda_q4_0_tiles_bytes(Int64(range.lowerBound), Int64(cols)))
+                + (BlockTiles.handles(dtype)
+                    ? BlockTiles.bytes(dtype, rows: range.lowerBound, cols: cols)
                     : range.lowerBound / 16 * Int(pagoda_qtiles_tile_bytes(dtype.quantKernelType, Int64(cols))))
         }
         return slice

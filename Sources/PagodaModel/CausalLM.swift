@@ -99,7 +99,7 @@ public final class CausalLM {
         store = try gguf.map { WeightStore(gguf: $0, config: config) } ?? WeightStore(directory: directory)
         store.quantization = quantization.map { (type: $0, pool: threadPool) }
         store.dequantization = dequantizeToFloat32 ? threadPool : nil
-        store.tilePool = Q4_0Tiles.isUseful && !dequantizeToFloat32 ? threadPool : nil
+        store.tilePool = BlockTiles.isUseful && !dequantizeToFloat32 ? threadPool : nil
         let h = config.hiddenSize, vocab = config.vocabSize
         let needsEmbedding = parallelism.isFirstStage || (parallelism.isLastStage && config.resolvedTieWordEmbeddings)
         let tiedHead = parallelism.isLastStage && config.resolvedTieWordEmbeddings

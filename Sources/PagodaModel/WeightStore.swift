@@ -21,7 +21,7 @@ public final class WeightStore: @unchecked Sendable {
     /// copies as they are handed out — what Hugging Face transformers computes on when it loads a GGUF.
     public var dequantization: ThreadPool?
     private var quantized: [QuantizedWeights] = []
-    /// Tile copies made at load (`Q4_0Tiles`, `UnpackedTiles`; kept alive here).
+    /// Tile copies made at load (`BlockTiles`, `UnpackedTiles`; kept alive here).
     private var tiled: [AnyObject] = []
     /// The pool tile copies are packed on (nil: no tiles; the kernels then read the blocks in place).
     public var tilePool: ThreadPool?
@@ -111,8 +111,8 @@ public final class WeightStore: @unchecked Sendable {
             quantized.append(q)
             m = q.matrix
         }
-        if let pool = tilePool, tiles, m.dtype == .q4_0, shape.count == 2 {
-            let t = Q4_0Tiles(packing: m, pool: pool)
+        if let pool = tilePool, tiles, BlockTiles.handles(m.dtype), shape.count == 2 {
+            let t = BlockTiles(packing: m, pool: pool)
             tiled.append(t)
             m = t.matrix
         } else if let pool = tilePool, tiles, unpackedTiles, UnpackedTiles.isUseful(for: m.dtype), shape.count == 2 {

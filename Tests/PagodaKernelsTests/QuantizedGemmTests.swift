@@ -125,15 +125,19 @@ final class QuantizedGemmTests: XCTestCase {
         withExtendedLifetime(stored) {}
     }
 
-    /// Q4_0 weights in 16-row tiles (`Q4_0Tiles`) give the in-place kernel's outputs: the same integer dot per block;
-    /// at m ≤ 2 the f32 sums within a few roundings (the batch-1 tiled kernel adds even and odd blocks apart), at m > 2
-    /// the same floats. Row counts that are not whole tiles, row slices that keep the tiles (from a tile's first row)
+    /// Q4_0 and Q8_0 weights in 16-row tiles (`BlockTiles`) give the in-place kernel's outputs: the same integer dot
+    /// per block; at m ≤ 2 the f32 sums within a few roundings (the batch-1 tiled kernels add in another order), at
+    /// m > 2 the same floats (Q8_0 there reads the blocks in place). Row counts that are not whole tiles, row slices that keep the tiles (from a tile's first row)
     /// and that drop them, a partial 512-weight chunk, one and two threads.
-    func testQ4_0TilesMatchInPlace() throws {
-        guard Q4_0Tiles.isUseful else { throw XCTSkip("the tiled Q4_0 kernel needs AVX512-VNNI") }
+    func testBlockTilesMatchInPlace() throws {
+        for dtype in [WeightDType.q4_0, .q8_0] { try checkBlockTiles(dtype) }
+    }
+
+    private func checkBlockTiles(_ dtype: WeightDType) throws {
+        guard BlockTiles.isUseful else { throw XCTSkip("the tiled kernels need AVX512-VNNI") }
         let k = 1056  // 33 blocks: a partial second 512-weight chunk, and padding to the activations' 64-weight rows
-        let plain = QuantTestMatrix(dtype: .q4_0, rows: 53, cols: k, seed: 31)
-        let tiles = Q4_0Tiles(packing: plain.matrix, pool: ThreadPool(threads: 2))
+        let plain = QuantTestMatrix(dtype: dtype, rows: 53, cols: k, seed: 31)
+        let tiles = BlockTiles(packing: plain.matrix, pool: ThreadPool(threads: 2))
         XCTAssertNotNil(tiles.matrix.tiles)
         XCTAssertNotNil(tiles.matrix.slicingRows(16..<53).tiles)
         XCTAssertNil(tiles.matrix.slicingRows(5..<30).tiles)
@@ -149,11 +153,12 @@ final class QuantizedGemmTests: XCTestCase {
                     let tiled = runQuantizedGemm(
                         x: x, m: m, weight: tiles.matrix.slicingRows(range), threads: threads, kernel: .avx512VNNI)
                     if m > 2 {  // the batched tile kernel: the in-place kernel's arithmetic, the same floats
-                        XCTAssertEqual(tiled, inPlace, "m=\(m) rows \(range) threads=\(threads)")
+                        XCTAssertEqual(tiled, inPlace, "\(dtype) m=\(m) rows \(range) threads=\(threads)")
                         continue
                     }
                     for i in inPlace.indices {
-                        XCTAssertEqual(tiled[i], inPlace[i], accuracy: 1e-5 * max(1, abs(inPlace[i])), "m=\(m) rows \(range) i=\(i)")
+                        XCTAssertEqual(
+                            tiled[i], inPlace[i], accuracy: 1e-5 * max(1, abs(inPlace[i])), "\(dtype) m=\(m) rows \(range) i=\(i)")
                     }
                 }
             }
@@ -169,7 +174,7 @@ final class QuantizedGemmTests: XCTestCase {
         guard QuantizedGemm.bestKernel == .avx512VNNI else { throw XCTSkip("the tile kernel needs AVX512-VNNI") }
         let k = 1280  // five super-blocks: a partial second 512-weight chunk
         var rng = SeededRandom(12)
-        for dtype in [WeightDType.q6_K, .q4_K, .q5_K, .q8_0, .q4_1] {
+        for dtype in [WeightDType.q6_K, .q4_K, .q5_K, .q4_1] {
             let plain = QuantTestMatrix(dtype: dtype, rows: 45, cols: k, seed: 41)
             let tiles = UnpackedTiles(packing: plain.matrix, pool: ThreadPool(threads: 2))
             XCTAssertNotNil(tiles.matrix.slicingRows(16..<45).tiles)

@@ -94,4 +94,14 @@ void pagoda_qtiles_gemm(int32_t type, const void *tiles, int64_t rows, int64_t k
                         const float *xs16, const float *xs32, const float *xs1, const int32_t *xneg, int64_t m, int64_t kp,
                         int64_t t0, int64_t t1, float *out, int64_t ldo, void *scratch);
 
+/// Q8_0 weights copied into 16-row tiles for batch-1 decode: per tile and 32-weight block 544 bytes (the blocks' own
+/// size) — eight 64-byte vectors whose 4-byte lane r holds codes 4j ..< 4j+4 of row r (vector j), then the 16 rows'
+/// f16 scales. Rows past `rows` in the last tile are zero.
+int64_t pagoda_q8_0_tiles_bytes(int64_t rows, int64_t k);
+void pagoda_q8_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out);
+/// out[16·t ..< 16·t + 16] (rows < `rows` only) for tiles t0 ..< t1 against one activation row (xq, xd and xneg's
+/// −128·Σq per block), four tiles side by side. Requires AVX512-VNNI.
+void pagoda_q8_0_tiles_gemv(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
+                            const int32_t *xneg128, int64_t t0, int64_t t1, float *out);
+
 #endif
