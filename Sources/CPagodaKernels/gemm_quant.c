@@ -935,19 +935,26 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
 
 int64_t pagoda_q4_0_tiles_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * (k / 32) * 288; }
 
-void pagoda_q4_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out) {
-    const int64_t blocks = k / 32;
+/// Tiles t0 ..< t1 of a matrix of 2-byte-scale blocks with `codes` code bytes each (Q4_0: 16, Q8_0: 32): per block,
+/// codes / 4 vectors of 64 bytes whose lane r holds row r's code bytes 4j ..< 4j+4, then the 16 rows' scales.
+static void block_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out,
+                             int codes) {
+    const int64_t blocks = k / 32, tileBlock = 16 * codes + 32;
     for (int64_t t = t0; t < t1; t++) {
         for (int64_t b = 0; b < blocks; b++) {
-            uint8_t *dst = (uint8_t *)out + (t * blocks + b) * 288;
-            memset(dst, 0, 288);
+            uint8_t *dst = (uint8_t *)out + (t * blocks + b) * tileBlock;
+            memset(dst, 0, (size_t)tileBlock);
             for (int r = 0; r < 16 && 16 * t + r < rows; r++) {
-                const uint8_t *blk = (const uint8_t *)w + (16 * t + r) * row_bytes + b * 18;
-                for (int j = 0; j < 4; j++) memcpy(dst + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
-                memcpy(dst + 256 + 2 * r, blk, 2);
+                const uint8_t *blk = (const uint8_t *)w + (16 * t + r) * row_bytes + b * (codes + 2);
+                for (int j = 0; j < codes / 4; j++) memcpy(dst + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
+                memcpy(dst + 16 * codes + 2 * r, blk, 2);
             }
         }
     }
+}
+
+void pagoda_q4_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out) {
+    block_tiles_pack(w, row_bytes, rows, k, t0, t1, out, 16);
 }
 
 PAGODA_VNNI_TARGET void pagoda_q4_0_tiles_gemv(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
@@ -1134,18 +1141,7 @@ void pagoda_qtiles_gemm(int32_t type, const void *tiles, int64_t rows, int64_t k
 int64_t pagoda_q8_0_tiles_bytes(int64_t rows, int64_t k) { return (rows + 15) / 16 * (k / 32) * 544; }
 
 void pagoda_q8_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out) {
-    const int64_t blocks = k / 32;
-    for (int64_t t = t0; t < t1; t++) {
-        for (int64_t b = 0; b < blocks; b++) {
-            uint8_t *dst = (uint8_t *)out + (t * blocks + b) * 544;
-            memset(dst, 0, 544);
-            for (int r = 0; r < 16 && 16 * t + r < rows; r++) {
-                const uint8_t *blk = (const uint8_t *)w + (16 * t + r) * row_bytes + b * 34;
-                for (int j = 0; j < 8; j++) memcpy(dst + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
-                memcpy(dst + 512 + 2 * r, blk, 2);
-            }
-        }
-    }
+    block_tiles_pack(w, row_bytes, rows, k, t0, t1, out, 32);
 }
 
 /// S tiles walked side by side, block by block: S streams from memory instead of one, which on this CPU reads
