@@ -869,6 +869,15 @@ static void unpack_tile_chunk(int32_t type, const uint8_t *wb, int64_t row_bytes
     }
 }
 
+/// The part of `pagoda_quantize_activations_q8`'s xneg that a type's integer offset starts from (−128·Σq for Q8_0,
+/// −8·Σq for Q4_0, −32·half-block Σq for Q6_K), or NULL for the types without one.
+static const int32_t *offset_sums(int32_t type, const int32_t *xneg, int64_t m, int64_t kp) {
+    return type == PAGODA_QTYPE_Q8_0   ? xneg + m * (kp / 32)
+           : type == PAGODA_QTYPE_Q4_0 ? xneg
+           : type == PAGODA_QTYPE_Q6_K ? xneg + 2 * m * (kp / 32)
+                                       : 0;
+}
+
 int64_t pagoda_qgemm_scratch_bytes(int64_t m) {
     // rowu + u (TR·KC bytes each), s and b (KC floats each), parked accumulators (m·TR floats).
     return 2 * (int64_t)TR * KC + 2 * (int64_t)KC * 4 + m * TR * 4 + 64;
@@ -889,10 +898,7 @@ void pagoda_qgemm_rows(int32_t type, const void *w, int64_t row_bytes, int64_t k
     const int halves = type == PAGODA_QTYPE_Q6_K;
     const int paired = use_vnni && type <= PAGODA_QTYPE_Q4_1;
     // Q8_0 / Q4_0 on the VNNI tile kernel: the offsets' integer block sums (−128·Σq, −8·Σq).
-    const int32_t *neg = !use_vnni ? 0
-                         : type == PAGODA_QTYPE_Q8_0 ? xneg + m * (kp / 32)
-                         : type == PAGODA_QTYPE_Q4_0 ? xneg
-                         : type == PAGODA_QTYPE_Q6_K ? xneg + 2 * m * (kp / 32) : 0;
+    const int32_t *neg = use_vnni ? offset_sums(type, xneg, m, kp) : 0;
     if (paired && type == PAGODA_QTYPE_Q8_0 && m <= GEMV_MAX_M) {
         for (int64_t c = 0; c < m; c++)
             gemv_q8_vnni(wb, row_bytes, k, xq + c * kp, xd + c * (kp / 32), xs32 + c * (kp / 32), n0, n1, out + c * ldo);
@@ -1107,9 +1113,7 @@ void pagoda_qtiles_gemm(int32_t type, const void *tiles, int64_t rows, int64_t k
                         const float *xs16, const float *xs32, const float *xs1, const int32_t *xneg, int64_t m, int64_t kp,
                         int64_t t0, int64_t t1, float *out, int64_t ldo, void *scratch) {
     if (type == PAGODA_QTYPE_Q4_1) xs32 = xs1;  // as pagoda_qgemm_rows
-    const int32_t *neg = type == PAGODA_QTYPE_Q8_0 ? xneg + m * (kp / 32)
-                         : type == PAGODA_QTYPE_Q4_0 ? xneg
-                         : type == PAGODA_QTYPE_Q6_K ? xneg + 2 * m * (kp / 32) : 0;
+    const int32_t *neg = offset_sums(type, xneg, m, kp);
     const int halves = type == PAGODA_QTYPE_Q6_K;
     const int64_t tileBytes = pagoda_qtiles_tile_bytes(type, k);
     float *acc = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);

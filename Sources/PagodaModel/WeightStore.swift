@@ -96,7 +96,7 @@ public final class WeightStore: @unchecked Sendable {
     }
 
     /// A 2-D weight [rows, cols] checked against `shape` (quantized at load for the linear layers when
-    /// `quantization` is set). Tile copies (with `tilePool`): Q4_0 matrices unless `tiles` is false (an embedding that
+    /// `quantization` is set). Tile copies (with `tilePool`): Q4_0 and Q8_0 matrices unless `tiles` is false (an embedding that
     /// only serves lookups); other block types only with `unpackedTiles` (the LM head: its unpacked copy costs 1.25
     /// bytes per weight, for the largest product of every decode step).
     public func matrix(_ name: String, shape: [Int], tiles: Bool = true, unpackedTiles: Bool = false) throws -> WeightMatrix {
