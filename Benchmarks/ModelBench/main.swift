@@ -2,7 +2,7 @@
 // and prefill tokens/s. Build it optimized:
 //   swift build -c release --product pagoda-model-bench
 //   .build/release/pagoda-model-bench MODEL_DIR [--threads N] [--batch 1,8,32] [--steps 32] [--context 16] [--prefill 512] [--precision bf16]
-//   .build/release/pagoda-model-bench - --gemm 32x4864x896 [--dtype f32|q8_0|q4_0|q4_0t|q6_k|q6_kt] [--precision bf16] [--reps 50] [--threads N]
+//   .build/release/pagoda-model-bench - --gemm 32x4864x896 [--dtype f32|q8_0|q8_0t|q4_0|q4_0t|q6_k|q6_kt] [--precision bf16] [--reps 50] [--threads N]
 import Foundation
 import PagodaKernels
 import PagodaModel
@@ -24,7 +24,7 @@ let steps = Int(options["steps"] ?? "") ?? 32
 let context = Int(options["context"] ?? "") ?? 16
 let prefillLength = Int(options["prefill"] ?? "") ?? 0
 let precision: GemmPrecision = options["precision"] == "bf16" ? .bfloat16 : .float32
-/// `--gemm MxNxK [--dtype f32|q8_0|q4_0|q4_0t|q4_k|q5_k|q6_k|q6_kt] [--precision bf16] [--reps R]` (MODEL_DIR ignored, e.g. `-`): one GEMM shape of bf16 (or f32)
+/// `--gemm MxNxK [--dtype f32|q8_0|q8_0t|q4_0|q4_0t|q4_k|q5_k|q6_k|q6_kt] [--precision bf16] [--reps R]` (MODEL_DIR ignored, e.g. `-`): one GEMM shape of bf16 (or f32)
 /// weights in anonymous memory, repeated; prints ms, GFLOP/s and the weight read rate. Small shapes stay in cache.
 if let shape = options["gemm"] {
     let d = shape.split(separator: "x").compactMap { Int($0) }
@@ -37,8 +37,8 @@ if let shape = options["gemm"] {
     let pool = ThreadPool(threads: threads)
     let ws = AlignedBuffer<Float>()
     // --dtype q8_0|q4_0: the f32 weights quantized (block-quantized GEMM, int8 activations).
-    // q4_0t: Q4_0 copied into 16-row tiles as a model load does on a VNNI CPU (`BlockTiles`).
-    let quantized: WeightDType? = ["q8_0": .q8_0, "q4_0": .q4_0, "q4_0t": .q4_0][options["dtype"] ?? ""]
+    // q4_0t, q8_0t: the blocks copied into 16-row tiles as a model load does on a VNNI CPU (`BlockTiles`).
+    let quantized: WeightDType? = ["q8_0": .q8_0, "q8_0t": .q8_0, "q4_0": .q4_0, "q4_0t": .q4_0][options["dtype"] ?? ""]
     let f32 = options["dtype"] == "f32" || quantized != nil
     let wf = UnsafeMutablePointer<Float>.allocate(capacity: f32 ? n * k : 1)
     if f32 { for i in 0..<(n * k) { wf[i] = Float(i % 13) * 0.01 } }
@@ -64,7 +64,7 @@ if let shape = options["gemm"] {
         }
         kMatrix = WeightMatrix(base: UnsafeRawPointer(raw), rows: n, cols: k, dtype: kq)
     }
-    let tiles = options["dtype"] == "q4_0t" ? quantizedWeights.map { BlockTiles(packing: $0.matrix, pool: pool) } : nil
+    let tiles = ["q4_0t", "q8_0t"].contains(options["dtype"] ?? "") ? quantizedWeights.map { BlockTiles(packing: $0.matrix, pool: pool) } : nil
     let unpacked = options["dtype"] == "q6_kt" ? kMatrix.map { UnpackedTiles(packing: $0, pool: pool) } : nil
     let wm = unpacked?.matrix ?? kMatrix ?? tiles?.matrix ?? quantizedWeights?.matrix ?? floatMatrix
     let reps = Int(options["reps"] ?? "") ?? 50

@@ -8,13 +8,15 @@ import CPagodaKernels
 /// Built at load when the CPU has AVX512-VNNI; owns the copy, which `matrix` points to and must not outlive.
 public final class BlockTiles: @unchecked Sendable {
     public let matrix: WeightMatrix
-    private let storage: UnsafeMutableRawPointer
+    /// In transparent huge pages: decode streams every byte once per step.
+    private let buffer: AlignedBuffer<UInt8>
 
     /// Tiles of `source` (Q4_0, any row stride), packed on `pool`.
     public init(packing source: WeightMatrix, pool: ThreadPool?) {
         precondition(Self.handles(source.dtype), "only Q4_0 and Q8_0 weights are tiled, not \(source.dtype)")
         let bytes = Self.bytes(source.dtype, rows: source.rows, cols: source.cols)
-        storage = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64)
+        do { buffer = try AlignedBuffer(hugePagesCapacity: max(64, bytes)) } catch { fatalError("tiles of \(source.rows) x \(source.cols): \(error)") }
+        let storage = UnsafeMutableRawPointer(buffer.pointer)
         let tiles = (source.rows + 15) / 16
         let tasks = max(1, min(tiles, (pool?.threads ?? 1) * 4))
         let body: (Int) -> Void = { [storage] t in
@@ -42,5 +44,4 @@ public final class BlockTiles: @unchecked Sendable {
     /// Whether load should tile Q4_0 and Q8_0 matrices: the tiled kernels are AVX512-VNNI only.
     public static var isUseful: Bool { QuantizedGemm.bestKernel == .avx512VNNI }
 
-    deinit { storage.deallocate() }
 }

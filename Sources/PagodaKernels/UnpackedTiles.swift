@@ -8,7 +8,8 @@ import CPagodaKernels
 /// copy, which `matrix` points to and must not outlive.
 public final class UnpackedTiles: @unchecked Sendable {
     public let matrix: WeightMatrix
-    private let storage: UnsafeMutableRawPointer
+    /// In transparent huge pages: decode streams every byte once per step.
+    private let buffer: AlignedBuffer<UInt8>
 
     /// Tiles of `source` (block-quantized, not Q4_0, any row stride), unpacked on `pool`.
     public init(packing source: WeightMatrix, pool: ThreadPool?) {
@@ -17,7 +18,8 @@ public final class UnpackedTiles: @unchecked Sendable {
         let type = source.dtype.quantKernelType
         let tiles = (source.rows + 15) / 16
         let bytes = tiles * Int(pagoda_qtiles_tile_bytes(type, Int64(source.cols)))
-        storage = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64)
+        do { buffer = try AlignedBuffer(hugePagesCapacity: max(64, bytes)) } catch { fatalError("tiles of \(source.rows) x \(source.cols): \(error)") }
+        let storage = UnsafeMutableRawPointer(buffer.pointer)
         let tasks = max(1, min(tiles, (pool?.threads ?? 1) * 4))
         let body: (Int) -> Void = { [storage] t in
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: Int(pagoda_qgemm_scratch_bytes(0)), alignment: 64)
@@ -37,5 +39,4 @@ public final class UnpackedTiles: @unchecked Sendable {
         dtype == .q6_K && QuantizedGemm.bestKernel == .avx512VNNI
     }
 
-    deinit { storage.deallocate() }
 }

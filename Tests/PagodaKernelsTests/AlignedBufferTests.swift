@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import PagodaKernels
@@ -35,5 +36,44 @@ final class AlignedBufferTests: XCTestCase {
         XCTAssertEqual(UInt(bitPattern: b.pointer) % UInt(huge), 0)
         b.pointer[3 * huge / 4 - 1] = 1
         XCTAssertEqual(b.pointer[3 * huge / 4 - 1], 1)
+    }
+
+    /// A buffer asked for huge pages gets them for its whole 2 MiB pages once written (where the kernel offers
+    /// transparent huge pages on `madvise`), and only for those: a partly used tail page stays in small pages.
+    func testHugePageBuffersAreBackedByHugePagesWhereTheKernelOffersThem() throws {
+        let setting = (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
+        let bytes = 3 * huge + huge / 2
+        let b = try AlignedBuffer<UInt8>(hugePagesCapacity: bytes)
+        XCTAssertEqual(UInt(bitPattern: b.pointer) % UInt(huge), 0)
+        for i in stride(from: 0, to: bytes, by: 4096) { XCTAssertEqual(b.pointer[i], 0); b.pointer[i] = 1 }
+        guard setting.contains("[madvise]") || setting.contains("[always]") else {
+            throw XCTSkip("transparent huge pages are off here (\(setting.trimmingCharacters(in: .whitespacesAndNewlines)))")
+        }
+        let kib = try Self.anonHugePagesKiB(containing: UnsafeRawPointer(b.pointer))
+        // The three whole pages (the kernel may fall back to small pages under fragmentation, so at least one),
+        // never the half-used fourth.
+        XCTAssertGreaterThan(kib, 0)
+        XCTAssertLessThanOrEqual(kib, 3 * huge / 1024)
+    }
+
+    /// `AnonHugePages` of the mapping of this process that contains `p` (/proc/self/smaps).
+    private static func anonHugePagesKiB(containing p: UnsafeRawPointer) throws -> Int {
+        // Read to the end (a /proc file reports size 0, which `String(contentsOfFile:)` may take at its word).
+        let handle = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/self/smaps"))
+        defer { try? handle.close() }
+        let smaps = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        let address = UInt(bitPattern: p)
+        var inside = false
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let ends = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = ends.count == 2 && ends[0] <= address && address < ends[1]
+            } else if inside, fields.first == "AnonHugePages:", fields.count >= 2, let kib = Int(fields[1]) {
+                return kib
+            }
+        }
+        XCTFail("no mapping holds \(p)")
+        return 0
     }
 }
