@@ -130,16 +130,20 @@ final class QuantizedGemmTests: XCTestCase {
     /// m > 2 the same floats (Q8_0 there reads the blocks in place). Row counts that are not whole tiles, row slices that keep the tiles (from a tile's first row)
     /// and that drop them, a partial 512-weight chunk, one and two threads.
     func testBlockTilesMatchInPlace() throws {
-        for dtype in [WeightDType.q4_0, .q8_0] { try checkBlockTiles(dtype) }
+        // 53 rows: four tiles, the last partial; 599 rows: 38 tiles, so a task of one thread's four walks the batch-1
+        // Q8_0 kernel's quarters and then the tiles left over.
+        for dtype in [WeightDType.q4_0, .q8_0] {
+            for rows in [53, 599] { try checkBlockTiles(dtype, rows: rows) }
+        }
     }
 
-    private func checkBlockTiles(_ dtype: WeightDType) throws {
+    private func checkBlockTiles(_ dtype: WeightDType, rows: Int) throws {
         guard BlockTiles.isUseful else { throw XCTSkip("the tiled kernels need AVX512-VNNI") }
         let k = 1056  // 33 blocks: a partial second 512-weight chunk, and padding to the activations' 64-weight rows
-        let plain = QuantTestMatrix(dtype: dtype, rows: 53, cols: k, seed: 31)
+        let plain = QuantTestMatrix(dtype: dtype, rows: rows, cols: k, seed: 31)
         let tiles = BlockTiles(packing: plain.matrix, pool: ThreadPool(threads: 2))
         XCTAssertNotNil(tiles.matrix.tiles)
-        XCTAssertNotNil(tiles.matrix.slicingRows(16..<53).tiles)
+        XCTAssertNotNil(tiles.matrix.slicingRows(16..<rows).tiles)
         XCTAssertNil(tiles.matrix.slicingRows(5..<30).tiles)
         XCTAssertNil(tiles.matrix.slicingColumns(0..<512).tiles)
         XCTAssertNotNil(tiles.matrix.slicingColumns(0..<k).tiles)  // all columns (a TP 1 row-parallel shard)
@@ -147,7 +151,7 @@ final class QuantizedGemmTests: XCTestCase {
         for m in [1, 2, 3, 9, 21] {
             for threads in [1, 2] {
                 let x = rng.floats(m * k)
-                for range in [0..<53, 16..<53, 32..<40, 5..<30] {
+                for range in [0..<rows, 16..<rows, 32..<40, 5..<30] {
                     let inPlace = runQuantizedGemm(
                         x: x, m: m, weight: plain.matrix.slicingRows(range), threads: threads, kernel: .avx512VNNI)
                     let tiled = runQuantizedGemm(
