@@ -4,7 +4,7 @@ import CPagodaKernels
 /// per tile and 32-weight block, 64-byte vectors whose lane r holds row r's codes, then the tile's 16 scales. Decode
 /// then needs no per-row horizontal work: on this CPU a 65536 × 2048 Q4_0 matrix-vector product took 2.6-2.7 ms
 /// this way against 7.6-8.9 ms reading the blocks in place (C probe, 2026-12-04), and a Q8_0 one read 21.7 against
-/// 18.0 GB/s with four tiles walked side by side. Q4_0 tiles serve every batch size, Q8_0 tiles batch-1 decode (m ≤ 2).
+/// 18.0 GB/s with four streams of tiles walked side by side. Q4_0 tiles serve every batch size, Q8_0 tiles batch-1 decode (m ≤ 2).
 /// Built at load when the CPU has AVX512-VNNI; owns the copy, which `matrix` points to and must not outlive.
 public final class BlockTiles: @unchecked Sendable {
     public let matrix: WeightMatrix
