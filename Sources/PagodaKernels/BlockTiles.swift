@@ -11,7 +11,7 @@ public final class BlockTiles: @unchecked Sendable {
     /// In transparent huge pages: decode streams every byte once per step.
     private let buffer: AlignedBuffer<UInt8>
 
-    /// Tiles of `source` (Q4_0, any row stride), packed on `pool`.
+    /// Tiles of `source` (Q4_0 or Q8_0, any row stride), packed on `pool`.
     public init(packing source: WeightMatrix, pool: ThreadPool?) {
         precondition(Self.handles(source.dtype), "only Q4_0 and Q8_0 weights are tiled, not \(source.dtype)")
         let bytes = Self.bytes(source.dtype, rows: source.rows, cols: source.cols)
@@ -43,5 +43,4 @@ public final class BlockTiles: @unchecked Sendable {
 
     /// Whether load should tile Q4_0 and Q8_0 matrices: the tiled kernels are AVX512-VNNI only.
     public static var isUseful: Bool { QuantizedGemm.bestKernel == .avx512VNNI }
-
 }

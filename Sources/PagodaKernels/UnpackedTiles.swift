@@ -38,5 +38,4 @@ public final class UnpackedTiles: @unchecked Sendable {
     public static func isUseful(for dtype: WeightDType) -> Bool {
         dtype == .q6_K && QuantizedGemm.bestKernel == .avx512VNNI
     }
-
 }

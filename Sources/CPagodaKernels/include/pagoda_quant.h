@@ -100,7 +100,7 @@ void pagoda_qtiles_gemm(int32_t type, const void *tiles, int64_t rows, int64_t k
 int64_t pagoda_q8_0_tiles_bytes(int64_t rows, int64_t k);
 void pagoda_q8_0_tiles_pack(const void *w, int64_t row_bytes, int64_t rows, int64_t k, int64_t t0, int64_t t1, void *out);
 /// out[16·t ..< 16·t + 16] (rows < `rows` only) for tiles t0 ..< t1 against one activation row (xq, xd and xneg's
-/// −128·Σq per block), four tiles side by side. Requires AVX512-VNNI.
+/// −128·Σq per block), the tiles' four quarters walked side by side. Requires AVX512-VNNI.
 void pagoda_q8_0_tiles_gemv(const void *tiles, int64_t rows, int64_t k, const int8_t *xq, const float *xd,
                             const int32_t *xneg128, int64_t t0, int64_t t1, float *out);
 
