@@ -93,8 +93,12 @@ workloads 1cpu "$P"
 stop_all
 
 PP=$(free_port); DP=$(free_port); XP=$(free_port)
-serve prefill "$CPU_PREFILL" 1 "$PP" --kv-transfer-config '{"kv_connector":"TCPConnector","kv_role":"kv_producer","kv_port":0}'
-serve decode "$CPU_DECODE" 1 "$DP" --kv-transfer-config '{"kv_connector":"TCPConnector","kv_role":"kv_consumer"}'
+# The pair proves a shared secret to each other on every KV read (README: --internal-secret-file).
+(umask 077; python3 -c 'import secrets;print(secrets.token_hex(32))' > "$WORK/secret")
+serve prefill "$CPU_PREFILL" 1 "$PP" --internal-secret-file "$WORK/secret" \
+  --kv-transfer-config '{"kv_connector":"TCPConnector","kv_role":"kv_producer","kv_port":0}'
+serve decode "$CPU_DECODE" 1 "$DP" --internal-secret-file "$WORK/secret" \
+  --kv-transfer-config '{"kv_connector":"TCPConnector","kv_role":"kv_consumer"}'
 "$PAGODA" disagg-proxy --host 127.0.0.1 --port "$XP" --prefill "127.0.0.1:$PP" --decode "127.0.0.1:$DP" > "$WORK/proxy.log" 2>&1 &
 PIDS+=($!)
 wait_up "$XP" $! "$WORK/proxy.log"
