@@ -5,7 +5,8 @@ import PagodaStructured
 /// naming the parameter before anything reaches the engine; `EngineCore.addRequest` calls it again
 /// through `RequestValidator` for callers that skip the server (`LLM.generate`, RPC peers).
 extension SamplingParams {
-    /// The largest `logprobs` (and OpenAI `top_logprobs`) a request may ask for.
+    /// The largest `logprobs` (and OpenAI `top_logprobs`) a request may ask for unless `--max-logprobs` says
+    /// otherwise (vLLM's default).
     public static let maxLogprobs = 20
     /// The most prompt-logprob entries one request may ask for: (prompt tokens − 1) × (prompt_logprobs + 1),
     /// each scored prompt token with its alternatives, which the engine holds until the first output and
@@ -15,8 +16,9 @@ extension SamplingParams {
     public static let logitBiasRange: ClosedRange<Float> = -100...100
 
     /// Throws `EngineError.invalidRequest` naming the first bad parameter (OpenAI's wire name).
-    /// `vocabSize` bounds the token ids in `stopTokenIds` and `logitBias`.
-    public func validate(vocabSize: Int) throws {
+    /// `vocabSize` bounds the token ids in `stopTokenIds` and `logitBias`; `maxLogprobs` (`--max-logprobs`,
+    /// resolved) bounds `logprobs` and `promptLogprobs`.
+    public func validate(vocabSize: Int, maxLogprobs: Int = SamplingParams.maxLogprobs) throws {
         func bad(_ name: String, _ reason: String) -> EngineError { .invalidRequest(parameter: name, reason: reason) }
         if !(temperature >= 0) || !temperature.isFinite { throw bad("temperature", "must be >= 0, got \(temperature)") }
         if !(topP > 0 && topP <= 1) { throw bad("top_p", "must be in (0, 1], got \(topP)") }
@@ -38,9 +40,9 @@ extension SamplingParams {
         if let t = stopTokenIds.first(where: { $0 < 0 || $0 >= vocabSize }) {
             throw bad("stop_token_ids", "contains \(t), outside the vocabulary (0..<\(vocabSize))")
         }
-        if let n = logprobs, n < 0 || n > Self.maxLogprobs { throw bad("logprobs", "must be in 0...\(Self.maxLogprobs), got \(n)") }
-        if let n = promptLogprobs, n < 0 || n > Self.maxLogprobs {
-            throw bad("prompt_logprobs", "must be in 0...\(Self.maxLogprobs), got \(n)")
+        if let n = logprobs, n < 0 || n > maxLogprobs { throw bad("logprobs", "must be in 0...\(maxLogprobs) (--max-logprobs), got \(n)") }
+        if let n = promptLogprobs, n < 0 || n > maxLogprobs {
+            throw bad("prompt_logprobs", "must be in 0...\(maxLogprobs) (--max-logprobs), got \(n)")
         }
         try validateLogitBias(vocabSize: vocabSize)
         if let spec = structuredOutputs {

@@ -8,6 +8,10 @@ struct EngineArgs: ParsableArguments {
     @Option(name: .customLong("max-model-len"), help: "Context length (prompt + output); default: the model's max_position_embeddings.")
     var maxModelLen: Int?
 
+    @Option(name: .customLong("max-logprobs"), parsing: .unconditional,  // takes -1
+            help: "The most logprobs / top_logprobs / prompt_logprobs a request may ask for; -1: the vocabulary size.")
+    var maxLogprobs: Int = SamplingParams.maxLogprobs
+
     @Option(name: .customLong("max-num-seqs"), help: "Most requests in one step.")
     var maxNumSeqs: Int = 256
 
@@ -134,7 +138,9 @@ struct EngineArgs: ParsableArguments {
             parallel.enableExpertParallel = enableExpertParallel
             parallel.expertLoadReportInterval = expertLoadReportInterval
             let config = EngineConfig(
-                model: ModelLoadConfig(path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads, quantization: quant),
+                model: ModelLoadConfig(
+                    path: model, dtype: dt, maxModelLen: maxModelLen, threads: threads, quantization: quant,
+                    maxLogprobs: maxLogprobs),
                 cache: CacheConfig(blockSize: blockSize, kvCacheMemoryBytes: kvCacheMemoryBytes,
                                    gpuMemoryUtilization: gpuMemoryUtilization, enablePrefixCaching: enablePrefixCaching),
                 scheduler: SchedulerConfig(maxNumSeqs: maxNumSeqs, maxNumBatchedTokens: maxNumBatchedTokens,

@@ -107,7 +107,8 @@ struct EngineCoreCommand: ParsableCommand {
             model: config.model.path, numBlocks: core.numBlocks, blockSize: config.cache.blockSize,
             maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
             dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
-            pid: Int(getpid()), modelIdentity: identity, address: connection.localIPv4Address ?? "")
+            pid: Int(getpid()), modelIdentity: identity, address: connection.localIPv4Address ?? "",
+            maxLogprobs: core.config.model.resolvedMaxLogprobs(vocabSize: core.modelInfo.vocabSize))
         let server = EngineCoreRPCServer(
             connection: connection, handshake: handshake, backend: Self.engineThread(core, config: config, logger: logger),
             liveness: remote ? EngineRPCLiveness(timeout: heartbeatTimeout) : nil)
@@ -165,7 +166,8 @@ extension EngineCoreCommand {
             model: config.model.path, numBlocks: core.numBlocks, blockSize: config.cache.blockSize,
             maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
             dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
-            pid: Int(getpid()), modelIdentity: identity)
+            pid: Int(getpid()), modelIdentity: identity,
+            maxLogprobs: core.config.model.resolvedMaxLogprobs(vocabSize: core.modelInfo.vocabSize))
         let hub = EngineCoreRPCHub(
             listener: listener, handshake: handshake, backend: Self.engineThread(core, config: config, logger: logger),
             log: { logger.info("\($0)") })

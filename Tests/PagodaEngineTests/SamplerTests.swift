@@ -81,4 +81,34 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(lp!.top.map(\.tokenId), [3, 7, 4])
         XCTAssertEqual(Double(lp!.top[0].logprob), 5 - lse, accuracy: 1e-5)
     }
+
+    /// More than 64 alternatives take the sorting path; it must give what the insertion path gives, ties included.
+    func testManyTopLogprobsEqualTheInsertionOrder() {
+        var rng = SystemRandomNumberGenerator()
+        // Rounded to quarters, so equal values (ties) occur.
+        let logits = (0..<1000).map { _ in Float(Int.random(in: -40...40, using: &rng)) / 4 }
+        let s = Sampler(vocabSize: logits.count)
+        logits.withUnsafeBufferPointer { x in
+            let many = s.topLogprobs(x.baseAddress!, count: 300, lse: 1)
+            let few = s.topLogprobs(x.baseAddress!, count: 64, lse: 1)
+            XCTAssertEqual(many.count, 300)
+            XCTAssertEqual(many.prefix(64).map(\.tokenId), few.map(\.tokenId))
+            XCTAssertEqual(many.prefix(64).map(\.logprob), few.map(\.logprob))
+            let expected = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(300)
+            XCTAssertEqual(many.map(\.tokenId), Array(expected))
+            XCTAssertEqual(s.topLogprobs(x.baseAddress!, count: 5000, lse: 0).count, 1000)
+        }
+    }
+
+    func testMaxLogprobsBoundsLogprobsAndPromptLogprobs() throws {
+        var p = SamplingParams.greedy; p.logprobs = 21
+        XCTAssertThrowsError(try p.validate(vocabSize: 100))
+        XCTAssertNoThrow(try p.validate(vocabSize: 100, maxLogprobs: 21))
+        p.logprobs = nil; p.promptLogprobs = 6
+        XCTAssertThrowsError(try p.validate(vocabSize: 100, maxLogprobs: 5)) { error in
+            XCTAssertTrue("\(error)".contains("--max-logprobs"), "\(error)")
+        }
+        XCTAssertEqual(ModelLoadConfig(path: "m", maxLogprobs: -1).resolvedMaxLogprobs(vocabSize: 151_936), 151_936)
+        XCTAssertThrowsError(try ModelLoadConfig(path: "m", maxLogprobs: -2).validate())
+    }
 }

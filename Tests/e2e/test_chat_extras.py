@@ -185,6 +185,34 @@ def test_chat_top_logprobs_streamed_and_whole(llama):
     assert [t.logprob for t in streamed] == pytest.approx([t.logprob for t in whole], abs=1e-5)
 
 
+def test_max_logprobs_flag_bounds_logprobs_and_allows_more_than_twenty(pagoda):
+    """`--max-logprobs 100` (vLLM's flag): 100 alternatives per token come back best first and begin with the
+    20 of a default request; 101 is a 400 naming the parameter and the flag, in chat and in completions."""
+    s = start(pagoda, MODELS / "tiny-llama3", ["--dtype", "float32", "--max-model-len", "256", "--max-logprobs", "100"])
+    try:
+        def top(k):
+            status, body = post(s, "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3,
+                                                           "temperature": 0, "logprobs": True, "top_logprobs": k})
+            assert status == 200, body
+            return body["choices"][0]["logprobs"]["content"]
+        many, twenty = top(100), top(20)
+        assert [t["token"] for t in many] == [t["token"] for t in twenty]
+        for m, t in zip(many, twenty):
+            lps = [a["logprob"] for a in m["top_logprobs"]]
+            assert len(lps) == 100 and lps == sorted(lps, reverse=True)
+            assert [a["token"] for a in m["top_logprobs"][:20]] == [a["token"] for a in t["top_logprobs"]]
+            assert lps[:20] == pytest.approx([a["logprob"] for a in t["top_logprobs"]], abs=1e-5)
+        status, body = post(s, "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1,
+                                                       "logprobs": True, "top_logprobs": 101})
+        assert status == 400 and body["error"]["param"] == "top_logprobs" and "--max-logprobs" in body["error"]["message"], body
+        status, body = post(s, "/v1/completions", {"prompt": "Hi", "max_tokens": 1, "logprobs": 101})
+        assert status == 400 and body["error"]["param"] == "logprobs", body
+        status, body = post(s, "/v1/completions", {"prompt": "Hi there", "max_tokens": 1, "prompt_logprobs": 101})
+        assert status == 400 and body["error"]["param"] == "prompt_logprobs", body
+    finally:
+        s.stop()
+
+
 # --- content parts and usage chunks ----------------------------------------------------------
 
 PARTS = [{"type": "text", "text": "Hello"}, {"type": "text", "text": "world"}]

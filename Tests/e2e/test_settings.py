@@ -35,6 +35,7 @@ def first_line(r):
     (["-tp", "2", "--distributed-timeout-seconds", "0"], {}, "--distributed-timeout-seconds"),
     (["-pp", "2"], {"PAGODA_MAX_CONCURRENT_BATCHES": "0"}, "--max-concurrent-batches"),
     (["-tp", "2", "--worker-control-host", "10.1.1.1:9"], {}, "--worker-control-host: must be an IPv4 address"),
+    (["--max-logprobs", "-2"], {}, "--max-logprobs: must be -1 (the vocabulary size) or at least 0"),
 ])
 def test_bad_settings_are_one_line_errors_naming_their_source(pagoda, small_model, args, env, needle):
     r = run(pagoda, ["generate", small_model, *GENERATE, *args], env)

@@ -95,19 +95,28 @@ public struct ModelLoadConfig: Sendable, Codable, Equatable {
     public var threads: Int?
     /// `--quantization`: quantize the float weights of the linear layers to this block format at load.
     public var quantization: Quantization?
+    /// `--max-logprobs`: the most `logprobs` / `top_logprobs` / `prompt_logprobs` a request may ask for
+    /// (vLLM's default 20); -1: the vocabulary size.
+    public var maxLogprobs: Int
 
     public init(
         path: String, dtype: ModelDType = .auto, maxModelLen: Int? = nil, threads: Int? = nil,
-        quantization: Quantization? = nil
+        quantization: Quantization? = nil, maxLogprobs: Int = SamplingParams.maxLogprobs
     ) {
         self.path = path; self.dtype = dtype; self.maxModelLen = maxModelLen; self.threads = threads
-        self.quantization = quantization
+        self.quantization = quantization; self.maxLogprobs = maxLogprobs
     }
 
     func validate() throws {
         if let len = maxModelLen, len < 1 { throw EngineConfigError.invalid("--max-model-len", "must be at least 1, got \(len)") }
         if let t = threads, t < 1 { throw EngineConfigError.invalid("--threads", "must be at least 1, got \(t)") }
+        if maxLogprobs < -1 {
+            throw EngineConfigError.invalid("--max-logprobs", "must be -1 (the vocabulary size) or at least 0, got \(maxLogprobs)")
+        }
     }
+
+    /// `maxLogprobs` for a vocabulary of `vocabSize` tokens (-1 resolved).
+    public func resolvedMaxLogprobs(vocabSize: Int) -> Int { maxLogprobs == -1 ? vocabSize : maxLogprobs }
 }
 
 /// The paged KV cache: block size, memory budget and prefix caching.

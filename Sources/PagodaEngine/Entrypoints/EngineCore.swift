@@ -107,7 +107,9 @@ public final class EngineCore {
 
     /// Checks a request against the model and the limits; pure, so any thread may call it.
     public func validate(_ r: EngineRequest) throws {
-        try RequestValidator.validate(r, vocabSize: modelInfo.vocabSize, maxModelLen: maxModelLen)
+        try RequestValidator.validate(
+            r, vocabSize: modelInfo.vocabSize, maxModelLen: maxModelLen,
+            maxLogprobs: config.model.resolvedMaxLogprobs(vocabSize: modelInfo.vocabSize))
     }
 
     /// Queues a request; throws if it is invalid (nothing is queued then).

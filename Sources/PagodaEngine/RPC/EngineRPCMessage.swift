@@ -12,6 +12,8 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
     public var blockSize: Int
     public var maxModelLen: Int
     public var vocabSize: Int
+    /// `--max-logprobs`, resolved (never -1): the front-end's check of a request's logprobs.
+    public var maxLogprobs: Int
     public var eosTokenIds: [Int]
     public var dataParallelRank: Int
     public var dataParallelSize: Int
@@ -24,10 +26,11 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
     public init(
         protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
         maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
-        dataParallelSize: Int = 1, pid: Int, modelIdentity: String? = nil, address: String = ""
+        dataParallelSize: Int = 1, pid: Int, modelIdentity: String? = nil, address: String = "",
+        maxLogprobs: Int = SamplingParams.maxLogprobs
     ) {
         self.protocolVersion = protocolVersion; self.model = model; self.numBlocks = numBlocks; self.blockSize = blockSize
-        self.maxModelLen = maxModelLen; self.vocabSize = vocabSize; self.eosTokenIds = eosTokenIds
+        self.maxModelLen = maxModelLen; self.vocabSize = vocabSize; self.maxLogprobs = maxLogprobs; self.eosTokenIds = eosTokenIds
         self.dataParallelRank = dataParallelRank; self.dataParallelSize = dataParallelSize; self.pid = pid
         self.modelIdentity = modelIdentity ?? model; self.address = address
     }
@@ -35,8 +38,9 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
 
 public enum EngineRPCProtocol {
     /// Bumped whenever a message changes shape (v4: model identity and address in the hello; heartbeats;
-    /// v5: prompt logprobs and kv_transfer_params in the outputs, kv_transfer_params in add-request).
-    public static let version = 5
+    /// v5: prompt logprobs and kv_transfer_params in the outputs, kv_transfer_params in add-request; v6: max logprobs
+    /// in the hello).
+    public static let version = 6
 }
 
 /// A request-response call for anything that is not on the request path (vLLM's "utility"

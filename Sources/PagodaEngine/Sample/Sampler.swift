@@ -272,6 +272,13 @@ public final class Sampler {
     /// The `count` largest raw logprobs, best first.
     func topLogprobs(_ x: UnsafePointer<Float>, count: Int, lse: Float) -> [TopLogprob] {
         guard count > 0 else { return [] }
+        if count > 64 {
+            // Many alternatives (`--max-logprobs` above the default): insertion below costs vocabulary × count,
+            // one sort of the vocabulary costs vocabulary × log. Ties keep the lower token id first, as below.
+            var ids = Array(0..<vocabSize)
+            ids.sort { a, b in x[a] > x[b] || (x[a] == x[b] && a < b) }
+            return ids.prefix(count).map { TopLogprob(tokenId: $0, logprob: x[$0] - lse) }
+        }
         var best: [TopLogprob] = []
         best.reserveCapacity(count + 1)
         for i in 0..<vocabSize {

@@ -16,10 +16,15 @@ struct RequestSampling {
     /// The endpoint's wire name for `SamplingParams.logprobs` (`top_logprobs` in chat).
     var logprobsParam: String
     let vocabSize: Int
+    /// `--max-logprobs` as the engine reported it (resolved).
+    let maxLogprobs: Int
 
     static let maxN = 128
 
-    static func from(_ r: some SamplingFields, logprobs: Int?, logprobsParam: String = "logprobs", vocabSize: Int) throws -> RequestSampling
+    static func from(
+        _ r: some SamplingFields, logprobs: Int?, logprobsParam: String = "logprobs", vocabSize: Int,
+        maxLogprobs: Int = SamplingParams.maxLogprobs
+    ) throws -> RequestSampling
     {
         let n = r.n ?? 1
         if n < 1 || n > maxN { throw OpenAIError.badRequest("n must be between 1 and \(maxN), got \(n)", param: "n") }
@@ -42,7 +47,7 @@ struct RequestSampling {
         return RequestSampling(
             params: p, n: n, stops: r.stop?.values ?? [], includeStopStrInOutput: r.includeStopStrInOutput ?? false,
             skipSpecialTokens: r.skipSpecialTokens ?? true, maxTokensGiven: r.maxTokens != nil,
-            logprobsParam: logprobsParam, vocabSize: vocabSize)
+            logprobsParam: logprobsParam, vocabSize: vocabSize, maxLogprobs: maxLogprobs)
     }
 
     /// OpenAI's `logit_bias` (token id as a string → bias) as the engine's list, in token order.
@@ -93,7 +98,7 @@ struct RequestSampling {
     /// `SamplingParams.validate` with its error as a 400 naming the endpoint's parameter.
     func validate() throws {
         do {
-            try params.validate(vocabSize: vocabSize)
+            try params.validate(vocabSize: vocabSize, maxLogprobs: maxLogprobs)
         } catch EngineError.invalidRequest(let parameter, let reason) {
             let name = parameter == "logprobs" ? logprobsParam : parameter
             throw OpenAIError.badRequest("invalid \(name): \(reason)", param: name)
