@@ -112,8 +112,8 @@ put("jinja-template", "constructs", "{%- set ns = namespace(n=0) -%}{% for m in 
     "{{ messages[0].content.split(' ')[0] if messages else raise_exception('none') }}")
 
 # Engine-RPC frame bodies: kind byte + payload (EngineRPCFrame).
-handshake = {"protocolVersion": 5, "model": "m", "modelIdentity": "fnv1a64:00", "address": "127.0.0.1:1", "numBlocks": 8, "blockSize": 16, "maxModelLen": 64, "vocabSize": 100,
-             "eosTokenIds": [2], "dataParallelRank": 0, "dataParallelSize": 1, "pid": 1}
+handshake = {"protocolVersion": 6, "model": "m", "modelIdentity": "fnv1a64:00", "address": "127.0.0.1:1", "numBlocks": 8, "blockSize": 16, "maxModelLen": 64, "vocabSize": 100,
+             "maxLogprobs": 20, "eosTokenIds": [2], "dataParallelRank": 0, "dataParallelSize": 1, "pid": 1}
 put("engine-rpc-frame", "hello", bytes([1]) + j(handshake).encode())
 put("engine-rpc-frame", "abort", bytes([4]) + j(["a", "b"]).encode())
 put("engine-rpc-frame", "utility", bytes([7]) + j({"callId": 1, "method": "reset_prefix_cache", "arguments": []}).encode())

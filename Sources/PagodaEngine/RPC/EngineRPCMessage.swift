@@ -12,8 +12,9 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
     public var blockSize: Int
     public var maxModelLen: Int
     public var vocabSize: Int
-    /// `--max-logprobs`, resolved (never -1): the front-end's check of a request's logprobs.
-    public var maxLogprobs: Int
+    /// `--max-logprobs`, resolved (never -1): the front-end's check of a request's logprobs. Optional only so
+    /// that the hello of an older engine core still decodes and is refused by its version, not as malformed.
+    public var maxLogprobs: Int?
     public var eosTokenIds: [Int]
     public var dataParallelRank: Int
     public var dataParallelSize: Int
@@ -27,7 +28,7 @@ public struct EngineHandshake: Sendable, Codable, Equatable {
         protocolVersion: Int = EngineRPCProtocol.version, model: String, numBlocks: Int, blockSize: Int,
         maxModelLen: Int, vocabSize: Int, eosTokenIds: [Int], dataParallelRank: Int = 0,
         dataParallelSize: Int = 1, pid: Int, modelIdentity: String? = nil, address: String = "",
-        maxLogprobs: Int = SamplingParams.maxLogprobs
+        maxLogprobs: Int? = SamplingParams.maxLogprobs
     ) {
         self.protocolVersion = protocolVersion; self.model = model; self.numBlocks = numBlocks; self.blockSize = blockSize
         self.maxModelLen = maxModelLen; self.vocabSize = vocabSize; self.maxLogprobs = maxLogprobs; self.eosTokenIds = eosTokenIds

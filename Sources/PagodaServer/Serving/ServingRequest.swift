@@ -53,7 +53,7 @@ extension OpenAIServing {
         }
         // The model's vocabulary (vLLM checks logit_bias against it), the bound the engine checks too.
         var sampling = try RequestSampling.from(fields, logprobs: logprobs, logprobsParam: logprobsParam,
-                                                vocabSize: engine.handshake.vocabSize, maxLogprobs: engine.handshake.maxLogprobs)
+                                                vocabSize: engine.handshake.vocabSize, maxLogprobs: engine.handshake.maxLogprobs ?? SamplingParams.maxLogprobs)
         sampling.params.structuredOutputs = structuredOutputs
         let prompts = try prompts.map { try truncate($0, to: fields.truncatePromptTokens) }
         // Each prompt must fit with its own max_tokens; the shared parameters carry the largest.
