@@ -103,12 +103,7 @@ struct EngineCoreCommand: ParsableCommand {
             }
         }
         guard let connection else { throw ExitCode(1) }
-        let handshake = EngineHandshake(
-            model: config.model.path, numBlocks: core.numBlocks, blockSize: config.cache.blockSize,
-            maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
-            dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
-            pid: Int(getpid()), modelIdentity: identity, address: connection.localIPv4Address ?? "",
-            maxLogprobs: core.config.model.resolvedMaxLogprobs(vocabSize: core.modelInfo.vocabSize))
+        let handshake = Self.hello(core, identity: identity, address: connection.localIPv4Address ?? "")
         let server = EngineCoreRPCServer(
             connection: connection, handshake: handshake, backend: Self.engineThread(core, config: config, logger: logger),
             liveness: remote ? EngineRPCLiveness(timeout: heartbeatTimeout) : nil)
@@ -125,6 +120,16 @@ struct EngineCoreCommand: ParsableCommand {
 }
 
 extension EngineCoreCommand {
+    /// The hello this engine core sends its front-ends: what it loaded and the limits it checks requests against.
+    static func hello(_ core: EngineCore, identity: String, address: String) -> EngineHandshake {
+        let c = core.config
+        return EngineHandshake(
+            model: c.model.path, numBlocks: core.numBlocks, blockSize: c.cache.blockSize, maxModelLen: core.maxModelLen,
+            vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
+            dataParallelRank: c.parallel.dataParallelRank, dataParallelSize: c.parallel.dataParallelSize, pid: Int(getpid()),
+            modelIdentity: identity, address: address, maxLogprobs: core.maxLogprobs)
+    }
+
     /// The engine loop; a dead or failed worker ends the process (its requests were failed first), so that
     /// `pagoda serve` restarts the engine core with fresh workers instead of keeping one that fails every step.
     static func engineThread(_ core: EngineCore, config: EngineConfig, logger: Logger) -> EngineCoreThread {
@@ -162,12 +167,7 @@ extension EngineCoreCommand {
             throw ExitCode(1)
         }
         // The front-ends are the API servers of this host (they reach it over a unix socket): no address.
-        let handshake = EngineHandshake(
-            model: config.model.path, numBlocks: core.numBlocks, blockSize: config.cache.blockSize,
-            maxModelLen: core.maxModelLen, vocabSize: core.modelInfo.vocabSize, eosTokenIds: core.modelInfo.eosTokenIds,
-            dataParallelRank: config.parallel.dataParallelRank, dataParallelSize: config.parallel.dataParallelSize,
-            pid: Int(getpid()), modelIdentity: identity,
-            maxLogprobs: core.config.model.resolvedMaxLogprobs(vocabSize: core.modelInfo.vocabSize))
+        let handshake = Self.hello(core, identity: identity, address: "")
         let hub = EngineCoreRPCHub(
             listener: listener, handshake: handshake, backend: Self.engineThread(core, config: config, logger: logger),
             log: { logger.info("\($0)") })

@@ -11,10 +11,12 @@ import PagodaDistributed
 /// queue and something to schedule, then waits for the oldest batch and returns its outputs. Each batch holds at most ⌈unfinished requests / P⌉ requests, so the running
 /// requests are split into P micro-batches and every stage has one to work on.
 public final class EngineCore {
-    /// The configuration with `maxModelLen` resolved.
+    /// The configuration with `maxModelLen` and `maxLogprobs` resolved.
     public let config: EngineConfig
     public let modelInfo: ModelInfo
     public let maxModelLen: Int
+    /// `--max-logprobs` with -1 resolved to the vocabulary size.
+    public let maxLogprobs: Int
     public let numBlocks: Int
     public let scheduler: Scheduler
     public let executor: Executor
@@ -69,9 +71,11 @@ public final class EngineCore {
         try executor.initializeCache(numBlocks: numBlocks)
         var resolved = config
         resolved.model.maxModelLen = maxModelLen
+        resolved.model.maxLogprobs = config.model.resolvedMaxLogprobs(vocabSize: info.vocabSize)
         self.config = resolved
         self.modelInfo = info
         self.maxModelLen = maxModelLen
+        self.maxLogprobs = resolved.model.maxLogprobs
         self.numBlocks = numBlocks
         self.executor = executor
         let kv = KVCacheManager(numBlocks: numBlocks, blockSize: bs, enableCaching: config.cache.enablePrefixCaching)
@@ -107,9 +111,7 @@ public final class EngineCore {
 
     /// Checks a request against the model and the limits; pure, so any thread may call it.
     public func validate(_ r: EngineRequest) throws {
-        try RequestValidator.validate(
-            r, vocabSize: modelInfo.vocabSize, maxModelLen: maxModelLen,
-            maxLogprobs: config.model.resolvedMaxLogprobs(vocabSize: modelInfo.vocabSize))
+        try RequestValidator.validate(r, vocabSize: modelInfo.vocabSize, maxModelLen: maxModelLen, maxLogprobs: maxLogprobs)
     }
 
     /// Queues a request; throws if it is invalid (nothing is queued then).

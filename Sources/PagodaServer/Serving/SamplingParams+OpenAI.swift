@@ -22,8 +22,7 @@ struct RequestSampling {
     static let maxN = 128
 
     static func from(
-        _ r: some SamplingFields, logprobs: Int?, logprobsParam: String = "logprobs", vocabSize: Int,
-        maxLogprobs: Int = SamplingParams.maxLogprobs
+        _ r: some SamplingFields, logprobs: Int?, logprobsParam: String = "logprobs", vocabSize: Int, maxLogprobs: Int
     ) throws -> RequestSampling
     {
         let n = r.n ?? 1
